@@ -1,0 +1,137 @@
+"""The `plan` command. Every user error is one line on stderr and exit 2; never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from planner.commands import SUBCOMMANDS
+from planner.errors import DimError, PlannerError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, instead of usage + message
+        raise PlannerError(f"{message} (see '{self.prog} --help')")
+
+
+def parse_dims(items: Sequence[str]) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise DimError(f"--dim '{item}': expected NAME=VALUE, e.g. --dim sequence_length=512")
+        try:
+            v = int(value)
+        except ValueError:
+            raise DimError(f"--dim '{item}': VALUE must be a positive integer") from None
+        if v <= 0:
+            raise DimError(f"--dim '{item}': VALUE must be a positive integer")
+        dims[name.strip()] = v
+    return dims
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{s}' is not an integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"'{s}' must be positive")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{s}' is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"'{s}' must be positive")
+    return v
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="path to an .onnx file")
+    p.add_argument("--target", default="a10g",
+                   help="target name, comma-separated names, or 'all' (see 'plan targets'); default a10g")
+    p.add_argument("--target-file", action="append", default=[], metavar="TOML",
+                   help="add a target from a TOML file (repeatable)")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
+                   help="bind a symbolic dim (repeatable); unbound dims get stated defaults")
+    p.add_argument("--batch", type=_positive_int, help="bind the batch dim (default: sweep 1, 2, 4, ...)")
+    p.add_argument("--max-batch", type=_positive_int, default=256, help="largest batch in the sweep (default 256)")
+    p.add_argument("--max-latency-ms", type=_positive_float, help="latency limit per batch")
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
+    p.add_argument("--out", metavar="FILE", help="write the plan JSON to FILE (atomically)")
+    p.add_argument("--top", type=_positive_int, default=8, help="kernels shown at the terminal (default 8)")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from planner.atomic import write_atomic
+    from planner.pipeline import plan
+    from planner.table import render_plan
+
+    p = plan(args.model, targets=args.target, dims=parse_dims(args.dim), batch=args.batch,
+             max_latency_ms=args.max_latency_ms, target_files=args.target_file, max_batch=args.max_batch)
+    doc = json.dumps(p.to_dict(), indent=2)
+    if args.out:
+        from pathlib import Path
+
+        write_atomic(args.out, doc + "\n", refuse={Path(args.model)})
+    if args.json:
+        print(doc)
+    else:
+        print(render_plan(p, top=args.top))
+    return 0 if p.chosen is not None else 1
+
+
+_DESCRIPTION = """Predict what an ONNX model costs to serve on each hardware target and choose the cheapest plan.
+
+  plan MODEL --target a10g            plan one model on one target
+  plan MODEL --target a10g,t4 --json  compare targets, JSON out
+  plan targets                        list the targets
+"""
+
+
+def build_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, Callable]:
+    if argv and argv[0] in SUBCOMMANDS:
+        mod = SUBCOMMANDS[argv[0]]
+        p = _Parser(prog=f"plan {argv[0]}", description=mod.HELP)
+        mod.add_arguments(p)
+        return p, mod.run
+    p = _Parser(prog="plan", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="subcommands: " + ", ".join(SUBCOMMANDS))
+    _add_model_args(p)
+    return p, cmd_plan
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser, fn = build_parser(argv)
+        args = parser.parse_args(argv[1:] if argv and argv[0] in SUBCOMMANDS else argv)
+        return fn(args)
+    except PlannerError as e:
+        print(f"plan: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("plan: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except MemoryError:
+        print("plan: error: out of memory while planning this model", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug of ours, still reported on one line; PLANNER_DEBUG=1 shows the traceback
+        if os.environ.get("PLANNER_DEBUG"):
+            raise
+        print(f"plan: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+              "(set PLANNER_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Errors a user can act on. The CLI prints their message on one line and exits with `exit_code`."""
+
+from __future__ import annotations
+
+
+class PlannerError(Exception):
+    """Bad input or usage: a clear one-line message, exit code 2, never a traceback."""
+
+    exit_code = 2
+
+
+class ModelLoadError(PlannerError):
+    """The file is missing, not ONNX, truncated, or unsafe (external data outside its folder)."""
+
+
+class UnknownTargetError(PlannerError):
+    """A target name that is neither bundled nor given by --target-file; the message lists the known ones."""
+
+
+class TargetFileError(PlannerError):
+    """A hardware target file that does not validate."""
+
+
+class DimError(PlannerError):
+    """A malformed or impossible --dim / --batch binding."""

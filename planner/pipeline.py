@@ -1,0 +1,59 @@
+"""plan(): load, bind, analyze, predict per target and batch, choose. One readable top-to-bottom path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from planner.analyze import Analyzer
+from planner.costs import lookup
+from planner.document import ModelSummary, Plan, candidate_report
+from planner.kernels import graph_costs
+from planner.loader import load_model
+from planner.search import DEFAULT_MAX_BATCH, search
+from planner.targets import resolve_targets
+
+
+def _unknown_ops(analyzer_graph) -> list[str]:
+    seen = []
+    for n in analyzer_graph.nodes:
+        if lookup(n.domain, n.op_type) is None:
+            key = f"{n.domain}::{n.op_type}" if n.domain else n.op_type
+            if key not in seen:
+                seen.append(key)
+    return seen
+
+
+def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims: dict[str, int] | None = None,
+         batch: int | None = None, max_latency_ms: float | None = None, target_files: Sequence[str] = (),
+         max_batch: int = DEFAULT_MAX_BATCH) -> Plan:
+    """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`."""
+    spec = targets if isinstance(targets, str) else ",".join(targets)
+    resolved = resolve_targets(spec, target_files)
+    loaded = load_model(path)
+    analyzer = Analyzer(loaded)
+    base = analyzer.analyze(dims, batch=batch)
+    result = search(analyzer, resolved, dims, batch=batch, max_latency_ms=max_latency_ms, max_batch=max_batch)
+    reports = {id(c): candidate_report(c.prediction, c.rejected) for c in result.candidates}
+    g = base.graph
+    notes = list(base.notes)
+    if loaded.converted_from_opset:
+        notes.append(f"opset {loaded.converted_from_opset} upgraded to 7 for planning")
+    if base.unknown_shapes:
+        notes.append(f"{len(base.unknown_shapes)} tensor shapes stayed unknown (their bytes count as 0): "
+                     + ", ".join(base.unknown_shapes[:5]))
+    summary = ModelSummary(
+        path=str(loaded.path), sha256=loaded.sha256, dims=dict(base.binding.values),
+        defaults_used=list(base.binding.defaults_used),
+        flops=sum(c.cost.flops for c in graph_costs(g)), weight_bytes=g.weight_bytes,
+        unknown_ops=_unknown_ops(g), nodes=len(g.nodes), opset=g.opset, batch_dim=analyzer.spec.batch,
+        batch_fixed=None if analyzer.spec.batch else analyzer.spec.fixed_batch, notes=notes,
+    )
+    return Plan(
+        model=summary,
+        chosen=reports[id(result.chosen)] if result.chosen else None,
+        candidates=[reports[id(c)] for c in result.candidates],
+        constraints={"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
+                     "targets": [t.name for t in resolved]},
+        best_per_target={k: reports[id(c)] for k, c in result.best_per_target.items()},
+    )

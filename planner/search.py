@@ -1,0 +1,100 @@
+"""Search over (target, batch) for the cheapest configuration that fits and meets the latency limit.
+
+Larger batches read the weights once for more requests, so cost per inference falls until compute saturates
+or memory runs out; the sweep doubles the batch until nothing fits or the cap is reached. Every candidate is
+kept with the reason it lost, so a plan can explain its choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.analyze import Analyzer
+from planner.errors import DimError
+from planner.predict import Prediction, Predictor
+from planner.target import Target
+
+DEFAULT_MAX_BATCH = 256
+
+
+@dataclass
+class Candidate:
+    prediction: Prediction
+    rejected: str | None = None  # None: admissible; else why it cannot be chosen or why it lost
+
+    @property
+    def admissible(self) -> bool:
+        return self.rejected is None or self.rejected.startswith("lost:")
+
+
+@dataclass
+class SearchResult:
+    candidates: list[Candidate]
+    chosen: Candidate | None
+    best_per_target: dict[str, Candidate]
+
+
+def batch_sizes(max_batch: int) -> list[int]:
+    out, b = [], 1
+    while b <= max_batch:
+        out.append(b)
+        b *= 2
+    return out
+
+
+def _rank_key(c: Candidate) -> tuple:
+    cost = c.prediction.cost_per_million_usd
+    return (cost if cost is not None else float("inf"), -c.prediction.throughput_per_s, c.prediction.batch)
+
+
+def _fmt_bytes(n: float) -> str:
+    return f"{n / 1e9:.2f} GB"
+
+
+def search(analyzer: Analyzer, targets: list[Target], dims: dict[str, int] | None = None,
+           batch: int | None = None, max_latency_ms: float | None = None,
+           max_batch: int = DEFAULT_MAX_BATCH) -> SearchResult:
+    predictor = Predictor()
+    if batch is not None or not analyzer.batch_sweepable:
+        sizes = [batch]  # None: the model's own batch
+    else:
+        sizes = batch_sizes(max_batch)
+    candidates: list[Candidate] = []
+    out_of_memory: set[str] = set()
+    for b in sizes:
+        if len(out_of_memory) == len(targets):
+            break
+        try:
+            analysis = analyzer.analyze(dims, batch=b)
+        except DimError:
+            if b == sizes[0]:
+                raise
+            break  # a fixed-batch model: the sweep ends at the batches its graph allows
+        for t in targets:
+            if t.name in out_of_memory:
+                continue
+            p = predictor.predict(analysis, t)
+            c = Candidate(p)
+            if not p.fits:
+                c.rejected = (f"does not fit: needs {_fmt_bytes(p.memory.total_bytes)}, "
+                              f"{t.name} has {_fmt_bytes(t.mem_capacity_bytes)}")
+                out_of_memory.add(t.name)
+            elif max_latency_ms is not None and p.latency_s * 1e3 > max_latency_ms:
+                c.rejected = f"latency {p.latency_s * 1e3:.3g} ms exceeds --max-latency-ms {max_latency_ms:g}"
+            candidates.append(c)
+    ok = [c for c in candidates if c.rejected is None]
+    best: dict[str, Candidate] = {}
+    for c in sorted(ok, key=_rank_key):
+        best.setdefault(c.prediction.target.name, c)
+    chosen = min(ok, key=_rank_key) if ok else None
+    if chosen is not None:
+        base = chosen.prediction.cost_per_million_usd
+        for c in ok:
+            if c is chosen:
+                continue
+            cost = c.prediction.cost_per_million_usd
+            if cost is not None and base:
+                c.rejected = f"lost: ${cost:.4g}/1M, {100 * (cost / base - 1):.0f}% more than the chosen plan"
+            else:
+                c.rejected = "lost: no price for this target, ranked by throughput"
+    return SearchResult(candidates=candidates, chosen=chosen, best_per_target=best)

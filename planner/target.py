@@ -1,0 +1,65 @@
+"""A hardware target as validated data: peaks, memory, efficiencies, price and the runtime it serves with.
+
+Units live in field names. Peaks are dense (never 2:4-sparse). Built from hwtargets/*.toml by
+planner.targets (the loader); this module holds only the type so that the roofline can depend on it alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Precisions a matrix peak may be given for. Integer peaks are in OP/s, counted like FLOP/s.
+MATRIX_DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4")
+
+# Maps tensor dtypes (planner.ir names) to the peak key that computes them.
+DTYPE_TO_PEAK = {
+    "float64": "fp64", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16",
+    "float8e4m3fn": "fp8", "float8e4m3fnuz": "fp8", "float8e5m2": "fp8", "float8e5m2fnuz": "fp8",
+    "int8": "int8", "uint8": "int8", "int4": "int4", "uint4": "int4",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # the short name users type: "a10g", "h100-sxm", "host"
+    full_name: str
+    kind: str  # "gpu", "cpu" or "accelerator"
+    matrix_flops_per_s: Mapping[str, float]  # dense peak per precision on matrix units (MATRIX_DTYPES keys)
+    vector_flops_per_s: float  # fp32 rate of the SIMD / CUDA cores, for elementwise and reductions
+    mem_bw_bytes_per_s: float
+    mem_capacity_bytes: float
+    compute_efficiency: float  # achievable fraction of the matrix peak (0, 1]
+    memory_efficiency: float  # achievable fraction of the bandwidth (0, 1]
+    launch_overhead_s: float  # fixed cost per kernel
+    workspace_bytes: float  # runtime's own memory (context, allocator arenas, GEMM workspace)
+    price_usd_per_hour: float | None  # None: no price known, cost is not reported
+    price_instance: str = ""
+    runtime: str = "onnxruntime-cpu"
+    fuse_epilogue: bool = True  # bias / activation / residual folded into the producing Conv, MatMul, Gemm
+    fuse_elementwise: bool = False  # chains of elementwise ops run as one kernel
+    fp32_matmul_peak: str = "fp32"  # which peak an fp32 GEMM runs at ("tf32" where the runtime allows it)
+    cache_bytes: float | None = None  # last-level cache
+    interconnect: str = ""
+    interconnect_bytes_per_s: float | None = None  # per device, one direction, for tensor parallelism
+    max_devices: int = 1  # devices per node available to tensor parallelism
+    sources: Mapping[str, str] = field(default_factory=dict)  # field -> where the number comes from
+    caveats: Mapping[str, str] = field(default_factory=dict)  # field -> "derived ..." / "unconfirmed ..."
+    path: str = ""  # the file it was read from
+
+    def matrix_peak(self, dtype: str) -> tuple[float, str]:
+        """Peak for a GEMM/conv whose operands are `dtype`, and the precision that really runs.
+
+        A precision the hardware lacks falls back to the next wider one it has (int4 -> int8 -> fp16 -> fp32),
+        which is what a runtime does when it dequantizes; the returned key says which peak was used.
+        """
+        key = DTYPE_TO_PEAK.get(dtype, "fp32")
+        if key == "fp32":
+            key = self.fp32_matmul_peak
+        chain = {"int4": "int8", "int8": "fp16", "fp8": "fp16", "bf16": "fp16", "fp16": "fp32",
+                 "tf32": "fp32", "fp64": "fp32"}
+        while key not in self.matrix_flops_per_s and key in chain:
+            key = chain[key]
+        if key not in self.matrix_flops_per_s:
+            return self.vector_flops_per_s, "vector"
+        return self.matrix_flops_per_s[key], key

@@ -1,0 +1,123 @@
+"""Roofline, fusion and liveness on small graphs whose numbers are worked out by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from planner.analyze import build_graph
+from planner.costs import OpClass, OpCost
+from planner.kernels import build_kernels, graph_costs
+from planner.memory import peak_activation_bytes
+from planner.predict import predict
+from planner.roofline import COMPUTE, MEMORY, kernel_time
+from planner.targets import bundled_targets, get_target
+
+GPU_TARGETS = [t for t in bundled_targets().values() if t.kind == "gpu"]
+
+
+def _graph(nodes, inputs, outputs, inits=()):
+    g = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    return build_graph(onnx.shape_inference.infer_shapes(m))
+
+
+def _mlp_block(m: int, k: int, n: int, relu_consumers: int = 1):
+    """y = relu(x @ W + b), optionally with a second reader of the MatMul output."""
+    w = numpy_helper.from_array(np.zeros((k, n), np.float32), "W")
+    b = numpy_helper.from_array(np.zeros((n,), np.float32), "b")
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["xw"], name="mm"),
+             helper.make_node("Add", ["xw", "b"], ["xwb"], name="add"),
+             helper.make_node("Relu", ["xwb"], ["y"], name="relu")]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])]
+    if relu_consumers > 1:
+        nodes.append(helper.make_node("Neg", ["xw"], ["z"], name="neg"))
+        outs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [m, n]))
+    return _graph(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])], outs, [w, b])
+
+
+@pytest.mark.parametrize("target", GPU_TARGETS, ids=lambda t: t.name)
+def test_large_gemm_compute_bound_large_elementwise_memory_bound(target):
+    m = k = n = 8192
+    gemm = OpCost(flops=2 * m * k * n, bytes_read=(m * k + k * n) * 2, bytes_written=m * n * 2)
+    assert kernel_time(gemm, OpClass.MATRIX, "float16", target).bound == COMPUTE
+    numel = 1 << 28
+    add = OpCost(flops=numel, bytes_read=2 * numel * 2, bytes_written=numel * 2)
+    assert kernel_time(add, OpClass.VECTOR, "float16", target).bound == MEMORY
+
+
+def test_roofline_time_by_hand():
+    t = get_target("a10g")
+    m, k, n = 4096, 4096, 4096
+    cost = OpCost(flops=2 * m * k * n, bytes_read=(m * k + k * n) * 2, bytes_written=m * n * 2)
+    kt = kernel_time(cost, OpClass.MATRIX, "float16", t)
+    expect_compute = 2 * m * k * n / (t.matrix_flops_per_s["fp16"] * t.compute_efficiency)
+    expect_memory = 3 * m * k * 2 / (t.mem_bw_bytes_per_s * t.memory_efficiency)
+    assert kt.compute_s == pytest.approx(expect_compute)
+    assert kt.memory_s == pytest.approx(expect_memory)
+    assert kt.seconds == pytest.approx(max(expect_compute, expect_memory) + t.launch_overhead_s)
+    assert kt.intensity == pytest.approx(2 * m * k * n / (3 * m * k * 2))
+
+
+def test_epilogue_fusion_counts_bytes_at_kernel_boundary():
+    m, k, n = 64, 256, 512
+    g = _mlp_block(m, k, n)
+    kernels = build_kernels(g, graph_costs(g), fuse_epilogue=True, fuse_elementwise=False)
+    assert [kk.op_types for kk in kernels] == [("MatMul", "Add", "Relu")]
+    c = kernels[0].cost
+    # reads x, W, b once; writes y once: the MatMul and Add outputs never reach memory
+    assert c.bytes_read == (m * k + k * n + n) * 4
+    assert c.bytes_written == m * n * 4
+    assert c.flops == 2 * m * k * n + m * n + m * n
+
+
+def test_no_fusion_when_intermediate_has_another_reader_or_runtime_does_not_fuse():
+    g = _mlp_block(64, 256, 512, relu_consumers=2)
+    kernels = build_kernels(g, graph_costs(g), fuse_epilogue=True, fuse_elementwise=False)
+    assert ("MatMul",) in [kk.op_types for kk in kernels]  # xw is also read by Neg: it must be written
+    g = _mlp_block(64, 256, 512)
+    kernels = build_kernels(g, graph_costs(g), fuse_epilogue=False, fuse_elementwise=False)
+    assert len(kernels) == 3
+
+
+def test_fusion_lowers_predicted_latency():
+    g = _mlp_block(4096, 1024, 4096)
+    from planner.analyze import Analysis
+    from planner.shapes import Binding
+
+    a = Analysis(graph=g, binding=Binding({}, [], 4096))
+    t = get_target("a10g")
+    fused = predict(a, t)
+    unfused = predict(a, dataclasses.replace(t, fuse_epilogue=False))
+    assert fused.latency_s < unfused.latency_s
+    assert fused.bytes_moved < unfused.bytes_moved
+
+
+def test_liveness_peak_by_hand():
+    # x(4KB) -> Relu -> a(4KB) -> Relu -> b(4KB) -> Relu -> y(4KB); x is dead after the first step.
+    # At each step two 4 KB tensors are live (input and output): peak 8 KB.
+    size = 1024
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Relu", ["b"], ["y"])]
+    g = _graph(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size])])
+    assert peak_activation_bytes(g, graph_costs(g)) == 2 * size * 4
+    # A skip connection keeps x alive to the end: x, b and y overlap at the last step.
+    nodes[2] = helper.make_node("Add", ["b", "x"], ["y"])
+    g = _graph(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size])])
+    assert peak_activation_bytes(g, graph_costs(g)) == 3 * size * 4
+
+
+def test_reshape_aliases_its_input():
+    size = 1024
+    shape = numpy_helper.from_array(np.array([32, 32], np.int64), "shape")
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Reshape", ["a", "shape"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y"])]
+    g = _graph(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [32, 32])], [shape])
+    assert peak_activation_bytes(g, graph_costs(g)) == 2 * size * 4
