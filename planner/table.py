@@ -37,7 +37,8 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: s
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False)))
+        cols = enumerate(zip(cells, widths, strict=False))
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in cols)
 
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
