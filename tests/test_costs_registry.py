@@ -77,6 +77,7 @@ def test_package_reexports():
         assert hasattr(planner.costs, name)
 
 
+DTYPES = ["float32", "float16", "int64", "uint8", "int4", "bool"]
 SHAPES = [None, (), (1,), (7,), (2, 3), (0, 4), (2, 3, 4), (2, 4, 6, 8), (1, 2, 3, 4, 5), (2, 3, 4, 5, 6, 7)]
 ODD_ATTRS = [
     {},
@@ -98,10 +99,12 @@ def test_formula_never_raises_on_odd_nodes(key):
     rng = random.Random(f"{domain}{op}")
     for attrs, n_in in itertools.product(ODD_ATTRS, (0, 1, 2, 3, 5, 9, 12)):
         for _ in range(6):
-            inputs = [None if rng.random() < 0.2 else rng.choice(SHAPES) for _ in range(n_in)]
-            outputs = [rng.choice(SHAPES) for _ in range(rng.randint(0, 3))]
-            node = make_node(op, [(s,) if s is not None else (None,) for s in inputs],
-                             [(s,) for s in outputs], attrs, domain)
+            def spec():
+                return (rng.choice(SHAPES), rng.choice(DTYPES), rng.choice(("weight", "activation")))
+
+            inputs = [None if rng.random() < 0.2 else spec() for _ in range(n_in)]
+            outputs = [None if rng.random() < 0.2 else spec() for _ in range(rng.randint(0, 3))]
+            node = make_node(op, inputs, outputs, attrs, domain)
             c = formula(node)
             assert isinstance(c, OpCost)
             assert min(c.flops, c.bytes_read, c.bytes_written, c.weight_bytes) >= 0, (node, c)

@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from planner.costs.registry import OpClass, OpCost, io_cost, out_numel, register
+from planner.costs.registry import OpClass, OpCost, attr_str, io_cost, out_numel, register
 from planner.ir import NodeInfo
 
 
@@ -129,7 +129,7 @@ def einsum_flops(equation: str, shapes: Sequence[Sequence[int]]) -> int | None:
     for term, shape in zip(terms, shapes, strict=True):
         letters = term.replace("...", "")
         ell = len(shape) - len(letters) if "..." in term else 0
-        if ell < 0 or (ell and "..." not in term) or ("..." not in term and len(letters) != len(shape)):
+        if ell < 0 or ("..." not in term and len(letters) != len(shape)):
             return None
         ell_ranks.append(ell)
     max_ell = max(ell_ranks, default=0)
@@ -157,11 +157,9 @@ def einsum_flops(equation: str, shapes: Sequence[Sequence[int]]) -> int | None:
 
 @register("Einsum", op_class=OpClass.MATRIX)
 def einsum(node: NodeInfo) -> OpCost:
-    eq = node.attr("equation", "")
-    if isinstance(eq, bytes):
-        eq = eq.decode("utf-8", "replace")
+    eq = attr_str(node, "equation", "")
     shapes = [t.shape if t is not None else None for t in node.inputs]
-    if not isinstance(eq, str) or not shapes or any(s is None for s in shapes):
+    if not shapes or any(s is None for s in shapes):
         return io_cost(node)
     flops = einsum_flops(eq, shapes)  # type: ignore[arg-type]
     return io_cost(node, flops or 0)
