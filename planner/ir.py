@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import networkx as nx
@@ -34,13 +35,13 @@ class TensorInfo:
     dtype: str
     role: str = ACTIVATION  # INPUT, WEIGHT (initializer or Constant output) or ACTIVATION
 
-    @property
+    @cached_property
     def numel(self) -> int | None:
         if self.shape is None:
             return None
         return math.prod(self.shape)
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
         """Bytes in memory; 0 when the shape is unknown (such tensors are reported, not guessed)."""
         n = self.numel

@@ -7,7 +7,7 @@ Node costs are computed once per dim binding and shared by every target; kernels
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from planner.analyze import Analysis
 from planner.costs import NodeCost
@@ -82,10 +82,16 @@ def stored_precision(analysis: Analysis) -> str:
 
 
 class Predictor:
-    """Caches node costs per analysis so that many targets share one cost pass."""
+    """Shares the target-independent work between targets.
+
+    Node costs depend on the binding only; kernels and the activation peak depend on the binding and the
+    runtime's fusion switches; only the roofline times are per target.
+    """
 
     def __init__(self) -> None:
         self._costs: dict[int, list[NodeCost]] = {}
+        self._kernels: dict[tuple[int, bool, bool], tuple[list[Kernel], MemoryEstimate]] = {}
+        self._precision: dict[int, str] = {}
 
     def costs(self, analysis: Analysis) -> list[NodeCost]:
         key = id(analysis)
@@ -93,20 +99,29 @@ class Predictor:
             self._costs[key] = graph_costs(analysis.graph)
         return self._costs[key]
 
+    def kernels(self, analysis: Analysis, fuse_epilogue: bool, fuse_elementwise: bool
+                ) -> tuple[list[Kernel], MemoryEstimate]:
+        """Kernels for a runtime's fusion switches, with the memory they need before any workspace."""
+        key = (id(analysis), fuse_epilogue, fuse_elementwise)
+        if key not in self._kernels:
+            graph, costs = analysis.graph, self.costs(analysis)
+            kernels = build_kernels(graph, costs, fuse_epilogue, fuse_elementwise)
+            fused_away: set[str] = set()
+            for k in kernels:
+                if len(k.nodes) > 1:
+                    fused_away |= {t.name for m in k.nodes[:-1] for t in graph.nodes[m].outputs if t is not None}
+            self._kernels[key] = (kernels, estimate_memory(graph, costs, fused_away, 0))
+        return self._kernels[key]
+
     def predict(self, analysis: Analysis, target: Target, precision: str | None = None) -> Prediction:
-        costs = self.costs(analysis)
-        graph = analysis.graph
-        kernels = build_kernels(graph, costs, target.fuse_epilogue, target.fuse_elementwise)
-        fused_away = set()
-        for k in kernels:
-            if len(k.nodes) > 1:
-                outs = {t.name for m in k.nodes[:-1] for t in graph.nodes[m].outputs if t is not None}
-                fused_away |= outs
+        kernels, mem = self.kernels(analysis, target.fuse_epilogue, target.fuse_elementwise)
+        mem = replace(mem, workspace_bytes=int(target.workspace_bytes))
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target)) for k in kernels)
         latency = sum(k.time.seconds for k in timed)
-        mem = estimate_memory(graph, costs, fused_away, int(target.workspace_bytes))
+        if precision is None:
+            precision = self._precision.setdefault(id(analysis), stored_precision(analysis))
         return Prediction(
-            target=target, batch=analysis.binding.batch, precision=precision or stored_precision(analysis),
+            target=target, batch=analysis.binding.batch, precision=precision,
             kernels=timed, memory=mem, latency_s=latency, fits=mem.total_bytes <= target.mem_capacity_bytes,
         )
 
