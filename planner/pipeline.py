@@ -37,6 +37,11 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     reports = {id(c): candidate_report(c.prediction, c.rejected) for c in result.candidates}
     g = base.graph
     notes = list(base.notes)
+    defaults = list(base.binding.defaults_used)
+    swept = batch is None and analyzer.batch_sweepable and max_batch > 1
+    if swept:  # the batch was searched, not defaulted
+        defaults = [d for d in defaults if not d.startswith(f"{analyzer.spec.batch}=")]
+        notes.append(f"batch swept over 1, 2, 4, ... up to {max_batch} or what fits")
     if loaded.converted_from_opset:
         notes.append(f"opset {loaded.converted_from_opset} upgraded to 7 for planning")
     if base.unknown_shapes:
@@ -44,7 +49,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
                      + ", ".join(base.unknown_shapes[:5]))
     summary = ModelSummary(
         path=str(loaded.path), sha256=loaded.sha256, dims=dict(base.binding.values),
-        defaults_used=list(base.binding.defaults_used),
+        defaults_used=defaults,
         flops=sum(c.cost.flops for c in graph_costs(g)), weight_bytes=g.weight_bytes,
         unknown_ops=_unknown_ops(g), nodes=len(g.nodes), opset=g.opset, batch_dim=analyzer.spec.batch,
         batch_fixed=None if analyzer.spec.batch else analyzer.spec.fixed_batch, notes=notes,
