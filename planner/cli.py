@@ -33,24 +33,23 @@ def parse_dims(items: Sequence[str]) -> dict[str, int]:
     return dims
 
 
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{s}' is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"'{s}' must be positive")
-    return v
+def _positive(kind: type, what: str) -> Callable[[str], float]:
+    """An argparse type that accepts only positive numbers of `kind`, with a message a user can act on."""
+
+    def parse(s: str):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{s}' is not {what}") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"'{s}' must be positive")
+        return v
+
+    return parse
 
 
-def _positive_float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{s}' is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"'{s}' must be positive")
-    return v
+_positive_int = _positive(int, "an integer")
+_positive_float = _positive(float, "a number")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
