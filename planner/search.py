@@ -51,14 +51,25 @@ def _fmt_bytes(n: float) -> str:
     return f"{n / 1e9:.2f} GB"
 
 
+def _sweep_sizes(analyzer: Analyzer, dims: dict[str, int] | None, batch: int | None,
+                 max_batch: int) -> list[int | None]:
+    """The batches to try; a graph that pins its fixed batch (reshapes to it) is planned at that batch alone."""
+    if batch is not None or not analyzer.batch_sweepable:
+        return [batch]  # None: the model's own batch
+    sizes: list[int | None] = list(batch_sizes(max_batch))
+    if analyzer.spec.batch is None:
+        try:
+            analyzer.analyze(dims, batch=sizes[0])
+        except DimError:
+            return [None]
+    return sizes
+
+
 def search(analyzer: Analyzer, targets: list[Target], dims: dict[str, int] | None = None,
            batch: int | None = None, max_latency_ms: float | None = None,
            max_batch: int = DEFAULT_MAX_BATCH) -> SearchResult:
     predictor = Predictor()
-    if batch is not None or not analyzer.batch_sweepable:
-        sizes = [batch]  # None: the model's own batch
-    else:
-        sizes = batch_sizes(max_batch)
+    sizes = _sweep_sizes(analyzer, dims, batch, max_batch)
     candidates: list[Candidate] = []
     out_of_memory: set[str] = set()
     for b in sizes:
