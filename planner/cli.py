@@ -66,15 +66,23 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
     p.add_argument("--out", metavar="FILE", help="write the plan JSON to FILE (atomically)")
     p.add_argument("--top", type=_positive_int, default=8, help="kernels shown at the terminal (default 8)")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print only the chosen plan's line; no progress bar")
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="every kernel and every configuration tried, with why each lost")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from planner.atomic import write_atomic
+    from planner.console import table_renderer
     from planner.pipeline import plan
-    from planner.table import render_plan
+    from planner.progress import Progress
+    from planner.table import chosen_line, render_candidates, render_plan
 
-    p = plan(args.model, targets=args.target, dims=parse_dims(args.dim), batch=args.batch,
-             max_latency_ms=args.max_latency_ms, target_files=args.target_file, max_batch=args.max_batch)
+    with Progress("planning", enabled=not args.quiet) as bar:
+        p = plan(args.model, targets=args.target, dims=parse_dims(args.dim), batch=args.batch,
+                 max_latency_ms=args.max_latency_ms, target_files=args.target_file, max_batch=args.max_batch,
+                 progress=bar.update)
     doc = json.dumps(p.to_dict(), indent=2)
     if args.out:
         from pathlib import Path
@@ -82,8 +90,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
         write_atomic(args.out, doc + "\n", refuse={Path(args.model)})
     if args.json:
         print(doc)
+    elif args.quiet:
+        print(chosen_line(p))
     else:
-        print(render_plan(p, top=args.top))
+        table = table_renderer(sys.stdout)
+        kernels = len(p.chosen.all_kernels) if args.verbose and p.chosen else args.top
+        print(render_plan(p, top=kernels, table=table))
+        if args.verbose:
+            print("\n" + render_candidates(p, table=table))
     return 0 if p.chosen is not None else 1
 
 

@@ -53,6 +53,9 @@ class CandidateReport:
     bytes_moved: int
     time_by_op_type_ms: dict[str, float]
     rejected: str | None = None
+    # Every kernel in execution order: `plan check` matches kernels between two plans by node name, and the
+    # report draws each one on the roofline; top-N alone cannot say which kernel grew. Only `chosen` keeps it.
+    all_kernels: list[KernelReport] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ def _brief(c: CandidateReport) -> dict[str, Any]:
     """Candidates keep every chosen-plan key but only their top 3 kernels, to keep documents small."""
     d = asdict(c)
     d["kernels"] = d["kernels"][:3]
+    d.pop("all_kernels", None)
     return d
 
 
@@ -112,13 +116,13 @@ def candidate_report(p: Prediction, rejected: str | None = None, passes: list[st
     by_op: dict[str, float] = defaultdict(float)
     for k in p.kernels:
         by_op[k.kernel.op_types[0]] += k.time.seconds * 1e3
-    ranked = sorted(p.kernels, key=lambda k: -k.time.seconds)[:top]
-    kernels = [KernelReport(
+    every = [KernelReport(
         name=k.kernel.name, ops=k.kernel.label, op_class=k.kernel.op_class.value, dtype=k.kernel.dtype,
         flops=k.kernel.cost.flops, bytes=k.kernel.cost.bytes, time_ms=k.time.seconds * 1e3,
         share=(k.time.seconds / latency) if latency else 0.0, bound=k.time.bound,
         intensity=k.time.intensity, peak_used=k.time.peak_used, unknown=k.kernel.unknown,
-    ) for k in ranked]
+    ) for k in p.kernels]
+    kernels = sorted(every, key=lambda k: -k.time_ms)[:top]
     m = p.memory
     return CandidateReport(
         target=p.target.name, precision=p.precision, passes=list(passes or []), batch=p.batch,
@@ -128,4 +132,5 @@ def candidate_report(p: Prediction, rejected: str | None = None, passes: list[st
                 "kv_cache": m.kv_cache_bytes, "capacity": int(p.target.mem_capacity_bytes)},
         price_usd_per_hour=p.target.price_usd_per_hour, flops=p.flops, bytes_moved=p.bytes_moved,
         time_by_op_type_ms=dict(sorted(by_op.items(), key=lambda kv: -kv[1])), rejected=rejected,
+        all_kernels=every,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from planner.analyze import Analyzer
 from planner.costs import lookup
@@ -26,14 +26,17 @@ def _unknown_ops(analyzer_graph) -> list[str]:
 
 def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims: dict[str, int] | None = None,
          batch: int | None = None, max_latency_ms: float | None = None, target_files: Sequence[str] = (),
-         max_batch: int = DEFAULT_MAX_BATCH) -> Plan:
-    """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`."""
+         max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int, int], None] | None = None) -> Plan:
+    """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
+
+    `progress(done, total)` hears about each batch size of the sweep (planner.progress draws it as a bar)."""
     spec = targets if isinstance(targets, str) else ",".join(targets)
     resolved = resolve_targets(spec, target_files)
     loaded = load_model(path)
     analyzer = Analyzer(loaded)
     base = analyzer.analyze(dims, batch=batch)
-    result = search(analyzer, resolved, dims, batch=batch, max_latency_ms=max_latency_ms, max_batch=max_batch)
+    result = search(analyzer, resolved, dims, batch=batch, max_latency_ms=max_latency_ms, max_batch=max_batch,
+                    progress=progress)
     reports = {id(c): candidate_report(c.prediction, c.rejected) for c in result.candidates}
     g = base.graph
     notes = list(base.notes)

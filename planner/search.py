@@ -7,6 +7,7 @@ kept with the reason it lost, so a plan can explain its choice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from planner.analyze import Analyzer
@@ -67,7 +68,8 @@ def _sweep_sizes(analyzer: Analyzer, dims: dict[str, int] | None, batch: int | N
 
 def search(analyzer: Analyzer, targets: list[Target], dims: dict[str, int] | None = None,
            batch: int | None = None, max_latency_ms: float | None = None,
-           max_batch: int = DEFAULT_MAX_BATCH) -> SearchResult:
+           max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int, int], None] | None = None) -> SearchResult:
+    """`progress(done, total)` is called after each batch size (batch sizes planned so far, sizes in the sweep)."""
     predictor = Predictor()
     sizes = _sweep_sizes(analyzer, dims, batch, max_batch)
     candidates: list[Candidate] = []
@@ -93,6 +95,8 @@ def search(analyzer: Analyzer, targets: list[Target], dims: dict[str, int] | Non
             elif max_latency_ms is not None and p.latency_s * 1e3 > max_latency_ms:
                 c.rejected = f"latency {p.latency_s * 1e3:.3g} ms exceeds --max-latency-ms {max_latency_ms:g}"
             candidates.append(c)
+        if progress is not None:
+            progress(sizes.index(b) + 1, len(sizes))
     ok = [c for c in candidates if c.rejected is None]
     best: dict[str, Candidate] = {}
     for c in sorted(ok, key=_rank_key):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from planner.document import CandidateReport, Plan
 
@@ -50,7 +50,19 @@ def _row(c: CandidateReport, mark: str = "") -> list[str]:
             fmt_num(c.cost_per_million_usd, 4), c.bound]
 
 
-def render_plan(plan: Plan, top: int = 8) -> str:
+def chosen_line(plan: Plan) -> str:
+    """The one line that says what was chosen (all that `plan --quiet` prints)."""
+    c = plan.chosen
+    if c is None:
+        why = sorted({c.rejected for c in plan.candidates if c.rejected and not c.rejected.startswith("lost")})
+        return "no plan: no candidate fits and meets the constraints (" + "; ".join(why[:3]) + ")"
+    return (f"chosen   {c.target} at batch {c.batch}: {fmt_num(c.latency_ms)} ms per batch, "
+            f"{fmt_num(c.throughput_per_s)} inferences/s, ${fmt_num(c.cost_per_million_usd, 4)} per million, "
+            f"{c.bound}-bound")
+
+
+def render_plan(plan: Plan, top: int = 8, table: Callable[..., str] = render_table) -> str:
+    """`table` draws each table: the plain renderer here, rich at a terminal (planner.console)."""
     m = plan.model
     out = [f"model    {m.path}  ({m.nodes} nodes, opset {m.opset}, weights {fmt_bytes(m.weight_bytes)}, "
            f"{fmt_flops(m.flops)} per run)"]
@@ -75,20 +87,30 @@ def render_plan(plan: Plan, top: int = 8) -> str:
     out.append("best configuration per target (cheapest per million inferences that fits"
                + (f" and meets {plan.constraints['max_latency_ms']:g} ms" if plan.constraints.get("max_latency_ms")
                   else "") + "):")
-    out.append(render_table(headers, rows, right={2, 3, 4, 6}))
+    out.append(table(headers, rows, right={2, 3, 4, 6}))
     out.append("")
+    out.append(chosen_line(plan))
     if plan.chosen is None:
-        why = sorted({c.rejected for c in plan.candidates if c.rejected and not c.rejected.startswith("lost")})
-        out.append("no plan: no candidate fits and meets the constraints (" + "; ".join(why[:3]) + ")")
         return "\n".join(out)
     c = plan.chosen
-    out.append(f"chosen   {c.target} at batch {c.batch}: {fmt_num(c.latency_ms)} ms per batch, "
-               f"{fmt_num(c.throughput_per_s)} inferences/s, ${fmt_num(c.cost_per_million_usd, 4)} per million, "
-               f"{c.bound}-bound")
     out.append("")
     out.append(f"top kernels on {c.target} (batch {c.batch}):")
     krows = [[k.ops if len(k.ops) < 40 else k.ops[:37] + "...", k.name[:32], k.dtype, fmt_num(k.time_ms),
-              f"{100 * k.share:.1f}%", k.bound, fmt_num(k.intensity)] for k in c.kernels[:top]]
-    out.append(render_table(["ops", "node", "dtype", "time ms", "share", "bound", "FLOP/byte"], krows,
-                            right={3, 4, 6}))
+              f"{100 * k.share:.1f}%", k.bound, fmt_num(k.intensity)] for k in _ranked(c, top)]
+    out.append(table(["ops", "node", "dtype", "time ms", "share", "bound", "FLOP/byte"], krows, right={3, 4, 6}))
     return "\n".join(out)
+
+
+def render_candidates(plan: Plan, table: Callable[..., str] = render_table) -> str:
+    """Every configuration the search tried and why each lost (`plan --verbose`)."""
+    rows = [_row(c, "* " if c is plan.chosen else "  ") + [c.rejected or "chosen"] for c in plan.candidates]
+    headers = ["target", "precision", "batch", "latency ms", "throughput/s", "peak memory / capacity", "$ per 1M",
+               "bound", "why not chosen"]
+    return "every configuration tried:\n" + table(headers, rows, right={2, 3, 4, 6})
+
+
+def _ranked(c: CandidateReport, top: int) -> list:
+    """The `top` slowest kernels: from the top list, or from every kernel when more are asked for."""
+    if top <= len(c.kernels) or not c.all_kernels:
+        return list(c.kernels[:top])
+    return sorted(c.all_kernels, key=lambda k: -k.time_ms)[:top]
