@@ -1,0 +1,25 @@
+"""The named pipelines a plan searches over. Ordering rules are checked when each is registered.
+
+    none          the model as stored (fp32 or whatever it holds): always a candidate
+    fused         cleanup, attention-mask, ort-fusion                       float-exact
+    int8-dynamic  fused + quantize_dynamic                                  int8
+    int8-static   cleanup + quantize_static (QDQ, calibrated)               int8   (auto only with --calibration)
+    int4          fused + MatMulNBits                                       int4
+    fp16          fused + float16                                           fp16
+"""
+
+from __future__ import annotations
+
+from passes import cleanup, quantize  # noqa: F401  (registers the passes named below)
+from passes.base import Pipeline, register_pipeline
+from passes.fusion import attention_mask, ort  # noqa: F401
+
+FUSED = ("cleanup", "attention-mask", "ort-fusion")
+
+NONE = register_pipeline(Pipeline("none", (), "the model as stored"))
+register_pipeline(Pipeline("fused", FUSED, "cleanup and fusion, float-exact"))
+register_pipeline(Pipeline("int8-dynamic", FUSED + ("int8-dynamic",), "fused, int8 weights, dynamic activations"))
+register_pipeline(Pipeline("int8-static", ("cleanup", "int8-static"), "cleanup, int8 QDQ with calibration",
+                           auto=False))
+register_pipeline(Pipeline("int4", FUSED + ("int4",), "fused, 4-bit MatMul weights (MatMulNBits)"))
+register_pipeline(Pipeline("fp16", FUSED + ("fp16",), "fused, float16"))

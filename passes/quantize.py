@@ -1,0 +1,205 @@
+"""Precision passes, wrapping onnxruntime's quantization tools and float16 converter.
+
+    int8-dynamic   quantize_dynamic: MatMul/Gemm weights int8 (per tensor, symmetric), activations quantized
+                   per batch at run time (DynamicQuantizeLinear + MatMulInteger, which onnxruntime fuses into
+                   DynamicQuantizeMatMul).  Attention stays float: QAttention has no shape inference in
+                   onnxruntime's symbolic pass, and the planner must see every shape.
+    int8-static    quantize_static, QDQ format: Conv/MatMul/Gemm weights int8 per channel, activations uint8 with
+                   ranges calibrated (MinMax) on inputs from the user's .npz, or on seeded generated inputs with a
+                   printed warning that accuracy numbers from random data mean little.
+    int4           MatMulNBitsQuantizer: MatMul weights to 4-bit blocks (block size a parameter, default 32,
+                   symmetric) in com.microsoft::MatMulNBits; accuracy_level 4 lets the CPU run int8 × int4.
+    fp16           onnxruntime.transformers.float16: weights and arithmetic in float16; `fp16_keep_io` (default
+                   on) keeps float32 graph inputs and outputs so callers feed what they fed before.
+Each reports the weight bytes before and after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from passes.base import Pass, PassContext, PassResult, copy_model, op_counts, register_pass
+from passes.cleanup import count_delta
+from passes.fusion.ort import ensure_ms_opset
+
+_QUANT_OPS = {"MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear", "QLinearConv",
+              "QLinearMatMul", "com.microsoft::MatMulNBits", "com.microsoft::QAttention", "ConvInteger",
+              "com.microsoft::DynamicQuantizeMatMul", "com.microsoft::MatMulIntegerToFloat", "MatMulNBits"}
+
+
+@contextlib.contextmanager
+def _quiet():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _float_matmuls(model: onnx.ModelProto, ops: tuple[str, ...] = ("MatMul", "Gemm")) -> list[onnx.NodeProto]:
+    """Nodes whose weight (input 1) is a float initializer: what weight quantization can touch."""
+    inits = {t.name: t for t in model.graph.initializer}
+    out = []
+    for n in model.graph.node:
+        if n.op_type in ops and len(n.input) > 1 and n.input[1] in inits:
+            t = inits[n.input[1]]
+            if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16) and len(t.dims) == 2:
+                out.append(n)
+    return out
+
+
+def _float_check(model: onnx.ModelProto) -> str | None:
+    already = [op for op in op_counts(model) if op in _QUANT_OPS]
+    if already:
+        return f"already quantized ({', '.join(sorted(already))})"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "weights are already float16"
+    return None
+
+
+def _result(before: onnx.ModelProto, after: onnx.ModelProto) -> PassResult:
+    """`before` must be a serialized-equal copy taken before the tool ran (the tools edit their input)."""
+    ensure_ms_opset(after)
+    return PassResult(after, True, count_delta(before, after))
+
+
+@register_pass
+class Int8Dynamic(Pass):
+    name = "int8-dynamic"
+    description = "onnxruntime quantize_dynamic: int8 MatMul/Gemm weights, activations quantized at run time"
+    precision = "int8"
+    exact = False
+
+    def check(self, model: onnx.ModelProto) -> str | None:
+        return _float_check(model) or (None if _float_matmuls(model) else "no MatMul/Gemm with a float weight")
+
+    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory() as d, _quiet():
+            out = Path(d) / "q.onnx"
+            quantize_dynamic(model, out, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})
+            q = onnx.load(str(out))
+        return _result(model, q)
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over a list of feeds."""
+
+    def __init__(self, feeds: list[dict]) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self):  # pragma: no cover - used by some calibrators
+        pass
+
+
+@register_pass
+class Int8Static(Pass):
+    name = "int8-static"
+    description = "onnxruntime quantize_static, QDQ: int8 weights per channel, uint8 activations calibrated"
+    precision = "int8"
+    exact = False
+    needs = ("calibration",)
+
+    def check(self, model: onnx.ModelProto) -> str | None:
+        if _float_check(model):
+            return _float_check(model)
+        if not _float_matmuls(model, ("MatMul", "Gemm", "Conv")) and not any(
+                n.op_type == "Conv" for n in model.graph.node):
+            return "no Conv/MatMul/Gemm with a float weight"
+        if any(n.domain == "com.microsoft" for n in model.graph.node):
+            return "com.microsoft fused ops present: static QDQ runs on the unfused graph (onnxruntime fuses QDQ)"
+        return None
+
+    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        if ctx.calibration_generated:
+            ctx.warn("int8-static is calibrated on generated random inputs: accuracy numbers from random data "
+                     "mean little (pass --calibration data.npz)")
+        with tempfile.TemporaryDirectory() as d, _quiet():
+            out = Path(d) / "q.onnx"
+            quantize_static(model, out, _Reader(ctx.calibration or []), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=["Conv", "MatMul", "Gemm"], per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            q = onnx.load(str(out))
+        return _result(model, q)
+
+
+@register_pass
+class Int4Weights(Pass):
+    name = "int4"
+    description = "onnxruntime MatMulNBitsQuantizer: 4-bit block-quantized MatMul weights (MatMulNBits)"
+    precision = "int4"
+    exact = False
+
+    def check(self, model: onnx.ModelProto) -> str | None:
+        if _float_check(model):
+            return _float_check(model)
+        inits = {t.name: t for t in model.graph.initializer}
+        ok = [n for n in _float_matmuls(model, ("MatMul",)) if inits[n.input[1]].dims[0] >= 16]
+        return None if ok else "no MatMul with a constant 2-D float weight of K >= 16"
+
+    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+        from onnxruntime.quantization.matmul_nbits_quantizer import (
+            DefaultWeightOnlyQuantConfig,
+            MatMulNBitsQuantizer,
+        )
+
+        block = int(ctx.options.get("int4_block_size", 32))
+        if block < 16 or block & (block - 1):
+            from planner.errors import PlannerError
+
+            raise PlannerError(f"int4 block size {block}: must be a power of two >= 16")
+        level = ctx.options.get("int4_accuracy_level", 4)
+        cfg = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, accuracy_level=level)
+        before = copy_model(model)
+        with _quiet():
+            q = MatMulNBitsQuantizer(model, block_size=block, is_symmetric=True, accuracy_level=level,
+                                     algo_config=cfg)
+            q.process()
+        out = q.model.model
+        r = _result(before, out)
+        return PassResult(r.model, r.changed, {**r.counts, "block_size": block}, r.notes)
+
+
+@register_pass
+class Fp16(Pass):
+    name = "fp16"
+    description = "onnxruntime.transformers.float16: float16 weights and arithmetic (float32 I/O kept)"
+    precision = "fp16"
+    exact = False
+
+    def check(self, model: onnx.ModelProto) -> str | None:
+        if _float_check(model):
+            return _float_check(model)
+        if not any(t.data_type == onnx.TensorProto.FLOAT for t in model.graph.initializer):
+            return "no float32 weights"
+        return None
+
+    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+        from onnxruntime.transformers.onnx_model import OnnxModel
+
+        keep = bool(ctx.options.get("fp16_keep_io", True))
+        before = copy_model(model)
+        with _quiet():
+            out = convert_float_to_float16(model, keep_io_types=keep)
+            wrapped = OnnxModel(out)
+            wrapped.topological_sort()  # the converter appends the input Casts after their readers
+        return _result(before, wrapped.model)
