@@ -14,7 +14,8 @@ import onnx
 from onnx import helper
 
 from planner.errors import DimError, ModelLoadError
-from planner.ir import ACTIVATION, INPUT, WEIGHT, Graph, NodeInfo, TensorInfo
+from planner.ir import ACTIVATION, DTYPE_BITS, INPUT, WEIGHT, Graph, NodeInfo, TensorInfo
+from planner.limits import check_tensor_size
 from planner.loader import LoadedModel, default_opset
 from planner.shapes import Binding, DimSpec, apply_binding, bind_dims, dim_spec, infer, skeleton
 
@@ -107,8 +108,10 @@ def _execution_order(g: onnx.GraphProto, available: set[str], implicit: dict[int
         raise ModelLoadError(f"graph has a cycle through nodes {' -> '.join(names)}") from None
 
 
-def build_graph(m: onnx.ModelProto, weight_inputs: set[str] = frozenset()) -> Graph:
-    """`weight_inputs`: graph inputs that are really weights (the skeleton declared them as inputs)."""
+def build_graph(m: onnx.ModelProto, weight_inputs: set[str] = frozenset(), fold_constants: bool = True) -> Graph:
+    """`weight_inputs`: graph inputs that are really weights (the skeleton declared them as inputs).
+    `fold_constants=False` keeps nodes whose inputs are all constant: a graph a runtime already optimized
+    (planner.ort_graph) runs the ones it left."""
     g = m.graph
     shapes: dict[str, tuple[tuple[int, ...] | None, str]] = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):
@@ -145,6 +148,7 @@ def build_graph(m: onnx.ModelProto, weight_inputs: set[str] = frozenset()) -> Gr
         shape, dtype = shapes.get(name, (None, "undefined"))
         if shape is not None and any(d < 0 for d in shape):
             shape = None
+        check_tensor_size(name, shape, DTYPE_BITS.get(dtype, 32))  # an inferred size past 2^63 bytes is refused
         return TensorInfo(name, shape, dtype, roles.get(name, ACTIVATION))
 
     nodes: list[NodeInfo] = []
@@ -160,7 +164,7 @@ def build_graph(m: onnx.ModelProto, weight_inputs: set[str] = frozenset()) -> Gr
             folded += 1
             continue
         ins = [x for x in n.input if x] + sorted(implicit.get(i, ()))
-        if (ins and n.op_type not in _NONDETERMINISTIC and not implicit.get(i)
+        if (fold_constants and ins and n.op_type not in _NONDETERMINISTIC and not implicit.get(i)
                 and all(roles.get(x) == WEIGHT for x in ins)):
             for o in n.output:
                 if o:

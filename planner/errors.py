@@ -23,3 +23,7 @@ class TargetFileError(PlannerError):
 
 class DimError(PlannerError):
     """A malformed or impossible --dim / --batch binding."""
+
+
+class ModelShapeError(PlannerError):
+    """A declared or inferred tensor size no runtime can hold: a negative dim, bytes past 2^63, an empty batch."""

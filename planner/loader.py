@@ -17,6 +17,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from planner.errors import ModelLoadError
+from planner.limits import check_declared_sizes
 
 MIN_OPSET = 7
 
@@ -106,6 +107,20 @@ def _check_external(model: onnx.ModelProto, base: Path) -> dict[str, int]:
     return sizes
 
 
+def _looks_like(data: bytes) -> str:
+    """What a file that failed to parse seems to be, so the refusal says what to do instead (only a hint)."""
+    head = data[:64].lstrip()
+    if data[:4] == b"PK\x03\x04":
+        return ": it is a zip archive; unpack it and plan the .onnx inside"
+    if head[:1] in (b"{", b"["):
+        return ": it looks like JSON text, not a binary ONNX protobuf"
+    if head[:1] == b"<" and b"ir_version" in data[:4096]:
+        return ": it looks like ONNX text format; convert it with onnx.parser.parse_model and onnx.save"
+    if data[4:8] == b"ORTM":
+        return ": it is an onnxruntime .ort file, not ONNX"
+    return ""
+
+
 def default_opset(model: onnx.ModelProto) -> int:
     for o in model.opset_import:
         if o.domain in ("", "ai.onnx"):
@@ -130,14 +145,15 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     try:
         model.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as e:
-        raise ModelLoadError(f"{p}: not an ONNX model or truncated ({type(e).__name__})") from None
+        raise ModelLoadError(f"{p}: not an ONNX model or truncated ({type(e).__name__}){_looks_like(data)}") from None
     if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
-        raise ModelLoadError(f"{p}: not an ONNX model (no IR version, graph or opset import)")
+        raise ModelLoadError(f"{p}: not an ONNX model (no IR version, graph or opset import){_looks_like(data)}")
     opset = default_opset(model)
     latest = onnx.defs.onnx_opset_version()
     if opset > latest:
         raise ModelLoadError(f"{p}: opset {opset} is newer than this onnx ({onnx.__version__}) knows (max {latest})")
     sizes = _check_external(model, p.parent)
+    check_declared_sizes(model)
     converted = None
     if 0 < opset < MIN_OPSET:
         try:
