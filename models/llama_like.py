@@ -45,6 +45,8 @@ __all__ = [
     "IR_VERSION",
     "EXTERNAL_THRESHOLD",
     "ALIGNMENT",
+    "WEIGHT_FORMATS",
+    "INT4_BLOCK_SIZE",
     "make_decoder",
     "build_decoder",
     "rotary_table_names",
@@ -55,6 +57,9 @@ IR_VERSION = 8  # the lowest IR version that carries opset 17; loads in every on
 EXTERNAL_THRESHOLD = 1024  # initializers smaller than this many bytes stay inline
 ALIGNMENT = 4096  # external-data offsets are multiples of this
 INIT_STD = 0.02
+WEIGHT_FORMATS = ("dense", "int4")
+INT4_BLOCK_SIZE = 32  # MatMul4BitsQuantizer's default block size
+MS_DOMAIN = "com.microsoft"
 
 _ONNX_DTYPE = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}
 _NP_DTYPE = {"float32": np.float32, "float16": np.float16}
@@ -144,13 +149,15 @@ class _Weights:
         return (2.0 * u - 1.0) * a
 
     def add(self, name: str, shape: tuple[int, ...], kind: str) -> str:
-        """kind: "random", "ones", "cos" or "sin" (the last two only for the rotary tables)."""
+        """kind: "random", "ones", "cos" or "sin" (the last two only for the rotary tables); for int4 weights
+        "packed" (uint8, two 4-bit values per byte) and "scales" (one per block, the model's float dtype)."""
         cfg = self.cfg
-        nbytes = math.prod(shape) * cfg.dtype_bytes
+        packed = kind == "packed"
+        nbytes = math.prod(shape) * (1 if packed else cfg.dtype_bytes)
         if self.location is not None and nbytes >= EXTERNAL_THRESHOLD:
             t = TensorProto()
             t.name = name
-            t.data_type = _ONNX_DTYPE[cfg.dtype]
+            t.data_type = TensorProto.UINT8 if packed else _ONNX_DTYPE[cfg.dtype]
             t.dims.extend(shape)
             t.data_location = TensorProto.EXTERNAL
             offset = -(-self.offset // ALIGNMENT) * ALIGNMENT
@@ -167,6 +174,12 @@ class _Weights:
             values = np.ones(shape)
         elif kind in ("cos", "sin"):
             values = _rotary_table(cfg, kind)
+        elif packed:  # uniform 4-bit codes 0..15 (zero point 8): dequantised std = scale * sqrt(21.25)
+            values = (self.bitgen.random_raw(n) & np.uint64(0xFF)).astype(np.uint8).reshape(shape)
+            self.initializers.append(numpy_helper.from_array(values, name))
+            return name
+        elif kind == "scales":
+            values = np.full(shape, INIT_STD / math.sqrt(21.25))
         else:  # pragma: no cover - internal misuse
             raise ValueError(kind)
         self.initializers.append(numpy_helper.from_array(values.astype(_NP_DTYPE[cfg.dtype]), name))
@@ -210,14 +223,24 @@ class _Graph:
 
 
 def make_decoder(
-    cfg: DecoderConfig, *, external_location: str | None = None, seed: int = 0
+    cfg: DecoderConfig, *, external_location: str | None = None, seed: int = 0, weights: str = "dense",
+    block_size: int = INT4_BLOCK_SIZE,
 ) -> tuple[onnx.ModelProto, int]:
     """Build the decoder in memory.
 
     With ``external_location`` set, initializers of ``EXTERNAL_THRESHOLD`` bytes or more are described as
     external data in that (relative) file and their bytes are never produced. Returns the model and the size
     in bytes the external data file must have (0 when everything is inline).
+
+    ``weights="int4"``: every projection and ``lm_head`` is a ``com.microsoft::MatMulNBits`` (bits 4,
+    ``block_size``, symmetric, no zero points) reading ``<weight>_Q4`` packed uint8 [N, K / block_size,
+    block_size / 2] and ``<weight>_scales`` [N * K / block_size] in the model's float dtype, as onnxruntime's
+    ``MatMul4BitsQuantizer`` lays them out; the embedding and the norms stay in the float dtype. Inline values
+    are random codes, not a quantisation of the dense model: the graph is for planning and runs, not accuracy.
     """
+    if weights not in WEIGHT_FORMATS:
+        raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, not {weights!r}")
+    int4 = weights == "int4"
     h, d = cfg.hidden_size, cfg.head_dim
     nh, nkv = cfg.num_heads, cfg.num_kv_heads
     fdt = _ONNX_DTYPE[cfg.dtype]
@@ -225,6 +248,21 @@ def make_decoder(
     fp16 = cfg.dtype == "float16"
     w = _Weights(cfg, external_location=external_location, seed=seed)
     g = _Graph()
+
+    def proj_weight(name: str, k: int, n: int):
+        """A [k, n] projection: the dense weight's name, or (packed, scales, k, n) for int4."""
+        if not int4:
+            return w.add(name, (k, n), "random")
+        blocks = -(-k // block_size)
+        packed = w.add(f"{name}_Q4", (n, blocks, block_size // 2), "packed")
+        return packed, w.add(f"{name}_scales", (n * blocks,), "scales"), k, n
+
+    def linear(x: str, weight, name: str, outputs=None) -> str:
+        if not int4:
+            return g.op("MatMul", [x, weight], name, outputs=outputs)
+        packed, scales, k, n = weight
+        return g.op("MatMulNBits", [x, packed, scales], f"{name}_Q4", outputs=outputs, domain=MS_DOMAIN,
+                    K=k, N=n, bits=4, block_size=block_size)
 
     # ---- inputs / outputs -------------------------------------------------------------------------------
     inputs = [
@@ -318,20 +356,20 @@ def make_decoder(
         L = f"/model/layers.{i}"
         W = f"model.layers.{i}"
         ln1 = w.add(f"{W}.input_layernorm.weight", (h,), "ones")
-        wq = w.add(f"{W}.self_attn.q_proj.weight", (h, nh * d), "random")
-        wk = w.add(f"{W}.self_attn.k_proj.weight", (h, nkv * d), "random")
-        wv = w.add(f"{W}.self_attn.v_proj.weight", (h, nkv * d), "random")
-        wo = w.add(f"{W}.self_attn.o_proj.weight", (nh * d, h), "random")
+        wq = proj_weight(f"{W}.self_attn.q_proj.weight", h, nh * d)
+        wk = proj_weight(f"{W}.self_attn.k_proj.weight", h, nkv * d)
+        wv = proj_weight(f"{W}.self_attn.v_proj.weight", h, nkv * d)
+        wo = proj_weight(f"{W}.self_attn.o_proj.weight", nh * d, h)
         ln2 = w.add(f"{W}.post_attention_layernorm.weight", (h,), "ones")
-        wg = w.add(f"{W}.mlp.gate_proj.weight", (h, cfg.intermediate_size), "random")
-        wu = w.add(f"{W}.mlp.up_proj.weight", (h, cfg.intermediate_size), "random")
-        wd = w.add(f"{W}.mlp.down_proj.weight", (cfg.intermediate_size, h), "random")
+        wg = proj_weight(f"{W}.mlp.gate_proj.weight", h, cfg.intermediate_size)
+        wu = proj_weight(f"{W}.mlp.up_proj.weight", h, cfg.intermediate_size)
+        wd = proj_weight(f"{W}.mlp.down_proj.weight", cfg.intermediate_size, h)
 
         A = f"{L}/self_attn"
         x = rms_norm(hidden, ln1, f"{L}/input_layernorm")
         heads = {}
         for proj, weight, n in (("q", wq, nh), ("k", wk, nkv), ("v", wv, nkv)):
-            y = g.op("MatMul", [x, weight], f"{A}/{proj}_proj/MatMul")  # [B, S, n*d]
+            y = linear(x, weight, f"{A}/{proj}_proj/MatMul")  # [B, S, n*d]
             y = g.op("Reshape", [y, g.i64([0, 0, n, d])], f"{A}/{proj}/Reshape")  # [B, S, n, d]
             heads[proj] = g.op("Transpose", [y], f"{A}/{proj}/Transpose", perm=[0, 2, 1, 3])  # [B, n, S, d]
         q = rotate(heads["q"], f"{A}/rotary_q")
@@ -354,29 +392,30 @@ def make_decoder(
         ctx = g.op("MatMul", [probs, v], f"{A}/MatMul_1")  # [B, nh, S, d]
         ctx = g.op("Transpose", [ctx], f"{A}/Transpose_1", perm=[0, 2, 1, 3])  # [B, S, nh, d]
         ctx = g.op("Reshape", [ctx, g.i64([0, 0, nh * d])], f"{A}/Reshape")  # [B, S, nh*d]
-        attn_out = g.op("MatMul", [ctx, wo], f"{A}/o_proj/MatMul")
+        attn_out = linear(ctx, wo, f"{A}/o_proj/MatMul")
         hidden = g.op("Add", [hidden, attn_out], f"{L}/Add")
 
         M = f"{L}/mlp"
         x = rms_norm(hidden, ln2, f"{L}/post_attention_layernorm")
-        gate = g.op("MatMul", [x, wg], f"{M}/gate_proj/MatMul")
-        up = g.op("MatMul", [x, wu], f"{M}/up_proj/MatMul")
+        gate = linear(x, wg, f"{M}/gate_proj/MatMul")
+        up = linear(x, wu, f"{M}/up_proj/MatMul")
         silu = g.op("Mul", [gate, g.op("Sigmoid", [gate], f"{M}/act_fn/Sigmoid")], f"{M}/act_fn/Mul")
         inner = g.op("Mul", [silu, up], f"{M}/Mul")
-        down = g.op("MatMul", [inner, wd], f"{M}/down_proj/MatMul")
+        down = linear(inner, wd, f"{M}/down_proj/MatMul")
         hidden = g.op("Add", [hidden, down], f"{L}/Add_1")
 
     norm_w = w.add("model.norm.weight", (h,), "ones")
-    lm_head = w.add("lm_head.weight", (h, cfg.vocab_size), "random")
+    lm_head = proj_weight("lm_head.weight", h, cfg.vocab_size)
     hidden = rms_norm(hidden, norm_w, "/model/norm")
-    g.op("MatMul", [hidden, lm_head], "/lm_head/MatMul", outputs=["logits"])
+    linear(hidden, lm_head, "/lm_head/MatMul", outputs=["logits"])
 
     graph = helper.make_graph(
         g.nodes, f"{cfg.name}_decoder", inputs, outputs, initializer=w.initializers + list(g.consts.values())
     )
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid(MS_DOMAIN, 1)] if int4 else [])
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
+        opset_imports=opsets,
         ir_version=IR_VERSION,
         producer_name="onnx-planner",
         producer_version="0.1.0",
@@ -387,6 +426,8 @@ def make_decoder(
         "intermediate_size": cfg.intermediate_size, "vocab_size": cfg.vocab_size,
         "max_position": cfg.max_position, "dtype": cfg.dtype, "num_parameters": cfg.num_parameters,
     }
+    if int4:
+        props.update(weights="int4", block_size=block_size)
     helper.set_model_props(model, {k: str(v) for k, v in props.items()})
     return model, w.external_size
 
@@ -405,6 +446,7 @@ def build_decoder(
     external_data: bool = False,
     sparse: bool = True,
     seed: int = 0,
+    weights: str = "dense",
 ) -> Path:
     """Build the decoder described by ``cfg`` and write it to ``path``; returns the path.
 
@@ -414,7 +456,8 @@ def build_decoder(
     and their bytes are never produced. With ``sparse=True`` the data file is created at its full length
     with ``truncate()``, a sparse file of zeros that takes no disk space, so that tools which open it (or
     onnxruntime) find every ``offset + length`` in range; with ``sparse=False`` no data file is written at all
-    (metadata only). Both files are written through a temporary name and ``os.replace``.
+    (metadata only). Both files are written through a temporary name and ``os.replace``. ``weights="int4"``
+    stores the projections as MatMulNBits (see ``make_decoder``).
     """
     path = Path(path)
     if not external_data and cfg.num_parameters * cfg.dtype_bytes > 1 << 30:
@@ -422,7 +465,7 @@ def build_decoder(
             f"{cfg.name}: {cfg.num_parameters:,} parameters are too many to embed; use external_data=True"
         )
     location = path.name + ".data" if external_data else None
-    model, data_size = make_decoder(cfg, external_location=location, seed=seed)
+    model, data_size = make_decoder(cfg, external_location=location, seed=seed, weights=weights)
     path.parent.mkdir(parents=True, exist_ok=True)
     if external_data and sparse:
         data_path = path.with_name(location)

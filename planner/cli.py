@@ -52,6 +52,16 @@ _positive_int = _positive(int, "an integer")
 _positive_float = _positive(float, "a number")
 
 
+def _tp_degrees(s: str) -> list[int]:
+    try:
+        out = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{s}' is not a comma-separated list of 1, 2, 4, 8") from None
+    if not out or any(n not in (1, 2, 4, 8) for n in out):
+        raise argparse.ArgumentTypeError(f"'{s}': tensor-parallel degrees are 1, 2, 4 or 8")
+    return sorted(set(out))
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="path to an .onnx file")
     p.add_argument("--target", default="a10g",
@@ -66,6 +76,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
     p.add_argument("--out", metavar="FILE", help="write the plan JSON to FILE (atomically)")
     p.add_argument("--top", type=_positive_int, default=8, help="kernels shown at the terminal (default 8)")
+    llm = p.add_argument_group("decoders (models with past key/value inputs)")
+    llm.add_argument("--prompt-len", type=_positive_int, help="prompt tokens per request (default 512)")
+    llm.add_argument("--gen-len", type=_positive_int, help="generated tokens per request (default 128)")
+    llm.add_argument("--max-ttft-ms", type=_positive_float, help="limit on the time to first token")
+    llm.add_argument("--max-tpot-ms", type=_positive_float, help="limit on the time per output token")
+    llm.add_argument("--tp", type=_tp_degrees, metavar="N[,N...]",
+                     help="tensor-parallel degrees to try, from 1, 2, 4, 8 (default: all the target allows)")
     loud = p.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true", help="print only the chosen plan's line; no progress bar")
     loud.add_argument("-v", "--verbose", action="store_true",
@@ -82,7 +99,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with Progress("planning", enabled=not args.quiet) as bar:
         p = plan(args.model, targets=args.target, dims=parse_dims(args.dim), batch=args.batch,
                  max_latency_ms=args.max_latency_ms, target_files=args.target_file, max_batch=args.max_batch,
-                 progress=bar.update)
+                 progress=bar.update, prompt_len=args.prompt_len, gen_len=args.gen_len,
+                 max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp)
     doc = json.dumps(p.to_dict(), indent=2)
     if args.out:
         from pathlib import Path

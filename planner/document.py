@@ -56,6 +56,18 @@ class CandidateReport:
     # Every kernel in execution order: `plan check` matches kernels between two plans by node name, and the
     # report draws each one on the roofline; top-N alone cannot say which kernel grew. Only `chosen` keeps it.
     all_kernels: list[KernelReport] = field(default_factory=list)
+    # Decoders only (planner.llm), None otherwise: time to first token, time per output token (at the mean
+    # context), output tokens/s, the batch's KV cache at the longest context, $ per million input / output
+    # tokens, the devices of a tensor-parallel plan, the largest batch that fits, and per-phase figures.
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    tokens_per_s: float | None = None
+    kv_cache_bytes: int | None = None
+    cost_per_million_input_tokens_usd: float | None = None
+    cost_per_million_output_tokens_usd: float | None = None
+    devices: int | None = None
+    max_batch_fits: int | None = None
+    phases: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class ModelSummary:
     batch_dim: str | None
     batch_fixed: int | None
     notes: list[str] = field(default_factory=list)
+    decoder: dict | None = None  # decoders only: inferred structure, workload, phases, TP summary (planner.llm)
 
 
 @dataclass(frozen=True)

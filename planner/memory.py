@@ -26,6 +26,11 @@ class MemoryEstimate:
 
 
 def peak_activation_bytes(graph: Graph, costs: list[NodeCost], fused_away: set[str] = frozenset()) -> int:
+    return max(live_bytes_per_step(graph, costs, fused_away), default=0)
+
+
+def live_bytes_per_step(graph: Graph, costs: list[NodeCost], fused_away: set[str] = frozenset()) -> list[int]:
+    """Bytes of live activations before, at and after each step of the execution order (the peak's profile)."""
     root: dict[str, str] = {}
 
     def find(name: str) -> str:
@@ -60,11 +65,11 @@ def peak_activation_bytes(graph: Graph, costs: list[NodeCost], fused_away: set[s
         d = max(death.get(name, b), b)
         delta[b + 1] += t.nbytes
         delta[d + 2] -= t.nbytes
-    peak = live = 0
+    live, out = 0, []
     for x in delta:
         live += x
-        peak = max(peak, live)
-    return peak
+        out.append(live)
+    return out
 
 
 def estimate_memory(graph: Graph, costs: list[NodeCost], fused_away: set[str], workspace_bytes: int,

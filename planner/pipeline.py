@@ -7,8 +7,11 @@ from collections.abc import Callable, Sequence
 
 from planner.analyze import Analyzer
 from planner.costs import lookup
+from planner.decoder import recognise
 from planner.document import ModelSummary, Plan, candidate_report
+from planner.errors import PlannerError
 from planner.kernels import graph_costs
+from planner.llm import plan_decoder
 from planner.loader import load_model
 from planner.search import DEFAULT_MAX_BATCH, search
 from planner.targets import resolve_targets
@@ -26,13 +29,25 @@ def _unknown_ops(analyzer_graph) -> list[str]:
 
 def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims: dict[str, int] | None = None,
          batch: int | None = None, max_latency_ms: float | None = None, target_files: Sequence[str] = (),
-         max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int, int], None] | None = None) -> Plan:
+         max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int, int], None] | None = None,
+         prompt_len: int | None = None, gen_len: int | None = None, max_ttft_ms: float | None = None,
+         max_tpot_ms: float | None = None, tp: Sequence[int] | None = None) -> Plan:
     """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
+
+    A decoder with a KV cache is planned by planner.llm instead (prefill and decode, tokens, tensor parallelism);
+    `prompt_len`, `gen_len`, `max_ttft_ms`, `max_tpot_ms` and `tp` apply to decoders only.
 
     `progress(done, total)` hears about each batch size of the sweep (planner.progress draws it as a bar)."""
     spec = targets if isinstance(targets, str) else ",".join(targets)
     resolved = resolve_targets(spec, target_files)
     loaded = load_model(path)
+    decoder = recognise(loaded.model)
+    if decoder is not None:
+        return plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len, gen_len,
+                            max_ttft_ms, max_tpot_ms, tp)
+    if any(x is not None for x in (prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)):
+        raise PlannerError(f"{path}: --prompt-len, --gen-len, --max-ttft-ms, --max-tpot-ms and --tp apply to "
+                           "decoders only, and this model has no past key/value inputs and present outputs")
     analyzer = Analyzer(loaded)
     base = analyzer.analyze(dims, batch=batch)
     result = search(analyzer, resolved, dims, batch=batch, max_latency_ms=max_latency_ms, max_batch=max_batch,

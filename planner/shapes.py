@@ -101,6 +101,8 @@ class Binding:
 def bind_dims(spec: DimSpec, user: dict[str, int], batch: int | None) -> Binding:
     """Give every symbolic dim a number: the user's, or a stated default."""
     for k, v in user.items():
+        if v == 0 and spec.kinds.get(k) == "past":
+            continue  # an empty KV cache: a decoder's prefill binds its past length to 0
         if v <= 0 or v > MAX_DIM:
             raise DimError(f"--dim {k}={v}: a dim must be a positive integer up to {MAX_DIM}")
     unknown = [k for k in user if k not in spec.names]

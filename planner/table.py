@@ -56,6 +56,10 @@ def chosen_line(plan: Plan) -> str:
     if c is None:
         why = sorted({c.rejected for c in plan.candidates if c.rejected and not c.rejected.startswith("lost")})
         return "no plan: no candidate fits and meets the constraints (" + "; ".join(why[:3]) + ")"
+    if c.tpot_ms is not None:  # a decoder (planner.llm)
+        from planner.llm.render import decoder_chosen_line
+
+        return decoder_chosen_line(c)
     return (f"chosen   {c.target} at batch {c.batch}: {fmt_num(c.latency_ms)} ms per batch, "
             f"{fmt_num(c.throughput_per_s)} inferences/s, ${fmt_num(c.cost_per_million_usd, 4)} per million, "
             f"{c.bound}-bound")
@@ -63,6 +67,10 @@ def chosen_line(plan: Plan) -> str:
 
 def render_plan(plan: Plan, top: int = 8, table: Callable[..., str] = render_table) -> str:
     """`table` draws each table: the plain renderer here, rich at a terminal (planner.console)."""
+    if plan.model.decoder is not None:
+        from planner.llm.render import render_decoder_plan
+
+        return render_decoder_plan(plan, top=top, table=table)
     m = plan.model
     out = [f"model    {m.path}  ({m.nodes} nodes, opset {m.opset}, weights {fmt_bytes(m.weight_bytes)}, "
            f"{fmt_flops(m.flops)} per run)"]
