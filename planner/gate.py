@@ -36,6 +36,8 @@ class Settings:
     pin_target: str
     pin_batch: int
     notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # other plan() keywords from the constraints (decoders,
+    # pass search): every constraint named like a plan() parameter goes back to it
 
 
 @dataclass(frozen=True)
@@ -111,24 +113,52 @@ def baseline_settings(baseline: dict[str, Any], batch_dim: str | None) -> Settin
     lim = cons.get("max_latency_ms")
     return Settings(targets=targets, dims=dims, batch=batch, max_batch=max_batch,
                     max_latency_ms=lim if isinstance(lim, (int, float)) and lim > 0 else None,
-                    pin_target=chosen["target"], pin_batch=chosen["batch"], notes=notes)
+                    pin_target=chosen["target"], pin_batch=chosen["batch"], notes=notes, extra=_extra_kwargs(cons))
 
 
-def _model_dims(model_path: str | os.PathLike) -> tuple[str | None, set[str]]:
-    """The model's batch dim and all its symbolic dim names, to map the baseline's dims onto it."""
+_OWN = {"targets", "batch", "max_batch", "max_latency_ms", "dims", "target_files", "progress", "path"}
+
+
+def _extra_kwargs(cons: dict[str, Any]) -> dict[str, Any]:
+    """Constraints other than the ones handled here that name plan() parameters (prompt_len, gen_len, tp, ...),
+    so that a plan is re-made the way it was made even for settings added after this module was written."""
+    import inspect
+
+    from planner.pipeline import plan
+
+    params = inspect.signature(plan).parameters
+    out = {k: v for k, v in cons.items() if k in params and k not in _OWN and v is not None and k != "passes"}
+    if isinstance(cons.get("passes"), str) and "passes" in params:  # the pass search's mode, as PassOptions
+        try:
+            from planner.optimize import PassOptions
+        except ImportError:
+            return out
+        opts = {"mode": cons["passes"]}
+        if isinstance(cons.get("max_drift"), (int, float)):
+            opts["max_drift"] = cons["max_drift"]
+        out["passes"] = PassOptions(**opts)
+    out.pop("max_drift", None)
+    return out
+
+
+def _model_dims(model_path: str | os.PathLike) -> tuple[str | None, dict[str, str]]:
+    """The model's batch dim and its symbolic dims with their kinds, to map the baseline's dims onto it."""
     from planner.loader import load_model
     from planner.shapes import dim_spec
 
     spec = dim_spec(load_model(model_path).model)
-    return spec.batch, set(spec.names)
+    return spec.batch, {n: spec.kinds.get(n, "other") for n in spec.names}
 
 
-def _known_dims(names: set[str], dims: dict[str, int], notes: list[str]) -> dict[str, int]:
-    """Drop baseline dims the model no longer has (renamed inputs), saying so, instead of refusing."""
-    gone = [k for k in dims if k not in names]
+def _known_dims(kinds: dict[str, str], dims: dict[str, int], decoder: bool, notes: list[str]) -> dict[str, int]:
+    """Drop baseline dims the model no longer has (renamed inputs), saying so, instead of refusing. A decoder's
+    sequence/past/total dims were set by its prefill and decode phases (from prompt_len and gen_len, which are
+    passed back), so they are not bound again."""
+    gone = [k for k in dims if k not in kinds]
     if gone:
         notes.append(f"baseline dims not in the model any more (left to defaults): {', '.join(gone)}")
-    return {k: v for k, v in dims.items() if k in names}
+    phase = {"sequence", "past", "total"} if decoder else set()
+    return {k: v for k, v in dims.items() if k in kinds and kinds[k] not in phase}
 
 
 def _as_dict(c: CandidateReport, plan: Plan) -> dict[str, Any]:
@@ -137,18 +167,42 @@ def _as_dict(c: CandidateReport, plan: Plan) -> dict[str, Any]:
     return one.to_dict()["chosen"]
 
 
-def _pinned(model_path: str | os.PathLike, fresh: Plan, s: Settings, target_files: Sequence[str],
-            progress: Callable[[int, int], None] | None) -> dict[str, Any] | None:
-    """The baseline's (target, batch) planned now: from the sweep if it got there, else planned directly."""
+IDENTITY = ("target", "batch", "precision", "passes", "devices")  # what makes a configuration the same one
+
+
+def _same(a: dict[str, Any], b: dict[str, Any], keys: Sequence[str]) -> bool:
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _match(cands: list[dict[str, Any]], old: dict[str, Any], fixed: bool) -> tuple[dict[str, Any] | None, list[str]]:
+    """The candidate that is the baseline's configuration; failing that, the closest one and what differs."""
+    keys = [k for k in IDENTITY if k in old and not (fixed and k == "batch")]
+    for relax in range(len(keys) - 1, 0, -1):  # drop the least identifying keys first (devices, passes, ...)
+        for c in cands:
+            if _same(c, old, keys[: relax + 1]):
+                return c, [k for k in keys[relax + 1:] if c.get(k) != old.get(k)]
+    return None, keys
+
+
+def _pinned(model_path: str | os.PathLike, fresh: Plan, s: Settings, old: dict[str, Any],
+            target_files: Sequence[str], progress: Callable[[int, int], None] | None,
+            notes: list[str]) -> dict[str, Any] | None:
+    """The baseline's configuration planned now: from the sweep if it got there, else planned directly."""
     from planner.pipeline import plan
 
     fixed = fresh.model.batch_dim is None
-    for c in fresh.candidates:
-        if c.target == s.pin_target and (c.batch == s.pin_batch or fixed):
-            return _as_dict(c, fresh)
-    p = plan(model_path, targets=[s.pin_target], dims=s.dims, batch=None if fixed else s.pin_batch,
-             target_files=target_files, max_batch=s.max_batch, progress=progress)
-    return _as_dict(p.candidates[0], p) if p.candidates else None
+    cands = [_as_dict(c, fresh) for c in fresh.candidates]
+    found, differs = _match(cands, old, fixed)
+    if found is None or differs:
+        p = plan(model_path, targets=[s.pin_target], dims=s.dims, batch=None if fixed else s.pin_batch,
+                 target_files=target_files, max_batch=s.max_batch, progress=progress, **s.extra)
+        again, differs_again = _match([_as_dict(c, p) for c in p.candidates], old, fixed)
+        if again is not None and (found is None or len(differs_again) < len(differs)):
+            found, differs = again, differs_again
+    if found is not None and differs:
+        notes.append("the baseline's exact configuration was not planned now; compared with the closest one, "
+                     "which differs in " + ", ".join(f"{k} ({old.get(k)} -> {found.get(k)})" for k in differs))
+    return found
 
 
 def check(model_path: str | os.PathLike, baseline: dict[str, Any], metric: str = "cost",
@@ -167,14 +221,15 @@ def check(model_path: str | os.PathLike, baseline: dict[str, Any], metric: str =
     if old.get(key) is None:
         raise PlannerError(f"baseline has no {label} for {old['target']} (no price for this target?); "
                            "use --metric latency or --metric memory")
-    batch_dim, names = _model_dims(model_path)
+    batch_dim, kinds = _model_dims(model_path)
     s = baseline_settings(baseline, batch_dim)
     notes = list(s.notes)
-    dims = _known_dims(names, s.dims, notes)
+    decoder = bool(baseline["model"].get("decoder")) or "prompt_len" in (baseline.get("constraints") or {})
+    dims = _known_dims(kinds, s.dims, decoder, notes)
     s = Settings(**{**s.__dict__, "dims": dims, "notes": notes})
     fresh = plan(model_path, targets=s.targets, dims=s.dims, batch=s.batch, max_latency_ms=s.max_latency_ms,
-                 target_files=target_files, max_batch=s.max_batch, progress=progress)
-    current = _pinned(model_path, fresh, s, target_files, progress)
+                 target_files=target_files, max_batch=s.max_batch, progress=progress, **s.extra)
+    current = _pinned(model_path, fresh, s, old, target_files, progress, notes)
     reasons: list[str] = []
     if current is None:
         raise PlannerError(f"cannot plan the model at the baseline's configuration ({config_label(old)})")

