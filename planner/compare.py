@@ -172,7 +172,8 @@ def compare_configs(old: dict[str, Any], new: dict[str, Any]) -> Comparison:
     return Comparison(
         old_config=config_label(old), new_config=config_label(new),
         headline=[Change(k, _num(old, k), _num(new, k)) for k in HEADLINE],
-        decoder=[Change(k, _num(old, k), _num(new, k)) for k in DECODER_KEYS if k in old or k in new],
+        decoder=[Change(k, _num(old, k), _num(new, k)) for k in DECODER_KEYS
+                 if old.get(k) is not None or new.get(k) is not None],  # null for models that are not decoders
         memory_parts=[c for c in _dict_changes(old.get("memory") or {}, new.get("memory") or {}, list(MEMORY_PARTS))
                       if c.old or c.new],
         kernels=kernels,

@@ -178,7 +178,7 @@ def comparison_markdown(c: Comparison, headers: Sequence[str] = ("", "baseline",
 
 
 def check_markdown(r: CheckResult, baseline_path: str) -> str:
-    icon = ":x:" if r.regression else ":white_check_mark:"
+    icon = "\u274c" if r.regression else "\u2705"  # shown as emoji in job summaries and PR comments
     _, label, _ = METRICS[r.metric]
     out = [f"### {icon} plan check `{md_escape(r.fresh.model.path)}`: {label} {fmt_ratio(r.change)} "
            f"(limit +{100 * r.max_increase:g}%)", ""]

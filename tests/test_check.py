@@ -155,7 +155,7 @@ def test_github_annotations_and_step_summary(models, baseline, tmp_path, capsys,
     assert f"file={models[1]}".replace(":", "%3A") in errors[0] and "fc1" in errors[0]
     assert "%25" in errors[0]  # a literal '%' in the message is escaped for the workflow command
     text = summary.read_text()
-    assert text.startswith("# earlier step\n") and ":x: plan check" in text and "| fc1 |" in text
+    assert text.startswith("# earlier step\n") and "\u274c plan check" in text and "| fc1 |" in text
 
 
 def test_json_output_stays_pure_in_github_actions(models, baseline, capsys, monkeypatch):

@@ -94,3 +94,10 @@ def test_diff_errors_one_line(two_plans, tmp_path, capsys):
         code = main(["diff", *argv])
         _, err = capsys.readouterr()
         assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("plan: error:"), err
+
+
+def test_decoder_rows_only_when_a_side_has_them():
+    plain = {"latency_ms": 1.0, "ttft_ms": None, "tpot_ms": None}
+    assert compare_configs(plain, dict(plain)).decoder == []
+    dec = compare_configs({"latency_ms": 1.0, "ttft_ms": 10.0}, {"latency_ms": 1.0, "ttft_ms": 12.5})
+    assert [(c.key, c.ratio) for c in dec.decoder] == [("ttft_ms", 0.25)]
