@@ -83,15 +83,60 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     llm.add_argument("--max-tpot-ms", type=_positive_float, help="limit on the time per output token")
     llm.add_argument("--tp", type=_tp_degrees, metavar="N[,N...]",
                      help="tensor-parallel degrees to try, from 1, 2, 4, 8 (default: all the target allows)")
+    _add_pass_args(p)
     loud = p.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true", help="print only the chosen plan's line; no progress bar")
     loud.add_argument("-v", "--verbose", action="store_true",
                       help="every kernel and every configuration tried, with why each lost")
 
 
+def _passes_mode(s: str) -> str:
+    from passes import get_pipeline
+
+    s = s.strip()
+    if s in ("auto", "none"):
+        return s
+    for name in s.split(","):
+        if name.strip():
+            get_pipeline(name.strip())  # unknown names: a PlannerError listing the known ones
+    return s
+
+
+def _drift_limit(s: str) -> float:
+    v = _positive_float(s)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"'{s}' must be below 1 (it bounds 1 - cosine similarity)")
+    return v
+
+
+def _add_pass_args(p: argparse.ArgumentParser) -> None:
+    from planner.optimize import DEFAULT_MAX_DRIFT
+
+    g = p.add_argument_group("passes (cleanup, fusion, quantization; verified with onnxruntime on this machine)")
+    g.add_argument("--passes", type=_passes_mode, default="auto", metavar="auto|none|NAME[,NAME...]",
+                   help="pipelines searched with targets and batches: auto (default: none, fused, int8-dynamic, "
+                        "int4, fp16, and int8-static when --calibration is given), none (the model as stored), or "
+                        "names. Each pipeline runs once per model with onnxruntime verification after every "
+                        "pass: about 0.5-1.5 s for the shipped models")
+    g.add_argument("--max-drift", type=_drift_limit, default=DEFAULT_MAX_DRIFT, metavar="X",
+                   help=f"reject pipelines whose outputs drift more than X from the original's: cosine "
+                        f"similarity >= 1-X and, for classifier-like outputs, top-1 agreement >= 1-X (default "
+                        f"{DEFAULT_MAX_DRIFT}: cosine >= 0.99, top-1 >= 0.99)")
+    g.add_argument("--calibration", metavar="NPZ",
+                   help="inputs (.npz, one array per graph input, first axis = batch) for int8-static calibration "
+                        "and for measuring drift; default: seeded generated inputs")
+    g.add_argument("--int4-block-size", type=_positive_int, default=32, metavar="N",
+                   help="block size of int4 weight quantization (power of two >= 16; default 32)")
+    g.add_argument("--fp16-io", action="store_true",
+                   help="fp16 pipeline: make graph inputs/outputs float16 too (default: keep float32 I/O)")
+    g.add_argument("--emit", metavar="OUT.onnx", help="write the chosen candidate's model (atomically; never over "
+                                                      "the input)")
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from planner.atomic import write_atomic
     from planner.console import table_renderer
+    from planner.optimize import PassOptions
     from planner.pipeline import plan
     from planner.progress import Progress
     from planner.table import chosen_line, render_candidates, render_plan
@@ -100,7 +145,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         p = plan(args.model, targets=args.target, dims=parse_dims(args.dim), batch=args.batch,
                  max_latency_ms=args.max_latency_ms, target_files=args.target_file, max_batch=args.max_batch,
                  progress=bar.update, prompt_len=args.prompt_len, gen_len=args.gen_len,
-                 max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp)
+                 max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp,
+                 passes=PassOptions(args.passes, args.max_drift, args.calibration, args.int4_block_size,
+                                    not args.fp16_io),
+                 emit=args.emit)
     doc = json.dumps(p.to_dict(), indent=2)
     if args.out:
         from pathlib import Path

@@ -68,6 +68,10 @@ class CandidateReport:
     devices: int | None = None
     max_batch_fits: int | None = None
     phases: dict | None = None
+    # Pass pipelines (planner.optimize): which pipeline produced the planned model ("none": as stored), and what
+    # the target's runtime really runs where it differs from the model's precision (planner.support).
+    pipeline: str = "none"
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class Plan:
     candidates: list[CandidateReport]
     constraints: dict[str, Any]
     best_per_target: dict[str, CandidateReport]
+    # Per pass pipeline tried: its passes with counts, time and drift after each, the final drift, why rejected.
+    pipelines: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         def clean(x: Any) -> Any:
@@ -112,6 +118,7 @@ class Plan:
             "chosen": asdict(self.chosen) if self.chosen else None,
             "best_per_target": {k: _brief(v) for k, v in self.best_per_target.items()},
             "candidates": [_brief(c) for c in self.candidates],
+            "pipelines": self.pipelines,
         })
 
 
@@ -124,7 +131,7 @@ def _brief(c: CandidateReport) -> dict[str, Any]:
 
 
 def candidate_report(p: Prediction, rejected: str | None = None, passes: list[str] | None = None,
-                     drift: dict | None = None, top: int = TOP_KERNELS) -> CandidateReport:
+                     drift: dict | None = None, top: int = TOP_KERNELS, pipeline: str = "none") -> CandidateReport:
     latency = p.latency_s
     by_op: dict[str, float] = defaultdict(float)
     for k in p.kernels:
@@ -145,5 +152,5 @@ def candidate_report(p: Prediction, rejected: str | None = None, passes: list[st
                 "kv_cache": m.kv_cache_bytes, "capacity": int(p.target.mem_capacity_bytes)},
         price_usd_per_hour=p.target.price_usd_per_hour, flops=p.flops, bytes_moved=p.bytes_moved,
         time_by_op_type_ms=dict(sorted(by_op.items(), key=lambda kv: -kv[1])), rejected=rejected,
-        all_kernels=every,
+        all_kernels=every, pipeline=pipeline, notes=list(p.notes) + [f"does not run: {u}" for u in p.unsupported],
     )

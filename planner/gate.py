@@ -177,7 +177,7 @@ def _same(a: dict[str, Any], b: dict[str, Any], keys: Sequence[str]) -> bool:
 def _match(cands: list[dict[str, Any]], old: dict[str, Any], fixed: bool) -> tuple[dict[str, Any] | None, list[str]]:
     """The candidate that is the baseline's configuration; failing that, the closest one and what differs."""
     keys = [k for k in IDENTITY if k in old and not (fixed and k == "batch")]
-    for relax in range(len(keys) - 1, 0, -1):  # drop the least identifying keys first (devices, passes, ...)
+    for relax in range(len(keys) - 1, -1, -1):  # drop the least identifying keys first (devices, passes, ...)
         for c in cands:
             if _same(c, old, keys[: relax + 1]):
                 return c, [k for k in keys[relax + 1:] if c.get(k) != old.get(k)]

@@ -9,10 +9,12 @@ from planner.analyze import Analyzer
 from planner.costs import lookup
 from planner.decoder import recognise
 from planner.document import ModelSummary, Plan, candidate_report
+from planner.emit import emit_model
 from planner.errors import PlannerError
 from planner.kernels import graph_costs
 from planner.llm import plan_decoder
 from planner.loader import load_model
+from planner.optimize import PassOptions, optimize
 from planner.search import DEFAULT_MAX_BATCH, search
 from planner.targets import resolve_targets
 
@@ -31,17 +33,24 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
          batch: int | None = None, max_latency_ms: float | None = None, target_files: Sequence[str] = (),
          max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int, int], None] | None = None,
          prompt_len: int | None = None, gen_len: int | None = None, max_ttft_ms: float | None = None,
-         max_tpot_ms: float | None = None, tp: Sequence[int] | None = None) -> Plan:
+         max_tpot_ms: float | None = None, tp: Sequence[int] | None = None,
+         passes: PassOptions | None = None, emit: str | os.PathLike | None = None) -> Plan:
     """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
 
     A decoder with a KV cache is planned by planner.llm instead (prefill and decode, tokens, tensor parallelism);
     `prompt_len`, `gen_len`, `max_ttft_ms`, `max_tpot_ms` and `tp` apply to decoders only.
 
-    `progress(done, total)` hears about each batch size of the sweep (planner.progress draws it as a bar)."""
+    `progress(done, total)` hears about each batch size of the sweep (planner.progress draws it as a bar).
+
+    `passes` picks the pass pipelines searched with targets and batches (planner.optimize; default auto);
+    `emit` writes the chosen candidate's model there (planner.emit)."""
     spec = targets if isinstance(targets, str) else ",".join(targets)
     resolved = resolve_targets(spec, target_files)
     loaded = load_model(path)
     decoder = recognise(loaded.model)
+    if decoder is not None and (emit is not None or (passes is not None and passes.mode != "auto")):
+        raise PlannerError(f"{path}: --passes and --emit apply to non-decoder models for now (decoders are planned "
+                           "by planner.llm, which does not run pass pipelines yet)")
     if decoder is not None:
         return plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len, gen_len,
                             max_ttft_ms, max_tpot_ms, tp)
@@ -50,11 +59,17 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
                            "decoders only, and this model has no past key/value inputs and present outputs")
     analyzer = Analyzer(loaded)
     base = analyzer.analyze(dims, batch=batch)
+    passes = passes or PassOptions()
+    optimized = optimize(loaded, analyzer, dims, passes)
     result = search(analyzer, resolved, dims, batch=batch, max_latency_ms=max_latency_ms, max_batch=max_batch,
-                    progress=progress)
-    reports = {id(c): candidate_report(c.prediction, c.rejected) for c in result.candidates}
+                    progress=progress, variants=optimized.variants)
+    reports = {id(c): _report(c) for c in result.candidates}
     g = base.graph
-    notes = list(base.notes)
+    notes = list(base.notes) + optimized.notes
+    if emit is not None and result.chosen is not None:
+        chosen = result.chosen.variant.name if result.chosen.variant else "none"
+        emit_model(optimized.models[chosen], emit, loaded.path, chosen, external=bool(loaded.external_files))
+        notes.append(f"emitted the chosen candidate's model ({chosen}) to {emit}")
     defaults = list(base.binding.defaults_used)
     swept = batch is None and analyzer.batch_sweepable and max_batch > 1
     if swept:  # the batch was searched, not defaulted
@@ -77,6 +92,14 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
         chosen=reports[id(result.chosen)] if result.chosen else None,
         candidates=[reports[id(c)] for c in result.candidates],
         constraints={"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
-                     "targets": [t.name for t in resolved]},
+                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.max_drift},
         best_per_target={k: reports[id(c)] for k, c in result.best_per_target.items()},
+        pipelines=optimized.reports,
     )
+
+
+def _report(c):
+    v = c.variant
+    if v is None:
+        return candidate_report(c.prediction, c.rejected)
+    return candidate_report(c.prediction, c.rejected, passes=list(v.passes), drift=v.drift, pipeline=v.name)

@@ -14,6 +14,7 @@ from planner.costs import NodeCost
 from planner.kernels import Kernel, build_kernels, graph_costs
 from planner.memory import MemoryEstimate, estimate_memory
 from planner.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
+from planner.support import runtime_kernels
 from planner.target import Target
 
 SECONDS_PER_HOUR = 3600.0
@@ -38,6 +39,7 @@ class Prediction:
     latency_s: float
     fits: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    unsupported: tuple[str, ...] = ()  # why the target's runtime cannot run this model (planner.support)
 
     @property
     def throughput_per_s(self) -> float:
@@ -116,6 +118,7 @@ class Predictor:
     def predict(self, analysis: Analysis, target: Target, precision: str | None = None) -> Prediction:
         kernels, mem = self.kernels(analysis, target.fuse_epilogue, target.fuse_elementwise)
         mem = replace(mem, workspace_bytes=int(target.workspace_bytes))
+        kernels, runs_as, unsupported = runtime_kernels(kernels, analysis.graph, target)  # what really runs
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target)) for k in kernels)
         latency = sum(k.time.seconds for k in timed)
         if precision is None:
@@ -123,6 +126,7 @@ class Predictor:
         return Prediction(
             target=target, batch=analysis.binding.batch, precision=precision,
             kernels=timed, memory=mem, latency_s=latency, fits=mem.total_bytes <= target.mem_capacity_bytes,
+            notes=runs_as, unsupported=unsupported,
         )
 
 

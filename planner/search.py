@@ -7,7 +7,7 @@ kept with the reason it lost, so a plan can explain its choice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from planner.analyze import Analyzer
@@ -18,10 +18,23 @@ from planner.target import Target
 DEFAULT_MAX_BATCH = 256
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One way to run the model: a pass pipeline's verified result (planner.optimize), or the model as stored."""
+
+    name: str  # the pipeline: "none" is the model as stored
+    analyzer: Analyzer
+    precision: str | None = None  # None: the precision the weights are stored at
+    passes: tuple[str, ...] = ()  # the passes that changed the model, in order
+    drift: dict | None = None  # passes.verify.Drift.to_dict() against the original
+    rejected: str | None = None  # e.g. drift over --max-drift: predicted and listed, never chosen
+
+
 @dataclass
 class Candidate:
     prediction: Prediction
     rejected: str | None = None  # None: admissible; else why it cannot be chosen or why it lost
+    variant: Variant | None = None  # None: the model as stored
 
     @property
     def admissible(self) -> bool:
@@ -68,17 +81,33 @@ def _sweep_sizes(analyzer: Analyzer, dims: dict[str, int] | None, batch: int | N
 
 def search(analyzer: Analyzer, targets: list[Target], dims: dict[str, int] | None = None,
            batch: int | None = None, max_latency_ms: float | None = None,
-           max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int, int], None] | None = None) -> SearchResult:
-    """`progress(done, total)` is called after each batch size (batch sizes planned so far, sizes in the sweep)."""
+           max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int, int], None] | None = None,
+           variants: Sequence[Variant] | None = None) -> SearchResult:
+    """`progress(done, total)` is called after each batch size (batch sizes planned so far, sizes in the sweep).
+
+    `variants`: the pipelines to plan (target x precision/pipeline x batch); default the model as stored."""
     predictor = Predictor()
-    sizes = _sweep_sizes(analyzer, dims, batch, max_batch)
+    variants = list(variants) if variants else [Variant("none", analyzer)]
+    sweeps = [(v, _sweep_sizes(v.analyzer, dims, batch, max_batch)) for v in variants]
+    total, done = sum(len(sizes) for _, sizes in sweeps), 0
     candidates: list[Candidate] = []
-    out_of_memory: set[str] = set()
+    for v, sizes in sweeps:
+        candidates += _sweep(predictor, v, sizes, targets, dims, max_latency_ms)
+        done += len(sizes)
+        if progress is not None:
+            progress(done, total)
+    return _choose(candidates)
+
+
+def _sweep(predictor: Predictor, v: Variant, sizes: list[int | None], targets: list[Target],
+           dims: dict[str, int] | None, max_latency_ms: float | None) -> list[Candidate]:
+    candidates: list[Candidate] = []
+    out_of_memory: set[str] = set()  # targets done with: out of memory (or, for this variant, unable to run it)
     for b in sizes:
         if len(out_of_memory) == len(targets):
             break
         try:
-            analysis = analyzer.analyze(dims, batch=b)
+            analysis = v.analyzer.analyze(dims, batch=b)
         except DimError:
             if b == sizes[0]:
                 raise
@@ -86,17 +115,26 @@ def search(analyzer: Analyzer, targets: list[Target], dims: dict[str, int] | Non
         for t in targets:
             if t.name in out_of_memory:
                 continue
-            p = predictor.predict(analysis, t)
-            c = Candidate(p)
-            if not p.fits:
+            p = predictor.predict(analysis, t, v.precision)
+            c = Candidate(p, variant=v)
+            if v.rejected:
+                c.rejected = v.rejected
+                if not p.fits:
+                    out_of_memory.add(t.name)
+            elif p.unsupported:
+                c.rejected = f"does not run: {p.unsupported[0]}"
+                out_of_memory.add(t.name)  # no batch makes it run: stop sweeping this target
+            elif not p.fits:
                 c.rejected = (f"does not fit: needs {_fmt_bytes(p.memory.total_bytes)}, "
                               f"{t.name} has {_fmt_bytes(t.mem_capacity_bytes)}")
                 out_of_memory.add(t.name)
             elif max_latency_ms is not None and p.latency_s * 1e3 > max_latency_ms:
                 c.rejected = f"latency {p.latency_s * 1e3:.3g} ms exceeds --max-latency-ms {max_latency_ms:g}"
             candidates.append(c)
-        if progress is not None:
-            progress(sizes.index(b) + 1, len(sizes))
+    return candidates
+
+
+def _choose(candidates: list[Candidate]) -> SearchResult:
     ok = [c for c in candidates if c.rejected is None]
     best: dict[str, Candidate] = {}
     for c in sorted(ok, key=_rank_key):

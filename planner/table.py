@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from planner.document import CandidateReport, Plan
+from planner.passes_view import pipeline_lines
 
 
 def fmt_bytes(n: float | None) -> str:
@@ -98,6 +99,7 @@ def render_plan(plan: Plan, top: int = 8, table: Callable[..., str] = render_tab
     out.append(table(headers, rows, right={2, 3, 4, 6}))
     out.append("")
     out.append(chosen_line(plan))
+    out += pipeline_lines(plan)  # pass pipelines, the chosen model's drift, what the runtime really runs
     if plan.chosen is None:
         return "\n".join(out)
     c = plan.chosen

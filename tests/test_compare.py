@@ -101,3 +101,17 @@ def test_decoder_rows_only_when_a_side_has_them():
     assert compare_configs(plain, dict(plain)).decoder == []
     dec = compare_configs({"latency_ms": 1.0, "ttft_ms": 10.0}, {"latency_ms": 1.0, "ttft_ms": 12.5})
     assert [(c.key, c.ratio) for c in dec.decoder] == [("ttft_ms", 0.25)]
+
+
+def test_baseline_configuration_is_found_or_the_closest_named():
+    from planner.gate import _match
+
+    old = {"target": "t4", "batch": 8, "precision": "fp16", "passes": ["cleanup", "fp16"]}
+    exact = dict(old, latency_ms=1.0)
+    other_passes = dict(old, passes=["fp16"])
+    other_batch = dict(old, batch=16)
+    assert _match([other_passes, exact], old, fixed=False) == (exact, [])
+    assert _match([other_batch, other_passes], old, fixed=False) == (other_passes, ["passes"])
+    assert _match([other_batch], old, fixed=False) == (other_batch, ["batch"])  # only what really differs
+    assert _match([other_batch], old, fixed=True) == (other_batch, [])  # a fixed-batch model runs its own batch
+    assert _match([dict(old, target="a10g")], old, fixed=False) == (None, ["target", "batch", "precision", "passes"])
