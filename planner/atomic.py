@@ -22,6 +22,12 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, refuse: set[Path] |
     payload = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
+        # mkstemp makes 0600 files; an output should get the mode any new file gets (0666 less the umask),
+        # or keep the mode of the file it replaces.
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = (target.stat().st_mode & 0o7777) if target.exists() else (0o666 & ~umask)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

@@ -1,0 +1,121 @@
+"""Passes in the plan: precision x pipeline in the search, drift in every candidate, --emit, runtime support."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+import planner
+from planner.cli import main
+from planner.optimize import PassOptions
+from planner.targets import get_target
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+ENCODER = MODELS / "encoder.onnx"
+
+
+@pytest.fixture(scope="module")
+def encoder_plan():
+    return planner.plan(ENCODER, targets=["host", "a10g", "inf2"], max_batch=8)
+
+
+def test_every_candidate_names_its_pipeline_precision_and_drift(encoder_plan):
+    p = encoder_plan
+    names = {r["pipeline"] for r in p.pipelines}
+    assert {"none", "fused", "int8-dynamic", "int4", "fp16"} <= names
+    by = {}
+    for c in p.candidates:
+        by.setdefault(c.pipeline, c)
+        if c.pipeline == "none":
+            assert c.passes == [] and c.drift is None and c.precision == "fp32"
+        else:
+            assert c.passes and c.drift is not None and 0.9 < c.drift["cosine"] <= 1.0 + 1e-9
+    assert by["int8-dynamic"].precision == "int8" and by["int4"].precision == "int4" and by["fp16"].precision == "fp16"
+    assert by["fused"].drift["cosine"] > 0.99999  # float-exact
+    assert all(c.rejected for c in p.candidates if c is not p.chosen)  # losers say why
+    doc = p.to_dict()
+    assert doc["chosen"]["pipeline"] == p.chosen.pipeline and "pipelines" in doc
+    json.dumps(doc)
+
+
+def test_runtime_support_rejects_or_retimes(encoder_plan):
+    p = encoder_plan
+    gpu_int8 = [c for c in p.candidates if c.target == "a10g" and c.pipeline == "int8-dynamic"]
+    assert gpu_int8 and all(c.rejected.startswith("does not run: onnxruntime-cuda has no device kernel")
+                            for c in gpu_int8)
+    neuron = [c for c in p.candidates if c.target == "inf2" and c.pipeline == "fused"]
+    assert neuron and all("compiles standard ONNX ops only" in c.rejected for c in neuron)
+    host_fp16 = [c for c in p.candidates if c.target == "host" and c.pipeline == "fp16"]
+    assert host_fp16 and any("no fp16" in n for n in host_fp16[0].notes)
+    assert all(k.dtype != "float16" for k in host_fp16[0].kernels if k.op_class == "matrix")
+
+
+def test_fused_kernels_move_fewer_bytes_and_quantized_weights_are_smaller(encoder_plan):
+    p = encoder_plan
+    a10g = {c.pipeline: c for c in p.candidates if c.target == "a10g" and c.batch == 8}
+    assert a10g["fused"].bytes_moved < a10g["none"].bytes_moved
+    assert a10g["fp16"].memory["weights"] < 0.55 * a10g["none"].memory["weights"]
+    assert a10g["int4"].memory["weights"] < 0.6 * a10g["none"].memory["weights"]  # embeddings stay float
+
+
+def test_max_drift_rejects_lossy_pipelines_with_the_reason():
+    p = planner.plan(ENCODER, targets=["a10g"], max_batch=2, passes=PassOptions("auto", max_drift=1e-9))
+    lossy = [c for c in p.candidates if c.pipeline in ("int4", "fp16")]
+    assert lossy and all(c.rejected.startswith("drift: cosine") for c in lossy)
+    assert p.chosen.pipeline in ("none", "fused")
+
+
+def test_passes_none_plans_the_model_as_stored():
+    p = planner.plan(ENCODER, targets=["a10g"], max_batch=2, passes=PassOptions("none"))
+    assert {c.pipeline for c in p.candidates} == {"none"} and p.pipelines == []
+
+
+def test_emit_writes_the_chosen_model_and_never_the_input(tmp_path, capsys):
+    out = tmp_path / "opt.onnx"
+    assert main([str(ENCODER), "--target", "host", "--max-batch", "4", "--emit", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    m = onnx.load(str(out))
+    onnx.checker.check_model(m)
+    chosen = doc["chosen"]["pipeline"]
+    assert chosen != "none" and any(f"({chosen})" in n for n in doc["model"]["notes"])
+    assert doc["chosen"]["drift"]["cosine"] >= 0.99
+    code = main([str(ENCODER), "--target", "host", "--max-batch", "2", "--emit", str(ENCODER)])
+    err = capsys.readouterr().err
+    assert code == 2 and "refusing to overwrite the input model" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--passes", "turbo"], "unknown pipeline 'turbo'"),
+    (["--max-drift", "2"], "must be below 1"),
+    (["--emit", "out.txt"], "must end in .onnx"),
+])
+def test_bad_pass_arguments_are_one_line_errors(tmp_path, capsys, argv, message):
+    argv = [a if a != "out.txt" else str(tmp_path / "out.txt") for a in argv]
+    code = main([str(ENCODER), "--target", "a10g", "--max-batch", "2", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_external_data_models_are_refused_clearly_when_passes_are_named(tmp_path):
+    m = onnx.load(str(MODELS / "mlp.onnx"))
+    onnx.save(m, str(tmp_path / "ext.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.onnx.data", size_threshold=0)
+    with pytest.raises(planner.errors.PlannerError, match="external data"):
+        planner.plan(tmp_path / "ext.onnx", targets=["a10g"], max_batch=2, passes=PassOptions("int8-dynamic"))
+    auto = planner.plan(tmp_path / "ext.onnx", targets=["a10g"], max_batch=2)
+    assert any("passes skipped: weights are stored as external data" in n for n in auto.model.notes)
+
+
+def test_support_table_by_hand():
+    from planner.analyze import Analyzer
+    from planner.kernels import build_kernels, graph_costs
+    from planner.loader import load_model
+    from planner.support import runtime_kernels
+
+    g = Analyzer(load_model(MODELS / "mlp.onnx")).analyze({}, batch=4).graph
+    ks = build_kernels(g, graph_costs(g), True, False)
+    same, notes, unsupported = runtime_kernels(ks, g, get_target("a10g"))
+    assert [k.dtype for k in same] == [k.dtype for k in ks] and notes == () and unsupported == ()
