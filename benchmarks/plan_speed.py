@@ -54,7 +54,7 @@ def main() -> None:
         d = tmp / name
         d.mkdir()
         cases.append((build_decoder(cfg, d / "model.onnx", external_data=True, sparse=True),
-                      {"dims": {"sequence_length": 1, "past_sequence_length": 1023}, "max_batch": 8}))
+                      {"prompt_len": 1023, "gen_len": 2, "max_batch": 8}))  # decode at past 1023
     print(f"{'model':28} {'nodes':>6} {'weights':>10} {'targets':>7} {'candidates':>10} {'median s':>9} "
           f"{'peak RSS MB':>11}")
     for path, kw in cases:

@@ -237,6 +237,12 @@ def residual_stream(a: Analysis) -> tuple[tuple[int, ...] | None, str]:
             y = n.outputs[0] if n.outputs else None
             if y is not None and y.shape:
                 return y.shape, y.dtype
+    for n in a.graph.nodes:  # GPT-2 exports reshape input_ids first: the first embedding-table gather
+        data = n.inputs[0] if n.op_type == "Gather" and n.inputs else None
+        y = n.outputs[0] if n.outputs else None
+        if data is not None and data.is_weight and data.shape and len(data.shape) == 2 and y is not None \
+                and y.shape and y.shape[-1] == data.shape[1]:
+            return y.shape, y.dtype
     t = a.graph.tensors.get("inputs_embeds")
     return (t.shape, t.dtype) if t is not None and t.shape else (None, "float32")
 
