@@ -217,10 +217,10 @@ def infer(m: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
         out = m
     if _unknown_count(out):
         try:
-            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+            from planner.ort_symbolic import symbolic_infer  # the public entry point drops a file into the cwd
 
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                sym = SymbolicShapeInference.infer_shapes(out, auto_merge=True, guess_output_rank=True)
+                sym = symbolic_infer(out, auto_merge=True, guess_output_rank=True)
             if sym is not None and _unknown_count(sym) < _unknown_count(out):
                 out = sym
                 notes.append("onnxruntime symbolic shape inference filled dims onnx left unknown")
