@@ -213,8 +213,9 @@ class Analysis:
 class Analyzer:
     """Caches what does not change between dim bindings (the stripped skeleton, the dim classification)."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, loop_trips: int | None = None) -> None:
         self.loaded = loaded
+        self.loop_trips = loop_trips  # for Loops whose trip count the model does not fix (planner.controlflow)
         self.spec: DimSpec = dim_spec(loaded.model)
         self._skeleton, self._weight_inputs = skeleton(loaded.model)
         self._cache: dict[tuple, Analysis] = {}
@@ -236,6 +237,10 @@ class Analyzer:
         bound = apply_binding(self._skeleton, self.spec, binding, override, self._weight_inputs)
         inferred, notes = infer(bound)
         graph = build_graph(inferred, self._weight_inputs)
+        from planner.controlflow import resolve_control_flow  # it builds body graphs with build_graph
+
+        graph, flow_notes = resolve_control_flow(graph, inferred, self.loop_trips)
+        notes.extend(flow_notes)
         if override:
             outs = [graph.tensors.get(o) for o in graph.outputs]
             if any(t is None or not t.shape or t.shape[0] != batch for t in outs):

@@ -76,6 +76,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
     p.add_argument("--out", metavar="FILE", help="write the plan JSON to FILE (atomically)")
     p.add_argument("--top", type=_positive_int, default=8, help="kernels shown at the terminal (default 8)")
+    p.add_argument("--loop-trips", type=_positive_int, metavar="N",
+                   help="iterations of each Loop whose trip count the model does not fix (default 1)")
     llm = p.add_argument_group("decoders (models with past key/value inputs)")
     llm.add_argument("--prompt-len", type=_positive_int, help="prompt tokens per request (default 512)")
     llm.add_argument("--gen-len", type=_positive_int, help="generated tokens per request (default 128)")
@@ -148,7 +150,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                  max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp,
                  passes=PassOptions(args.passes, args.max_drift, args.calibration, args.int4_block_size,
                                     not args.fp16_io),
-                 emit=args.emit)
+                 emit=args.emit, loop_trips=args.loop_trips)
     doc = json.dumps(p.to_dict(), indent=2)
     if args.out:
         from pathlib import Path

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from planner.analyze import Analyzer
+from planner.controlflow import iter_nodes
 from planner.costs import lookup
 from planner.decoder import recognise
 from planner.document import ModelSummary, Plan, candidate_report
@@ -21,7 +22,7 @@ from planner.targets import resolve_targets
 
 def _unknown_ops(analyzer_graph) -> list[str]:
     seen = []
-    for n in analyzer_graph.nodes:
+    for n in iter_nodes(analyzer_graph):  # inside If/Loop/Scan bodies too
         if lookup(n.domain, n.op_type) is None:
             key = f"{n.domain}::{n.op_type}" if n.domain else n.op_type
             if key not in seen:
@@ -34,7 +35,8 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
          max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int, int], None] | None = None,
          prompt_len: int | None = None, gen_len: int | None = None, max_ttft_ms: float | None = None,
          max_tpot_ms: float | None = None, tp: Sequence[int] | None = None,
-         passes: PassOptions | None = None, emit: str | os.PathLike | None = None) -> Plan:
+         passes: PassOptions | None = None, emit: str | os.PathLike | None = None,
+         loop_trips: int | None = None) -> Plan:
     """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
 
     A decoder with a KV cache is planned by planner.llm instead (prefill and decode, tokens, tensor parallelism);
@@ -43,7 +45,9 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     `progress(done, total)` hears about each batch size of the sweep (planner.progress draws it as a bar).
 
     `passes` picks the pass pipelines searched with targets and batches (planner.optimize; default auto);
-    `emit` writes the chosen candidate's model there (planner.emit)."""
+    `emit` writes the chosen candidate's model there (planner.emit).
+
+    `loop_trips` counts each Loop whose trip count the model does not fix (planner.controlflow; default 1)."""
     spec = targets if isinstance(targets, str) else ",".join(targets)
     resolved = resolve_targets(spec, target_files)
     loaded = load_model(path)
@@ -57,7 +61,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     if any(x is not None for x in (prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)):
         raise PlannerError(f"{path}: --prompt-len, --gen-len, --max-ttft-ms, --max-tpot-ms and --tp apply to "
                            "decoders only, and this model has no past key/value inputs and present outputs")
-    analyzer = Analyzer(loaded)
+    analyzer = Analyzer(loaded, loop_trips=loop_trips)
     base = analyzer.analyze(dims, batch=batch)
     passes = passes or PassOptions()
     optimized = optimize(loaded, analyzer, dims, passes)

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from planner.analyze import Analysis
+from planner.controlflow import control_flow_times
 from planner.costs import NodeCost
 from planner.kernels import Kernel, build_kernels, graph_costs
 from planner.memory import MemoryEstimate, estimate_memory
@@ -120,6 +121,7 @@ class Predictor:
         mem = replace(mem, workspace_bytes=int(target.workspace_bytes))
         kernels, runs_as, unsupported = runtime_kernels(kernels, analysis.graph, target)  # what really runs
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target)) for k in kernels)
+        timed = control_flow_times(timed, analysis, target)  # If/Loop/Scan: their bodies' kernels
         latency = sum(k.time.seconds for k in timed)
         if precision is None:
             precision = self._precision.setdefault(id(analysis), stored_precision(analysis))
