@@ -10,7 +10,8 @@ Two sets, counted separately:
     python benchmarks/walk_onnx_testdata.py --only nodes --show-tracebacks
 
 A traceback (any exception that is not a PlannerError, the CLI's "internal error", or a case past --timeout)
-is a bug. Exit status 1 when there is at least one.
+is a bug, and so is a file left in the working folder (the walk runs from an empty temporary one). Exit
+status 1 when there is at least one.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def node_cases() -> list[tuple[str, onnx.ModelProto]]:
 def walk_files(paths: list[Path], args: list[str], timeout: float, progress: bool) -> Tally:
     tally = Tally()
     for i, p in enumerate(paths):
-        tally.add(str(p), run_plan_cli(p, args, timeout))
+        tally.add(str(p), run_plan_cli(p, args, timeout, watch=os.getcwd()))
         if progress and (i + 1) % 25 == 0:
             print(f"  files {i + 1}/{len(paths)}", file=sys.stderr)
     return tally
@@ -59,7 +60,7 @@ def walk_models(cases: list[tuple[str, onnx.ModelProto]], args: list[str], timeo
         for i, (name, model) in enumerate(cases):
             path = Path(tmp) / f"{name}.onnx"
             path.write_bytes(model.SerializeToString())
-            tally.add(name, run_plan_cli(path, args, timeout))
+            tally.add(name, run_plan_cli(path, args, timeout, watch=os.getcwd()))
             path.unlink()
             if progress and (i + 1) % 100 == 0:
                 print(f"  nodes {i + 1}/{len(cases)}", file=sys.stderr)
@@ -97,4 +98,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    sys.exit(main())
+    with tempfile.TemporaryDirectory(prefix="walk_cwd_") as cwd:
+        os.chdir(cwd)  # nothing may appear here; run_plan_cli watches it
+        sys.exit(main())

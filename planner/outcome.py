@@ -55,9 +55,27 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def run_plan_cli(model_path: str | os.PathLike, args: Sequence[str] = ("--target", "a10g", "--json"),
-                 timeout_s: float | None = 60.0) -> Outcome:
-    """`plan MODEL ARGS` through planner.cli.main, with PLANNER_DEBUG set so that a bug shows its traceback."""
+                 timeout_s: float | None = 60.0, watch: str | os.PathLike | None = None) -> Outcome:
+    """`plan MODEL ARGS` through planner.cli.main, with PLANNER_DEBUG set so that a bug shows its traceback.
+
+    `watch`: a folder (the working folder, the model's) in which the run must create nothing; a new entry there
+    is a crash too (a stray temporary file escaped), and it is removed.
+    """
     from planner.cli import main
+
+    before = set(os.listdir(watch)) if watch is not None else set()
+    outcome = _run(main, model_path, args, timeout_s)
+    if watch is not None:
+        stray = sorted(set(os.listdir(watch)) - before)
+        for name in stray:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(watch, name))
+        if stray:
+            return Outcome(CRASHED, outcome.exit_code, f"left stray files: {', '.join(stray)[:200]}", outcome.detail)
+    return outcome
+
+
+def _run(main, model_path: str | os.PathLike, args: Sequence[str], timeout_s: float | None) -> Outcome:
 
     out, err = io.StringIO(), io.StringIO()
     old_debug = os.environ.get("PLANNER_DEBUG")
