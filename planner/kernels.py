@@ -30,6 +30,8 @@ class Kernel:
     dtype: str  # the precision its arithmetic runs at
     cost: OpCost  # at the kernel boundary: fused intermediates removed
     unknown: bool  # some member has no cost formula
+    family: str = ""  # which calibrated rate times it (kernel_family of the anchor)
+    steps: int = 1  # sequential steps it runs (an RNN's time steps; kernel_steps of the anchor)
 
     @property
     def label(self) -> str:
@@ -49,11 +51,62 @@ def compute_dtype(node: NodeInfo) -> str:
     return "float32"
 
 
+_GEMM_LIKE = {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "TransposeMatMul", "FusedMatMulActivation",
+              "GemmFastGelu", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
+              "QGemm", "MatMulInteger16", "Einsum"}
+_CONV_LIKE = {"Conv", "FusedConv", "NhwcConv", "NhwcFusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
+_RNN_LIKE = {"LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"}
+_DOMAIN_TAG = {"": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
+
+
+def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
+    """The kind of kernel a node runs, as calibrations name them.
+
+    Matrix ops group by algorithm: "gemm" (MatMul-like), "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
+    input channel per group),
+    "conv_grouped" (other groups), "rnn",
+    prefixed "nchwc." for onnxruntime's blocked-layout kernels ("nchwc.conv_nchw": a blocked conv reading a
+    plain NCHW input, as first layers do); every other op is its own family, its op type with the domain
+    tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool").
+    """
+    tag = _DOMAIN_TAG.get(node.domain, node.domain + ".")
+    if op_class == OpClass.MATRIX:
+        if node.op_type in ("Gemm", "FusedGemm", "QGemm"):
+            return "gemm_bias"  # y = A·B + C: the bias initialises the output, B is usually transposed
+        if node.op_type in _GEMM_LIKE:
+            return "gemm"
+        if node.op_type in _RNN_LIKE:
+            return "rnn"
+        if node.op_type in _CONV_LIKE:
+            w = node.in_shape(3 if node.op_type in ("QLinearConv",) else 1)
+            group = node.attr("group", 1) or 1
+            depthwise = group > 1 and w is not None and len(w) > 1 and w[1] == 1
+            x = node.in_shape(0)
+            if tag == "nchwc." and not depthwise and x is not None and len(x) > 1 and x[1] % 8:
+                return "nchwc.conv_nchw"  # a first layer: plain NCHW input with few channels, blocked output
+            grouped = group > 1 and not depthwise
+            return tag + ("conv_dw" if depthwise else "conv_grouped" if grouped else "conv")
+    return tag + node.op_type
+
+
+def kernel_steps(node: NodeInfo) -> int:
+    """Sequential steps inside one kernel: an RNN runs its sequence one time step after another."""
+    if node.op_type not in _RNN_LIKE:
+        return 1
+    x = node.in_shape(0)
+    if x is None or len(x) != 3:
+        return 1
+    return max(1, x[1] if node.attr("layout", 0) == 1 else x[0])
+
+
 def graph_costs(graph: Graph) -> list[NodeCost]:
     return [node_cost(n) for n in graph.nodes]
 
 
-def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_elementwise: bool) -> list[Kernel]:
+def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_elementwise: bool,
+                  dispatch_views: bool = False) -> list[Kernel]:
+    """`dispatch_views`: metadata-only nodes are launched too (onnxruntime runs a Reshape node), as kernels that
+    move no bytes; otherwise they are no kernel at all."""
     consumers = graph.consumers()
     for i, names in graph.implicit_inputs.items():
         for name in names:
@@ -75,6 +128,10 @@ def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse
     for i, n in enumerate(graph.nodes):
         c = costs[i]
         if c.op_class == OpClass.VIEW:
+            if dispatch_views:
+                groups.append([i])
+                internal.append([])
+                anchor_pos.append(i)
             continue
         joined = False
         if c.epilogue and (fuse_epilogue or fuse_elementwise):
@@ -118,5 +175,6 @@ def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse
             name=anchor.name, nodes=tuple(members), op_types=tuple(graph.nodes[m].op_type for m in members),
             op_class=costs[members[0]].op_class, dtype=compute_dtype(anchor), cost=total,
             unknown=any(not costs[m].known for m in members),
+            family=kernel_family(anchor, costs[members[0]].op_class), steps=kernel_steps(anchor),
         ))
     return kernels

@@ -93,7 +93,7 @@ class Predictor:
 
     def __init__(self) -> None:
         self._costs: dict[int, list[NodeCost]] = {}
-        self._kernels: dict[tuple[int, bool, bool], tuple[list[Kernel], MemoryEstimate]] = {}
+        self._kernels: dict[tuple[int, bool, bool, bool], tuple[list[Kernel], MemoryEstimate]] = {}
         self._precision: dict[int, str] = {}
 
     def costs(self, analysis: Analysis) -> list[NodeCost]:
@@ -102,13 +102,13 @@ class Predictor:
             self._costs[key] = graph_costs(analysis.graph)
         return self._costs[key]
 
-    def kernels(self, analysis: Analysis, fuse_epilogue: bool, fuse_elementwise: bool
+    def kernels(self, analysis: Analysis, fuse_epilogue: bool, fuse_elementwise: bool, dispatch_views: bool = False
                 ) -> tuple[list[Kernel], MemoryEstimate]:
         """Kernels for a runtime's fusion switches, with the memory they need before any workspace."""
-        key = (id(analysis), fuse_epilogue, fuse_elementwise)
+        key = (id(analysis), fuse_epilogue, fuse_elementwise, dispatch_views)
         if key not in self._kernels:
             graph, costs = analysis.graph, self.costs(analysis)
-            kernels = build_kernels(graph, costs, fuse_epilogue, fuse_elementwise)
+            kernels = build_kernels(graph, costs, fuse_epilogue, fuse_elementwise, dispatch_views)
             fused_away: set[str] = set()
             for k in kernels:
                 if len(k.nodes) > 1:
@@ -117,12 +117,14 @@ class Predictor:
         return self._kernels[key]
 
     def predict(self, analysis: Analysis, target: Target, precision: str | None = None) -> Prediction:
-        kernels, mem = self.kernels(analysis, target.fuse_epilogue, target.fuse_elementwise)
+        kernels, mem = self.kernels(analysis, target.fuse_epilogue, target.fuse_elementwise, target.dispatch_views)
         mem = replace(mem, workspace_bytes=int(target.workspace_bytes))
         kernels, runs_as, unsupported = runtime_kernels(kernels, analysis.graph, target)  # what really runs
-        timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target)) for k in kernels)
+        resident = analysis.graph.weight_bytes
+        timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
+                                                      k.steps)) for k in kernels)
         timed = control_flow_times(timed, analysis, target)  # If/Loop/Scan: their bodies' kernels
-        latency = sum(k.time.seconds for k in timed)
+        latency = sum(k.time.seconds for k in timed) + target.run_overhead_s
         if precision is None:
             precision = self._precision.setdefault(id(analysis), stored_precision(analysis))
         return Prediction(

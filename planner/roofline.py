@@ -2,6 +2,11 @@
 
     t = max(FLOPs / (peak[dtype] x compute efficiency), bytes / (bandwidth x memory efficiency)) + launch
 
+A calibrated target (host) replaces the denominators by measured data it carries: the FLOP rate its kernels
+of that family reach at that arithmetic intensity, the bandwidth at that working set (a kernel whose bytes
+fit in L2 streams faster than one that goes to DRAM), a measured op's own bytes/s, and a fixed cost per
+kernel of that family. The formula is the same.
+
 Matrix work (GEMM, conv, attention) runs at the target's matrix peak for its precision; elementwise and
 reductions run on the vector units; data movement has no arithmetic. The bound is whichever term is larger,
 and the arithmetic intensity (FLOPs per byte) says how far from the ridge point a kernel sits.
@@ -28,18 +33,47 @@ class KernelTime:
     launch_dominated: bool = False  # the fixed launch cost exceeds both terms: a tiny kernel
 
 
-def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target) -> KernelTime:
+def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, family: str = "",
+                resident_bytes: float = 0.0, steps: int = 1) -> KernelTime:
+    """`family` ("gemm", "nchwc.conv", "Softmax", ...; planner.kernels.kernel_family) picks a calibrated rate
+    where the target has one; rate and bandwidth are the plain peak x efficiency otherwise.
+
+    `resident_bytes` is what the kernel's weights share the memory hierarchy with (the model's weights, all
+    read once per inference): weights stream at the bandwidth of that working set, the rest of the bytes at
+    that of the kernel's own. With a flat bandwidth (every uncalibrated target) this is bytes / bandwidth.
+
+    `steps` > 1: the kernel runs that many dependent steps (an RNN's time steps), each reading all of its
+    weights and 1/steps of the rest; its time is steps x one step's."""
+    if steps > 1:
+        w = min(cost.weight_bytes, cost.bytes_read)
+        step = OpCost(cost.flops // steps, (cost.bytes_read - w) // steps + w, cost.bytes_written // steps, w)
+        one = kernel_time(step, op_class, dtype, target, family, resident_bytes)
+        launch = target.fixed_cost_s(family, op_class.value)
+        body = one.seconds - launch
+        return KernelTime(steps * body + launch, steps * one.compute_s, steps * one.memory_s, one.bound,
+                          one.intensity, one.peak_used, launch > steps * body)
     if op_class == OpClass.VIEW:
-        return KernelTime(0.0, 0.0, 0.0, MEMORY, 0.0, "none")
+        launch = target.launch_overhead_s if target.dispatch_views else 0.0
+        return KernelTime(launch, 0.0, 0.0, MEMORY, 0.0, "none", launch > 0)
     if op_class == OpClass.MATRIX:
         peak, used = target.matrix_peak(dtype)
     else:
         peak, used = target.vector_flops_per_s, "vector"
-    compute_s = cost.flops / (peak * target.compute_efficiency) if cost.flops else 0.0
-    memory_s = cost.bytes / (target.mem_bw_bytes_per_s * target.memory_efficiency) if cost.bytes else 0.0
-    launch = target.launch_overhead_s
-    bound = COMPUTE if compute_s > memory_s else MEMORY
     intensity = cost.flops / cost.bytes if cost.bytes else float("inf") if cost.flops else 0.0
+    weights = min(cost.weight_bytes, cost.bytes)
+    memory_s = (cost.bytes - weights) / target.achieved_bytes_per_s(cost.bytes) if cost.bytes else 0.0
+    if weights:
+        memory_s += weights / target.weight_bytes_per_s(max(cost.bytes, resident_bytes))
+    own = target.family_bytes_per_s(family, cost.bytes) if cost.bytes and op_class != OpClass.MATRIX else None
+    if own is None:
+        rate = target.achieved_flops_per_s(op_class.value, family, used, peak, intensity)
+        compute_s = cost.flops / rate if cost.flops else 0.0
+    elif op_class == OpClass.DATA:  # a measured data-movement op: its own speed is the memory term
+        compute_s, memory_s = 0.0, max(memory_s, cost.bytes / own)
+    else:  # a measured vector op: the time it takes beyond plain streaming is its arithmetic
+        compute_s = cost.bytes / own
+    launch = target.fixed_cost_s(family, op_class.value)
+    bound = COMPUTE if compute_s > memory_s else MEMORY
     return KernelTime(max(compute_s, memory_s) + launch, compute_s, memory_s, bound, intensity, used,
                       launch > max(compute_s, memory_s))
 

@@ -274,9 +274,11 @@ def get_target(name: str, extra: Sequence[Target] = ()) -> Target:
     """Look a name up; an unknown name lists the known ones so the user can fix a typo without the docs."""
     key = name.strip().lower()
     if key == HOST:
-        from planner.host import detect_host  # local: probing the machine is only needed when asked for
+        # local: probing the machine is only needed when asked for; `plan calibrate` measurements, where this
+        # machine has them (for one intra-op thread), replace the nominal numbers
+        from planner.calibration_store import calibrated_host
 
-        return detect_host()
+        return calibrated_host().target
     targets = _with_extra(extra)
     if key not in targets:
         raise UnknownTargetError(f"unknown target {name.strip()!r}; known targets: "

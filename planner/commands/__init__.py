@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-_MODULES = ["targets", "check", "diff", "report"]
+_MODULES = ["targets", "check", "diff", "report", "calibrate", "predict", "validate"]
 
 SUBCOMMANDS: dict[str, ModuleType] = {}
 for _name in _MODULES:

@@ -1,0 +1,229 @@
+"""How well does `plan predict --target host` match onnxruntime on this machine?  (issue #4)
+
+    python benchmarks/fidelity.py [--threads 1] [--runs 10] [--rounds 1] [--calibration FILE | --calibrate]
+                                  [--only NAME ...] [--json OUT.json]
+
+Runs `plan validate` (planner.validate) over a zoo of varied models: the onnx package's light CNNs (AlexNet,
+DenseNet-121, Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet-512; their batch is fixed
+at 1), the repository's models/ (a small CNN and an MLP at two batch sizes, the BERT-like encoder at two
+batch/sequence bindings, the Llama-like decoder in a decode step with 32 past tokens and in a 16-token step
+over 16 past ones) and an LSTM and a two-layer GRU built here with onnx.helper, at two batch sizes each.
+
+Order of events, so that no model's timing can reach any prediction: the calibration is read (or measured
+with --calibrate, before any model runs); then per model the prediction is made (the model is never run for
+it: planner.ort_graph) and only after that the model is measured, in a child process. With --rounds R > 1
+the measurement rounds interleave the models, and each model's median over rounds is used (a machine that
+others share slows down in bursts; interleaving spreads a burst over all models instead of one).
+
+Prints per model the predicted and measured end-to-end latency and the error, then: the share of models
+within +-10% and +-5% and the median absolute error, end to end; and per op type (summed over the matched
+kernels of all models) the predicted and measured time and the error, with the per-kernel median absolute
+error. "measured" is the median run time with the CPU to itself (for one thread: the computing thread's CPU
+time, planner.measure.effective_seconds); the wall-clock figures are printed beside it, and on an idle machine
+the two agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+LIGHT = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
+         "vgg19", "zfnet512"]
+
+
+@dataclass
+class Case:
+    name: str
+    path: Path
+    dims: dict[str, int] = field(default_factory=dict)
+    batch: int | None = None
+
+
+def build_rnn(path: Path, kind: str, hidden: int, inputs: int, layers: int = 1, seed: int = 0) -> Path:
+    """X [sequence, batch, inputs] -> `layers` LSTM or GRU layers -> last hidden state -> Gemm to 10 -> Softmax."""
+    rng = np.random.default_rng(seed)
+    gates = {"LSTM": 4, "GRU": 3}[kind]
+    nodes, inits = [], []
+    prev, width = "x", inputs
+    for i in range(layers):
+        w = (rng.standard_normal((1, gates * hidden, width)) * 0.1).astype(np.float32)
+        r = (rng.standard_normal((1, gates * hidden, hidden)) * 0.1).astype(np.float32)
+        b = np.zeros((1, 2 * gates * hidden), np.float32)
+        inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(r, f"R{i}"),
+                  numpy_helper.from_array(b, f"B{i}")]
+        last = i == layers - 1
+        outs = ["", f"h{i}"] if last else [f"y{i}"]
+        nodes.append(helper.make_node(kind, [prev, f"W{i}", f"R{i}", f"B{i}"], outs, name=f"{kind.lower()}{i}",
+                                      hidden_size=hidden))
+        if not last:
+            nodes.append(helper.make_node("Squeeze", [f"y{i}", "axis1"], [f"s{i}"], name=f"squeeze{i}"))
+            prev, width = f"s{i}", hidden
+    inits += [numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+              numpy_helper.from_array(np.array([-1, hidden], np.int64), "flat"),
+              numpy_helper.from_array((rng.standard_normal((hidden, 10)) * 0.1).astype(np.float32), "Wc"),
+              numpy_helper.from_array(np.zeros(10, np.float32), "bc")]
+    nodes += [helper.make_node("Reshape", [f"h{layers - 1}", "flat"], ["hf"], name="flatten"),
+              helper.make_node("Gemm", ["hf", "Wc", "bc"], ["logits"], name="classifier"),
+              helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=-1)]
+    graph = helper.make_graph(
+        nodes, f"{kind.lower()}x{layers}",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["sequence", "batch", inputs])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def zoo(workdir: Path) -> list[Case]:
+    light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+    cases = [Case(n, light / f"light_{n}.onnx") for n in LIGHT]
+    m = ROOT / "models"
+    cases += [
+        Case("cnn b1", m / "cnn.onnx", batch=1), Case("cnn b8", m / "cnn.onnx", batch=8),
+        Case("mlp b1", m / "mlp.onnx", batch=1), Case("mlp b64", m / "mlp.onnx", batch=64),
+        Case("encoder b1 s128", m / "encoder.onnx", {"sequence": 128}, 1),
+        Case("encoder b4 s64", m / "encoder.onnx", {"sequence": 64}, 4),
+        Case("decoder b1 s1 past32", m / "decoder.onnx", {"sequence_length": 1, "past_sequence_length": 32}, 1),
+        Case("decoder b2 s16 past16", m / "decoder.onnx", {"sequence_length": 16, "past_sequence_length": 16}, 2),
+    ]
+    lstm = build_rnn(workdir / "lstm.onnx", "LSTM", hidden=96, inputs=40)
+    gru = build_rnn(workdir / "gru.onnx", "GRU", hidden=80, inputs=48, layers=2)
+    cases += [Case("lstm b1 s50", lstm, {"sequence": 50}, 1), Case("lstm b16 s50", lstm, {"sequence": 50}, 16),
+              Case("gru2 b1 s40", gru, {"sequence": 40}, 1), Case("gru2 b8 s40", gru, {"sequence": 40}, 8)]
+    return cases
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:+.1f}%" if math.isfinite(x) else "-"
+
+
+def summarize(errors: list[float]) -> dict:
+    a = [abs(e) for e in errors if math.isfinite(e)]
+    if not a:
+        return {"models": 0}
+    return {"models": len(a), "within_10pct": sum(x <= 0.10 for x in a) / len(a),
+            "within_5pct": sum(x <= 0.05 for x in a) / len(a), "median_abs_error": statistics.median(a)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=10, help="timed runs per model per round (default 10)")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved measurement rounds (default 1)")
+    ap.add_argument("--calibration", help="calibration file (default: the user cache of 'plan calibrate')")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="calibrate first, into a temporary file, before any model is run")
+    ap.add_argument("--only", nargs="*", help="run the cases whose name contains one of these")
+    ap.add_argument("--json", metavar="OUT", help="also write every figure to this JSON file")
+    args = ap.parse_args(argv)
+
+    from planner.calibration_store import calibrated_host, fit, save
+    from planner.loader import load_model
+    from planner.measure import measure
+    from planner.ort_graph import predict_ort
+    from planner.validate import compare
+
+    with tempfile.TemporaryDirectory(prefix="planner-fidelity-") as tmp:
+        work = Path(tmp)
+        cal_path = args.calibration
+        if args.calibrate:
+            from planner.calibrate import calibrate
+
+            print("calibrating ...", file=sys.stderr)
+            cal_path = str(save(fit(calibrate(args.threads, show_progress=False)), work / "calibration.json"))
+        host = calibrated_host(args.threads, cal_path)
+        if host.calibration is None:
+            print(f"fidelity: {host.notes[0]}", file=sys.stderr)
+            return 2
+        cases = [c for c in zoo(work) if not args.only or any(s in c.name for s in args.only)]
+        started = time.time()
+        predictions = {}
+        for c in cases:  # every prediction before any measurement
+            predictions[c.name] = predict_ort(load_model(c.path), args.threads, c.dims, c.batch, cal_path)
+        measured: dict[str, list] = defaultdict(list)
+        for r in range(args.rounds):
+            for c in cases:
+                dims = dict(predictions[c.name].analysis.binding.values)
+                print(f"measuring {c.name} (round {r + 1}/{args.rounds})", file=sys.stderr, flush=True)
+                measured[c.name].append(measure(c.path, dims, args.threads, args.runs))
+        cal = host.calibration
+        rows, op_sum = [], defaultdict(lambda: [0.0, 0.0, 0])
+        kernel_errors: dict[str, list[float]] = defaultdict(list)
+        for c in cases:
+            op = predictions[c.name]
+            ms = measured[c.name]
+            best = min(ms, key=lambda m: abs(m.latency_s - statistics.median(x.latency_s for x in ms)))
+            eff = statistics.median(m.latency_s for m in ms)
+            wall = statistics.median(m.latency_wall_s for m in ms)
+            pred = op.prediction.latency_s
+            kernels, _, _, _ = compare(op.prediction, best, op.target.launch_overhead_s, cal.profiler_bias_s)
+            for k in kernels:
+                s = op_sum[k.op_type]
+                s[0] += k.predicted_us / 1e3
+                s[1] += k.measured_us / 1e3
+                s[2] += 1
+                if k.measured_us > 0:
+                    kernel_errors[k.op_type].append(k.error)
+            rows.append({"name": c.name, "model": str(c.path.name), "dims": dict(op.analysis.binding.values),
+                         "nodes": len(op.analysis.graph.nodes), "predicted_ms": pred * 1e3,
+                         "measured_ms": eff * 1e3, "measured_wall_ms": wall * 1e3,
+                         "cpu_share": statistics.median(m.cpu_share for m in ms),
+                         "error": pred / eff - 1, "wall_error": pred / wall - 1,
+                         "predicted_peak_memory_bytes": op.prediction.memory.total_bytes,
+                         "measured_rss_peak_bytes": best.rss_peak_bytes})
+
+    print(f"\nfidelity: {len(rows)} models, {args.threads} thread(s), {args.runs} runs x {args.rounds} round(s); "
+          f"calibration {cal.created}{' (quick)' if cal.quick else ''}; {time.time() - started:.0f} s")
+    print(f"{'model':<24} {'nodes':>5} {'predicted':>11} {'measured':>11} {'error':>8}   {'wall':>11} {'error':>8} "
+          f"{'cpu':>5}")
+    for r in rows:
+        print(f"{r['name']:<24} {r['nodes']:>5} {r['predicted_ms']:>8.3f} ms {r['measured_ms']:>8.3f} ms "
+              f"{_pct(r['error']):>8}   {r['measured_wall_ms']:>8.3f} ms {_pct(r['wall_error']):>8} "
+              f"{100 * r['cpu_share']:>4.0f}%")
+    end = summarize([r["error"] for r in rows])
+    wall = summarize([r["wall_error"] for r in rows])
+    print(f"\nend to end: {100 * end['within_10pct']:.0f}% of models within +-10%, {100 * end['within_5pct']:.0f}% "
+          f"within +-5%, median |error| {100 * end['median_abs_error']:.1f}%")
+    print(f"  (against wall clock: {100 * wall['within_10pct']:.0f}% within +-10%, "
+          f"{100 * wall['within_5pct']:.0f}% within +-5%, median |error| {100 * wall['median_abs_error']:.1f}%)")
+    print(f"\n{'op type':<26} {'kernels':>7} {'predicted':>11} {'measured':>11} {'error':>8} {'kernel |err| med':>17} "
+          f"{'within 10%':>10}")
+    per_op = {}
+    for op_type, (p, m, n) in sorted(op_sum.items(), key=lambda kv: -kv[1][1]):
+        errs = [abs(e) for e in kernel_errors[op_type]]
+        med = statistics.median(errs) if errs else float("nan")
+        within = sum(e <= 0.10 for e in errs) / len(errs) if errs else float("nan")
+        per_op[op_type] = {"kernels": n, "predicted_ms": p, "measured_ms": m, "error": p / m - 1 if m else None,
+                           "kernel_median_abs_error": med, "kernel_within_10pct": within}
+        print(f"{op_type:<26} {n:>7} {p:>8.3f} ms {m:>8.3f} ms {_pct(p / m - 1 if m else math.nan):>8} "
+              f"{100 * med:>16.1f}% {100 * within:>9.0f}%")
+    if args.json:
+        from planner.atomic import write_atomic
+
+        write_atomic(args.json, json.dumps({"threads": args.threads, "runs": args.runs, "rounds": args.rounds,
+                                            "calibration": cal.created, "models": rows, "end_to_end": end,
+                                            "end_to_end_wall": wall, "op_types": per_op}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())

@@ -1,0 +1,664 @@
+"""`plan calibrate`: measure this machine with onnxruntime microbenchmarks, so `host` predicts from data.
+
+Every microbenchmark is a tiny ONNX model built here in memory (never a user's model). Each is run the way
+`plan validate` runs a model (planner.ort_graph.session_options: ORT_ENABLE_ALL, sequential, pinned intra-op
+threads), and its optimized graph is costed with the same formulas a prediction uses, so a measured time
+and a predicted time talk about the same FLOPs and bytes of the same nodes.
+
+    per-run and per-node cost   chains of n tiny Relu nodes, n in {1, 64, 256}: the median end-to-end time
+                                (no profiler) is  run_overhead + n · launch ; least squares gives both.
+                                A second family of chains has k inputs and outputs: the per-I/O part.
+    profiler bias               the same chains profiled: a tiny node's recorded duration is mostly the
+                                profiler's own bookkeeping; validate subtracts it from every node it compares.
+    streaming bandwidth         Add of two same-shape tensors at working sets from 16 KiB to 256 MiB (L1,
+                                L2, L3, DRAM on a typical server): bytes (io_cost) / kernel time.
+    matrix families             MatMul / Gemm (weights and activations as B), batched MatMul, Conv
+                                (onnxruntime turns most into com.microsoft.nchwc::Conv), depthwise and grouped
+                                Conv, int8 MatMulInteger / QLinearMatMul / DynamicQuantizeMatMul, LSTM / GRU:
+                                achieved FLOP/s against arithmetic intensity (FLOPs per byte), which is what
+                                separates a GEMV from a square GEMM.
+    vector and data families    each op type on its own (Softmax, LayerNormalization, BiasGelu, MaxPool,
+                                Transpose, Concat, ...) at working sets in L2 and beyond: achieved bytes/s
+                                against working set, the same quantity as the streaming curve.
+
+A node's kernel time is its profiled duration less the profiler bias. The fit (planner.calibration_store)
+turns samples into the curves a `Target` carries.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from planner.errors import PlannerError
+
+OPSET = 17
+MS = "com.microsoft"
+F = TensorProto.FLOAT
+
+
+class CalibrationError(PlannerError):
+    """The microbenchmarks could not run (onnxruntime missing or refusing a kernel)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    family: str  # planner.kernels.kernel_family of the node
+    op_class: str  # "matrix", "vector", "data"
+    peak_key: str  # "fp32", "int8", "vector"
+    flops: int
+    bytes: int
+    seconds: float  # time beyond a tiny Relu node's (which is the launch overhead): see the module docstring
+    label: str  # the microbenchmark it came from
+    source: str = "profile"  # "profile": one node, profiled; "chain": per node of a chain of tiny ones, no profiler
+    steps: int = 1  # sequential steps (RNN time steps): flops and bytes are per step, seconds for all of them
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else 0.0
+
+
+@dataclass
+class Measurements:
+    threads: int
+    launch_overhead_s: float
+    run_overhead_s: float
+    run_overhead_per_io_s: float
+    profiler_bias_s: float
+    samples: list[Sample] = field(default_factory=list)
+    workspace_bytes: int | None = None  # resident memory of a session running a tiny model (threads, arena)
+    seconds: float = 0.0  # wall time the calibration took
+    notes: list[str] = field(default_factory=list)
+    quick: bool = False
+
+
+# ---- building microbenchmark models ---------------------------------------------------------------------
+
+
+def _model(nodes, inputs, outputs, inits=(), ms: bool = False) -> bytes:
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid(MS, 1)] if ms else [])
+    g = helper.make_graph(nodes, "bench", inputs, outputs, list(inits))
+    return helper.make_model(g, opset_imports=opsets, ir_version=8).SerializeToString()
+
+
+def _vi(name: str, shape: Sequence[int], elem: int = F):
+    return helper.make_tensor_value_info(name, elem, list(shape))
+
+
+def _rand(shape: Sequence[int], seed: int, dtype=np.float32) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(max(info.min, -8), min(info.max, 8), size=shape).astype(dtype)
+    return (rng.standard_normal(shape) * 0.1).astype(dtype)
+
+
+def _w(name: str, shape: Sequence[int], seed: int = 1, dtype=np.float32):
+    return numpy_helper.from_array(_rand(shape, seed, dtype), name)
+
+
+@dataclass
+class Bench:
+    label: str
+    model: bytes
+    feeds: dict[str, np.ndarray]
+
+
+def chain(n: int, ios: int = 1, size: int = 16) -> Bench:
+    """`ios` parallel chains of n/ios tiny Relu nodes, each with its own input and output."""
+    nodes, ins, outs, feeds = [], [], [], {}
+    per = max(1, n // ios)
+    for c in range(ios):
+        prev = f"x{c}"
+        ins.append(_vi(prev, [size]))
+        feeds[prev] = np.ones(size, np.float32)
+        for i in range(per):
+            out = f"y{c}" if i == per - 1 else f"t{c}_{i}"
+            nodes.append(helper.make_node("Relu", [prev], [out], name=f"relu{c}_{i}"))
+            prev = out
+        outs.append(_vi(f"y{c}", [size]))
+    return Bench(f"chain n={per * ios} io={ios}", _model(nodes, ins, outs), feeds)
+
+
+def single(label: str, op: str, inputs: Sequence[tuple[str, Sequence[int], int]], out_shape: Sequence[int] | None,
+           inits=(), attrs: dict | None = None, domain: str = "", out_elem: int = F, copies: int = 1,
+           order: Sequence[str] | None = None) -> Bench:
+    """One node; `inputs` are (name, shape, elem type) fed at run time; `inits` are weights.
+
+    `copies` > 1 puts that many nodes side by side on the same inputs, each with its own copy of the weights
+    (perturbed, so no runtime merges them): as in a network, a node's weights are not the ones the
+    previous node just read, so they come from wherever the others left them, not from L1.
+    """
+    feeds = {}
+    vis = []
+    for i, (name, shape, elem) in enumerate(inputs):
+        vis.append(_vi(name, shape, elem))
+        dtype = helper.tensor_dtype_to_np_dtype(elem)
+        feeds[name] = _rand(shape, 10 + i, dtype) if elem != TensorProto.INT64 else np.zeros(shape, np.int64)
+    nodes, outs, all_inits = [], [], []
+    for c in range(copies):
+        suffix = f"_{c}" if c else ""
+        own = []
+        for t in inits:
+            arr = numpy_helper.to_array(t)
+            if c and arr.dtype == np.float32 and arr.size > 1:
+                arr = arr + np.float32(c * 1e-3)
+            own.append(numpy_helper.from_array(arr, t.name + suffix))
+        all_inits += own
+        renamed = {t.name: o.name for t, o in zip(inits, own, strict=True)}
+        ins = [renamed.get(x, x) for x in order] if order else [name for name, _, _ in inputs] + [t.name for t in own]
+        out = f"out{c}"
+        nodes.append(helper.make_node(op, ins, [out], name=f"bench{c}", domain=domain, **(attrs or {})))
+        outs.append(helper.make_tensor_value_info(out, out_elem, None if out_shape is None else list(out_shape)))
+    return Bench(label, _model(nodes, vis, outs, all_inits, ms=domain == MS), feeds)
+
+
+def _steps() -> dict[str, Callable[[int, str, str], tuple[list, list]]]:
+    """Shape-preserving steps on a [16, 16] tensor, for chains of tiny nodes of one family."""
+    def unary(op, domain="", **kw):
+        return lambda i, p, o: ([helper.make_node(op, [p], [o], domain=domain, **kw)], [])
+
+    def with_const(op, shape=(16, 16), domain="", **kw):
+        return lambda i, p, o: ([helper.make_node(op, [p, f"c{i}"], [o], domain=domain, **kw)],
+                                [_w(f"c{i}", shape, i)])
+
+    def layer_norm(i, p, o):
+        return ([helper.make_node("LayerNormalization", [p, f"g{i}", f"b{i}"], [o], axis=-1)],
+                [_w(f"g{i}", [16], i), _w(f"b{i}", [16], i + 1)])
+
+    def skip_ln(i, p, o):
+        return ([helper.make_node("SkipLayerNormalization", [p, f"s{i}", f"g{i}", f"b{i}"], [o], domain=MS)],
+                [_w(f"s{i}", [16, 16], i), _w(f"g{i}", [16], i), _w(f"b{i}", [16], i + 1)])
+
+    def where(i, p, o):
+        return ([helper.make_node("Where", [f"m{i}", p, f"c{i}"], [o])],
+                [numpy_helper.from_array(np.arange(256).reshape(16, 16) % 3 > 0, f"m{i}"), _w(f"c{i}", [16, 16], i)])
+
+    def concat_slice(i, p, o):
+        ints = [numpy_helper.from_array(np.array([v], np.int64), f"{k}{i}") for k, v in
+                (("st", 0), ("en", 16), ("ax", 1))]
+        return ([helper.make_node("Concat", [p, f"c{i}"], [f"cat{i}"], axis=1),
+                 helper.make_node("Slice", [f"cat{i}", f"st{i}", f"en{i}", f"ax{i}"], [o])],
+                [_w(f"c{i}", [16, 4], i), *ints])
+
+    def conv(group):
+        def step(i, p, o):
+            return ([helper.make_node("Conv", [p, f"w{i}"], [o], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                                      group=group)], [_w(f"w{i}", [16, 16 // group, 3, 3], i)])
+        return step
+
+    return {
+        "Relu": unary("Relu"), "Sigmoid": unary("Sigmoid"), "Tanh": unary("Tanh"), "Erf": unary("Erf"),
+        "Exp": unary("Exp"), "Sqrt": unary("Sqrt"), "Reciprocal": unary("Reciprocal"), "Neg": unary("Neg"),
+        "Softmax": unary("Softmax", axis=-1), "Add": with_const("Add"), "Sub": with_const("Sub"),
+        "Mul": with_const("Mul"), "Div": with_const("Div"), "Pow": with_const("Pow", ()),
+        "LayerNormalization": layer_norm, "ms.SkipLayerNormalization": skip_ln, "Where": where,
+        "ms.BiasGelu": with_const("BiasGelu", (16,), domain=MS), "ms.QuickGelu": unary("QuickGelu", domain=MS),
+        "ms.FastGelu": with_const("FastGelu", (16,), domain=MS), "gemm": with_const("MatMul"),
+        "Concat+Slice": concat_slice, "nchwc.conv": conv(1), "nchwc.conv_dw": conv(16),
+    }
+
+
+def tiny_chain(name: str, n: int) -> Bench:
+    """n nodes of one family on a [16, 16] tensor (a [1, 16, 8, 8] image for convolutions), chained."""
+    step = _steps()[name]
+    shape = [1, 16, 8, 8] if "conv" in name else [16, 16]
+    nodes, inits, prev = [], [], "x"
+    for i in range(n):
+        out = "y" if i == n - 1 else f"t{i}"
+        ns, its = step(i, prev, out)
+        nodes += ns
+        inits += its
+        prev = out
+    return Bench(f"tiny {name} x{n}", _model(nodes, [_vi("x", shape)], [_vi("y", shape)], inits, ms=True),
+                 {"x": _rand(shape, 7)})
+
+
+# ---- running them ---------------------------------------------------------------------------------------
+
+
+def _timed_runs(session, feeds, runs: int, budget_s: float) -> list[tuple[float, float]]:
+    """(wall, thread CPU) seconds per run, until `runs` or `budget_s` (at least 3 runs)."""
+    from planner.measure import timed_run
+
+    times = []
+    start = time.perf_counter()
+    for _ in range(runs):
+        times.append(timed_run(session, feeds))
+        if time.perf_counter() - start > budget_s and len(times) >= 3:
+            break
+    return times
+
+
+def e2e_seconds(bench: Bench, threads: int, runs: int, budget_s: float) -> float:
+    """Median end-to-end time of `bench`, no profiler (planner.measure.effective_seconds of each run)."""
+    from planner.measure import effective_seconds
+    from planner.ort_graph import make_session, session_options
+
+    s = make_session(bench.model, session_options(threads))
+    for _ in range(3):
+        s.run(None, bench.feeds)
+    return statistics.median(effective_seconds(w, c, threads) for w, c in _timed_runs(s, bench.feeds, runs,
+                                                                                        budget_s))
+
+
+@dataclass
+class Profiled:
+    node_s: dict[str, float]  # median profiled duration per node of the executed graph
+    analysis: object  # planner.analyze.Analysis of the executed graph
+
+
+def profiled(bench: Bench, threads: int, runs: int, budget_s: float, workdir: Path) -> Profiled:
+    """Run `bench` under the profiler and cost the graph onnxruntime executed (saved by the same session)."""
+    from planner.analyze import Analyzer, build_graph
+    from planner.loader import load_model
+    from planner.measure import cpu_shares
+    from planner.ort_graph import infer_optimized, make_session, session_options
+    from planner.profile import load_profile
+
+    src = workdir / "bench.onnx"
+    src.write_bytes(bench.model)
+    opt = workdir / "bench.opt.onnx"
+    so = session_options(threads, optimized_path=str(opt), profile_prefix=str(workdir / "prof"),
+                         external_file="bench.opt.data")
+    s = make_session(str(src), so)
+    warm = 2
+    for _ in range(warm):
+        s.run(None, bench.feeds)
+    timed = _timed_runs(s, bench.feeds, runs, budget_s)
+    profile = load_profile(s.end_profiling())
+    node_us = profile.node_times_us(skip_runs=warm, scale=cpu_shares(timed, threads, warm))
+    original = Analyzer(load_model(src)).analyze()
+    inferred, _ = infer_optimized(onnx.load(str(opt), load_external_data=False), original)
+    return Profiled({k: v * 1e-6 for k, v in node_us.items()}, build_graph(inferred, fold_constants=False))
+
+
+def samples_of(p: Profiled, bias_s: float, label: str) -> list[Sample]:
+    from planner.costs import OpClass, node_cost
+    from planner.kernels import compute_dtype, kernel_family, kernel_steps
+    from planner.target import DTYPE_TO_PEAK
+
+    out = []
+    for node in p.analysis.nodes:
+        if node.name not in p.node_s:
+            continue
+        nc = node_cost(node)
+        if nc.op_class == OpClass.VIEW or not nc.known:
+            continue
+        peak = DTYPE_TO_PEAK.get(compute_dtype(node), "fp32") if nc.op_class == OpClass.MATRIX else "vector"
+        t = max(p.node_s[node.name] - bias_s, 0.05e-6)
+        steps = kernel_steps(node)
+        c = nc.cost
+        w = min(c.weight_bytes, c.bytes_read)
+        flops, nbytes = c.flops // steps, (c.bytes_read - w) // steps + w + c.bytes_written // steps
+        out.append(Sample(kernel_family(node, nc.op_class), nc.op_class.value, peak, flops, nbytes, t, label,
+                          steps=steps))
+    return out
+
+
+# ---- the microbenchmark suite ---------------------------------------------------------------------------
+
+
+def _gemm_benches(quick: bool) -> list[Bench]:
+    out = []
+    # (M, K, N) with B a weight (prepacked by onnxruntime): GEMV through square GEMM
+    shapes = [(1, 512, 512), (1, 2048, 1024), (4, 1024, 1024), (16, 256, 256), (32, 1024, 1024), (64, 64, 64),
+              (128, 128, 128), (128, 64, 256), (256, 512, 512), (512, 1024, 1024), (48, 384, 1536), (200, 96, 96)]
+    if quick:
+        shapes = [(1, 512, 512), (128, 128, 128), (256, 512, 512)]
+    for m, k, n in shapes:
+        out.append(single(f"MatMul {m}x{k}x{n}", "MatMul", [("a", [m, k], F)], [m, n], [_w("b", [k, n])]))
+    if not quick:
+        for m, k, n in [(1, 1024, 512), (64, 512, 256), (16, 1024, 512), (128, 256, 512), (256, 768, 192),
+                        (4, 512, 1000)]:
+            out.append(single(f"Gemm {m}x{k}x{n} bias", "Gemm", [("a", [m, k], F)], [m, n],
+                              [_w("b", [n, k]), _w("c", [n], 2)], {"transB": 1}))
+        # activations on both sides (attention scores / context): not prepacked
+        for h, m, k, n in [(4, 128, 32, 128), (4, 128, 128, 32), (8, 64, 64, 64), (12, 256, 64, 256),
+                           (2, 16, 16, 16)]:
+            out.append(single(f"batched MatMul {h}x{m}x{k}x{n}", "MatMul", [("a", [h, m, k], F), ("b", [h, k, n], F)],
+                              [h, m, n]))
+    return out
+
+
+WEIGHT_SHAPES = [(64, 128), (128, 256), (256, 512), (512, 1024), (1024, 2048), (2048, 4096), (4096, 4096)]
+
+
+def _weight_benches(quick: bool) -> list[Bench]:
+    """GEMVs [1, K] x [K, N]: nothing but the weights is big, so bytes / time is how fast weights are read
+    from wherever a working set of that size lives."""
+    shapes = WEIGHT_SHAPES if not quick else WEIGHT_SHAPES[1:4:2]
+    return [single(f"MatMul weights {k * n * 4 >> 10} KiB", "MatMul", [("a", [1, k], F)], [1, n], [_w("b", [k, n])])
+            for k, n in shapes]
+
+
+def _conv_benches(quick: bool) -> list[Bench]:
+    out = []
+    # (C_in, C_out, HW, kernel, stride, group)
+    shapes = [(3, 32, 96, 3, 2, 1), (3, 16, 64, 3, 1, 1), (3, 64, 160, 7, 2, 1), (3, 96, 160, 11, 4, 1),
+              (16, 32, 64, 3, 1, 1), (32, 32, 56, 3, 1, 1), (64, 128, 28, 3, 1, 1),
+              (64, 256, 28, 1, 1, 1), (256, 64, 28, 1, 1, 1), (128, 128, 14, 3, 1, 1), (256, 512, 7, 3, 1, 1),
+              (512, 1024, 7, 1, 1, 1), (96, 96, 28, 5, 1, 1), (3, 48, 112, 7, 2, 1), (32, 64, 40, 1, 1, 1),
+              (64, 64, 28, 3, 1, 64), (128, 128, 14, 3, 1, 128), (32, 32, 56, 3, 2, 32),
+              (60, 60, 28, 1, 1, 3), (24, 24, 28, 3, 1, 24), (20, 40, 28, 3, 1, 1)]
+    if quick:
+        shapes = [(32, 32, 56, 3, 1, 1), (64, 256, 28, 1, 1, 1), (64, 64, 28, 3, 1, 64)]
+    for cin, cout, hw, k, s, g in shapes:
+        pad = k // 2
+        attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": [pad] * 4, "group": g}
+        ho = (hw + 2 * pad - k) // s + 1
+        out.append(single(f"Conv {cin}->{cout} {hw}x{hw} k{k} s{s} g{g}", "Conv", [("x", [1, cin, hw, hw], F)],
+                          [1, cout, ho, ho], [_w("w", [cout, cin // g, k, k]), _w("b", [cout], 2)], attrs))
+    return out
+
+
+def _scalar(name: str, value, dtype) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(value, dtype), name)
+
+
+def _int8_benches(quick: bool) -> list[Bench]:
+    """u8 x s8 GEMMs through the three ways onnxruntime runs them (all MLAS QGEMM underneath)."""
+    u8 = TensorProto.UINT8
+    shapes = [(1, 1024, 1024), (64, 512, 512), (256, 1024, 1024)] if not quick else [(64, 512, 512)]
+    out = []
+    for m, k, n in shapes:
+        weights = _w("b", [k, n], 1, np.int8)
+        out.append(single(f"MatMulInteger {m}x{k}x{n}", "MatMulInteger", [("a", [m, k], u8)], [m, n],
+                          [weights, _scalar("za", 3, np.uint8)], out_elem=TensorProto.INT32))
+        if quick:
+            continue
+        qparams = [_scalar("sa", 0.02, np.float32), _scalar("za", 3, np.uint8), weights,
+                   _scalar("sb", 0.01, np.float32), _scalar("zb", 0, np.int8), _scalar("sy", 0.05, np.float32),
+                   _scalar("zy", 5, np.uint8)]
+        node = helper.make_node("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["out0"],
+                                name="bench")
+        out.append(Bench(f"QLinearMatMul {m}x{k}x{n}",
+                         _model([node], [_vi("a", [m, k], u8)], [_vi("out0", [m, n], u8)], qparams),
+                         {"a": _rand([m, k], 3, np.uint8)}))
+        node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "sb", "zb"], ["out0"], name="bench", domain=MS)
+        out.append(Bench(f"DynamicQuantizeMatMul {m}x{k}x{n}",
+                         _model([node], [_vi("a", [m, k])], [_vi("out0", [m, n])],
+                                [weights, _scalar("sb", [0.01], np.float32), _scalar("zb", [0], np.int8)], ms=True),
+                         {"a": _rand([m, k], 4)}))
+    return out
+
+
+def _rnn_benches(quick: bool) -> list[Bench]:
+    # (op, sequence, batch, input, hidden)
+    shapes = [("LSTM", 16, 1, 64, 64), ("LSTM", 32, 4, 128, 128), ("LSTM", 64, 8, 256, 256), ("GRU", 32, 1, 64, 128),
+              ("GRU", 16, 16, 256, 256), ("LSTM", 8, 32, 32, 32), ("LSTM", 24, 1, 128, 192), ("GRU", 24, 4, 96, 64),
+              ("LSTM", 16, 64, 64, 128), ("GRU", 12, 2, 32, 48)]
+    if quick:
+        shapes = shapes[1:2]
+    out = []
+    for op, seq, b, inp, h in shapes:
+        g = 4 if op == "LSTM" else 3
+        inits = [_w("W", [1, g * h, inp]), _w("R", [1, g * h, h], 2), _w("B", [1, 2 * g * h], 3)]
+        node = helper.make_node(op, ["x", "W", "R", "B"], ["y"], name="bench", hidden_size=h)
+        out.append(Bench(f"{op} seq{seq} b{b} in{inp} h{h}",
+                         _model([node], [_vi("x", [seq, b, inp])], [_vi("y", [seq, 1, b, h])], inits),
+                         {"x": _rand([seq, b, inp], 5)}))
+    return out
+
+
+STREAM_SIZES = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20]  # floats per input
+
+
+def _stream_benches(quick: bool) -> list[Bench]:
+    sizes = STREAM_SIZES if not quick else [16 << 10, 1 << 20]
+    out = []
+    for n in sizes:
+        shape = [n // 1024, 1024]  # 2-D: onnx's data propagation walks every element of a 1-D tensor
+        out.append(single(f"Add stream {n * 12 >> 10} KiB", "Add", [("a", shape, F), ("b", shape, F)], shape))
+    return out
+
+
+def _vector_benches(quick: bool) -> list[Bench]:
+    """Each op at two working sets: one inside L2, one well beyond it."""
+    rows = []
+    for rows_, cols in ([(64, 256), (1024, 512)] if not quick else [(64, 256)]):
+        shape = [rows_, cols]
+        n = rows_ * cols
+        rows += [
+            single(f"Mul {shape}", "Mul", [("a", shape, F), ("b", shape, F)], shape),
+            single(f"Add bias {shape}", "Add", [("a", shape, F)], shape, [_w("c", [cols])]),
+            single(f"Relu {shape}", "Relu", [("a", shape, F)], shape),
+            single(f"Sigmoid {shape}", "Sigmoid", [("a", shape, F)], shape),
+            single(f"Tanh {shape}", "Tanh", [("a", shape, F)], shape),
+            single(f"Erf {shape}", "Erf", [("a", shape, F)], shape),
+            single(f"Exp {shape}", "Exp", [("a", shape, F)], shape),
+            single(f"Div {shape}", "Div", [("a", shape, F)], shape, [_w("c", [cols])]),
+            single(f"Sub {shape}", "Sub", [("a", shape, F), ("b", shape, F)], shape),
+            single(f"Pow {shape}", "Pow", [("a", shape, F)], shape, [_scalar("p", 2.0, np.float32)]),
+            single(f"Sqrt {shape}", "Sqrt", [("a", shape, F)], shape),
+            single(f"Reciprocal {shape}", "Reciprocal", [("a", shape, F)], shape),
+            single(f"Softmax {shape}", "Softmax", [("a", shape, F)], shape, attrs={"axis": -1}),
+            single(f"LayerNormalization {shape}", "LayerNormalization", [("a", shape, F)], shape,
+                   [_w("g", [cols]), _w("bb", [cols], 2)], {"axis": -1}),
+            single(f"ReduceMean {shape}", "ReduceMean", [("a", shape, F)], [rows_, 1], attrs={"axes": [-1]}),
+            single(f"Cast {shape}", "Cast", [("a", shape, F)], shape, attrs={"to": TensorProto.FLOAT16},
+                   out_elem=TensorProto.FLOAT16),
+            single(f"Transpose {shape}", "Transpose", [("a", [rows_ // 16, 16, cols // 32, 32], F)],
+                   [rows_ // 16, cols // 32, 16, 32], attrs={"perm": [0, 2, 1, 3]}),
+            single(f"Concat {shape}", "Concat", [("a", shape, F), ("b", shape, F)], [rows_, 2 * cols],
+                   attrs={"axis": 1}),
+            single(f"Where {shape}", "Where", [("c", shape, TensorProto.BOOL), ("a", shape, F), ("b", shape, F)],
+                   shape),
+            single(f"Gather {shape}", "Gather", [("i", [rows_ // 4, 4], TensorProto.INT64)], [rows_ // 4, 4, cols],
+                   [_w("tab", shape)], attrs={"axis": 0}, order=["tab", "i"]),
+            single(f"Slice {shape}", "Slice", [("a", shape, F)], [rows_, cols // 2],
+                   [numpy_helper.from_array(np.array([0], np.int64), "st"),
+                    numpy_helper.from_array(np.array([cols // 2], np.int64), "en"),
+                    numpy_helper.from_array(np.array([1], np.int64), "ax")]),
+            single(f"Expand {shape}", "Expand", [("a", [1, cols], F)], shape,
+                   [numpy_helper.from_array(np.array(shape, np.int64), "sh")]),
+            single(f"BiasGelu {shape}", "BiasGelu", [("a", shape, F)], shape, [_w("c", [cols])], domain=MS),
+            single(f"QuickGelu {shape}", "QuickGelu", [("a", shape, F)], shape, attrs={"alpha": 1.702}, domain=MS),
+            single(f"FastGelu {shape}", "FastGelu", [("a", shape, F)], shape, [_w("c", [cols])], domain=MS),
+            single(f"SkipLayerNormalization {shape}", "SkipLayerNormalization", [("a", shape, F), ("s", shape, F)],
+                   shape, [_w("g", [cols]), _w("bb", [cols], 2)], domain=MS),
+        ]
+        c = max(16, cols // 16)
+        hw = max(4, int((n / c) ** 0.5))
+        img = [1, c, hw, hw]
+        rows += [
+            single(f"MaxPool {img}", "MaxPool", [("a", img, F)], None, attrs={"kernel_shape": [3, 3], "strides": [2, 2],
+                                                                               "pads": [1, 1, 1, 1]}),
+            single(f"AveragePool {img}", "AveragePool", [("a", img, F)], None,
+                   attrs={"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]}),
+            single(f"GlobalAveragePool {img}", "GlobalAveragePool", [("a", img, F)], [1, c, 1, 1]),
+            single(f"LRN {img}", "LRN", [("a", img, F)], img, attrs={"size": 5, "alpha": 1e-4, "beta": 0.75}),
+            single(f"BatchNormalization {img}", "BatchNormalization", [("a", img, F)], img,
+                   [_w("s", [c]), _w("bb", [c], 2), _w("mu", [c], 3),
+                    numpy_helper.from_array(np.ones(c, np.float32), "var")]),
+        ]
+    return rows
+
+
+def suite(quick: bool = False) -> list[Bench]:
+    return (_stream_benches(quick) + _weight_benches(quick) + _gemm_benches(quick) + _conv_benches(quick)
+            + _int8_benches(quick) + _rnn_benches(quick) + _vector_benches(quick))
+
+
+# ---- progress -------------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A one-line bar on a terminal; plain lines (every 10%) on a pipe or in a log."""
+
+    def __init__(self, total: int, stream=None, enabled: bool = True) -> None:
+        self.total, self.done = total, 0
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last_decile = -1
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        frac = self.done / self.total if self.total else 1.0
+        if self.tty:
+            bar = "#" * int(30 * frac)
+            self.stream.write(f"\rcalibrating [{bar:<30}] {self.done}/{self.total} {label[:40]:<40}")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif int(frac * 10) > self._last_decile:
+            self._last_decile = int(frac * 10)
+            print(f"calibrating: {self.done}/{self.total} ({label})", file=self.stream, flush=True)
+
+
+# ---- the whole calibration ------------------------------------------------------------------------------
+
+
+def _fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least squares y = a + b·x; returns (a, b)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
+    return my - b * mx, b
+
+
+def _trimmed_mean(xs: list[float], cut: float = 0.2) -> float:
+    """Mean of the middle (1 - 2·cut) of `xs`: profiled durations are whole microseconds, so a mean over many
+    nodes resolves below one where a median cannot, and the trimming drops the preempted ones."""
+    xs = sorted(xs)
+    k = int(len(xs) * cut)
+    mid = xs[k:len(xs) - k] or xs
+    return sum(mid) / len(mid)
+
+
+def measure_overheads(threads: int, quick: bool, workdir: Path, progress: Callable[[str], None]
+                      ) -> tuple[float, float, float, float]:
+    """(launch, run overhead, run overhead per input+output, profiler bias), all in seconds."""
+    lengths = [1, 64, 256] if not quick else [1, 64]
+    runs = 200 if not quick else 40
+    xs, ys = [], []
+    for n in lengths:
+        for _ in range(2):  # interleaved repeats: a busy machine spoils one, rarely both
+            xs.append(n)
+            ys.append(e2e_seconds(chain(n), threads, runs, 0.5))
+        progress(f"chain {n}")
+    run0, launch = _fit_line(xs, ys)
+    n_io = 8
+    wide = min(e2e_seconds(chain(64, ios=n_io), threads, runs, 0.5) for _ in range(2))
+    narrow = min(y for x, y in zip(xs, ys, strict=True) if x == 64)
+    per_io = max(0.0, (wide - narrow) / (2 * (n_io - 1)))
+    progress("chain io")
+    p = profiled(chain(128), threads, 20 if not quick else 5, 0.5, workdir)
+    bias = _trimmed_mean(list(p.node_s.values()))
+    progress("profiler bias")
+    return max(launch, 1e-8), max(run0, 0.0), per_io, bias
+
+
+def _family_counts(bench: Bench, workdir: Path) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """How many nodes of each family the optimized chain runs, and one node's (FLOPs, bytes) per family."""
+    from planner.analyze import Analyzer, build_graph
+    from planner.costs import OpClass, node_cost
+    from planner.kernels import kernel_family
+    from planner.loader import load_model
+    from planner.ort_graph import infer_optimized, make_session, session_options
+
+    src, opt = workdir / "chain.onnx", workdir / "chain.opt.onnx"
+    src.write_bytes(bench.model)
+    make_session(str(src), session_options(1, optimized_path=str(opt), external_file="chain.opt.data"))
+    inferred, _ = infer_optimized(onnx.load(str(opt), load_external_data=False), Analyzer(load_model(src)).analyze())
+    counts: dict[str, int] = {}
+    one: dict[str, tuple[int, int]] = {}
+    for node in build_graph(inferred, fold_constants=False).nodes:
+        nc = node_cost(node)
+        fam = kernel_family(node, nc.op_class) if nc.op_class != OpClass.VIEW else "view"
+        counts[fam] = counts.get(fam, 0) + 1
+        one[fam] = (nc.cost.flops, nc.cost.bytes)
+    return counts, one
+
+
+def chain_samples(threads: int, quick: bool, launch_s: float, workdir: Path,
+                  progress: Callable[[str], None]) -> list[Sample]:
+    """Per-node cost of tiny nodes of each family beyond a Relu's, from the slope of chain length vs time."""
+    names = [n for n in _steps() if n != "Relu"]
+    if quick:
+        names = ["Add", "gemm", "nchwc.conv"]
+    short, long_ = (8, 40) if quick else (8, 72)
+    runs = 40 if quick else 80
+    out = []
+    for name in names:
+        try:
+            a, b = tiny_chain(name, short), tiny_chain(name, long_)
+            counts_a, one = _family_counts(a, workdir)
+            counts_b, _ = _family_counts(b, workdir)
+            ta = min(e2e_seconds(a, threads, runs, 0.1) for _ in range(2))
+            tb = min(e2e_seconds(b, threads, runs, 0.1) for _ in range(2))
+        except PlannerError:
+            progress(f"tiny {name}")
+            continue
+        grown = {f: counts_b.get(f, 0) - counts_a.get(f, 0) for f in counts_b}
+        grown = {f: d for f, d in grown.items() if d > 0}
+        if grown:
+            per_step = (tb - ta) / (long_ - short)
+            # every family that grows with the chain shares the step's time beyond one launch per node
+            nodes_per_step = sum(grown.values()) / (long_ - short)
+            excess = max(per_step - nodes_per_step * launch_s, 0.0) / nodes_per_step
+            for fam in grown:
+                flops, nbytes = one[fam]
+                op_class = "matrix" if fam in ("gemm", "nchwc.conv", "nchwc.conv_dw") else "vector"
+                out.append(Sample(fam, op_class, "fp32" if op_class == "matrix" else "vector", flops, nbytes,
+                                  excess, f"tiny {name}", "chain"))
+        progress(f"tiny {name}")
+    return out
+
+
+def runtime_memory(threads: int, workdir: Path) -> int | None:
+    """What a session costs in resident memory before any model-sized tensor: a 16-float model measured in a
+    fresh process (planner.measure), so the thread pool, arena and kernel registry are all that is there."""
+    from planner.measure import measure
+
+    path = workdir / "tiny.onnx"
+    path.write_bytes(chain(8).model)
+    try:
+        return measure(path, {}, threads, runs=3, warmup=1).rss_peak_bytes
+    except PlannerError:
+        return None
+
+
+def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_progress: bool = True
+              ) -> Measurements:
+    """Run the suite; `quick` is a small subset (seconds) for tests and smoke checks."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise CalibrationError("plan calibrate needs onnxruntime (pip install onnxruntime)") from None
+    start = time.perf_counter()
+    benches = suite(quick)
+    n_chains = 3 if quick else len(_steps()) - 1
+    bar = _Progress(len(benches) + n_chains + (5 if quick else 6), progress_stream, show_progress)
+    with tempfile.TemporaryDirectory(prefix="planner-calibrate-") as tmp:
+        work = Path(tmp)
+        launch, run0, per_io, bias = measure_overheads(threads, quick, work, bar.step)
+        samples: list[Sample] = chain_samples(threads, quick, launch, work, bar.step)
+        runs = 30 if not quick else 5
+        notes = []
+        workspace = runtime_memory(threads, work)
+        bar.step("runtime memory")
+        for b in benches:
+            try:
+                p = profiled(b, threads, runs, 0.15 if not quick else 0.05, work)
+            except PlannerError as e:  # one kernel this build lacks must not sink the calibration
+                notes.append(f"{b.label}: skipped ({e})")
+            else:
+                samples += samples_of(p, bias, b.label)
+            bar.step(b.label)
+    return Measurements(threads=threads, launch_overhead_s=launch, run_overhead_s=run0,
+                        run_overhead_per_io_s=per_io, profiler_bias_s=bias, samples=samples,
+                        workspace_bytes=workspace, seconds=time.perf_counter() - start, notes=notes, quick=quick)

@@ -1,0 +1,377 @@
+"""Calibrations: fit microbenchmark samples into curves, store them per machine and thread count, apply them.
+
+A calibration file is JSON (schema_version 1) holding one entry per (host fingerprint, intra-op threads):
+
+    {"schema_version": 1,
+     "calibrations": {"<fingerprint> | threads=1": {
+         "fingerprint", "threads", "created", "onnxruntime", "quick", "seconds",
+         "launch_overhead_s", "run_overhead_s", "run_overhead_per_io_s", "profiler_bias_s",
+         "bandwidth_curve":   [[working-set bytes, bytes/s], ...],          streaming (Add of two tensors)
+         "weight_bandwidth_curve": [[working-set bytes, bytes/s], ...],     reading weights (GEMV [1,K]x[K,N])
+         "rate_curves":       {"gemm.fp32": [[FLOPs per byte, FLOP/s], ...], ...}      matrix families
+         "throughput_curves": {"Softmax": [[working-set bytes, bytes/s], ...], ...}    every other family
+         "kernel_fixed_s":    {"gemm": s, "vector": s, ...}                 per kernel, beyond the launch
+         "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
+         "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps], ...] }}}
+
+The default file lives in the user cache folder ($XDG_CACHE_HOME/onnx-planner/calibration.json, else
+~/.cache/onnx-planner/calibration.json); `get_target("host")` applies the entry for this machine (the
+fingerprint must match) and the thread count asked for (1 unless told). A file from another machine, or for
+other threads, changes nothing.
+
+The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its time beyond a tiny node's):
+    fixed cost of family f     per-node time of a chain of tiny f nodes beyond a Relu's, less the work the
+                               curves below give those tiny nodes; families never chained get the median of
+                               their op class
+    streaming curve            bytes / time of the Add stream samples, one point per working set, then the
+                               running maximum from the largest working set down (smaller never streams slower)
+    weight-reading curve       the same from the GEMV samples (their weights are nearly all their bytes)
+    matrix family f, peak p    FLOP/s = flops / (time - fixed) per sample, as a function of intensity; samples
+                               within 15% of each other's intensity merge into their fastest (noise on a
+                               shared machine only ever adds time), then the running maximum over intensity
+    other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
+                               and made non-increasing
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.atomic import write_atomic
+from planner.errors import PlannerError
+from planner.target import Target, interpolate_loglog
+
+SCHEMA_VERSION = 1
+DEFAULT_THREADS = 1
+Curve = tuple[tuple[float, float], ...]
+
+
+class CalibrationFileError(PlannerError):
+    """A calibration file that cannot be read or is not one."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    fingerprint: str
+    threads: int
+    launch_overhead_s: float
+    run_overhead_s: float
+    run_overhead_per_io_s: float
+    profiler_bias_s: float
+    bandwidth_curve: Curve
+    weight_bandwidth_curve: Curve
+    rate_curves: Mapping[str, Curve]
+    throughput_curves: Mapping[str, Curve]
+    kernel_fixed_s: Mapping[str, float]
+    workspace_bytes: float | None = None
+    created: str = ""
+    onnxruntime: str = ""
+    quick: bool = False
+    seconds: float = 0.0
+    samples: tuple[tuple, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return entry_key(self.fingerprint, self.threads)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["bandwidth_curve"] = [list(p) for p in self.bandwidth_curve]
+        d["weight_bandwidth_curve"] = [list(p) for p in self.weight_bandwidth_curve]
+        d["rate_curves"] = {k: [list(p) for p in v] for k, v in self.rate_curves.items()}
+        d["throughput_curves"] = {k: [list(p) for p in v] for k, v in self.throughput_curves.items()}
+        d["samples"] = [list(s) for s in self.samples]
+        d["notes"] = list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "calibration") -> Calibration:
+        try:
+            def curve(v) -> Curve:
+                pts = tuple((float(x), float(y)) for x, y in v)
+                if not pts or any(x <= 0 or y <= 0 for x, y in pts) or any(
+                        a[0] >= b[0] for a, b in zip(pts, pts[1:], strict=False)):
+                    raise ValueError("a curve needs ascending positive points")
+                return pts
+
+            return cls(
+                fingerprint=str(d["fingerprint"]), threads=int(d["threads"]),
+                launch_overhead_s=_nonneg(d["launch_overhead_s"]), run_overhead_s=_nonneg(d["run_overhead_s"]),
+                run_overhead_per_io_s=_nonneg(d.get("run_overhead_per_io_s", 0.0)),
+                profiler_bias_s=_nonneg(d.get("profiler_bias_s", 0.0)),
+                bandwidth_curve=curve(d["bandwidth_curve"]),
+                weight_bandwidth_curve=curve(d["weight_bandwidth_curve"]) if d.get("weight_bandwidth_curve") else (),
+                rate_curves={str(k): curve(v) for k, v in dict(d.get("rate_curves", {})).items()},
+                throughput_curves={str(k): curve(v) for k, v in dict(d.get("throughput_curves", {})).items()},
+                kernel_fixed_s={str(k): _nonneg(v) for k, v in dict(d.get("kernel_fixed_s", {})).items()},
+                workspace_bytes=None if d.get("workspace_bytes") is None else _nonneg(d["workspace_bytes"]),
+                created=str(d.get("created", "")), onnxruntime=str(d.get("onnxruntime", "")),
+                quick=bool(d.get("quick", False)), seconds=float(d.get("seconds", 0.0)),
+                samples=tuple(tuple(s) for s in d.get("samples", [])), notes=tuple(d.get("notes", [])),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CalibrationFileError(f"{where}: not a valid calibration entry ({type(e).__name__}: {e})") from None
+
+
+def _nonneg(x: Any) -> float:
+    v = float(x)
+    if not v >= 0 or v == float("inf"):
+        raise ValueError(f"{x!r} is not a non-negative number")
+    return v
+
+
+def entry_key(fingerprint: str, threads: int) -> str:
+    return f"{fingerprint} | threads={threads}"
+
+
+# ---- the fit --------------------------------------------------------------------------------------------
+
+
+def _merge(points: Iterable[tuple[float, float]], tolerance: float = 1.15) -> Curve:
+    """Ascending points; points whose x lie within `tolerance` of a kept point merge into the larger y."""
+    out: list[list[float]] = []
+    for x, y in sorted(points):
+        if x <= 0 or y <= 0:
+            continue
+        if out and x <= out[-1][0] * tolerance:
+            out[-1][1] = max(out[-1][1], y)
+        else:
+            out.append([x, y])
+    return tuple((x, y) for x, y in out)
+
+
+def _envelope(curve: Curve) -> Curve:
+    """The running maximum: a kernel with more FLOPs per byte is never slower per FLOP in cache (where it is
+    in practice, it is the memory term's doing, which kernel_time adds separately)."""
+    out, best = [], 0.0
+    for x, y in curve:
+        best = max(best, y)
+        out.append((x, best))
+    return tuple(out)
+
+
+def _falling(curve: Curve) -> Curve:
+    """The running maximum from the largest working set down: a smaller working set is never slower to stream
+    (a small kernel's fixed costs belong to kernel_fixed_s, not to its bandwidth)."""
+    out, best = [], 0.0
+    for x, y in reversed(curve):
+        best = max(best, y)
+        out.append((x, best))
+    return tuple(reversed(out))
+
+
+def fit(m) -> Calibration:
+    """Curves from a planner.calibrate.Measurements (see the module docstring)."""
+    from planner.host import host_fingerprint
+
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:  # pragma: no cover - calibrate needs it anyway
+        ort_version = ""
+    chains = [s for s in m.samples if s.source == "chain"]
+    profiled = [s for s in m.samples if s.source != "chain"]
+    stream = [s for s in profiled if s.label.startswith("Add stream")]
+    raw_fixed = {s.family: s.seconds for s in chains}
+    bandwidth = _falling(_merge((s.bytes, s.bytes / s.seconds) for s in stream if s.bytes))
+    weight_bw = _falling(_merge((s.bytes, s.bytes / s.seconds) for s in profiled
+                                if s.label.startswith("MatMul weights")))
+    if not bandwidth:
+        raise CalibrationFileError("calibration measured no streaming kernel; cannot fit a bandwidth curve")
+
+    def prelim_seconds(s) -> float:
+        """What the profiled samples say a node like this chain's tiny one takes, fixed cost aside."""
+        if s.op_class == "matrix":
+            pts = [(x.intensity, x.flops / x.seconds) for x in profiled if x.family == s.family and x.flops]
+            return s.flops / interpolate_loglog(_merge(pts), s.intensity) if pts and s.flops else 0.0
+        pts = [(x.bytes, x.bytes / x.seconds) for x in profiled if x.family == s.family and x.bytes]
+        curve = _merge(pts) or bandwidth
+        return s.bytes / interpolate_loglog(curve, s.bytes) if s.bytes else 0.0
+
+    fixed = {fam: max(0.0, t - prelim_seconds(next(s for s in chains if s.family == fam)))
+             for fam, t in raw_fixed.items()}
+    for fam in fixed:  # a fixed cost cannot be most of the quickest node of that family ever measured
+        seen = [s.seconds for s in profiled if s.family == fam]
+        if seen:
+            fixed[fam] = min(fixed[fam], 0.5 * min(seen))
+    by_class: dict[str, list[float]] = defaultdict(list)
+    for s in chains:
+        by_class[s.op_class].append(fixed[s.family])
+    for op_class, values in by_class.items():
+        fixed.setdefault(op_class, statistics.median(values))
+    fixed.setdefault("data", fixed.get("vector", 0.0))
+
+    def net(s) -> float:
+        """Seconds of one step beyond the fixed cost (a sample's flops and bytes are per step)."""
+        f = fixed.get(s.family, fixed.get(s.op_class, 0.0))
+        return max(s.seconds - f, 0.1 * s.seconds) / getattr(s, "steps", 1)
+
+    rate_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    thru_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for s in profiled:
+        if s.op_class == "matrix" and s.flops and s.bytes:
+            point = (s.intensity, s.flops / net(s))
+            rate_points[f"{s.family}.{s.peak_key}"].append(point)
+            if s.family == "gemm":  # the fallback for matrix kernels of a family never measured
+                rate_points[f"matrix.{s.peak_key}"].append(point)
+        elif s.op_class != "matrix" and s.bytes and s not in stream:
+            thru_points[s.family].append((s.bytes, s.bytes / net(s)))
+    vector_rates = [s.flops / net(s) for s in profiled if s.op_class == "vector" and s.flops and s not in stream]
+    rate_curves = {k: _envelope(_merge(v)) for k, v in rate_points.items()}
+    if vector_rates:  # an unmeasured elementwise op: the median measured one's arithmetic rate
+        rate_curves["vector.vector"] = ((1.0, statistics.median(vector_rates)),)
+    return Calibration(
+        fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
+        run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
+        profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
+        rate_curves=rate_curves,
+        throughput_curves={k: _falling(_merge(v)) for k, v in thru_points.items()},
+        kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=ort_version,
+        quick=getattr(m, "quick", False), seconds=round(m.seconds, 2),
+        samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps)
+                      for s in m.samples),
+        notes=tuple(m.notes),
+    )
+
+
+# ---- applying one ---------------------------------------------------------------------------------------
+
+
+def apply(target: Target, cal: Calibration) -> Target:
+    """`target` timed by this calibration: curves, fixed costs and overheads replace the nominal numbers.
+
+    The nominal peaks stay as the ceilings they are, except where a measured rate exceeds one (turbo clocks
+    above the clock the OS reports): then the peak is raised to what was measured, and says so.
+    """
+    sources, caveats = dict(target.sources), dict(target.caveats)
+    stamp = f"plan calibrate {cal.created} ({cal.threads} thread{'s' if cal.threads != 1 else ''}"
+    stamp += ", quick)" if cal.quick else ")"
+    matrix = dict(target.matrix_flops_per_s)
+    for key, curve in cal.rate_curves.items():
+        family, _, peak_key = key.rpartition(".")
+        best = max(y for _, y in curve)
+        if family in ("gemm", "matrix") and peak_key in matrix and best > matrix[peak_key]:
+            matrix[peak_key] = best
+            sources[f"matrix.{peak_key}"] = f"raised to the fastest measured {key} rate ({stamp})"
+            caveats.pop(f"matrix.{peak_key}", None)
+    gemm = cal.rate_curves.get("gemm.fp32") or cal.rate_curves.get("matrix.fp32")
+    compute_eff = min(1.0, max(y for _, y in gemm) / matrix["fp32"]) if gemm and "fp32" in matrix else \
+        target.compute_efficiency
+    dram = cal.bandwidth_curve[-1][1]
+    for k in ("efficiency.compute", "efficiency.memory", "efficiency.launch_overhead", "memory.bandwidth"):
+        caveats.pop(k, None)
+    sources["memory.bandwidth"] = f"streaming Add at {cal.bandwidth_curve[-1][0] / 2**20:.0f} MiB ({stamp})"
+    sources["efficiency.compute"] = f"fastest measured fp32 GEMM / peak ({stamp})"
+    sources["efficiency.launch_overhead"] = f"chains of tiny nodes ({stamp})"
+    sources["calibration"] = stamp
+    workspace = target.workspace_bytes
+    if cal.workspace_bytes:
+        workspace = float(cal.workspace_bytes)
+        sources["efficiency.workspace"] = f"resident memory of a session running a 16-float model ({stamp})"
+        caveats.pop("efficiency.workspace", None)
+    return dataclasses.replace(
+        target, matrix_flops_per_s=matrix, mem_bw_bytes_per_s=dram, memory_efficiency=1.0,
+        compute_efficiency=compute_eff, launch_overhead_s=cal.launch_overhead_s,
+        run_overhead_s=cal.run_overhead_s, bandwidth_curve=tuple(cal.bandwidth_curve),
+        weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
+        rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
+        kernel_fixed_s=dict(cal.kernel_fixed_s), dispatch_views=True, workspace_bytes=workspace, sources=sources,
+        caveats=caveats,
+        full_name=f"{target.full_name}, calibrated for {cal.threads} thread{'s' if cal.threads != 1 else ''}",
+    )
+
+
+# ---- files ----------------------------------------------------------------------------------------------
+
+
+def default_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "onnx-planner" / "calibration.json"
+
+
+def read_file(path: str | os.PathLike) -> dict[str, Calibration]:
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise CalibrationFileError(f"{p}: cannot read ({e.strerror or e})") from None
+    except json.JSONDecodeError as e:
+        raise CalibrationFileError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or not isinstance(
+            doc.get("calibrations"), dict):
+        raise CalibrationFileError(f"{p}: not an onnx-planner calibration file (schema_version {SCHEMA_VERSION})")
+    return {k: Calibration.from_dict(v, f"{p} [{k}]") for k, v in doc["calibrations"].items()}
+
+
+def save(cal: Calibration, path: str | os.PathLike | None = None) -> Path:
+    """Add or replace this machine's entry for its thread count; other entries in the file stay."""
+    p = Path(path) if path is not None else default_path()
+    if path is None:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    entries = read_file(p) if p.exists() else {}
+    entries[cal.key] = cal
+    doc = {"schema_version": SCHEMA_VERSION,
+           "calibrations": {k: v.to_dict() for k, v in sorted(entries.items())}}
+    return write_atomic(p, json.dumps(doc, indent=1) + "\n")
+
+
+@dataclass
+class Lookup:
+    calibration: Calibration | None
+    path: Path
+    why: str = ""  # when None: why not
+
+
+_CACHE: dict[tuple[str, int, float], Lookup] = {}
+
+
+def find(threads: int = DEFAULT_THREADS, path: str | os.PathLike | None = None) -> Lookup:
+    """This machine's calibration for `threads` in `path` (default: the user cache file)."""
+    from planner.host import host_fingerprint
+
+    p = Path(path) if path is not None else default_path()
+    try:
+        mtime = p.stat().st_mtime
+    except OSError:
+        return Lookup(None, p, f"no calibration file at {p} (run: plan calibrate --threads {threads})")
+    key = (str(p), threads, mtime)
+    if key not in _CACHE:
+        entries = read_file(p)
+        cal = entries.get(entry_key(host_fingerprint(), threads))
+        why = "" if cal else (f"{p} has no entry for this machine at {threads} thread(s) "
+                              f"(run: plan calibrate --threads {threads})")
+        _CACHE[key] = Lookup(cal, p, why)
+    return _CACHE[key]
+
+
+@dataclass
+class HostTarget:
+    target: Target
+    calibration: Calibration | None
+    notes: list[str] = field(default_factory=list)
+
+
+def calibrated_host(threads: int = DEFAULT_THREADS, path: str | os.PathLike | None = None) -> HostTarget:
+    """`host` with this machine's calibration for `threads` applied where there is one."""
+    from planner.host import detect_host
+
+    base = detect_host()
+    found = find(threads, path)
+    if found.calibration is None:
+        return HostTarget(base, None, [f"host is uncalibrated: {found.why}"])
+    return HostTarget(apply(base, found.calibration), found.calibration,
+                      [f"host calibrated {found.calibration.created} from {found.path}"])

@@ -1,0 +1,67 @@
+"""`plan calibrate`: measure this machine so that `--target host` predicts from data (planner.calibrate)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "calibrate"
+HELP = "measure this machine with onnxruntime microbenchmarks; host predictions then use the result"
+
+
+def _threads(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{s}' is not an integer") from None
+    if not 1 <= v <= 1024:
+        raise argparse.ArgumentTypeError(f"'{s}' must be between 1 and 1024")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_threads, default=1,
+                   help="onnxruntime intra-op threads to calibrate for (default 1; calibrations are per count)")
+    p.add_argument("--out", metavar="FILE",
+                   help="calibration file to write (default: the user cache, which --target host reads)")
+    p.add_argument("--quick", action="store_true", help="a few microbenchmarks only (seconds; for smoke tests)")
+    p.add_argument("--json", action="store_true", help="print the calibration entry as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+
+def _fmt_bw(bps: float) -> str:
+    return f"{bps / 1e9:.1f} GB/s"
+
+
+def summary(cal, path) -> str:
+    lines = [f"calibrated {cal.fingerprint}, {cal.threads} thread(s){' (quick)' if cal.quick else ''} "
+             f"in {cal.seconds:.0f} s -> {path}",
+             f"  per run {cal.run_overhead_s * 1e6:.1f} us (+{cal.run_overhead_per_io_s * 1e6:.2f} us per input/output)"
+             f", per kernel {cal.launch_overhead_s * 1e6:.2f} us, profiler bias {cal.profiler_bias_s * 1e6:.1f} us"]
+    bw = ", ".join(f"{ws / 2**10:.0f} KiB {_fmt_bw(b)}" if ws < 2**20 else f"{ws / 2**20:.0f} MiB {_fmt_bw(b)}"
+                   for ws, b in cal.bandwidth_curve)
+    lines.append(f"  streaming: {bw}")
+    for key in sorted(cal.rate_curves):
+        if key.startswith(("matrix.", "vector.")):
+            continue
+        best = max(y for _, y in cal.rate_curves[key])
+        lines.append(f"  {key:<22} up to {best / 1e9:7.1f} GFLOP/s ({len(cal.rate_curves[key])} points)")
+    lines.append(f"  {len(cal.throughput_curves)} vector/data op families measured")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from planner.calibrate import calibrate
+    from planner.calibration_store import default_path, fit, save
+
+    m = calibrate(args.threads, quick=args.quick, progress_stream=sys.stderr, show_progress=not args.quiet)
+    cal = fit(m)
+    path = save(cal, args.out)
+    if args.json:
+        print(json.dumps(cal.to_dict(), indent=1))
+    else:
+        print(summary(cal, path))
+        if args.out and path != default_path():
+            print(f"  (--target host reads {default_path()}; pass --calibration {path} to use this file)")
+    return 0

@@ -1,0 +1,47 @@
+"""`plan calibrate --quick`: the microbenchmarks run, the file is written, and host predictions pick it up."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from planner.calibrate import chain, single, tiny_chain
+from planner.calibration_store import read_file
+from planner.cli import main
+from planner.host import host_fingerprint
+
+
+def test_quick_calibration_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", "--quick", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "calibrating:" in captured.err and "\r" not in captured.err  # plain lines when not at a terminal
+    assert str(out) in captured.out
+    (cal,) = read_file(out).values()
+    assert cal.fingerprint == host_fingerprint() and cal.threads == 1 and cal.quick
+    assert len(cal.bandwidth_curve) >= 2 and all(b > 1e8 for _, b in cal.bandwidth_curve)
+    assert "gemm.fp32" in cal.rate_curves and "nchwc.conv.fp32" in cal.rate_curves
+    assert 0 < cal.launch_overhead_s < 1e-4 and cal.profiler_bias_s >= 0
+    assert cal.throughput_curves and cal.kernel_fixed_s
+    # the samples say what was measured: every family the curves name came from a microbenchmark of ours
+    assert {s[0] for s in cal.samples} >= {"gemm", "nchwc.conv", "Add"}
+
+    from tests.test_validate import tiny_model
+
+    model = tiny_model(tmp_path / "tiny.onnx")
+    assert main(["predict", str(model), "--calibration", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["calibration"]["calibrated"] is True and doc["calibration"]["quick"] is True
+    assert not (tmp_path / "cache" / "onnx-planner").exists()  # --out: the user cache was not touched
+
+
+def test_microbenchmark_models_are_valid_onnx():
+    import onnx
+
+    for bench in (chain(8, ios=2), tiny_chain("gemm", 3), tiny_chain("nchwc.conv", 2),
+                  single("x", "Relu", [("a", [4, 4], 1)], [4, 4])):
+        m = onnx.load_from_string(bench.model)
+        onnx.checker.check_model(m)
+        assert all(isinstance(v, np.ndarray) for v in bench.feeds.values())

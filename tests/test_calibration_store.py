@@ -1,0 +1,211 @@
+"""Calibration files: fitted from samples, round-tripped through JSON, applied to `host`; numbers by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from planner.calibrate import Measurements, Sample
+from planner.calibration_store import (
+    Calibration,
+    CalibrationFileError,
+    apply,
+    calibrated_host,
+    entry_key,
+    find,
+    fit,
+    read_file,
+    save,
+)
+from planner.cli import main
+from planner.costs import OpClass, OpCost
+from planner.host import detect_host, host_fingerprint
+from planner.roofline import kernel_time
+from planner.targets import get_target
+
+GB = 1e9
+
+
+def _cal(bw: float = 20 * GB, threads: int = 1, **kw) -> Calibration:
+    base = dict(
+        fingerprint=host_fingerprint(), threads=threads, launch_overhead_s=0.5e-6, run_overhead_s=8e-6,
+        run_overhead_per_io_s=1e-6, profiler_bias_s=3e-6,
+        bandwidth_curve=((1e3, bw), (1e9, bw)),
+        weight_bandwidth_curve=((1e6, 4 * bw), (1e8, bw)),
+        rate_curves={"gemm.fp32": ((1.0, 10 * GB), (100.0, 100 * GB))},
+        throughput_curves={"Softmax": ((1e5, 5 * GB),)},
+        kernel_fixed_s={"gemm": 2e-6, "vector": 0.25e-6},
+        workspace_bytes=12e6, created="2026-01-01T00:00:00+00:00", quick=True,
+    )
+    base.update(kw)
+    return Calibration(**base)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "onnx-planner" / "calibration.json"
+
+
+def test_round_trip_keeps_every_number(tmp_path):
+    cal = _cal()
+    path = save(cal, tmp_path / "c.json")
+    back = read_file(path)[entry_key(cal.fingerprint, 1)]
+    assert back.to_dict() == cal.to_dict()
+    # a second thread count lands beside the first, not over it
+    save(_cal(threads=2, launch_overhead_s=0.9e-6), path)
+    entries = read_file(path)
+    assert sorted(e.threads for e in entries.values()) == [1, 2]
+    assert entries[entry_key(cal.fingerprint, 2)].launch_overhead_s == 0.9e-6
+
+
+def test_doubling_bandwidth_halves_a_memory_bound_kernel():
+    n = 1 << 22  # Add of two 16 MiB tensors: 1 FLOP and 12 bytes per element
+    add = OpCost(flops=n, bytes_read=8 * n, bytes_written=4 * n)
+    slow = apply(detect_host(), _cal(bw=20 * GB))
+    fast = apply(detect_host(), _cal(bw=40 * GB))
+    t_slow = kernel_time(add, OpClass.VECTOR, "float32", slow, "Add")
+    t_fast = kernel_time(add, OpClass.VECTOR, "float32", fast, "Add")
+    fixed = 0.5e-6 + 0.25e-6  # launch + the vector class's fixed cost ("Add" has none of its own)
+    assert t_slow.bound == "memory"
+    assert t_slow.seconds == pytest.approx(fixed + 12 * n / (20 * GB))
+    assert t_fast.seconds - fixed == pytest.approx((t_slow.seconds - fixed) / 2)
+
+
+def test_gemm_rate_curve_times_a_compute_bound_gemm():
+    m = k = n = 256
+    gemm = OpCost(flops=2 * m * k * n, bytes_read=4 * (m * k + k * n), bytes_written=4 * m * n,
+                  weight_bytes=4 * k * n)
+    t = apply(detect_host(), _cal())
+    intensity = gemm.flops / gemm.bytes  # 2·256³ / (4·3·256²) = 42.67 FLOPs per byte
+    assert intensity == pytest.approx(128 / 3)
+    # log-log interpolation between (1, 10 GFLOP/s) and (100, 100 GFLOP/s): rate = 10 GFLOP/s · intensity^0.5
+    rate = 10 * GB * intensity ** 0.5
+    kt = kernel_time(gemm, OpClass.MATRIX, "float32", t, "gemm")
+    assert kt.bound == "compute"
+    assert kt.seconds == pytest.approx(0.5e-6 + 2e-6 + gemm.flops / rate)
+
+
+def test_weights_stream_at_the_bandwidth_of_all_weights_in_play():
+    w = 1_000_000  # a GEMV's 1 MB of weights, the rest negligible
+    gemv = OpCost(flops=w // 2, bytes_read=w, bytes_written=0, weight_bytes=w)
+    t = apply(detect_host(), _cal(bw=20 * GB))
+    alone = kernel_time(gemv, OpClass.MATRIX, "float32", t, "gemm", resident_bytes=0)
+    in_big_model = kernel_time(gemv, OpClass.MATRIX, "float32", t, "gemm", resident_bytes=1e8)
+    assert alone.memory_s == pytest.approx(w / (80 * GB))  # weight curve at 1 MB: 4 x 20 GB/s
+    assert in_big_model.memory_s == pytest.approx(w / (20 * GB))  # at 100 MB: 20 GB/s
+
+
+def test_measured_vector_family_uses_its_own_speed():
+    x = OpCost(flops=5 * 25_000, bytes_read=100_000, bytes_written=100_000)  # Softmax over 25k floats
+    t = apply(detect_host(), _cal())
+    kt = kernel_time(x, OpClass.VECTOR, "float32", t, "Softmax")
+    assert kt.compute_s == pytest.approx(200_000 / (5 * GB))
+    assert kt.seconds == pytest.approx(0.5e-6 + 0.25e-6 + 200_000 / (5 * GB))
+
+
+def test_rnn_steps_read_their_weights_every_step():
+    steps, w = 10, 400_000
+    cost = OpCost(flops=steps * 2 * 100_000, bytes_read=w + steps * 1000, bytes_written=steps * 1000,
+                  weight_bytes=w)
+    t = apply(detect_host(), _cal())
+    one_step = OpCost(flops=200_000, bytes_read=w + 1000, bytes_written=1000, weight_bytes=w)
+    per_step = kernel_time(one_step, OpClass.MATRIX, "float32", t, "rnn").seconds - t.fixed_cost_s("rnn", "matrix")
+    kt = kernel_time(cost, OpClass.MATRIX, "float32", t, "rnn", steps=steps)
+    assert kt.seconds == pytest.approx(t.fixed_cost_s("rnn", "matrix") + steps * per_step)
+
+
+def test_uncalibrated_targets_keep_the_plain_roofline():
+    t = get_target("a10g")
+    cost = OpCost(flops=10**9, bytes_read=10**8, bytes_written=10**7, weight_bytes=10**7)
+    kt = kernel_time(cost, OpClass.MATRIX, "float16", t, "gemm", resident_bytes=10**10)
+    assert kt.compute_s == pytest.approx(1e9 / (t.matrix_flops_per_s["fp16"] * t.compute_efficiency))
+    assert kt.memory_s == pytest.approx(1.1e8 / (t.mem_bw_bytes_per_s * t.memory_efficiency))
+
+
+def test_host_applies_this_machines_calibration_for_its_thread_count(cache):
+    assert calibrated_host().calibration is None
+    nominal = get_target("host")
+    save(_cal())  # default path: the cache folder
+    assert cache.exists()
+    host = get_target("host")
+    assert host.launch_overhead_s == 0.5e-6 and host.run_overhead_s == 8e-6
+    assert host.workspace_bytes == 12e6 and host.dispatch_views
+    assert nominal.launch_overhead_s != host.launch_overhead_s
+    assert find(2).calibration is None and "threads" in find(2).why or "thread(s)" in find(2).why
+    other = _cal(fingerprint="some other CPU / 64 logical CPUs")
+    doc = json.loads(cache.read_text())
+    doc["calibrations"] = {other.key: other.to_dict()}
+    cache.write_text(json.dumps(doc))
+    assert calibrated_host().calibration is None  # another machine's numbers never apply here
+
+
+def test_bad_calibration_files_are_one_line_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 1, "calibrations": {"x": {"threads": 1}}}')
+    with pytest.raises(CalibrationFileError):
+        read_file(bad)
+    bad.write_text("[]")
+    with pytest.raises(CalibrationFileError):
+        read_file(bad)
+    curve = _cal().to_dict()
+    curve["bandwidth_curve"] = [[2, 1], [1, 1]]  # not ascending
+    bad.write_text(json.dumps({"schema_version": 1, "calibrations": {"k": curve}}))
+    with pytest.raises(CalibrationFileError, match="ascending"):
+        read_file(bad)
+    model = tmp_path / "m.onnx"
+    from tests.test_validate import tiny_model
+
+    tiny_model(model)
+    assert main(["predict", str(model), "--calibration", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "calibration" in err
+
+
+def _s(family, op_class, peak, flops, nbytes, seconds, label, source="profile", steps=1):
+    return Sample(family, op_class, peak, flops, nbytes, seconds, label, source, steps)
+
+
+def test_fit_by_hand():
+    m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
+                     profiler_bias_s=3e-6, samples=[
+                         _s("Add", "vector", "vector", 1000, 12_000, 1e-6, "Add stream 12 KiB"),
+                         _s("Add", "vector", "vector", 10**6, 12 * 10**6, 2e-3, "Add stream 12 MiB"),
+                         _s("gemm", "matrix", "fp32", 10**5, 10**6, 1e-5, "MatMul weights 1 MiB"),
+                         _s("gemm", "matrix", "fp32", 10**6, 10**5, 1.2e-5, "MatMul 1"),
+                         _s("gemm", "matrix", "fp32", 10**6, 10**4, 5.2e-5, "MatMul 2"),  # slower, more intense
+                         _s("gemm", "matrix", "fp32", 8000, 3000, 2e-6, "tiny gemm", "chain"),
+                         _s("Softmax", "vector", "vector", 5000, 8000, 3e-6, "tiny Softmax", "chain"),
+                         _s("Softmax", "vector", "vector", 5 * 10**5, 8 * 10**5, 1.01e-4, "Softmax big"),
+                     ])
+    cal = fit(m)
+    # streaming, bytes / time: 12 GB/s at 12 kB, 6 GB/s at 12 MB (a falling curve stays as it is)
+    assert cal.bandwidth_curve == ((12_000, 12e9), (12 * 10**6, 6e9))
+    assert cal.weight_bandwidth_curve == ((10**6, pytest.approx(1e11)),)
+    # gemm fixed cost: the tiny chain's 2 µs less what the profiled points say 8000 FLOPs take at intensity
+    # 8000 / 3000; between (0.1, 1e10) and (10, 1e6 / 1.2e-5) log-log
+    lo, hi = (0.1, 1e5 / 1e-5), (10.0, 1e6 / 1.2e-5)
+    f = (math.log(8000 / 3000) - math.log(lo[0])) / (math.log(hi[0]) - math.log(lo[0]))
+    rate = math.exp(math.log(lo[1]) + f * (math.log(hi[1]) - math.log(lo[1])))
+    fixed = 2e-6 - 8000 / rate
+    assert cal.kernel_fixed_s["gemm"] == pytest.approx(fixed)
+    rates = dict(cal.rate_curves["gemm.fp32"])
+    assert rates[0.1] == pytest.approx(1e5 / (1e-5 - fixed))
+    assert rates[10.0] == pytest.approx(1e6 / (1.2e-5 - fixed))
+    assert rates[100.0] == rates[10.0]  # running maximum: the slower, more intense sample does not lower it
+    # Softmax: fixed = 3 µs - 8000 bytes at the profiled 8e5 / 1.01e-4 bytes/s; the curve net of it
+    soft_fixed = 3e-6 - 8000 / (8e5 / 1.01e-4)
+    assert cal.kernel_fixed_s["Softmax"] == pytest.approx(soft_fixed)
+    assert cal.throughput_curves["Softmax"][0][1] == pytest.approx(8e5 / (1.01e-4 - soft_fixed))
+    assert cal.kernel_fixed_s["vector"] == cal.kernel_fixed_s["Softmax"]  # the class median of one
+
+
+def test_calibrated_target_keeps_its_sources():
+    t = apply(detect_host(), _cal())
+    assert "calibration" in t.sources and "quick" in t.sources["calibration"]
+    assert t.mem_bw_bytes_per_s == 20 * GB
+    assert dataclasses.replace(t, rate_curves={}).achieved_flops_per_s("matrix", "gemm", "fp32", 1e11, 5.0) == \
+        pytest.approx(1e11 * t.compute_efficiency)

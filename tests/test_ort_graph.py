@@ -1,0 +1,89 @@
+"""The graph onnxruntime executes: saved without running, shapes inferred, every op costed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from planner.costs import OpClass, lookup
+from planner.ir import NodeInfo
+from planner.kernels import kernel_family, kernel_steps
+from planner.loader import load_model
+from planner.ort_graph import _conv_like, _reorder_input, _reorder_output, ort_analysis
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _conv_bn_relu(path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    c = 32
+    inits = [numpy_helper.from_array(rng.standard_normal((c, 16, 3, 3)).astype(np.float32), "w"),
+             *(numpy_helper.from_array(v.astype(np.float32), n) for n, v in
+               (("s", np.ones(c)), ("b", np.zeros(c)), ("m", np.zeros(c)), ("v", np.ones(c))))]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"], name="bn"),
+             helper.make_node("Relu", ["n"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "cbr", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16, 20, 20])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", c, 20, 20])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_conv_bn_relu_becomes_one_blocked_conv_with_shapes(tmp_path):
+    a = ort_analysis(load_model(_conv_bn_relu(tmp_path / "cbr.onnx")), batch=3)
+    ops = [(n.domain, n.op_type) for n in a.graph.nodes]
+    assert ("", "BatchNormalization") not in ops and ("", "Relu") not in ops  # folded and fused by onnxruntime
+    conv = next(n for n in a.graph.nodes if n.op_type in ("Conv", "FusedConv"))
+    assert conv.outputs[0].shape[0] == 3 and conv.outputs[0].shape[2:] == (20, 20)
+    assert a.unknown_shapes == []
+    out = a.graph.tensors[a.graph.outputs[0]]
+    assert out.shape == (3, 32, 20, 20)
+
+
+@pytest.mark.parametrize("name,dims", [("cnn.onnx", {}), ("mlp.onnx", {}), ("encoder.onnx", {"sequence": 16}),
+                                       ("decoder.onnx", {"sequence_length": 1, "past_sequence_length": 8})])
+def test_every_op_onnxruntime_runs_has_a_formula(name, dims):
+    a = ort_analysis(load_model(MODELS / name), dims, batch=2)
+    missing = {f"{n.domain}::{n.op_type}" for n in a.graph.nodes if lookup(n.domain, n.op_type) is None}
+    assert missing == set()
+    assert a.unknown_shapes == []
+
+
+def _node(op, domain="", inputs=(), attrs=None):
+    from planner.ir import TensorInfo
+
+    ins = tuple(TensorInfo(f"i{k}", s, "float32") for k, s in enumerate(inputs))
+    return NodeInfo("n", op, domain, ins, (), attrs or {})
+
+
+def test_nchwc_shape_rules_by_hand():
+    # 3 channels round up to one block of 16; channels_last reads C from the last axis
+    assert _reorder_input(_node("ReorderInput"), [(2, 3, 7, 7)], 16) == (2, 16, 7, 7)
+    assert _reorder_input(_node("ReorderInput", attrs={"channels_last": 1}), [(2, 7, 7, 40)], 8) == (2, 40, 7, 7)
+    assert _reorder_output(_node("ReorderOutput", attrs={"channels": 3}), [(2, 16, 7, 7)], 16) == (2, 3, 7, 7)
+    # conv: 224 -> (224 + 3 + 3 - 7) // 2 + 1 = 112 output rows, W[0] output channels
+    conv = _node("Conv", attrs={"kernel_shape": [7, 7], "strides": [2, 2], "pads": [3, 3, 3, 3]})
+    assert _conv_like(conv, [(1, 3, 224, 224), (64, 3, 7, 7)], 16) == (1, 64, 112, 112)
+
+
+def test_families_and_steps():
+    def n(op, domain="", shapes=(), **attrs):
+        return _node(op, domain, shapes, attrs)
+
+    assert kernel_family(n("MatMul"), OpClass.MATRIX) == "gemm"
+    assert kernel_family(n("FusedGemm", "com.microsoft"), OpClass.MATRIX) == "gemm_bias"
+    assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 64, 8, 8), (64, 1, 3, 3)], group=64),
+                         OpClass.MATRIX) == "nchwc.conv_dw"
+    assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 3, 8, 8), (64, 3, 3, 3)]),
+                         OpClass.MATRIX) == "nchwc.conv_nchw"
+    assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 64, 8, 8), (64, 64, 3, 3)]),
+                         OpClass.MATRIX) == "nchwc.conv"
+    assert kernel_family(n("Conv", "", [(1, 60, 8, 8), (60, 20, 1, 1)], group=3), OpClass.MATRIX) == "conv_grouped"
+    assert kernel_family(n("BiasGelu", "com.microsoft"), OpClass.VECTOR) == "ms.BiasGelu"
+    assert kernel_steps(n("LSTM", "", [(50, 4, 32)])) == 50
+    assert kernel_steps(n("GRU", "", [(4, 50, 32)], layout=1)) == 50
+    assert kernel_steps(n("MatMul", "", [(50, 4, 32)])) == 1
