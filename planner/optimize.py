@@ -13,9 +13,12 @@ the original), about 0.5 to 1.5 s for the shipped models. `--passes none` skips 
 from __future__ import annotations
 
 import hashlib
+import os
+import statistics
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import onnx
 
@@ -23,9 +26,13 @@ from planner.analyze import Analyzer
 from planner.errors import PlannerError
 from planner.loader import LoadedModel
 from planner.search import Variant
+from planner.target import Target
 
 DEFAULT_MAX_DRIFT = 0.01  # 1 - cosine similarity, and top-1 disagreement for classifier-like outputs
 AUTO_MAX_BYTES = 512 * 2**20  # auto mode does not run onnxruntime verification on bigger models
+HOST_MIN_ROUNDS, HOST_MAX_ROUNDS, HOST_BUDGET_S = 7, 40, 1.0  # timing the variants on this machine
+HOST_MIN_SPEEDUP = 1.05  # on host, a pipeline must measure this much faster than the stored model to be chosen
+_REFERENCE, _HOST_MEASURED = "reference", "host-measured"  # a model's cache entry: inputs, host timings
 _CACHE: dict[tuple, dict[str, tuple]] = {}  # (sha256, options, dims) -> pipeline -> (result, analyzer, digest)
 
 
@@ -84,8 +91,14 @@ def _why_not(loaded: LoadedModel) -> str | None:
 
 
 def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | None, options: PassOptions,
-             warn: Callable[[str], None] | None = None) -> Optimized:
-    """Variants for the search: the model as stored, plus each selected pipeline that verified."""
+             targets: Sequence[Target] = (), warn: Callable[[str], None] | None = None) -> Optimized:
+    """Variants for the search: the model as stored, plus each selected pipeline that verified.
+
+    When `host` is among the targets, each variant is also timed here (planner.optimize.measure_on_host) and its
+    host predictions are scaled so that, at the measured batch, its time relative to the stored model's is the
+    measured one: the cost model's nominal host peaks cannot tell a CPU's int8 or int4 kernels from its fp32
+    ones as well as running them can. A pipeline that does not measure at least HOST_MIN_SPEEDUP faster than
+    the stored model is not chosen for host (the noise of a shared CPU is a few percent)."""
     warn = warn or (lambda m: print(f"plan: warning: {m}", file=sys.stderr))
     stored = Variant("none", analyzer)
     out = Optimized([stored], {"none": loaded.model})
@@ -134,7 +147,88 @@ def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | Non
         out.variants.append(Variant(p.name, sub_analyzer, p.precision, tuple(result.applied),
                                     result.drift.to_dict() if result.drift else None, drift_reason))
         out.models[p.name] = result.model
+    host = next((t for t in targets if t.name == "host"), None)
+    if host is not None and len(out.variants) > 1:
+        _calibrate_on_host(out, loaded, host, dims, runs)
     return out
+
+
+def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: dict[str, int] | None,
+                       runs: dict[str, tuple]) -> None:
+    """Time every variant on this machine and scale its host predictions to the measured ratio (see optimize)."""
+    from planner.predict import Predictor
+
+    cached = runs.setdefault(_HOST_MEASURED, {})
+    names = [v.name for v in out.variants]
+    if any(n not in cached for n in names):
+        feeds = runs[_REFERENCE][0].feeds[0]
+        cached.clear()
+        cached.update(measure_on_host({v.name: out.models[v.name] for v in out.variants}, feeds))
+    batch = next(iter(runs[_REFERENCE][0].feeds[0].values())).shape[0]
+    predictor = Predictor()
+    base_analyzer = out.variants[0].analyzer
+    b = batch if base_analyzer.batch_sweepable and base_analyzer.spec.batch else None
+    try:
+        predicted = {v.name: predictor.predict(v.analyzer.analyze(dims, batch=b), host, v.precision).latency_s
+                     for v in out.variants}
+    except PlannerError:
+        return
+    none_s, none_pred = cached["none"][0], predicted["none"]
+    for i, v in enumerate(out.variants):
+        if v.name == "none":
+            continue
+        measured_s, rounds = cached[v.name]
+        measured_speedup = none_s / measured_s
+        predicted_speedup = none_pred / predicted[v.name]
+        factor = predicted_speedup / measured_speedup
+        report = next(r for r in out.reports if r["pipeline"] == v.name)
+        report["host_measured"] = {"batch": batch, "median_ms": measured_s * 1e3, "original_median_ms": none_s * 1e3,
+                                   "speedup": measured_speedup, "predicted_speedup": predicted_speedup,
+                                   "scale": factor, "rounds": rounds}
+        note = (f"host: measured x{measured_speedup:.2f} the stored model's speed on this machine (batch {batch}, "
+                f"median of {rounds} interleaved onnxruntime runs), predicted x{predicted_speedup:.2f}: host kernel "
+                f"times scaled by {factor:.2f}")
+        slower = None
+        if measured_speedup < HOST_MIN_SPEEDUP:
+            slower = (f"measured on this machine: x{measured_speedup:.2f} the stored model's speed (batch {batch}), "
+                      f"not measurably faster (needs x{HOST_MIN_SPEEDUP:g})")
+            report["host_measured"]["rejected"] = slower
+        out.variants[i] = replace(v, scale={host.name: (factor, note)},
+                                  rejected_on={host.name: slower} if slower else {})
+
+
+def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: float = HOST_BUDGET_S
+                    ) -> dict[str, tuple[float, int]]:
+    """Median seconds per model over interleaved rounds (each round runs every model once, rotating the
+    order), onnxruntime CPU with ORT_ENABLE_ALL and intra-op spinning off so that one session's idle threads do
+    not steal the next one's cores. Other processes share the CPU: interleaving and medians keep the ratios
+    fair. Stops after HOST_MAX_ROUNDS or when past the budget with at least HOST_MIN_ROUNDS."""
+    import onnxruntime as ort
+
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    sessions = {}
+    for name, m in models.items():
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.intra_op_num_threads = threads
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sessions[name] = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    for s in sessions.values():
+        for _ in range(2):
+            s.run(None, feeds)
+    order = list(sessions)
+    times: dict[str, list[float]] = {n: [] for n in order}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < HOST_MAX_ROUNDS and (rounds < HOST_MIN_ROUNDS or time.perf_counter() - start < budget_s):
+        k = rounds % len(order)
+        for n in order[k:] + order[:k]:
+            t0 = time.perf_counter()
+            sessions[n].run(None, feeds)
+            times[n].append(time.perf_counter() - t0)
+        rounds += 1
+    return {n: (statistics.median(ts), rounds) for n, ts in times.items()}
 
 
 class _NoReference(Exception):
@@ -172,6 +266,7 @@ def _run_pipelines(loaded: LoadedModel, pipelines: list, options: PassOptions, v
                       options={"int4_block_size": options.int4_block_size, "fp16_keep_io": options.fp16_keep_io},
                       warn=warn)
     runner = Runner(model, reference, ctx)
+    cached[_REFERENCE] = (reference,)
     for p in todo:
         result = runner.run(p)
         sub = None

@@ -64,7 +64,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     analyzer = Analyzer(loaded, loop_trips=loop_trips)
     base = analyzer.analyze(dims, batch=batch)
     passes = passes or PassOptions()
-    optimized = optimize(loaded, analyzer, dims, passes)
+    optimized = optimize(loaded, analyzer, dims, passes, resolved)
     result = search(analyzer, resolved, dims, batch=batch, max_latency_ms=max_latency_ms, max_batch=max_batch,
                     progress=progress, variants=optimized.variants)
     reports = {id(c): _report(c) for c in result.candidates}

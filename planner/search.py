@@ -7,8 +7,8 @@ kept with the reason it lost, so a plan can explain its choice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from planner.analyze import Analyzer
 from planner.errors import DimError
@@ -28,6 +28,9 @@ class Variant:
     passes: tuple[str, ...] = ()  # the passes that changed the model, in order
     drift: dict | None = None  # passes.verify.Drift.to_dict() against the original
     rejected: str | None = None  # e.g. drift over --max-drift: predicted and listed, never chosen
+    scale: Mapping[str, tuple[float, str]] = field(default_factory=dict)  # target -> (time factor, why): host
+    #   predictions corrected by timing this variant against the stored model on this machine (planner.optimize)
+    rejected_on: Mapping[str, str] = field(default_factory=dict)  # target -> why this variant cannot win there
 
 
 @dataclass
@@ -116,9 +119,11 @@ def _sweep(predictor: Predictor, v: Variant, sizes: list[int | None], targets: l
             if t.name in out_of_memory:
                 continue
             p = predictor.predict(analysis, t, v.precision)
+            if t.name in v.scale:
+                p = _scaled(p, *v.scale[t.name])
             c = Candidate(p, variant=v)
-            if v.rejected:
-                c.rejected = v.rejected
+            if v.rejected or t.name in v.rejected_on:
+                c.rejected = v.rejected or v.rejected_on[t.name]
                 if not p.fits:
                     out_of_memory.add(t.name)
             elif p.unsupported:
@@ -132,6 +137,16 @@ def _sweep(predictor: Predictor, v: Variant, sizes: list[int | None], targets: l
                 c.rejected = f"latency {p.latency_s * 1e3:.3g} ms exceeds --max-latency-ms {max_latency_ms:g}"
             candidates.append(c)
     return candidates
+
+
+def _scaled(p: Prediction, factor: float, why: str) -> Prediction:
+    """Every kernel's time times `factor` (the latency with them), and the reason among the notes."""
+    def times(t):
+        return replace(t, seconds=t.seconds * factor, compute_s=t.compute_s * factor, memory_s=t.memory_s * factor)
+
+    kernels = tuple(replace(k, time=times(k.time)) for k in p.kernels)
+    before = sum(k.time.seconds for k in p.kernels)
+    return replace(p, kernels=kernels, latency_s=p.latency_s + before * (factor - 1), notes=p.notes + (why,))
 
 
 def _choose(candidates: list[Candidate]) -> SearchResult:

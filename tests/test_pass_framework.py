@@ -17,7 +17,7 @@ from planner.errors import PlannerError
 
 def test_every_pipeline_validates_and_names_its_precision():
     pls = passes.registered_pipelines()
-    assert {"none", "fused", "int8-dynamic", "int8-static", "int4", "fp16"} <= set(pls)
+    assert {"none", "fused", "int8-dynamic", "fused-int8", "int8-static", "int4", "fp16"} <= set(pls)
     assert pls["none"].passes == () and pls["none"].precision == "fp32"
     assert pls["int8-dynamic"].precision == "int8" and pls["int4"].precision == "int4"
     for p in pls.values():

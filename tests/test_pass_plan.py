@@ -75,14 +75,16 @@ def test_passes_none_plans_the_model_as_stored():
 
 def test_emit_writes_the_chosen_model_and_never_the_input(tmp_path, capsys):
     out = tmp_path / "opt.onnx"
-    assert main([str(ENCODER), "--target", "host", "--max-batch", "4", "--emit", str(out), "--json"]) == 0
+    assert main([str(ENCODER), "--target", "a10g", "--max-batch", "4", "--emit", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     m = onnx.load(str(out))
     onnx.checker.check_model(m)
     chosen = doc["chosen"]["pipeline"]
     assert chosen != "none" and any(f"({chosen})" in n for n in doc["model"]["notes"])
     assert doc["chosen"]["drift"]["cosine"] >= 0.99
-    code = main([str(ENCODER), "--target", "host", "--max-batch", "2", "--emit", str(ENCODER)])
+    assert doc["chosen"]["precision"] == "fp16"
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer)
+    code = main([str(ENCODER), "--target", "a10g", "--max-batch", "2", "--emit", str(ENCODER)])
     err = capsys.readouterr().err
     assert code == 2 and "refusing to overwrite the input model" in err
 
@@ -119,3 +121,30 @@ def test_support_table_by_hand():
     ks = build_kernels(g, graph_costs(g), True, False)
     same, notes, unsupported = runtime_kernels(ks, g, get_target("a10g"))
     assert [k.dtype for k in same] == [k.dtype for k in ks] and notes == () and unsupported == ()
+
+
+def test_host_predictions_follow_what_each_pipeline_measures_here(monkeypatch):
+    """On host, each pipeline is timed against the stored model; its host times are scaled to that ratio, and one
+    that is not measurably faster is not chosen. Fake timings make the test deterministic."""
+    import planner.optimize as po
+
+    fake = {"none": 10e-3, "int8-dynamic": 5e-3}  # int8 measures 2x faster; everything else 1.01x (noise)
+
+    def measure(models, feeds, budget_s=0):
+        return {n: (fake.get(n, 10e-3 / 1.01), 9) for n in models}
+
+    monkeypatch.setattr(po, "measure_on_host", measure)
+    po._CACHE.clear()
+    try:
+        p = planner.plan(ENCODER, targets=["host"], max_batch=8)
+    finally:
+        po._CACHE.clear()
+    assert p.chosen.pipeline == "int8-dynamic"
+    rep = {r["pipeline"]: r for r in p.pipelines}
+    assert rep["int8-dynamic"]["host_measured"]["speedup"] == pytest.approx(2.0)
+    assert "not measurably faster" in rep["fp16"]["host_measured"]["rejected"]
+    at8 = {c.pipeline: c for c in p.candidates if c.batch == 8}
+    assert at8["none"].latency_ms / at8["int8-dynamic"].latency_ms == pytest.approx(2.0, rel=1e-6)
+    assert at8["fp16"].rejected.startswith("measured on this machine: x1.01")
+    assert any(n.startswith("host: measured x2.00") for n in at8["int8-dynamic"].notes)
+    assert sum(k.time_ms for k in p.chosen.all_kernels) == pytest.approx(p.chosen.latency_ms, rel=1e-9)
