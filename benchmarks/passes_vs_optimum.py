@@ -1,7 +1,8 @@
 """What our passes buy on this machine: original vs the model `plan --target host --emit` writes vs optimum.
 
 For each model (the zoo's mlp, cnn, encoder, and a bigger BERT-like encoder built here) it measures with
-onnxruntime on this machine, same session options for all (ORT_ENABLE_ALL, the same intra-op threads, CPU EP):
+onnxruntime on this machine, same session options for all (ORT_ENABLE_ALL, the same intra-op threads, CPU EP,
+intra-op spinning off so that one session's idle threads do not slow the next one in the interleaved rounds):
 
     original    the model as shipped
     ours        planner.plan(model, targets=["host"], emit=...) — the chosen candidate's model
@@ -100,27 +101,49 @@ def optimum_model(name: str, src: Path, work: Path, python: str | None) -> tuple
         if r.returncode != 0:
             tail = (r.stderr.strip().splitlines() or ["?"])[-1]
             return None, f"optimum failed in {python}: {tail[:160]}"
-        return Path(r.stdout.strip().splitlines()[-1]), RECIPE
+        out = Path(r.stdout.strip().splitlines()[-1])
+        return out, RECIPE + _prepass_note(d)
     try:
-        return optimum_worker(d), RECIPE
+        return optimum_worker(d), RECIPE + _prepass_note(d)
     except ImportError as e:  # optional extra
         return None, f"optimum not installed ({str(e).splitlines()[0][:80]}; see --optimum-python)"
+
+
+def _prepass_note(d: Path) -> str:
+    return " (+ symbolic shape inference before ORTQuantizer: it fails without on this onnxruntime)" \
+        if (d / "q" / "NOTE").exists() else ""
 
 
 RECIPE = "ORTOptimizer O2 + ORTQuantizer dynamic int8 (AutoQuantizationConfig.avx512_vnni, per tensor)"
 
 
 def optimum_worker(d: Path) -> Path:
+    """ORTOptimizer O2, then ORTQuantizer dynamic int8. With onnxruntime 1.31, ORTQuantizer fails on the O2
+    graph ("Unable to find data type for ...": the contrib ops' outputs carry no type and optimum passes no
+    DefaultTensorType); the workaround is onnxruntime's symbolic shape inference on the O2 model first, which
+    adds those types and changes nothing else. The note in the results says when it was needed."""
     from optimum.onnxruntime import ORTOptimizer, ORTQuantizer
     from optimum.onnxruntime.configuration import AutoOptimizationConfig, AutoQuantizationConfig
 
+    qconfig = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=False)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         opt = ORTOptimizer.from_pretrained(d, file_names=["model.onnx"])
         opt.optimize(save_dir=d / "o2", optimization_config=AutoOptimizationConfig.O2())
         o2 = next((d / "o2").glob("*.onnx"))
-        q = ORTQuantizer.from_pretrained(d / "o2", file_name=o2.name)
-        q.quantize(save_dir=d / "q", quantization_config=AutoQuantizationConfig.avx512_vnni(is_static=False,
-                                                                                           per_channel=False))
+        try:
+            ORTQuantizer.from_pretrained(d / "o2", file_name=o2.name).quantize(save_dir=d / "q",
+                                                                                quantization_config=qconfig)
+        except RuntimeError as e:
+            if "Unable to find data type" not in str(e):
+                raise
+            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+            typed = SymbolicShapeInference.infer_shapes(onnx.load(str(o2)), auto_merge=True)
+            onnx.save(typed, str(o2))
+            (d / "q" / "NOTE").parent.mkdir(exist_ok=True)
+            (d / "q" / "NOTE").write_text("symbolic shape inference pre-pass\n")
+            ORTQuantizer.from_pretrained(d / "o2", file_name=o2.name).quantize(save_dir=d / "q",
+                                                                                quantization_config=qconfig)
     return next((d / "q").glob("*.onnx"))
 
 
@@ -130,6 +153,7 @@ def session(path: Path, threads: int):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not steal the next
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

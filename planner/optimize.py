@@ -31,6 +31,7 @@ from planner.target import Target
 DEFAULT_MAX_DRIFT = 0.01  # 1 - cosine similarity, and top-1 disagreement for classifier-like outputs
 AUTO_MAX_BYTES = 512 * 2**20  # auto mode does not run onnxruntime verification on bigger models
 HOST_MIN_ROUNDS, HOST_MAX_ROUNDS, HOST_BUDGET_S = 7, 40, 1.0  # timing the variants on this machine
+HOST_SLOW_RUN_S = 0.03  # a first run slower than this: time the variants at batch 1
 HOST_MIN_SPEEDUP = 1.05  # on host, a pipeline must measure this much faster than the stored model to be chosen
 _REFERENCE, _HOST_MEASURED = "reference", "host-measured"  # a model's cache entry: inputs, host timings
 _CACHE: dict[tuple, dict[str, tuple]] = {}  # (sha256, options, dims) -> pipeline -> (result, analyzer, digest)
@@ -160,14 +161,16 @@ def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: 
 
     cached = runs.setdefault(_HOST_MEASURED, {})
     names = [v.name for v in out.variants]
+    base_analyzer = out.variants[0].analyzer
+    sweepable = base_analyzer.batch_sweepable and base_analyzer.spec.batch is not None
     if any(n not in cached for n in names):
         feeds = runs[_REFERENCE][0].feeds[0]
         cached.clear()
-        cached.update(measure_on_host({v.name: out.models[v.name] for v in out.variants}, feeds))
-    batch = next(iter(runs[_REFERENCE][0].feeds[0].values())).shape[0]
+        cached.update(measure_on_host({v.name: out.models[v.name] for v in out.variants}, feeds,
+                                      shrink=sweepable))
+    batch = cached["_batch"]
     predictor = Predictor()
-    base_analyzer = out.variants[0].analyzer
-    b = batch if base_analyzer.batch_sweepable and base_analyzer.spec.batch else None
+    b = batch if sweepable else None
     try:
         predicted = {v.name: predictor.predict(v.analyzer.analyze(dims, batch=b), host, v.precision).latency_s
                      for v in out.variants}
@@ -197,12 +200,14 @@ def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: 
                                   rejected_on={host.name: slower} if slower else {})
 
 
-def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: float = HOST_BUDGET_S
-                    ) -> dict[str, tuple[float, int]]:
+def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: float = HOST_BUDGET_S,
+                    shrink: bool = False) -> dict:
     """Median seconds per model over interleaved rounds (each round runs every model once, rotating the
     order), onnxruntime CPU with ORT_ENABLE_ALL and intra-op spinning off so that one session's idle threads do
     not steal the next one's cores. Other processes share the CPU: interleaving and medians keep the ratios
-    fair. Stops after HOST_MAX_ROUNDS or when past the budget with at least HOST_MIN_ROUNDS."""
+    fair. Stops after HOST_MAX_ROUNDS or when past the budget with at least HOST_MIN_ROUNDS. With `shrink`, a
+    model whose first run takes over HOST_SLOW_RUN_S is timed at batch 1 (the first row of `feeds`) instead.
+    Returns {name: (median seconds, rounds)} plus "_batch": the batch timed."""
     import onnxruntime as ort
 
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -214,9 +219,14 @@ def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: f
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sessions[name] = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    batch = next(iter(feeds.values())).shape[0] if feeds else 1
+    first = next(iter(sessions.values()))
+    t0 = time.perf_counter()
+    first.run(None, feeds)
+    if shrink and batch > 1 and time.perf_counter() - t0 > HOST_SLOW_RUN_S:
+        feeds, batch = {k: v[:1] for k, v in feeds.items()}, 1
     for s in sessions.values():
-        for _ in range(2):
-            s.run(None, feeds)
+        s.run(None, feeds)
     order = list(sessions)
     times: dict[str, list[float]] = {n: [] for n in order}
     start = time.perf_counter()
@@ -228,7 +238,7 @@ def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: f
             sessions[n].run(None, feeds)
             times[n].append(time.perf_counter() - t0)
         rounds += 1
-    return {n: (statistics.median(ts), rounds) for n, ts in times.items()}
+    return {**{n: (statistics.median(ts), rounds) for n, ts in times.items()}, "_batch": batch}
 
 
 class _NoReference(Exception):

@@ -130,8 +130,8 @@ def test_host_predictions_follow_what_each_pipeline_measures_here(monkeypatch):
 
     fake = {"none": 10e-3, "int8-dynamic": 5e-3}  # int8 measures 2x faster; everything else 1.01x (noise)
 
-    def measure(models, feeds, budget_s=0):
-        return {n: (fake.get(n, 10e-3 / 1.01), 9) for n in models}
+    def measure(models, feeds, budget_s=0, shrink=False):
+        return {**{n: (fake.get(n, 10e-3 / 1.01), 9) for n in models}, "_batch": 8}
 
     monkeypatch.setattr(po, "measure_on_host", measure)
     po._CACHE.clear()
