@@ -148,3 +148,38 @@ def test_host_predictions_follow_what_each_pipeline_measures_here(monkeypatch):
     assert at8["fp16"].rejected.startswith("measured on this machine: x1.01")
     assert any(n.startswith("host: measured x2.00") for n in at8["int8-dynamic"].notes)
     assert sum(k.time_ms for k in p.chosen.all_kernels) == pytest.approx(p.chosen.latency_ms, rel=1e-9)
+
+
+def test_int8_static_with_user_calibration_npz(tmp_path, capsys):
+    import numpy as np
+
+    from passes.verify import generate_inputs
+
+    m = onnx.load(str(MODELS / "mlp.onnx"))
+    rows = generate_inputs(m, batch=16, seed=3)
+    npz = tmp_path / "calib.npz"
+    np.savez(npz, **rows)
+    code = main([str(MODELS / "mlp.onnx"), "--target", "c7i-xlarge", "--max-batch", "2", "--passes", "int8-static",
+                 "--calibration", str(npz), "--json"])
+    out = capsys.readouterr()
+    assert code == 0 and "random data mean little" not in out.err
+    doc = json.loads(out.out)
+    rep = {r["pipeline"]: r for r in doc["pipelines"]}
+    assert set(rep) == {"none", "int8-static"} and rep["int8-static"]["rejected"] is None
+    assert rep["int8-static"]["drift"]["inputs"] == "user .npz" and rep["int8-static"]["drift"]["samples"] == 8
+
+
+def test_generated_calibration_prints_its_warning(capsys):
+    code = main([str(MODELS / "cnn.onnx"), "--target", "c7i-xlarge", "--max-batch", "2", "--passes", "int8-static"])
+    err = capsys.readouterr().err
+    assert code == 0 and "random data mean little" in err
+
+
+def test_calibration_npz_missing_an_input_is_a_one_line_error(tmp_path, capsys):
+    import numpy as np
+
+    npz = tmp_path / "bad.npz"
+    np.savez(npz, nope=np.zeros((2, 3), np.float32))
+    code = main([str(MODELS / "mlp.onnx"), "--target", "a10g", "--max-batch", "2", "--calibration", str(npz)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no array for input(s) x" in err
