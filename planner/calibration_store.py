@@ -28,7 +28,9 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
     weight-reading curve       the same from the GEMV samples (their weights are nearly all their bytes)
     matrix family f, peak p    FLOP/s = flops / (time - fixed) per sample, as a function of intensity; samples
                                within 15% of each other's intensity merge into their fastest (noise on a
-                               shared machine only ever adds time), then the running maximum over intensity
+                               shared machine only ever adds time), then made non-decreasing in intensity
+                               (least squares); RNNs per time step, after a per-step fixed cost fitted as the
+                               intercept of step time against step FLOPs
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
                                and made non-increasing
 """
@@ -150,14 +152,19 @@ def _merge(points: Iterable[tuple[float, float]], tolerance: float = 1.15) -> Cu
     return tuple((x, y) for x, y in out)
 
 
-def _envelope(curve: Curve) -> Curve:
-    """The running maximum: a kernel with more FLOPs per byte is never slower per FLOP in cache (where it is
-    in practice, it is the memory term's doing, which kernel_time adds separately)."""
-    out, best = [], 0.0
+def _isotonic(curve: Curve) -> Curve:
+    """The closest non-decreasing curve (least squares, pool-adjacent-violators): a kernel with more FLOPs per
+    byte is not slower per FLOP in cache, but one shape's lucky run must not lift every shape after it."""
+    blocks: list[list] = []  # [mean, count, xs]
     for x, y in curve:
-        best = max(best, y)
-        out.append((x, best))
-    return tuple(out)
+        blocks.append([y, 1, [x]])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            b = blocks.pop()
+            a = blocks[-1]
+            a[0] = (a[0] * a[1] + b[0] * b[1]) / (a[1] + b[1])
+            a[1] += b[1]
+            a[2] += b[2]
+    return tuple((x, mean) for mean, _, xs in blocks for x in xs)
 
 
 def _falling(curve: Curve) -> Curve:
@@ -211,11 +218,21 @@ def fit(m) -> Calibration:
     for op_class, values in by_class.items():
         fixed.setdefault(op_class, statistics.median(values))
     fixed.setdefault("data", fixed.get("vector", 0.0))
+    rnn = [s for s in profiled if s.family == "rnn" and s.flops]
+    if len(rnn) >= 2:  # per time step: t = fixed + flops / rate, the intercept of a least-squares line
+        from planner.calibrate import _fit_line
+
+        step = [s.seconds / s.steps for s in rnn]
+        c0, _ = _fit_line([s.flops for s in rnn], step)
+        fixed["rnn"] = min(max(c0, 0.0), 0.5 * min(step))
 
     def net(s) -> float:
-        """Seconds of one step beyond the fixed cost (a sample's flops and bytes are per step)."""
+        """Seconds of one step beyond the fixed cost (a sample's flops and bytes are per step; an RNN's fixed
+        cost is per step too)."""
         f = fixed.get(s.family, fixed.get(s.op_class, 0.0))
-        return max(s.seconds - f, 0.1 * s.seconds) / getattr(s, "steps", 1)
+        steps = getattr(s, "steps", 1)
+        per_step = s.seconds / steps
+        return max(per_step - f, 0.1 * per_step) if s.family == "rnn" else max(s.seconds - f, 0.1 * s.seconds) / steps
 
     rate_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     thru_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -228,7 +245,7 @@ def fit(m) -> Calibration:
         elif s.op_class != "matrix" and s.bytes and s not in stream:
             thru_points[s.family].append((s.bytes, s.bytes / net(s)))
     vector_rates = [s.flops / net(s) for s in profiled if s.op_class == "vector" and s.flops and s not in stream]
-    rate_curves = {k: _envelope(_merge(v)) for k, v in rate_points.items()}
+    rate_curves = {k: _isotonic(_merge(v)) for k, v in rate_points.items()}
     if vector_rates:  # an unmeasured elementwise op: the median measured one's arithmetic rate
         rate_curves["vector.vector"] = ((1.0, statistics.median(vector_rates)),)
     return Calibration(

@@ -57,6 +57,9 @@ _GEMM_LIKE = {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "TransposeMatMul", "
 _CONV_LIKE = {"Conv", "FusedConv", "NhwcConv", "NhwcFusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
 _RNN_LIKE = {"LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"}
 _DOMAIN_TAG = {"": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
+_ROW_WISE = {"Softmax", "LogSoftmax", "LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
+             "SkipSimplifiedLayerNormalization", "RMSNormalization", "ReduceMean", "ReduceSum", "ReduceMax"}
+SHORT_ROWS = 128  # a row-wise op over rows shorter than this is its own family ("Softmax:short")
 
 
 def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
@@ -67,7 +70,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     "conv_grouped" (other groups), "rnn",
     prefixed "nchwc." for onnxruntime's blocked-layout kernels ("nchwc.conv_nchw": a blocked conv reading a
     plain NCHW input, as first layers do); every other op is its own family, its op type with the domain
-    tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool").
+    tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool"); row-wise ops (softmax, normalisations, reductions) over
+    rows shorter than SHORT_ROWS are a family of their own ("Softmax:short"), their cost being mostly per row.
     """
     tag = _DOMAIN_TAG.get(node.domain, node.domain + ".")
     if op_class == OpClass.MATRIX:
@@ -86,6 +90,10 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
                 return "nchwc.conv_nchw"  # a first layer: plain NCHW input with few channels, blocked output
             grouped = group > 1 and not depthwise
             return tag + ("conv_dw" if depthwise else "conv_grouped" if grouped else "conv")
+    if node.op_type in _ROW_WISE:
+        x = node.in_shape(0)
+        if x and x[-1] < SHORT_ROWS:
+            return f"{tag}{node.op_type}:short"  # per-row overheads dominate short rows
     return tag + node.op_type
 
 

@@ -50,6 +50,7 @@ class MeasureError(PlannerError):
 class Measurement:
     latency_s: float  # median end to end, effective_seconds: contention removed where it can be (one thread)
     latency_wall_s: float  # median end to end, wall clock
+    latency_best_s: float  # the quickest run (effective seconds): what the model takes when nothing disturbs it
     cpu_share: float  # median share of a run's wall time the computing thread had a CPU (1: nobody else ran)
     latency_runs_s: list[float]  # effective seconds per run
     node_us: dict[str, float]  # median kernel time per node of the executed graph
@@ -171,6 +172,7 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
     shares = [e / w for e, (w, _) in zip(times, timed, strict=True) if w > 0]
     return Measurement(
         latency_s=statistics.median(times), latency_wall_s=statistics.median(w for w, _ in timed),
+        latency_best_s=min(times),
         cpu_share=statistics.median(shares) if shares else 1.0, latency_runs_s=times, node_us=node_us,
         node_op=profile.op_types(),
         kernel_sum_s=sum(node_us.values()) * 1e-6,

@@ -46,13 +46,15 @@ class Profile:
     runs_us: list[float]  # model_run durations, in order
     nodes: list[NodeRun] = field(default_factory=list)
 
-    def node_times_us(self, skip_runs: int = 0, scale: Mapping[int, float] | None = None) -> dict[str, float]:
+    def node_times_us(self, skip_runs: int = 0, scale: Mapping[int, float] | None = None,
+                      quantile: float = 0.5) -> dict[str, float]:
         """Median kernel time per node over the runs from `skip_runs` on (warm-ups excluded).
 
         A node that ran in only some of those runs (a branch of an If) gets the median of the runs it ran in;
         a node that ran several times in one run (inside a Loop) adds up within that run. `scale` multiplies
         the durations of run i by scale[i] (planner.measure: the share of the run the thread had a CPU); when
-        at least three runs had QUIET_SHARE or more, only those runs count, unscaled.
+        at least three runs had QUIET_SHARE or more, only those runs count, unscaled. `quantile` 0.5 is the
+        median; calibration takes a lower one (noise from other processes only ever adds time).
         """
         runs = None
         if scale:  # enough runs that had a CPU to themselves: use those as they are, scale nothing
@@ -66,7 +68,7 @@ class Profile:
             f = scale.get(n.run, 1.0) if scale else 1.0
             per_run.setdefault(n.name, {})
             per_run[n.name][n.run] = per_run[n.name].get(n.run, 0.0) + n.dur_us * f
-        return {name: statistics.median(v.values()) for name, v in per_run.items()}
+        return {name: _quantile(list(v.values()), quantile) for name, v in per_run.items()}
 
     def op_types(self) -> dict[str, str]:
         return {n.name: n.op_type for n in self.nodes}
@@ -77,6 +79,17 @@ class Profile:
 
     def kernel_sum_us(self, run: int) -> float:
         return sum(n.dur_us for n in self.nodes if n.run == run)
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    """Linear-interpolated quantile; q = 0.5 is the median."""
+    if q == 0.5:
+        return statistics.median(xs)
+    xs = sorted(xs)
+    pos = q * (len(xs) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def _int(x) -> int | None:

@@ -43,12 +43,12 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
     that of the kernel's own. With a flat bandwidth (every uncalibrated target) this is bytes / bandwidth.
 
     `steps` > 1: the kernel runs that many dependent steps (an RNN's time steps), each reading all of its
-    weights and 1/steps of the rest; its time is steps x one step's."""
+    weights and 1/steps of the rest, each with the family's fixed cost; one launch for all of them."""
     if steps > 1:
         w = min(cost.weight_bytes, cost.bytes_read)
         step = OpCost(cost.flops // steps, (cost.bytes_read - w) // steps + w, cost.bytes_written // steps, w)
         one = kernel_time(step, op_class, dtype, target, family, resident_bytes)
-        launch = target.fixed_cost_s(family, op_class.value)
+        launch = target.launch_overhead_s
         body = one.seconds - launch
         return KernelTime(steps * body + launch, steps * one.compute_s, steps * one.memory_s, one.bound,
                           one.intensity, one.peak_used, launch > steps * body)

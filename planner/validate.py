@@ -63,6 +63,7 @@ class Validation:
     predicted_ms: float
     measured_ms: float  # median end to end with the CPU to itself (planner.measure.effective_seconds)
     measured_wall_ms: float  # median end to end, wall clock
+    measured_best_ms: float  # the quickest run
     cpu_share: float  # share of the runs' wall time the model had a CPU (below 1: other processes took it)
     measured_runs_ms: list[float]
     predicted_peak_memory_bytes: int
@@ -165,6 +166,7 @@ def validate(path: str | Path, threads: int = 1, runs: int = 10, dims: dict[str,
         calibrated=cal is not None,
         calibration=f"{cal.created} ({'quick' if cal.quick else 'full'})" if cal else "none",
         predicted_ms=p.latency_s * 1e3, measured_ms=m.latency_s * 1e3, measured_wall_ms=m.latency_wall_s * 1e3,
+        measured_best_ms=m.latency_best_s * 1e3,
         cpu_share=m.cpu_share,
         measured_runs_ms=[t * 1e3 for t in m.latency_runs_s],
         predicted_peak_memory_bytes=p.memory.total_bytes, measured_rss_peak_bytes=m.rss_peak_bytes,

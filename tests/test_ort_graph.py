@@ -87,3 +87,14 @@ def test_families_and_steps():
     assert kernel_steps(n("LSTM", "", [(50, 4, 32)])) == 50
     assert kernel_steps(n("GRU", "", [(4, 50, 32)], layout=1)) == 50
     assert kernel_steps(n("MatMul", "", [(50, 4, 32)])) == 1
+
+
+def test_short_rows_are_their_own_family():
+    def n(op, shape, domain=""):
+        return _node(op, domain, [shape])
+
+    assert kernel_family(n("Softmax", (2, 4, 16, 32)), OpClass.VECTOR) == "Softmax:short"
+    assert kernel_family(n("Softmax", (1, 4, 128, 128)), OpClass.VECTOR) == "Softmax"
+    assert kernel_family(n("SkipLayerNormalization", (1, 8, 64), "com.microsoft"),
+                         OpClass.VECTOR) == "ms.SkipLayerNormalization:short"
+    assert kernel_family(n("Relu", (4, 8)), OpClass.VECTOR) == "Relu"
