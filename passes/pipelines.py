@@ -4,7 +4,9 @@
     fused         cleanup, gemm, attention-mask, ort-fusion                 float-exact
     int8-dynamic  cleanup + quantize_dynamic                                int8   the CPU recipe: onnxruntime's
                                                                                    session fuses the rest itself
-    fused-int8    fused + quantize_dynamic                                  int8
+    fused-int8    fused + quantize_dynamic                                  int8   (named only: on CPUs it measured
+                                                                                   slower than int8-dynamic, and GPU
+                                                                                   runtimes have no kernel for it)
     int8-static   cleanup + quantize_static (QDQ, calibrated)               int8   (auto only with --calibration)
     int4          fused + MatMulNBits                                       int4
     fp16          fused + float16                                           fp16
@@ -22,7 +24,8 @@ NONE = register_pipeline(Pipeline("none", (), "the model as stored"))
 register_pipeline(Pipeline("fused", FUSED, "cleanup and fusion, float-exact"))
 register_pipeline(Pipeline("int8-dynamic", ("cleanup", "int8-dynamic"),
                            "cleanup, int8 weights, dynamic activations (onnxruntime fuses at session start)"))
-register_pipeline(Pipeline("fused-int8", FUSED + ("int8-dynamic",), "fused, int8 weights, dynamic activations"))
+register_pipeline(Pipeline("fused-int8", FUSED + ("int8-dynamic",), "fused, int8 weights, dynamic activations",
+                           auto=False))
 register_pipeline(Pipeline("int8-static", ("cleanup", "int8-static"), "cleanup, int8 QDQ with calibration",
                            auto=False))
 register_pipeline(Pipeline("int4", FUSED + ("int4",), "fused, 4-bit MatMul weights (MatMulNBits)"))

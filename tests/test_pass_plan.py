@@ -183,3 +183,10 @@ def test_calibration_npz_missing_an_input_is_a_one_line_error(tmp_path, capsys):
     code = main([str(MODELS / "mlp.onnx"), "--target", "a10g", "--max-batch", "2", "--calibration", str(npz)])
     err = capsys.readouterr().err
     assert code == 2 and "no array for input(s) x" in err
+
+
+def test_help_states_the_drift_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "default 0.01: cosine >= 0.99, top-1 >= 0.99" in out and "--passes" in out and "--emit" in out
