@@ -14,5 +14,5 @@ from passes.base import (  # noqa: F401
     registered_passes,
     registered_pipelines,
 )
-from passes.fusion import attention_mask, gemm, ort  # noqa: F401
+from passes.fusion import attention_mask, conv_affine, gemm, ort  # noqa: F401
 from passes.runner import PipelineResult, run_pipeline  # noqa: F401
