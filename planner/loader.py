@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from planner.errors import ModelLoadError
 from planner.limits import check_declared_sizes
+from planner.wellformed import check_well_formed
 
 MIN_OPSET = 7
 
@@ -73,8 +74,12 @@ def safe_external_path(base: Path, location: str, tensor: str) -> Path:
         raise ModelLoadError(f"tensor '{tensor}': absolute external data location '{location}' refused")
     if ".." in Path(location.replace("\\", "/")).parts:
         raise ModelLoadError(f"tensor '{tensor}': external data location '{location}' contains '..' (refused)")
-    base_real = base.resolve()
-    full = (base / p).resolve()
+    try:
+        base_real = base.resolve()
+        full = (base / p).resolve()
+    except (OSError, RuntimeError) as e:  # a name too long, a symlink loop
+        why = e.strerror if isinstance(e, OSError) else str(e)
+        raise ModelLoadError(f"tensor '{tensor}': external data location cannot be resolved ({why})") from None
     if base_real != full and base_real not in full.parents:
         raise ModelLoadError(
             f"tensor '{tensor}': external data location '{location}' resolves outside the model's folder (refused)"
@@ -89,9 +94,14 @@ def _check_external(model: onnx.ModelProto, base: Path) -> dict[str, int]:
         location = info.get("location", "")
         full = safe_external_path(base, location, t.name)
         if location not in sizes:
-            if not full.is_file():
-                raise ModelLoadError(f"tensor '{t.name}': external data file '{location}' not found beside the model")
-            sizes[location] = full.stat().st_size
+            try:
+                if not full.is_file():
+                    raise ModelLoadError(f"tensor '{t.name}': external data file '{location}' not found beside "
+                                         "the model")
+                sizes[location] = full.stat().st_size
+            except OSError as e:  # ENAMETOOLONG and friends, which is_file() does not swallow
+                raise ModelLoadError(f"tensor '{t.name}': external data file '{location[:80]}' cannot be "
+                                     f"examined ({e.strerror})") from None
         try:
             offset = int(info.get("offset", "0") or 0)
             length = int(info["length"]) if info.get("length") else None
@@ -152,6 +162,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     latest = onnx.defs.onnx_opset_version()
     if opset > latest:
         raise ModelLoadError(f"{p}: opset {opset} is newer than this onnx ({onnx.__version__}) knows (max {latest})")
+    check_well_formed(model)  # names are text, attributes have their schema's types
     sizes = _check_external(model, p.parent)
     check_declared_sizes(model)
     converted = None

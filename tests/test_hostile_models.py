@@ -216,3 +216,14 @@ def test_garbage_bytes_refused(tmp_path, content):
     p = tmp_path / "g.onnx"
     p.write_bytes(content)
     assert run_plan_cli(p).kind == REFUSED
+
+
+def test_name_that_is_not_utf8_refused(capsys, tmp_path):
+    """proto2 does not check UTF-8 on parse; Python then returns bytes for the field. Refused at load."""
+    m = _model([helper.make_node("Relu", ["x"], ["y"], domain="", name="relu_\u00e9")],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    data = m.SerializeToString().replace("relu_\u00e9".encode(), b"relu_\xff\xfe")
+    p = tmp_path / "m.onnx"
+    p.write_bytes(data)
+    assert "not valid UTF-8" in _refusal(capsys, p)
