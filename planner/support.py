@@ -14,8 +14,10 @@ the plan must say so and time what really runs:
                        MatMulNBits (int4 weights, accuracy_level 4)     int8 activations x int4 weights with VNNI;
                                                                         fp32 arithmetic otherwise
     onnxruntime-cuda   DynamicQuantizeMatMul, MatMulIntegerToFloat,     no CUDA kernel: the node falls back to the
-    onnxruntime-rocm   QAttention, QGemm, QLinearConv, ConvInteger,     CPU, with copies each way: the candidate
-                       DynamicQuantizeLinear, MatMulInteger             is rejected (it does not run on the device)
+    onnxruntime-rocm   QGemm, QLinearConv, QLinearMatMul, ConvInteger,  CPU, with copies each way: the candidate
+                       DynamicQuantizeLinear; MatMulInteger and         is rejected (it does not run on the device)
+                       QAttention with uint8 activations (CUDA
+                       registers them for int8 x int8 only)
                        MatMulNBits                                      4-bit weights dequantized in the GEMM: the
                                                                         activation precision (fp16 / fp32)
                        QuantizeLinear/DequantizeLinear around a GEMM    the Q/DQ ops run, the GEMM runs in float
@@ -24,9 +26,13 @@ the plan must say so and time what really runs:
     neuron, xla        any com.microsoft op; int8 dynamic quantization  compiled from standard ONNX ops only: the
                                                                         candidate is rejected
 
-Sources: onnxruntime's OperatorKernels.md (CPU, CUDA and ROCm kernel registrations; contrib ops list their
-providers), MLAS's QGEMM dispatch (AVX512-VNNI / AVX-VNNI / AMX for u8s8), and the CUDA EP's
-InsertCastTransformer / CPU fallback behaviour for nodes without a device kernel.
+Sources: onnxruntime's docs/OperatorKernels.md (the CUDA EP registers MatMulInteger and com.microsoft::QAttention
+for int8 x int8 only, MatMulNBits for float/float16/bfloat16 activations, and none of DynamicQuantizeMatMul,
+MatMulIntegerToFloat, QGemm, QLinearConv, QLinearMatMul), MLAS's QGEMM dispatch (AVX512-VNNI / AVX-VNNI / AMX
+for u8s8), and onnxruntime's CPU fallback for nodes without a device kernel. On this project's host the fp16 row
+matches what timing shows (fp16 pipelines ran slower than fp32); the MatMulNBits row is the kernel's design, and
+there int4 measured slower than fp32 for hidden sizes 128-384 (planner.optimize's host timing corrects for it).
+The GPU rows come from the kernel registrations and are not measured here.
 """
 
 from __future__ import annotations
@@ -44,8 +50,14 @@ FLOAT_MATRIX = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Attention"
 NO_CUDA_KERNEL = frozenset({"DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QAttention", "QGemm", "QLinearConv",
                             "ConvInteger", "DynamicQuantizeLinear", "MatMulInteger", "MatMulInteger16",
                             "DynamicQuantizeLSTM", "QLinearMatMul"})
+INT8_X_INT8_ON_GPU = frozenset({"MatMulInteger", "QAttention"})  # CUDA kernels exist for int8 activations only
 GPU_RUNTIMES = frozenset({"onnxruntime-cuda", "onnxruntime-rocm"})
 COMPILER_RUNTIMES = frozenset({"neuron", "xla"})
+
+
+def _activation_dtype(node) -> str:
+    t = node.inputs[0] if node.inputs else None
+    return t.dtype if t is not None else "undefined"
 
 
 def _anchor(k: Kernel, graph: Graph):
@@ -79,6 +91,8 @@ def runtime_kernels(kernels: list[Kernel], graph: Graph, target: Target
         dtype = k.dtype
         if runtime in COMPILER_RUNTIMES and (n.domain == "com.microsoft" or op in INT8_GEMM):
             unsupported[f"{runtime} compiles standard ONNX ops only: no {key}"] = 1
+        elif runtime in GPU_RUNTIMES and op in INT8_X_INT8_ON_GPU and _activation_dtype(n) == "int8":
+            dtype = "int8"
         elif runtime in GPU_RUNTIMES and op in NO_CUDA_KERNEL:
             unsupported[f"{runtime} has no device kernel for {key} (it would fall back to the CPU)"] = 1
         elif runtime == "onnxruntime-cpu" and op in INT8_GEMM and not has_int8:

@@ -190,3 +190,29 @@ def test_help_states_the_drift_default(capsys):
         main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "default 0.01: cosine >= 0.99, top-1 >= 0.99" in out and "--passes" in out and "--emit" in out
+
+
+def test_gpu_runs_int8_x_int8_matmul_integer_but_not_uint8_activations():
+    """CUDA registers MatMulInteger for int8 x int8 only; quantize_dynamic's activations are uint8."""
+    from onnx import TensorProto, helper
+
+    from planner.analyze import Analyzer
+    from planner.kernels import build_kernels, graph_costs
+    from planner.loader import LoadedModel
+    from planner.support import runtime_kernels
+
+    def model(act):
+        g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "g",
+                              [helper.make_tensor_value_info("a", act, [4, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 8])],
+                              [helper.make_tensor("b", TensorProto.INT8, [16, 8], [1] * 128)])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        return m
+
+    for act, runs in ((TensorProto.INT8, True), (TensorProto.UINT8, False)):
+        gr = Analyzer(LoadedModel(model(act), Path("m.onnx"), "x")).analyze({}, None).graph
+        ks, _, unsupported = runtime_kernels(build_kernels(gr, graph_costs(gr), True, False), gr, get_target("a10g"))
+        assert (unsupported == ()) is runs
+        if runs:
+            assert ks[0].dtype == "int8"
