@@ -340,8 +340,12 @@ def _weight_benches(quick: bool) -> list[Bench]:
     """GEMVs [1, K] x [K, N]: nothing but the weights is big, so bytes / time is how fast weights are read
     from wherever a working set of that size lives."""
     shapes = WEIGHT_SHAPES if not quick else WEIGHT_SHAPES[1:4:2]
-    return [single(f"MatMul weights {k * n * 4 >> 10} KiB", "MatMul", [("a", [1, k], F)], [1, n], [_w("b", [k, n])])
-            for k, n in shapes]
+    out = [single(f"MatMul weights {k * n * 4 >> 10} KiB", "MatMul", [("a", [1, k], F)], [1, n], [_w("b", [k, n])])
+           for k, n in shapes]
+    # Gemm with B transposed (how Linear layers export) takes a dot-product path of its own
+    out += [single(f"Gemm weights {k * n * 4 >> 10} KiB", "Gemm", [("a", [1, k], F)], [1, n], [_w("b", [n, k])],
+                   {"transB": 1}) for k, n in shapes[:-2]]
+    return out
 
 
 def _conv_benches(quick: bool) -> list[Bench]:
@@ -399,7 +403,7 @@ def _rnn_benches(quick: bool) -> list[Bench]:
     # (op, sequence, batch, input, hidden)
     shapes = [("LSTM", 16, 1, 64, 64), ("LSTM", 32, 4, 128, 128), ("LSTM", 64, 8, 256, 256), ("GRU", 32, 1, 64, 128),
               ("GRU", 16, 16, 256, 256), ("LSTM", 8, 32, 32, 32), ("LSTM", 24, 1, 128, 192), ("GRU", 24, 4, 96, 64),
-              ("LSTM", 16, 64, 64, 128), ("GRU", 12, 2, 32, 48)]
+              ("LSTM", 16, 64, 64, 128), ("GRU", 12, 2, 32, 48), ("GRU", 20, 32, 64, 96), ("GRU", 16, 1, 160, 160)]
     if quick:
         shapes = shapes[1:2]
     out = []

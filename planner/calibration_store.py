@@ -25,12 +25,13 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
                                their op class
     streaming curve            bytes / time of the Add stream samples, one point per working set, then the
                                running maximum from the largest working set down (smaller never streams slower)
-    weight-reading curve       the same from the GEMV samples (their weights are nearly all their bytes)
+    weight-reading curve       the same from the GEMV samples (MatMul and transposed-B Gemm, and batch-1 RNN
+                               steps: their weights are nearly all their bytes), the fastest at each size
     matrix family f, peak p    FLOP/s = flops / (time - fixed) per sample, as a function of intensity; samples
                                within 15% of each other's intensity merge into their fastest (noise on a
                                shared machine only ever adds time), then made non-decreasing in intensity
-                               (least squares); RNNs per time step, after a per-step fixed cost fitted as the
-                               intercept of step time against step FLOPs
+                               (least squares); recurrent families (lstm, gru) per time step, after a per-step
+                               fixed cost fitted as the intercept of step time against step FLOPs
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
                                and made non-increasing
 """
@@ -192,8 +193,8 @@ def fit(m) -> Calibration:
     stream = [s for s in profiled if s.label.startswith("Add stream")]
     raw_fixed = {s.family: s.seconds for s in chains}
     bandwidth = _falling(_merge((s.bytes, s.bytes / s.seconds) for s in stream if s.bytes))
-    weight_bw = _falling(_merge((s.bytes, s.bytes / s.seconds) for s in profiled
-                                if s.label.startswith("MatMul weights")))
+    weight_points = [(s.bytes, s.bytes / s.seconds) for s in profiled
+                     if s.label.startswith(("MatMul weights", "Gemm weights"))]
     if not bandwidth:
         raise CalibrationFileError("calibration measured no streaming kernel; cannot fit a bandwidth curve")
 
@@ -218,13 +219,19 @@ def fit(m) -> Calibration:
     for op_class, values in by_class.items():
         fixed.setdefault(op_class, statistics.median(values))
     fixed.setdefault("data", fixed.get("vector", 0.0))
-    rnn = [s for s in profiled if s.family == "rnn" and s.flops]
-    if len(rnn) >= 2:  # per time step: t = fixed + flops / rate, the intercept of a least-squares line
+    for fam in sorted({s.family for s in profiled if s.steps > 1}):  # recurrent: per time step
+        rnn = [s for s in profiled if s.family == fam and s.flops]
+        if len(rnn) < 2:
+            continue
         from planner.calibrate import _fit_line
 
         step = [s.seconds / s.steps for s in rnn]
-        c0, _ = _fit_line([s.flops for s in rnn], step)
-        fixed["rnn"] = min(max(c0, 0.0), 0.5 * min(step))
+        c0, _ = _fit_line([s.flops for s in rnn], step)  # t = fixed + flops / rate: the intercept
+        fixed[fam] = min(max(c0, 0.0), 0.5 * min(step))
+        # a batch-1 step is a GEMV over weights that stay in cache between steps: a weight-reading point too
+        weight_points += [(s.bytes, s.bytes / (s.seconds / s.steps - fixed[fam])) for s in rnn
+                          if s.intensity < 1 and s.seconds / s.steps > fixed[fam]]
+    weight_bw = _falling(_merge(weight_points))
 
     def net(s) -> float:
         """Seconds of one step beyond the fixed cost (a sample's flops and bytes are per step; an RNN's fixed
@@ -232,7 +239,7 @@ def fit(m) -> Calibration:
         f = fixed.get(s.family, fixed.get(s.op_class, 0.0))
         steps = getattr(s, "steps", 1)
         per_step = s.seconds / steps
-        return max(per_step - f, 0.1 * per_step) if s.family == "rnn" else max(s.seconds - f, 0.1 * s.seconds) / steps
+        return max(per_step - f, 0.1 * per_step) if steps > 1 else max(s.seconds - f, 0.1 * s.seconds)
 
     rate_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     thru_points: dict[str, list[tuple[float, float]]] = defaultdict(list)

@@ -67,7 +67,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
 
     Matrix ops group by algorithm: "gemm" (MatMul-like), "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
     input channel per group),
-    "conv_grouped" (other groups), "rnn",
+    "conv_grouped" (other groups), "lstm", "gru", "rnn",
     prefixed "nchwc." for onnxruntime's blocked-layout kernels ("nchwc.conv_nchw": a blocked conv reading a
     plain NCHW input, as first layers do); every other op is its own family, its op type with the domain
     tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool"); row-wise ops (softmax, normalisations, reductions) over
@@ -80,7 +80,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
         if node.op_type in _GEMM_LIKE:
             return "gemm"
         if node.op_type in _RNN_LIKE:
-            return "rnn"
+            return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
         if node.op_type in _CONV_LIKE:
             w = node.in_shape(3 if node.op_type in ("QLinearConv",) else 1)
             group = node.attr("group", 1) or 1

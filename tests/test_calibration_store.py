@@ -110,11 +110,11 @@ def test_measured_vector_family_uses_its_own_speed():
 def test_rnn_steps_read_their_weights_every_step():
     steps, w = 10, 400_000
     cost = OpCost(flops=steps * 200_000, bytes_read=w + steps * 1000, bytes_written=steps * 1000, weight_bytes=w)
-    t = apply(detect_host(), _cal(rate_curves={"rnn.fp32": ((1.0, 50 * GB),)}, kernel_fixed_s={"rnn": 1e-6}))
+    t = apply(detect_host(), _cal(rate_curves={"lstm.fp32": ((1.0, 50 * GB),)}, kernel_fixed_s={"lstm": 1e-6}))
     # one step: 200k FLOPs at 50 GFLOP/s = 4 µs; its 400 kB of weights at 80 GB/s (the weight curve below 1 MB)
     # plus 2 kB of activations at 20 GB/s = 5.1 µs: memory-bound; plus the 1 µs fixed cost every step
     step_s = 1e-6 + 400_000 / (80 * GB) + 2000 / (20 * GB)
-    kt = kernel_time(cost, OpClass.MATRIX, "float32", t, "rnn", steps=steps)
+    kt = kernel_time(cost, OpClass.MATRIX, "float32", t, "lstm", steps=steps)
     assert kt.seconds == pytest.approx(0.5e-6 + steps * step_s)  # one launch for all steps
     assert kt.bound == "memory"
 

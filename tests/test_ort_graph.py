@@ -84,6 +84,7 @@ def test_families_and_steps():
                          OpClass.MATRIX) == "nchwc.conv"
     assert kernel_family(n("Conv", "", [(1, 60, 8, 8), (60, 20, 1, 1)], group=3), OpClass.MATRIX) == "conv_grouped"
     assert kernel_family(n("BiasGelu", "com.microsoft"), OpClass.VECTOR) == "ms.BiasGelu"
+    assert kernel_family(n("GRU", "", [(50, 4, 32)]), OpClass.MATRIX) == "gru"
     assert kernel_steps(n("LSTM", "", [(50, 4, 32)])) == 50
     assert kernel_steps(n("GRU", "", [(4, 50, 32)], layout=1)) == 50
     assert kernel_steps(n("MatMul", "", [(50, 4, 32)])) == 1
