@@ -63,5 +63,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(summary(cal, path))
         if args.out and path != default_path():
-            print(f"  (--target host reads {default_path()}; pass --calibration {path} to use this file)")
+            print(f"  (--target host reads {default_path()}; "
+                  f"plan predict / validate --calibration {path} read this one)")
     return 0
