@@ -30,6 +30,7 @@ from planner.target import Target
 
 DEFAULT_MAX_DRIFT = 0.01  # 1 - cosine similarity, and top-1 disagreement for classifier-like outputs
 AUTO_MAX_BYTES = 512 * 2**20  # auto mode does not run onnxruntime verification on bigger models
+AUTO_MAX_NODES = 1000  # ... nor the rewriters on bigger graphs (each variant also multiplies the search's work)
 HOST_MIN_ROUNDS, HOST_MAX_ROUNDS, HOST_BUDGET_S = 7, 40, 1.0  # timing the variants on this machine
 HOST_SLOW_RUN_S = 0.03  # a first run slower than this: time the variants at batch 1
 HOST_MIN_SPEEDUP = 1.05  # on host, a pipeline must measure this much faster than the stored model to be chosen
@@ -109,6 +110,9 @@ def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | Non
     why = _why_not(loaded)
     if why is None and options.mode == "auto" and loaded.model.ByteSize() > AUTO_MAX_BYTES:
         why = f"model is over {AUTO_MAX_BYTES >> 20} MB: name pipelines with --passes to run them"
+    if why is None and options.mode == "auto" and len(loaded.model.graph.node) > AUTO_MAX_NODES:
+        why = (f"{len(loaded.model.graph.node)} nodes, over the {AUTO_MAX_NODES} auto runs passes on (planning time): "
+               "name pipelines with --passes to run them")
     if why:
         if options.explicit:
             raise PlannerError(f"--passes {options.mode}: {why}")

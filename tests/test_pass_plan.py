@@ -216,3 +216,14 @@ def test_gpu_runs_int8_x_int8_matmul_integer_but_not_uint8_activations():
         assert (unsupported == ()) is runs
         if runs:
             assert ks[0].dtype == "int8"
+
+
+def test_auto_skips_passes_on_graphs_too_big_for_its_time_budget(monkeypatch):
+    import planner.optimize as po
+
+    monkeypatch.setattr(po, "AUTO_MAX_NODES", 10)
+    p = planner.plan(ENCODER, targets=["a10g"], max_batch=2)
+    assert {c.pipeline for c in p.candidates} == {"none"}
+    assert any("79 nodes, over the 10 auto runs passes on" in n for n in p.model.notes)
+    named = planner.plan(ENCODER, targets=["a10g"], max_batch=2, passes=PassOptions("fp16"))
+    assert {c.pipeline for c in named.candidates} == {"none", "fp16"}

@@ -35,6 +35,16 @@ class OrtFusion(Pass):
     description = "onnxruntime transformers optimizer: Attention, SkipLayerNormalization, (Bias/Fast)Gelu, ..."
     after = ("cleanup", "attention-mask")
 
+    # Every fusion of the transformer optimizer starts from one of these (Softmax for attention, LayerNormalization
+    # or ReduceMean for the norms, Erf / Tanh / Sigmoid for the GELU family): without any, it would only spend time.
+    STARTS = frozenset({"Softmax", "LayerNormalization", "ReduceMean", "Erf", "Tanh", "Sigmoid",
+                        "SimplifiedLayerNormalization", "Gelu"})
+
+    def check(self, model: onnx.ModelProto) -> str | None:
+        if not any(n.op_type in self.STARTS for n in model.graph.node):
+            return "no Softmax, normalization or GELU-family node for the transformer fusions to start from"
+        return None
+
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         from onnxruntime.transformers.fusion_options import FusionOptions
         from onnxruntime.transformers.optimizer import optimize_model
