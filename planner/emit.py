@@ -19,6 +19,8 @@ def emit_model(model: onnx.ModelProto, path: str | os.PathLike, source: str | os
                            "supported (plan it with --passes none and keep the original)")
     if Path(path).suffix.lower() != ".onnx":
         raise PlannerError(f"--emit {path}: the file name must end in .onnx")
+    if pipeline == "none":  # the stored model: its own bytes, not a re-serialization (or an opset upgrade)
+        return write_atomic(path, Path(source).read_bytes(), refuse={Path(source)})
     try:
         data = model.SerializeToString()
     except ValueError as e:  # protobuf refuses messages over 2 GB

@@ -52,7 +52,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     resolved = resolve_targets(spec, target_files)
     loaded = load_model(path)
     decoder = recognise(loaded.model)
-    if decoder is not None and (emit is not None or (passes is not None and passes.mode != "auto")):
+    if decoder is not None and (emit is not None or (passes is not None and passes.mode not in ("auto", "none"))):
         raise PlannerError(f"{path}: --passes and --emit apply to non-decoder models for now (decoders are planned "
                            "by planner.llm, which does not run pass pipelines yet)")
     if decoder is not None:

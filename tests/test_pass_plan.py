@@ -227,3 +227,16 @@ def test_auto_skips_passes_on_graphs_too_big_for_its_time_budget(monkeypatch):
     assert any("79 nodes, over the 10 auto runs passes on" in n for n in p.model.notes)
     named = planner.plan(ENCODER, targets=["a10g"], max_batch=2, passes=PassOptions("fp16"))
     assert {c.pipeline for c in named.candidates} == {"none", "fp16"}
+
+
+def test_emitting_the_stored_model_copies_its_bytes(tmp_path):
+    out = tmp_path / "same.onnx"
+    p = planner.plan(MODELS / "cnn.onnx", targets=["a10g"], max_batch=2, passes=PassOptions("none"), emit=str(out))
+    assert p.chosen.pipeline == "none" and out.read_bytes() == (MODELS / "cnn.onnx").read_bytes()
+
+
+def test_decoders_accept_passes_none_and_refuse_named_pipelines(capsys):
+    assert main([str(MODELS / "decoder.onnx"), "--target", "a10g", "--passes", "none", "-q"]) in (0, 1)
+    capsys.readouterr()
+    code = main([str(MODELS / "decoder.onnx"), "--target", "a10g", "--passes", "fp16"])
+    assert code == 2 and "apply to non-decoder models" in capsys.readouterr().err
