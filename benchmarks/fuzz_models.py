@@ -4,9 +4,10 @@
     python benchmarks/fuzz_models.py --replay 1:1234          # one mutant again, with its traceback
 
 A planned model and a one-line refusal are fine. A traceback, an "internal error", a case past --timeout, a
-file left behind, or a worker killed by a signal (a segfault in a native library) is a crash. Cases run in a
-worker process that streams one result per line, so a native crash costs one case, not the run: the parent
-records it and starts a new worker at the next iteration. Exit status 1 when anything crashed.
+file left behind, a worker killed by a signal (a segfault in a native library) or silent for --timeout + 30 s
+(a hang in native code, which the in-process alarm cannot interrupt) is a crash. Cases run in a worker process
+that streams one result per line, so a native crash costs one case, not the run: the parent records it and
+starts a new worker at the next iteration. Exit status 1 when anything crashed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -82,8 +84,17 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--worker", "--seed", str(a.seed), "--start", str(nxt),
                "--iterations", str(a.iterations), "--deadline", str(deadline), "--timeout", str(a.timeout)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        in_flight = None
-        for line in proc.stdout:  # type: ignore[union-attr]
+        in_flight, hung = None, False
+        while True:
+            # A hang in native code ignores the worker's own alarm: the parent gives each case a grace period.
+            ready, _, _ = select.select([proc.stdout], [], [], a.timeout + 30)
+            if not ready:
+                proc.kill()
+                hung = True
+                break
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
             r = json.loads(line)
             if r.get("started"):
                 in_flight = r["i"]
@@ -97,8 +108,9 @@ def main() -> int:
             elif r["kind"] == CRASHED:
                 crashes.append(r)
         code = proc.wait()
-        if in_flight is not None:  # the worker died inside a case: a native crash, or killed
-            why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+        if in_flight is not None:  # the worker died inside a case: a native crash, a hang, or killed
+            why = f"no result in {a.timeout + 30:g} s: hang" if hung else (
+                f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}")
             crashes.append({"i": in_flight, "kind": CRASHED, "message": f"worker died ({why})", "steps": []})
             counts[CRASHED] += 1
             nxt = in_flight + 1

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import onnx
 
+from planner.atomic import write_atomic
 from planner.outcome import Tally, run_plan_cli
 
 SUBDIRS = ("node", "simple", "pytorch-converted", "pytorch-operator", "light", "real")
@@ -58,8 +59,7 @@ def walk_models(cases: list[tuple[str, onnx.ModelProto]], args: list[str], timeo
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="walk_onnx_") as tmp:
         for i, (name, model) in enumerate(cases):
-            path = Path(tmp) / f"{name}.onnx"
-            path.write_bytes(model.SerializeToString())
+            path = write_atomic(Path(tmp) / f"{name}.onnx", model.SerializeToString())
             tally.add(name, run_plan_cli(path, args, timeout, watch=os.getcwd()))
             path.unlink()
             if progress and (i + 1) % 100 == 0:

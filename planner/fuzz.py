@@ -25,6 +25,7 @@ import onnx
 from google.protobuf.descriptor import FieldDescriptor
 from onnx import TensorProto, helper, numpy_helper
 
+from planner.atomic import write_atomic
 from planner.outcome import CRASHED, Outcome, run_plan_cli
 
 EDGE_INTS = [0, 1, -1, 2, 3, 7, 255, 2**31 - 1, 2**31, 2**32, 2**40, 2**62, 2**63 - 1, -(2**63), -(2**31)]
@@ -381,10 +382,9 @@ def run_mutant(mt: Mutant, folder: Path, args: list[str], timeout_s: float = 60.
                ) -> Outcome:
     """Write the mutant (and its side files) into `folder`, plan it, and clean up after."""
     folder.mkdir(parents=True, exist_ok=True)
-    p = folder / "mutant.onnx"
-    p.write_bytes(mt.data)
+    p = write_atomic(folder / "mutant.onnx", mt.data)
     for fname, content in mt.side_files.items():
-        (folder / fname).write_bytes(content)
+        write_atomic(folder / fname, content)
     written = {p.name, *mt.side_files}
     try:
         outcome = run_plan_cli(p, args, timeout_s, watch=watch)

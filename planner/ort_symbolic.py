@@ -5,6 +5,9 @@ data, whenever some shape stays unknown (any custom op does that), then raises. 
 script, `plan` would drop that file, non-atomically, into whatever folder it was started in and overwrite one
 of that name. The planner writes only what it is asked to write, so this drives the same four steps itself and
 keeps the partial result instead (every shape it did infer is as good as in a complete run).
+
+Its driver loop also reruns until nothing changes, which on some inputs is never (a graph input whose element
+type is undefined made it spin forever, found by the fuzzer): here it stops after MAX_PASSES.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import onnx
 
 _STEPS = ("_preprocess", "_infer_impl", "_update_output_from_vi")
 INT_MAX = 2**31 - 1  # onnxruntime's own default for unbounded Slice ends
+MAX_PASSES = 32  # a pass reruns only when it merged new symbols; real models settle in a handful
 
 
 def symbolic_infer(model: onnx.ModelProto, auto_merge: bool = True, guess_output_rank: bool = True
@@ -32,7 +36,9 @@ def symbolic_infer(model: onnx.ModelProto, auto_merge: bool = True, guess_output
         return None
     sym = cls(INT_MAX, auto_merge, guess_output_rank, 0)
     sym._preprocess(model)
-    while sym.run_:
+    passes = 0
+    while sym.run_ and passes < MAX_PASSES:  # onnxruntime's own loop never ends on some inputs (an untyped one)
         sym._infer_impl()
+        passes += 1
     sym._update_output_from_vi()
     return sym.out_mp_

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 PLANNED, REFUSED, CRASHED = "planned", "refused", "crashed"
 
 
-class CaseTimeout(Exception):
-    """Raised inside a case that ran past its time limit."""
+class CaseTimeout(BaseException):
+    """Raised inside a case that ran past its time limit; a BaseException so that no `except Exception` in the
+    code under test can swallow it and run on."""
 
 
 @dataclass(frozen=True)

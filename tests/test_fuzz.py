@@ -56,6 +56,15 @@ def test_fuzz_findings_are_refused_cleanly(tmp_path, iteration, needle):
     assert o.kind == REFUSED and needle in o.message, (o.kind, o.message)
 
 
+def test_untyped_input_no_longer_spins_onnxruntime_symbolic_inference(tmp_path):
+    """Seed 2, iteration 534: an input of element type UNDEFINED made onnxruntime's symbolic shape inference
+    loop forever (its driver reruns while anything changed); our driver stops after MAX_PASSES."""
+    t0 = time.perf_counter()
+    o = run_mutant(mutant(2, 534), tmp_path / "m", args_for(2, 534), timeout_s=60)
+    assert o.kind == PLANNED, o.message
+    assert time.perf_counter() - t0 < 30
+
+
 def test_attribute_of_the_wrong_type_refused_but_unknown_attributes_and_custom_ops_pass(tmp_path):
     from planner.outcome import run_plan_cli
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+import time
 import warnings
 from pathlib import Path
 
@@ -101,3 +102,20 @@ def test_the_classifier_counts_our_bugs_as_crashes(tmp_path, workdir, monkeypatc
     assert run_plan_cli(p, watch=workdir).kind == PLANNED
     p.write_bytes(b"not a model")
     assert run_plan_cli(p, watch=workdir).kind == REFUSED
+
+
+def test_a_hang_is_a_crash_even_under_a_broad_except(tmp_path, workdir, monkeypatch):
+    """The time limit must reach through code under test that catches Exception and carries on."""
+    p = tmp_path / "m.onnx"
+    p.write_bytes(_node_cases()[0][1].SerializeToString())
+
+    def spin(*a, **k):
+        while True:
+            try:
+                time.sleep(0.01)
+            except Exception:  # what a best-effort helper does; it must not eat the timeout
+                pass
+
+    monkeypatch.setattr("planner.pipeline.search", spin)
+    o = run_plan_cli(p, timeout_s=0.5, watch=workdir)
+    assert o.kind == CRASHED and o.message.startswith("timeout")
