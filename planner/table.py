@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from planner.document import CandidateReport, Plan
+from planner.document import CandidateReport, ModelSummary, Plan
 from planner.passes_view import pipeline_lines
 
 
@@ -66,6 +66,17 @@ def chosen_line(plan: Plan) -> str:
             f"{c.bound}-bound")
 
 
+def summary_lines(m: ModelSummary, bind_hint: str = "") -> list[str]:
+    """The defaults, unknown ops and notes every rendering of a plan shows under the model line."""
+    out = []
+    if m.defaults_used:
+        out.append(f"defaults {'; '.join(m.defaults_used)}{bind_hint}")
+    if m.unknown_ops:
+        out.append(f"unknown  {', '.join(m.unknown_ops)} (no cost formula: planned by bytes only)")
+    out += [f"note     {note}" for note in m.notes]
+    return out
+
+
 def render_plan(plan: Plan, top: int = 8, table: Callable[..., str] = render_table) -> str:
     """`table` draws each table: the plain renderer here, rich at a terminal (planner.console)."""
     if plan.model.decoder is not None:
@@ -77,12 +88,7 @@ def render_plan(plan: Plan, top: int = 8, table: Callable[..., str] = render_tab
            f"{fmt_flops(m.flops)} per run)"]
     dims = ", ".join(f"{k}={v}" for k, v in m.dims.items()) or "all fixed"
     out.append(f"dims     {dims}")
-    if m.defaults_used:
-        out.append(f"defaults {'; '.join(m.defaults_used)}  (bind with --dim NAME=VALUE / --batch N)")
-    if m.unknown_ops:
-        out.append(f"unknown  {', '.join(m.unknown_ops)} (no cost formula: planned by bytes only)")
-    for note in m.notes:
-        out.append(f"note     {note}")
+    out += summary_lines(m, bind_hint="  (bind with --dim NAME=VALUE / --batch N)")
     out.append("")
     headers = ["target", "precision", "batch", "latency ms", "throughput/s", "peak memory / capacity",
                "$ per 1M", "bound"]

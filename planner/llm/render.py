@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from planner.document import CandidateReport, Plan
-from planner.table import fmt_bytes, fmt_flops, fmt_num, render_table
+from planner.table import fmt_bytes, fmt_flops, fmt_num, render_table, summary_lines
 
 
 def _row(c: CandidateReport, mark: str) -> list[str]:
@@ -36,12 +36,7 @@ def render_decoder_plan(plan: Plan, top: int = 8, table: Callable[..., str] = re
            f"workload prompt {d.get('prompt_len')} + generate {d.get('gen_len')} tokens; decode timed at context "
            f"{d.get('decode_context')} (the mean); decode {fmt_flops(d.get('decode_flops_per_token', 0))} per token, "
            f"prefill {fmt_flops(d.get('prefill_flops', 0))} per request"]
-    if m.defaults_used:
-        out.append(f"defaults {'; '.join(m.defaults_used)}")
-    if m.unknown_ops:
-        out.append(f"unknown  {', '.join(m.unknown_ops)} (no cost formula: planned by bytes only)")
-    for note in m.notes:
-        out.append(f"note     {note}")
+    out += summary_lines(m)
     out.append("")
     chosen = plan.chosen
     rows = []
