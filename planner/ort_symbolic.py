@@ -1,22 +1,64 @@
-"""onnxruntime's symbolic shape inference, without the file it leaves in the user's working folder.
+"""onnxruntime's symbolic shape inference, without the file it leaves behind, its endless loops, or its
+gigabyte arrays.
 
-`SymbolicShapeInference.infer_shapes` saves its partial model to ./sym_shape_infer_temp.onnx, with external
-data, whenever some shape stays unknown (any custom op does that), then raises. Run from CI or a deployment
-script, `plan` would drop that file, non-atomically, into whatever folder it was started in and overwrite one
-of that name. The planner writes only what it is asked to write, so this drives the same four steps itself and
-keeps the partial result instead (every shape it did infer is as good as in a complete run).
+Three things its public entry point does to a planner fed models by strangers, all found here:
 
-Its driver loop also reruns until nothing changes, which on some inputs is never (a graph input whose element
-type is undefined made it spin forever, found by the fuzzer): here it stops after MAX_PASSES.
+    a stray file   `infer_shapes` saves ./sym_shape_infer_temp.onnx (with external data) whenever a shape
+                   stays unknown, into whatever folder `plan` runs from, non-atomically, then raises
+    a hang         its driver loop reruns until nothing changes, which on some inputs (a tensor of undefined
+                   element type) is never, at the top level and in every If/Loop/Scan body it recurses into
+    an OOM kill    ConstantOfShape of a constant int64 shape is materialized as a numpy array of that shape:
+                   `ConstantOfShape([2^31])` asks for 16 GB
+
+So this drives the same steps itself (keeping the partial result), with a subclass that caps the passes of
+every instance and records ConstantOfShape's shape without its values when they would be huge. Bodies are
+inferred by instances the library creates by its module-level class name, so that name points at the guarded
+subclass for the duration of the call (and is put back after); other code calling the library meanwhile gets
+the same behaviour minus the pathologies.
 """
 
 from __future__ import annotations
 
+import threading
+
 import onnx
 
-_STEPS = ("_preprocess", "_infer_impl", "_update_output_from_vi")
+from planner.limits import bounded_numel
+from planner.propagation import MAX_PROPAGATED
+
+_STEPS = ("_preprocess", "_infer_impl", "_update_output_from_vi", "_infer_ConstantOfShape",
+          "_get_int_or_float_values", "_update_computed_dims")
 INT_MAX = 2**31 - 1  # onnxruntime's own default for unbounded Slice ends
 MAX_PASSES = 32  # a pass reruns only when it merged new symbols; real models settle in a handful
+_LOCK = threading.Lock()  # the module-level swap is process-wide: one guarded run at a time
+
+
+def _guarded(ssi):
+    base = ssi.SymbolicShapeInference
+
+    class Guarded(base):
+        def _infer_impl(self, *args, **kwargs):
+            self._planner_passes = getattr(self, "_planner_passes", 0) + 1
+            result = super()._infer_impl(*args, **kwargs)
+            if self._planner_passes >= MAX_PASSES:
+                self.run_ = False
+            return result
+
+        def _infer_ConstantOfShape(self, node):  # noqa: N802
+            values = self._get_int_or_float_values(node)[0]
+            shape = values if isinstance(values, list) else None if values is None else [values]
+            if shape is not None and all(ssi.is_literal(x) for x in shape):
+                dims = [int(x) for x in shape]
+                numel = bounded_numel(abs(d) for d in dims)
+                if numel is None or numel > MAX_PROPAGATED:  # the shape is worth knowing; the values are not
+                    self._update_computed_dims(shape)
+                    vi = self.known_vi_[node.output[0]]
+                    vi.CopyFrom(onnx.helper.make_tensor_value_info(node.output[0], vi.type.tensor_type.elem_type,
+                                                                   dims))
+                    return
+            super()._infer_ConstantOfShape(node)
+
+    return base, Guarded
 
 
 def symbolic_infer(model: onnx.ModelProto, auto_merge: bool = True, guess_output_rank: bool = True
@@ -29,16 +71,20 @@ def symbolic_infer(model: onnx.ModelProto, auto_merge: bool = True, guess_output
 
     cls = getattr(ssi, "SymbolicShapeInference", None)
     get_opset = getattr(ssi, "get_opset", None)
-    if cls is None or get_opset is None or not all(hasattr(cls, s) for s in _STEPS):
+    if cls is None or get_opset is None or not all(hasattr(cls, s) for s in _STEPS) or not hasattr(ssi, "is_literal"):
         return None  # the public call would write its stray file: better no second opinion than that
     opset = get_opset(model)
     if not opset or opset < 7:
         return None
-    sym = cls(INT_MAX, auto_merge, guess_output_rank, 0)
-    sym._preprocess(model)
-    passes = 0
-    while sym.run_ and passes < MAX_PASSES:  # onnxruntime's own loop never ends on some inputs (an untyped one)
-        sym._infer_impl()
-        passes += 1
-    sym._update_output_from_vi()
+    with _LOCK:
+        base, guarded = _guarded(ssi)
+        ssi.SymbolicShapeInference = guarded  # bodies are inferred by instances made from this name
+        try:
+            sym = guarded(INT_MAX, auto_merge, guess_output_rank, 0)
+            sym._preprocess(model)
+            while sym.run_:
+                sym._infer_impl()
+            sym._update_output_from_vi()
+        finally:
+            ssi.SymbolicShapeInference = base
     return sym.out_mp_

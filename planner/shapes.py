@@ -27,6 +27,7 @@ _SEQ = re.compile(r"seq|length|len$|tokens?|time|steps|^s$|^t$|^l$|context|posit
 _IMAGE = re.compile(r"^(h|w|height|width|img_?\w*|image_?\w*)$", re.I)
 
 _KEEP_INITIALIZER_BYTES = 1024  # shape-like constants inference may read stay; weights go
+_KEEP_SHAPE_LIKE = 4096  # a 1-D int table longer than this is an index table, not a shape: its values go too
 
 
 @dataclass
@@ -154,7 +155,7 @@ def skeleton(model: onnx.ModelProto) -> tuple[onnx.ModelProto, set[str]]:
     for t in g.initializer:
         small = t.data_location != onnx.TensorProto.EXTERNAL and t.ByteSize() <= _KEEP_INITIALIZER_BYTES
         shape_like = t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and len(t.dims) <= 1 \
-            and t.data_location != onnx.TensorProto.EXTERNAL
+            and t.data_location != onnx.TensorProto.EXTERNAL and (not t.dims or t.dims[0] <= _KEEP_SHAPE_LIKE)
         if small or shape_like:
             keep.append(t)
             continue
@@ -211,7 +212,10 @@ def infer(m: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     """Shape inference, onnx first then onnxruntime's symbolic pass; returns the model and notes."""
     notes: list[str] = []
     try:
-        out = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
+        from planner.propagation import infer_onnx  # data propagation only where it cannot exhaust memory
+
+        out, prop_notes = infer_onnx(m)
+        notes.extend(prop_notes)
     except Exception as e:  # C++ inference errors surface as several exception types
         notes.append(f"onnx shape inference failed: {str(e).splitlines()[0][:200]}")
         out = m

@@ -8,6 +8,8 @@ Two things a corrupt or hostile file can hold that every later step assumes away
     attributes of the wrong    an attribute's declared type disagrees with its operator's schema (Scan's
     type                       num_scan_inputs holding a sparse tensor): formulas that read an int get an
                                object. Custom domains have no schema and are left alone.
+    counts that disagree       Scan's num_scan_inputs or Split's num_outputs larger than the node's own
+                               inputs or outputs: libraries allocate lists of that length
 """
 
 from __future__ import annotations
@@ -99,6 +101,42 @@ def check_attribute_types(model: onnx.ModelProto) -> None:
                         f"{_TYPE_NAMES.get(declared.type.value, '?')}: corrupt or hand-edited model")
 
 
+def _int_attr(n: onnx.NodeProto, name: str) -> int | None:
+    for a in n.attribute:
+        if a.name == name and a.type == onnx.AttributeProto.INT:
+            return a.i
+    return None
+
+
+def check_counts(model: onnx.ModelProto) -> None:
+    """Attributes that count a node's own inputs or outputs agree with them.
+
+    Libraries size lists by these counts (onnxruntime's shape inference builds `[0] * num_scan_inputs`), so a
+    count of 2^31 in a 1 kB file is a memory bomb, not just a wrong model.
+    """
+    from planner.loader import iter_graphs
+
+    for g in iter_graphs(model.graph):
+        for n in g.node:
+            if n.domain not in ("", "ai.onnx"):
+                continue
+            label = f"node '{n.name or n.op_type}' ({n.op_type})"
+            if n.op_type == "Scan":
+                k = _int_attr(n, "num_scan_inputs")
+                if k is None or not 1 <= k <= len(n.input):
+                    raise ModelLoadError(f"{label}: num_scan_inputs={k} but the node has {len(n.input)} inputs")
+                for a in n.attribute:
+                    if a.name in ("scan_input_axes", "scan_input_directions", "scan_output_axes",
+                                  "scan_output_directions") and len(a.ints) > max(len(n.input), len(n.output)):
+                        raise ModelLoadError(f"{label}: {a.name} lists {len(a.ints)} axes for "
+                                             f"{len(n.input)} inputs and {len(n.output)} outputs")
+            elif n.op_type == "Split":
+                k = _int_attr(n, "num_outputs")
+                if k is not None and k != len(n.output):
+                    raise ModelLoadError(f"{label}: num_outputs={k} but the node has {len(n.output)} outputs")
+
+
 def check_well_formed(model: onnx.ModelProto) -> None:
     check_text(model)
     check_attribute_types(model)
+    check_counts(model)

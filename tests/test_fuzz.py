@@ -56,6 +56,19 @@ def test_fuzz_findings_are_refused_cleanly(tmp_path, iteration, needle):
     assert o.kind == REFUSED and needle in o.message, (o.kind, o.message)
 
 
+@pytest.mark.parametrize("iteration,expect", [
+    (602, REFUSED),  # Scan num_scan_inputs = 2^31 - 1: onnxruntime's inference built [0] * 2^31 (16 GB)
+    (9404, PLANNED),  # Range(0, 2^56) -> Cast: onnx's data propagation materialized it (OOM kill)
+    (10360, PLANNED),  # an undefined element type inside a Loop body: onnxruntime's nested pass loop spun
+    (13296, REFUSED),  # the same inside an If branch (then refused for its pinned batch)
+])
+def test_seed_2_findings_end_quickly(tmp_path, iteration, expect):
+    t0 = time.perf_counter()
+    o = run_mutant(mutant(2, iteration), tmp_path / "m", args_for(2, iteration), timeout_s=60)
+    assert o.kind == expect, o.message
+    assert time.perf_counter() - t0 < 30
+
+
 def test_untyped_input_no_longer_spins_onnxruntime_symbolic_inference(tmp_path):
     """Seed 2, iteration 534: an input of element type UNDEFINED made onnxruntime's symbolic shape inference
     loop forever (its driver reruns while anything changed); our driver stops after MAX_PASSES."""
