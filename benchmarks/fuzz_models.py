@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import select
 import signal
 import subprocess
@@ -28,8 +29,14 @@ from planner.fuzz import args_for, mutant, run_mutant
 from planner.outcome import CRASHED, PLANNED, REFUSED, reason_group
 
 
-def worker(seed: int, start: int, end: int, deadline: float, timeout: float) -> int:
-    """Runs iterations start..end-1 (until `deadline`, a time.time()), one JSON line per result."""
+def worker(seed: int, start: int, end: int, deadline: float, timeout: float, max_memory_gb: float) -> int:
+    """Runs iterations start..end-1 (until `deadline`, a time.time()), one JSON line per result.
+
+    Its address space is capped: a memory bomb becomes a MemoryError (the CLI's "out of memory", counted as a
+    crash) instead of the kernel's OOM killer picking some process on a shared machine.
+    """
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (int(max_memory_gb * 2**30), hard))
     with tempfile.TemporaryDirectory(prefix="fuzz_") as tmp:
         cwd = Path(tmp) / "cwd"
         cwd.mkdir()
@@ -63,6 +70,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=300.0, help="stop after this long even if iterations remain")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per case before it counts as a hang")
+    ap.add_argument("--max-memory-gb", type=float, default=8.0, help="address-space cap of the worker")
     ap.add_argument("--replay", metavar="SEED:ITER")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
@@ -71,7 +79,7 @@ def main() -> int:
     if a.replay:
         return replay(a.replay, a.timeout)
     if a.worker:
-        return worker(a.seed, a.start, a.iterations, a.deadline, a.timeout)
+        return worker(a.seed, a.start, a.iterations, a.deadline, a.timeout, a.max_memory_gb)
 
     t0 = time.time()
     deadline = t0 + a.seconds
@@ -82,7 +90,8 @@ def main() -> int:
     nxt = 0
     while nxt < a.iterations and time.time() < deadline:
         cmd = [sys.executable, __file__, "--worker", "--seed", str(a.seed), "--start", str(nxt),
-               "--iterations", str(a.iterations), "--deadline", str(deadline), "--timeout", str(a.timeout)]
+               "--iterations", str(a.iterations), "--deadline", str(deadline), "--timeout", str(a.timeout),
+               "--max-memory-gb", str(a.max_memory_gb)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         in_flight, hung = None, False
         while True:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from planner.commands import SUBCOMMANDS
-from planner.errors import DimError, PlannerError
+from planner.errors import DimError, PlannerError, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv[1:] if argv and argv[0] in SUBCOMMANDS else argv)
         return fn(args)
     except PlannerError as e:
-        print(f"plan: error: {e}", file=sys.stderr)
+        print(f"plan: error: {one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("plan: interrupted", file=sys.stderr)

@@ -27,3 +27,9 @@ class DimError(PlannerError):
 
 class ModelShapeError(PlannerError):
     """A declared or inferred tensor size no runtime can hold: a negative dim, bytes past 2^63, an empty batch."""
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters escaped: names inside a model are the model's
+    choice, and a tensor called "a\\nb" must not turn a one-line refusal into two lines."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))

@@ -31,6 +31,7 @@ from planner.target import Target
 DEFAULT_MAX_DRIFT = 0.01  # 1 - cosine similarity, and top-1 disagreement for classifier-like outputs
 AUTO_MAX_BYTES = 512 * 2**20  # auto mode does not run onnxruntime verification on bigger models
 AUTO_MAX_NODES = 1000  # ... nor the rewriters on bigger graphs (each variant also multiplies the search's work)
+AUTO_MAX_INPUT_BYTES = 256 * 2**20  # ... nor when the seeded verification inputs alone would be this big
 HOST_MIN_ROUNDS, HOST_MAX_ROUNDS, HOST_BUDGET_S = 7, 40, 1.0  # timing the variants on this machine
 HOST_SLOW_RUN_S = 0.03  # a first run slower than this: time the variants at batch 1
 HOST_MIN_SPEEDUP = 1.05  # on host, a pipeline must measure this much faster than the stored model to be chosen
@@ -92,6 +93,26 @@ def _why_not(loaded: LoadedModel) -> str | None:
     return None
 
 
+def _inputs_too_big(model: onnx.ModelProto, dims: dict[str, int]) -> str | None:
+    """Verification feeds seeded inputs at its batch: an input dim of 2^31 would have numpy fill 16 GB first
+    (found by the fuzzer: a minute of paging, then the OOM killer)."""
+    from passes.verify import VERIFY_BATCH, input_shapes
+    from planner.limits import bounded_numel
+
+    try:
+        shapes = input_shapes(model, VERIFY_BATCH, dims)
+    except Exception:  # noqa: BLE001  the verification itself reports what it cannot bind
+        return None
+    total = 0
+    for name, (shape, _) in shapes.items():
+        n = bounded_numel(max(int(d), 0) for d in shape)
+        total += AUTO_MAX_INPUT_BYTES + 1 if n is None else 8 * n  # 8: the widest element generated
+        if total > AUTO_MAX_INPUT_BYTES:
+            return (f"the seeded inputs verification needs (input '{name}' and before) pass "
+                    f"{AUTO_MAX_INPUT_BYTES >> 20} MB: name pipelines with --passes to run them")
+    return None
+
+
 def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | None, options: PassOptions,
              targets: Sequence[Target] = (), warn: Callable[[str], None] | None = None) -> Optimized:
     """Variants for the search: the model as stored, plus each selected pipeline that verified.
@@ -113,6 +134,8 @@ def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | Non
     if why is None and options.mode == "auto" and len(loaded.model.graph.node) > AUTO_MAX_NODES:
         why = (f"{len(loaded.model.graph.node)} nodes, over the {AUTO_MAX_NODES} auto runs passes on (planning time): "
                "name pipelines with --passes to run them")
+    if why is None and options.mode == "auto":
+        why = _inputs_too_big(loaded.model, {k: v for k, v in (dims or {}).items() if k != analyzer.spec.batch})
     if why:
         if options.explicit:
             raise PlannerError(f"--passes {options.mode}: {why}")

@@ -69,6 +69,20 @@ def test_seed_2_findings_end_quickly(tmp_path, iteration, expect):
     assert time.perf_counter() - t0 < 30
 
 
+def test_refusal_naming_a_tensor_with_a_newline_stays_on_one_line(tmp_path, capsys):
+    """Seed 3, iteration 70589: a bit flip put a newline into a tensor name, and the refusal into two lines."""
+    from planner.cli import main
+
+    mt = mutant(3, 70589)
+    p = tmp_path / "m.onnx"
+    p.write_bytes(mt.data)
+    for name, content in mt.side_files.items():
+        (tmp_path / name).write_bytes(content)
+    assert main([str(p), *args_for(3, 70589)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'g\\n\\x02bb'" in err, err
+
+
 def test_untyped_input_no_longer_spins_onnxruntime_symbolic_inference(tmp_path):
     """Seed 2, iteration 534: an input of element type UNDEFINED made onnxruntime's symbolic shape inference
     loop forever (its driver reruns while anything changed); our driver stops after MAX_PASSES."""

@@ -111,3 +111,27 @@ def test_count_attributes_that_disagree_with_the_node_are_refused(tmp_path):
     assert o.kind == REFUSED and "num_outputs=2147483648 but the node has 2 outputs" in o.message
     ok = [helper.make_node("Split", ["x"], ["y", "z"], axis=0, num_outputs=2)]
     assert run_plan_cli(_save(tmp_path, ok, []), ARGS).kind == PLANNED
+
+
+def test_auto_passes_skip_verification_inputs_that_would_not_fit(tmp_path, bounded_memory):
+    """Fuzz seed 3, iteration 22580: x [batch, 2^31] made the pass verification fill 16 GB of seeded inputs."""
+    from planner.pipeline import plan
+
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    p = _save(tmp_path, nodes, [], x_shape=(1, 1 << 31))
+    t0 = time.perf_counter()
+    result = plan(p, targets="a10g", max_batch=1)
+    assert time.perf_counter() - t0 < 20
+    assert any(n.startswith("passes skipped: the seeded inputs verification needs") for n in result.model.notes)
+
+
+def test_small_inputs_still_run_the_passes(tmp_path):
+    """The negative test: a small model's verification inputs are far below the cap."""
+    from planner.optimize import AUTO_MAX_INPUT_BYTES, _inputs_too_big
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1024])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    assert _inputs_too_big(m, {}) is None
+    assert AUTO_MAX_INPUT_BYTES == 256 * 2**20
