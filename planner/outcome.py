@@ -100,8 +100,9 @@ def _run(main, model_path: str | os.PathLike, args: Sequence[str], timeout_s: fl
     message = lines[-1] if lines else ""
     if code in (0, 1):  # 1: a plan whose candidates all fail the constraints is still a plan
         return Outcome(PLANNED, code, message)
-    if code == 2 and "out of memory" not in message and len(lines) == 1:
-        return Outcome(REFUSED, code, message.removeprefix("plan: error: "))
+    errors = [ln for ln in lines if not ln.startswith("plan: warning: ")]  # warnings may precede the refusal
+    if code == 2 and "out of memory" not in message and len(errors) == 1 and errors[0].startswith("plan: error: "):
+        return Outcome(REFUSED, code, errors[0].removeprefix("plan: error: "))
     return Outcome(CRASHED, code, message or f"exit {code} with no message", err.getvalue())
 
 
