@@ -235,3 +235,17 @@ def test_control_flow_nested_within_the_limit_plans(tmp_path):
 def test_odd_trip_count_constants_fall_back_to_the_default(tmp_path, bad_m):
     n, _ = _node(_loop_model(tmp_path, m_value=bad_m), "Loop")
     assert node_cost(n).cost.flops == DEFAULT_LOOP_TRIPS * PER_TRIP
+
+
+def test_loop_time_is_trips_times_the_body_planned_alone(tmp_path):
+    """The same MatMul planned as a model of its own, times 5, is the Loop's kernel time on each target."""
+    trips = 5
+    alone = helper.make_graph([helper.make_node("MatMul", ["h", "W"], ["y"])], "g", [_vi("h", [1, D])],
+                              [_vi("y", [1, D])], [_w("W", (D, D))])
+    single = plan(_save(tmp_path, alone, "alone.onnx"), targets="a10g,c7i-xlarge", batch=1)
+    looped = plan(_loop_model(tmp_path, m_value=trips), targets="a10g,c7i-xlarge", batch=1)
+    for target in ("a10g", "c7i-xlarge"):
+        [k1] = [k for k in single.best_per_target[target].kernels if k.ops == "MatMul"]
+        [kl] = [k for k in looped.best_per_target[target].kernels if k.ops == "Loop"]
+        assert kl.time_ms == pytest.approx(trips * k1.time_ms, rel=1e-9)
+        assert kl.flops == trips * k1.flops
