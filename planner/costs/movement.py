@@ -74,21 +74,14 @@ def data_movement(node: NodeInfo) -> OpCost:
     return io_cost(node)
 
 
-@register("Gather", "GatherElements", "GatherND", op_class=OpClass.DATA)
+@register("Gather", "GatherElements", "GatherND", "Slice", op_class=OpClass.DATA)
 @register("GatherND", domain=MS, op_class=OpClass.DATA)
 def gather(node: NodeInfo) -> OpCost:
-    gathered = out_bytes(node)
-    if gathered is None:
+    """Gathers and slices read only what they keep from input 0: as many bytes as they write."""
+    taken = out_bytes(node)
+    if taken is None:
         return io_cost(node)
-    return io_cost_reading(node, {0: gathered})
-
-
-@register("Slice", op_class=OpClass.DATA)
-def slice_(node: NodeInfo) -> OpCost:
-    sliced = out_bytes(node)
-    if sliced is None:
-        return io_cost(node)
-    return io_cost_reading(node, {0: sliced})
+    return io_cost_reading(node, {0: taken})
 
 
 @register("TensorScatter", op_class=OpClass.DATA)

@@ -129,24 +129,16 @@ def _rows(node: NodeInfo, k: int, n: int) -> int | None:
     return math.prod(y) // n if y is not None else None
 
 
-@register("MatMulNBits", domain=MS, op_class=OpClass.MATRIX)
+@register("MatMulNBits", "MatMulBnb4", domain=MS, op_class=OpClass.MATRIX)
 def matmul_nbits(node: NodeInfo) -> OpCost:
+    """Block-quantized weights: 2*M*K*N, plus the bias add where MatMulNBits has one (input 5)."""
     kn = _kn(node)
     m = _rows(node, *kn) if kn else None
     if kn is None or m is None:
         return io_cost(node)
     k, n = kn
-    return io_cost(node, 2 * m * k * n + (m * n if node.has_input(5) else 0))
-
-
-@register("MatMulBnb4", domain=MS, op_class=OpClass.MATRIX)
-def matmul_bnb4(node: NodeInfo) -> OpCost:
-    kn = _kn(node)
-    m = _rows(node, *kn) if kn else None
-    if kn is None or m is None:
-        return io_cost(node)
-    k, n = kn
-    return io_cost(node, 2 * m * k * n)
+    bias = node.op_type == "MatMulNBits" and node.has_input(5)
+    return io_cost(node, 2 * m * k * n + (m * n if bias else 0))
 
 
 def _norm_flops(node: NodeInfo, a_numel: int) -> int:
