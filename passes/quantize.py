@@ -115,8 +115,8 @@ class Int8Static(Pass):
     needs = ("calibration",)
 
     def check(self, model: onnx.ModelProto) -> str | None:
-        if _float_check(model):
-            return _float_check(model)
+        if reason := _float_check(model):
+            return reason
         if not _float_matmuls(model, ("MatMul", "Gemm", "Conv")) and not any(
                 n.op_type == "Conv" for n in model.graph.node):
             return "no Conv/MatMul/Gemm with a float weight"
@@ -149,8 +149,8 @@ class Int4Weights(Pass):
     exact = False
 
     def check(self, model: onnx.ModelProto) -> str | None:
-        if _float_check(model):
-            return _float_check(model)
+        if reason := _float_check(model):
+            return reason
         inits = {t.name: t for t in model.graph.initializer}
         ok = [n for n in _float_matmuls(model, ("MatMul",)) if inits[n.input[1]].dims[0] >= 16]
         return None if ok else "no MatMul with a constant 2-D float weight of K >= 16"
@@ -186,8 +186,8 @@ class Fp16(Pass):
     exact = False
 
     def check(self, model: onnx.ModelProto) -> str | None:
-        if _float_check(model):
-            return _float_check(model)
+        if reason := _float_check(model):
+            return reason
         if not any(t.data_type == onnx.TensorProto.FLOAT for t in model.graph.initializer):
             return "no float32 weights"
         return None
