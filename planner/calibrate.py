@@ -45,6 +45,9 @@ OPSET = 17
 # Which quantile of a microbenchmark's runs is its time: below the median, because on a machine others use,
 # noise only ever adds time; not the minimum, which no steady run reaches. On an idle machine all agree.
 QUANTILE = 0.25
+# The whole suite runs this many times, minutes apart on a slow machine, and each sample keeps its quickest
+# pass (see quickest): one pass can fall entirely inside a neighbour's burst, two rarely both do.
+PASSES = 2
 MS = "com.microsoft"
 F = TensorProto.FLOAT
 
@@ -648,6 +651,18 @@ def runtime_memory(threads: int, workdir: Path) -> int | None:
         return None
 
 
+def quickest(passes: Sequence[Sequence[Sample]]) -> list[Sample]:
+    """Per sample (same benchmark, node work and family), the quickest of the passes: a neighbour's burst
+    slows every kernel it overlaps by up to a quarter for seconds at a time, and only ever adds time."""
+    best: dict[tuple, Sample] = {}
+    for samples in passes:
+        for s in samples:
+            key = (s.label, s.family, s.flops, s.bytes, s.steps, s.source)
+            if key not in best or s.seconds < best[key].seconds:
+                best[key] = s
+    return list(best.values())
+
+
 def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_progress: bool = True
               ) -> Measurements:
     """Run the suite; `quick` is a small subset (seconds) for tests and smoke checks."""
@@ -658,23 +673,28 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
     start = time.perf_counter()
     benches = suite(quick)
     n_chains = 3 if quick else len(_steps()) - 1
-    bar = _Progress(len(benches) + n_chains + (5 if quick else 6), progress_stream, show_progress)
+    n_passes = 1 if quick else PASSES
+    bar = _Progress((len(benches) + n_chains) * n_passes + (5 if quick else 6), progress_stream, show_progress)
     with tempfile.TemporaryDirectory(prefix="planner-calibrate-") as tmp:
         work = Path(tmp)
         launch, run0, per_io, bias = measure_overheads(threads, quick, work, bar.step)
-        samples: list[Sample] = chain_samples(threads, quick, launch, work, bar.step)
         runs = 30 if not quick else 5
-        notes = []
+        notes: list[str] = []
         workspace = runtime_memory(threads, work)
         bar.step("runtime memory")
-        for b in benches:
-            try:
-                p = profiled(b, threads, runs, 0.15 if not quick else 0.05, work)
-            except PlannerError as e:  # one kernel this build lacks must not sink the calibration
-                notes.append(f"{b.label}: skipped ({e})")
-            else:
-                samples += samples_of(p, bias, b.label)
-            bar.step(b.label)
+        passes: list[list[Sample]] = []
+        for i in range(n_passes):
+            samples = chain_samples(threads, quick, launch, work, bar.step)
+            for b in benches:
+                try:
+                    p = profiled(b, threads, runs, 0.15 if not quick else 0.05, work)
+                except PlannerError as e:  # one kernel this build lacks must not sink the calibration
+                    if i == 0:
+                        notes.append(f"{b.label}: skipped ({e})")
+                else:
+                    samples += samples_of(p, bias, b.label)
+                bar.step(b.label)
+            passes.append(samples)
     return Measurements(threads=threads, launch_overhead_s=launch, run_overhead_s=run0,
-                        run_overhead_per_io_s=per_io, profiler_bias_s=bias, samples=samples,
+                        run_overhead_per_io_s=per_io, profiler_bias_s=bias, samples=quickest(passes),
                         workspace_bytes=workspace, seconds=time.perf_counter() - start, notes=notes, quick=quick)
