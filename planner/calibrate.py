@@ -67,6 +67,7 @@ class Sample:
     label: str  # the microbenchmark it came from
     source: str = "profile"  # "profile": one node, profiled; "chain": per node of a chain of tiny ones, no profiler
     steps: int = 1  # sequential steps (RNN time steps): flops and bytes are per step, seconds for all of them
+    weight_bytes: int = 0  # of `bytes`, those of initializers (weights), read once per step
 
     @property
     def intensity(self) -> float:
@@ -306,7 +307,7 @@ class Overheads:
     """What a run costs beyond its kernels' work (measure_overheads), in seconds."""
     launch_s: float
     run_s: float
-    per_io_s: float
+    per_io_s: float  # each graph input or output beyond the chains' one and one
     profiler_bias_s: float
 
 
@@ -319,12 +320,13 @@ def node_seconds(p: Profiled, o: Overheads) -> dict[str, float]:
     working nodes took together, and the profile only apportions it among them. Without an end-to-end time,
     or when noise leaves nothing to apportion, the profiled durations less the bias."""
     from planner.costs import OpClass, node_cost
+    from planner.ort_graph import run_overhead
 
     working = {n.name for n in p.analysis.nodes if n.name in p.node_s and node_cost(n).op_class != OpClass.VIEW}
     profiled_s = {k: max(p.node_s[k] - o.profiler_bias_s, 0.05e-6) for k in working}
     if p.e2e_s is None or not profiled_s:
         return profiled_s
-    net = p.e2e_s - o.run_s - o.per_io_s * p.n_io - o.launch_s * len(p.analysis.nodes)
+    net = p.e2e_s - run_overhead(o.run_s, o.per_io_s, p.n_io) - o.launch_s * len(p.analysis.nodes)
     total = sum(profiled_s.values())
     if net <= 0.25 * total:
         return profiled_s
@@ -356,7 +358,7 @@ def samples_of(p: Profiled, overheads: Overheads | float, label: str) -> list[Sa
         w = min(c.weight_bytes, c.bytes_read)
         flops, nbytes = c.flops // steps, (c.bytes_read - w) // steps + w + c.bytes_written // steps
         out.append(Sample(kernel_family(node, nc.op_class), nc.op_class.value, peak, flops, nbytes, t, label,
-                          steps=steps))
+                          steps=steps, weight_bytes=w))
     return out
 
 
@@ -410,7 +412,10 @@ def _conv_benches(quick: bool) -> list[Bench]:
               (64, 256, 28, 1, 1, 1), (256, 64, 28, 1, 1, 1), (128, 128, 14, 3, 1, 1), (256, 512, 7, 3, 1, 1),
               (512, 1024, 7, 1, 1, 1), (96, 96, 28, 5, 1, 1), (3, 48, 112, 7, 2, 1), (32, 64, 40, 1, 1, 1),
               (64, 64, 28, 3, 1, 64), (128, 128, 14, 3, 1, 128), (32, 32, 56, 3, 2, 32),
-              (60, 60, 28, 1, 1, 3), (24, 24, 28, 3, 1, 24), (20, 40, 28, 3, 1, 1)]
+              (60, 60, 28, 1, 1, 3), (24, 24, 28, 3, 1, 24), (20, 40, 28, 3, 1, 1),
+              # grouped 1x1 convolutions (ShuffleNet, ResNeXt), which onnxruntime runs as one GEMM per group
+              (240, 240, 28, 1, 1, 3), (480, 480, 14, 1, 1, 3), (960, 960, 7, 1, 1, 3), (128, 256, 28, 1, 1, 4),
+              (64, 64, 56, 3, 1, 2)]
     if quick:
         shapes = [(32, 32, 56, 3, 1, 1), (64, 256, 28, 1, 1, 1), (64, 64, 28, 3, 1, 64)]
     for cin, cout, hw, k, s, g in shapes:

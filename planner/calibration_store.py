@@ -12,7 +12,8 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "throughput_curves": {"Softmax": [[working-set bytes, bytes/s], ...], ...}    every other family
          "kernel_fixed_s":    {"gemm": s, "vector": s, ...}                 per kernel, beyond the launch
          "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
-         "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps], ...] }}}
+         "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes], ...]
+     }}}
 
 The default file lives in the user cache folder ($XDG_CACHE_HOME/onnx-planner/calibration.json, else
 ~/.cache/onnx-planner/calibration.json); `get_target("host")` applies the entry for this machine (the
@@ -27,7 +28,8 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
                                running maximum from the largest working set down (smaller never streams slower)
     weight-reading curve       the same from the GEMV samples (MatMul and transposed-B Gemm, and batch-1 RNN
                                steps: their weights are nearly all their bytes), the fastest at each size
-    matrix family f, peak p    FLOP/s = flops / (time - fixed) per sample, as a function of intensity; samples
+    matrix family f, peak p    FLOP/s = flops / (time - fixed - weight bytes / weight-reading bandwidth at the
+                               sample's size) per sample, as a function of intensity; samples
                                within 15% of each other's intensity merge into their fastest (noise on a
                                shared machine only ever adds time), then made non-decreasing in intensity
                                (least squares); recurrent families (lstm, gru) per time step, after a per-step
@@ -51,6 +53,7 @@ from typing import Any
 
 from planner.atomic import write_atomic
 from planner.errors import PlannerError
+from planner.roofline import weight_stream
 from planner.target import Target, interpolate_loglog
 
 SCHEMA_VERSION = 1
@@ -140,17 +143,19 @@ def entry_key(fingerprint: str, threads: int) -> str:
 # ---- the fit --------------------------------------------------------------------------------------------
 
 
-def _merge(points: Iterable[tuple[float, float]], tolerance: float = 1.15) -> Curve:
-    """Ascending points; points whose x lie within `tolerance` of a kept point merge into the larger y."""
-    out: list[list[float]] = []
+def _merge(points: Iterable[tuple[float, float]], tolerance: float = 1.15, pick=max) -> Curve:
+    """Ascending points; points whose x lie within `tolerance` of a group's first merge into `pick` of their y
+    (max: the fastest, for repeats of one measurement where noise only adds time; statistics.median: for
+    different kernels that happen to share an x, where the fastest is no more typical than the slowest)."""
+    groups: list[tuple[float, list[float]]] = []
     for x, y in sorted(points):
         if x <= 0 or y <= 0:
             continue
-        if out and x <= out[-1][0] * tolerance:
-            out[-1][1] = max(out[-1][1], y)
+        if groups and x <= groups[-1][0] * tolerance:
+            groups[-1][1].append(y)
         else:
-            out.append([x, y])
-    return tuple((x, y) for x, y in out)
+            groups.append((x, [y]))
+    return tuple((x, pick(ys)) for x, ys in groups)
 
 
 def _isotonic(curve: Curve) -> Curve:
@@ -235,24 +240,55 @@ def fit(m) -> Calibration:
 
     def net(s) -> float:
         """Seconds of one step beyond the fixed cost (a sample's flops and bytes are per step; an RNN's fixed
-        cost is per step too)."""
+        cost is per step too); a single-step matrix kernel's also beyond reading its weights from where the
+        microbenchmark keeps them (roofline.kernel_time adds them back at the model's working set)."""
         f = fixed.get(s.family, fixed.get(s.op_class, 0.0))
         steps = getattr(s, "steps", 1)
         per_step = s.seconds / steps
-        return max(per_step - f, 0.1 * per_step) if steps > 1 else max(s.seconds - f, 0.1 * s.seconds)
+        if steps > 1:
+            return max(per_step - f, 0.1 * per_step)
+        return max(s.seconds - f - weight_read(s), 0.1 * s.seconds)
+
+    def weight_read(s) -> float:
+        """The sample's weight read where roofline.kernel_time adds weight reads to the arithmetic, else 0."""
+        w = getattr(s, "weight_bytes", 0)
+        if (s.op_class != "matrix" or not w or not weight_bw or getattr(s, "steps", 1) > 1
+                or weight_stream(s.flops, s.bytes, w)):
+            return 0.0
+        return w / interpolate_loglog(weight_bw, s.bytes)
+
+    def weight_bound(s) -> bool:
+        """Reading the weights is most of this kernel's time: it says nothing of the arithmetic rate."""
+        f = fixed.get(s.family, fixed.get(s.op_class, 0.0))
+        return weight_read(s) > 2 / 3 * max(s.seconds - f, 1e-12)
 
     rate_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    stream_points: dict[str, list[tuple[float, float]]] = defaultdict(list)  # weight streams (GEMVs)
     thru_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for s in profiled:
         if s.op_class == "matrix" and s.flops and s.bytes:
+            if weight_bound(s):
+                continue
             point = (s.intensity, s.flops / net(s))
-            rate_points[f"{s.family}.{s.peak_key}"].append(point)
+            streams = s.steps == 1 and weight_stream(s.flops, s.bytes, getattr(s, "weight_bytes", 0))
+            keys = [f"{s.family}.{s.peak_key}"]
             if s.family == "gemm":  # the fallback for matrix kernels of a family never measured
-                rate_points[f"matrix.{s.peak_key}"].append(point)
+                keys.append(f"matrix.{s.peak_key}")
+            for key in keys:
+                (stream_points if streams else rate_points)[key].append(point)
         elif s.op_class != "matrix" and s.bytes and s not in stream:
             thru_points[s.family].append((s.bytes, s.bytes / net(s)))
     vector_rates = [s.flops / net(s) for s in profiled if s.op_class == "vector" and s.flops and s not in stream]
-    rate_curves = {k: _isotonic(_merge(v)) for k, v in rate_points.items()}
+    # GEMVs of one intensity differ by where their weights live, which kernel_time times separately: their
+    # arithmetic is the fastest of them (weights in cache). Different kernels sharing an intensity: the median.
+    # Past the GEMVs, the curve is the other kernels' alone, made non-decreasing; a GEMV point below their
+    # intensities only extends it, and never above their fastest rate.
+    rate_curves = {k: _isotonic(_merge(v, pick=statistics.median)) for k, v in rate_points.items()}
+    for key, points in stream_points.items():
+        curve = rate_curves.get(key, ())
+        below = [(x, min(y, max(r for _, r in curve) if curve else y)) for x, y in _merge(points)
+                 if not curve or x < curve[0][0] / 1.15]
+        rate_curves[key] = _isotonic(tuple(below)) + curve
     if vector_rates:  # an unmeasured elementwise op: the median measured one's arithmetic rate
         rate_curves["vector.vector"] = ((1.0, statistics.median(vector_rates)),)
     return Calibration(
@@ -264,8 +300,8 @@ def fit(m) -> Calibration:
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=ort_version,
         quick=getattr(m, "quick", False), seconds=round(m.seconds, 2),
-        samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps)
-                      for s in m.samples),
+        samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps,
+                       getattr(s, "weight_bytes", 0)) for s in m.samples),
         notes=tuple(m.notes),
     )
 
@@ -311,7 +347,8 @@ def apply(target: Target, cal: Calibration) -> Target:
         run_overhead_s=cal.run_overhead_s, bandwidth_curve=tuple(cal.bandwidth_curve),
         weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
         rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
-        kernel_fixed_s=dict(cal.kernel_fixed_s), dispatch_views=True, workspace_bytes=workspace, sources=sources,
+        kernel_fixed_s=dict(cal.kernel_fixed_s), dispatch_views=True,
+        serial_weight_reads=bool(cal.weight_bandwidth_curve), workspace_bytes=workspace, sources=sources,
         caveats=caveats,
         full_name=f"{target.full_name}, calibrated for {cal.threads} thread{'s' if cal.threads != 1 else ''}",
     )

@@ -89,6 +89,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             if tag == "nchwc." and not depthwise and x is not None and len(x) > 1 and x[1] % 8:
                 return "nchwc.conv_nchw"  # a first layer: plain NCHW input with few channels, blocked output
             grouped = group > 1 and not depthwise
+            if tag == "ms.":  # FusedConv runs the plain Conv kernel (im2col + GEMM per group), then its activation
+                tag = ""
             return tag + ("conv_dw" if depthwise else "conv_grouped" if grouped else "conv")
     if node.op_type in _ROW_WISE:
         x = node.in_shape(0)

@@ -399,6 +399,14 @@ class OrtPrediction:
     notes: list[str] = field(default_factory=list)
 
 
+BASE_IO = 2  # the calibration's chains have one input and one output: run_overhead_s includes both
+
+
+def run_overhead(run_s: float, per_io_s: float, n_io: int) -> float:
+    """What one Run call costs beyond the kernels, for a graph with `n_io` inputs and outputs in all."""
+    return max(run_s + per_io_s * (n_io - BASE_IO), 0.0)
+
+
 def ort_host_target(threads: int, n_io: int, calibration_path: str | os.PathLike | None = None
                     ) -> tuple[Target, Calibration | None, list[str]]:
     """`host` for a graph onnxruntime already optimized: every node is its own kernel (onnxruntime did the
@@ -415,7 +423,7 @@ def ort_host_target(threads: int, n_io: int, calibration_path: str | os.PathLike
                     vector_flops_per_s=t.vector_flops_per_s * share)
         run = 0.0
     else:
-        run = cal.run_overhead_s + cal.run_overhead_per_io_s * n_io
+        run = run_overhead(cal.run_overhead_s, cal.run_overhead_per_io_s, n_io)
     return replace(t, fuse_epilogue=False, fuse_elementwise=False, dispatch_views=True, run_overhead_s=run), cal, \
         host.notes
 

@@ -59,6 +59,7 @@ class Target:
     #   kernel on top of launch_overhead_s
     run_overhead_s: float = 0.0  # fixed cost per inference on top of the kernels (the runtime's Run call)
     dispatch_views: bool = False  # the runtime launches every node, even metadata-only ones (Reshape, Shape)
+    serial_weight_reads: bool = False  # a matrix kernel's weight reads add to its arithmetic (measured on host)
 
     def matrix_peak(self, dtype: str) -> tuple[float, str]:
         """Peak for a GEMM/conv whose operands are `dtype`, and the precision that really runs.

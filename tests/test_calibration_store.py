@@ -86,7 +86,14 @@ def test_gemm_rate_curve_times_a_compute_bound_gemm():
     rate = 10 * GB * intensity ** 0.5
     kt = kernel_time(gemm, OpClass.MATRIX, "float32", t, "gemm")
     assert kt.bound == "compute"
-    assert kt.seconds == pytest.approx(0.5e-6 + 2e-6 + gemm.flops / rate)
+    # plus its 256 KiB of weights, read between the FMAs at the weight curve's 0.79 MB point (80 GB/s)
+    assert kt.seconds == pytest.approx(0.5e-6 + 2e-6 + gemm.flops / rate + 4 * k * n / (80 * GB))
+    # in a model with 100 MB of weights they come from where 100 MB live: 20 GB/s
+    big = kernel_time(gemm, OpClass.MATRIX, "float32", t, "gemm", resident_bytes=1e8)
+    assert big.seconds == pytest.approx(0.5e-6 + 2e-6 + gemm.flops / rate + 4 * k * n / (20 * GB))
+    # an uncalibrated target keeps the plain roofline: the larger term, not the sum
+    plain = kernel_time(gemm, OpClass.MATRIX, "float32", detect_host(), "gemm")
+    assert plain.seconds < plain.compute_s + plain.memory_s
 
 
 def test_weights_stream_at_the_bandwidth_of_all_weights_in_play():

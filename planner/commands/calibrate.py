@@ -37,7 +37,8 @@ def _fmt_bw(bps: float) -> str:
 def summary(cal, path) -> str:
     lines = [f"calibrated {cal.fingerprint}, {cal.threads} thread(s){' (quick)' if cal.quick else ''} "
              f"in {cal.seconds:.0f} s -> {path}",
-             f"  per run {cal.run_overhead_s * 1e6:.1f} us (+{cal.run_overhead_per_io_s * 1e6:.2f} us per input/output)"
+             f"  per run {cal.run_overhead_s * 1e6:.1f} us (+{cal.run_overhead_per_io_s * 1e6:.2f} us per input/output"
+             " beyond one of each)"
              f", per kernel {cal.launch_overhead_s * 1e6:.2f} us, profiler bias {cal.profiler_bias_s * 1e6:.1f} us"]
     bw = ", ".join(f"{ws / 2**10:.0f} KiB {_fmt_bw(b)}" if ws < 2**20 else f"{ws / 2**20:.0f} MiB {_fmt_bw(b)}"
                    for ws, b in cal.bandwidth_curve)
