@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             for c in cases:
                 dims = dict(predictions[c.name].analysis.binding.values)
                 print(f"measuring {c.name} (round {r + 1}/{args.rounds})", file=sys.stderr, flush=True)
-                measured[c.name].append(measure(c.path, dims, args.threads, args.runs))
+                measured[c.name].append(measure(c.path, dims, args.threads, args.runs,
+                                                quiet_probe_s=host.calibration.probe_s))
         cal = host.calibration
         rows, op_sum = [], defaultdict(lambda: [0.0, 0.0, 0])
         kernel_errors: dict[str, list[float]] = defaultdict(list)

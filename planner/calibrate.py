@@ -40,6 +40,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from planner.errors import PlannerError
 from planner.profile import _quantile
+from planner.quiet import QuietGate
 
 OPSET = 17
 # Which quantile of a microbenchmark's runs is its time: below the median, because on a machine others use,
@@ -86,6 +87,7 @@ class Measurements:
     seconds: float = 0.0  # wall time the calibration took
     notes: list[str] = field(default_factory=list)
     quick: bool = False
+    probe_s: float | None = None  # planner.quiet's probe on the quiet machine
 
 
 # ---- building microbenchmark models ---------------------------------------------------------------------
@@ -733,6 +735,8 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
     bar = _Progress((len(benches) + n_chains) * n_passes + (5 if quick else 6), progress_stream, show_progress)
     with tempfile.TemporaryDirectory(prefix="planner-calibrate-") as tmp:
         work = Path(tmp)
+        gate = QuietGate(threads, budget_s=10.0 if not quick else 1.0)
+        gate.wait(2.0 if not quick else 0.2)  # learn how fast the probe runs when nothing disturbs it
         launch, run0, per_io, bias = measure_overheads(threads, quick, work, bar.step)
         overheads = Overheads(launch, run0, per_io, bias)
         runs = 30 if not quick else 5
@@ -741,8 +745,10 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
         bar.step("runtime memory")
         passes: list[list[Sample]] = []
         for i in range(n_passes):
+            gate.wait(1.0 if not quick else 0.05)
             samples = chain_samples(threads, quick, launch, work, bar.step)
             for b in benches:
+                gate.wait(1.0 if not quick else 0.05)
                 try:
                     p = profiled(b, threads, runs, 0.15 if not quick else 0.05, work, e2e=True)
                 except PlannerError as e:  # one kernel this build lacks must not sink the calibration
@@ -752,6 +758,10 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
                     samples += samples_of(p, overheads, b.label)
                 bar.step(b.label)
             passes.append(samples)
+        if gate.noisy:
+            notes.append(f"the machine was busy: {gate.noisy} microbenchmarks ran after {gate.waited_s:.0f} s of "
+                         "waiting for a quiet moment (planner.quiet)")
     return Measurements(threads=threads, launch_overhead_s=launch, run_overhead_s=run0,
                         run_overhead_per_io_s=per_io, profiler_bias_s=bias, samples=quickest(passes),
-                        workspace_bytes=workspace, seconds=time.perf_counter() - start, notes=notes, quick=quick)
+                        workspace_bytes=workspace, seconds=time.perf_counter() - start, notes=notes, quick=quick,
+                        probe_s=gate.best_s)

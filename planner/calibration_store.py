@@ -9,9 +9,11 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "bandwidth_curve":   [[working-set bytes, bytes/s], ...],          streaming (Add of two tensors)
          "weight_bandwidth_curve": [[working-set bytes, bytes/s], ...],     reading weights (GEMV [1,K]x[K,N])
          "rate_curves":       {"gemm.fp32": [[FLOPs per byte, FLOP/s], ...], ...}      matrix families
+         "shape_rates":       {"gru.fp32": [[FLOPs per byte, weight bytes, FLOP/s], ...]}  recurrent steps
          "throughput_curves": {"Softmax": [[working-set bytes, bytes/s], ...], ...}    every other family
          "kernel_fixed_s":    {"gemm": s, "vector": s, ...}                 per kernel, beyond the launch
          "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
+         "probe_s":           planner.quiet's probe kernel on the quiet machine (validate waits for this speed)
          "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes], ...]
      }}}
 
@@ -29,11 +31,14 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
     weight-reading curve       the same from the GEMV samples (MatMul and transposed-B Gemm, and batch-1 RNN
                                steps: their weights are nearly all their bytes), the fastest at each size
     matrix family f, peak p    FLOP/s = flops / (time - fixed - weight bytes / weight-reading bandwidth at the
-                               sample's size) per sample, as a function of intensity; samples
-                               within 15% of each other's intensity merge into their fastest (noise on a
-                               shared machine only ever adds time), then made non-decreasing in intensity
-                               (least squares); recurrent families (lstm, gru) per time step, after a per-step
-                               fixed cost fitted as the intercept of step time against step FLOPs
+                               sample's size) per sample, as a function of intensity; samples within 15% of
+                               each other's intensity merge into their median (different kernels: the fastest
+                               is no more typical than the slowest; the two calibration passes already kept
+                               each kernel's quickest), then made non-decreasing in intensity (least squares);
+                               GEMVs (roofline.weight_stream) only extend the curve below the others, with
+                               their fastest. Recurrent families (lstm, gru) per time step, after a per-step
+                               fixed cost fitted as the intercept of step time against step FLOPs, and also
+                               kept as points in (intensity, weight bytes) for Target.shape_rates
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
                                and made non-increasing
 """
@@ -57,6 +62,7 @@ from planner.roofline import weight_stream
 from planner.target import Target, interpolate_loglog
 
 SCHEMA_VERSION = 1
+RECURRENT = ("lstm", "gru", "rnn")  # families timed per step by shape (Target.shape_rates)
 DEFAULT_THREADS = 1
 Curve = tuple[tuple[float, float], ...]
 
@@ -79,6 +85,8 @@ class Calibration:
     throughput_curves: Mapping[str, Curve]
     kernel_fixed_s: Mapping[str, float]
     workspace_bytes: float | None = None
+    shape_rates: Mapping[str, tuple[tuple[float, float, float], ...]] = field(default_factory=dict)
+    probe_s: float | None = None  # planner.quiet's probe when the machine was quiet: what validate waits for
     created: str = ""
     onnxruntime: str = ""
     quick: bool = False
@@ -95,6 +103,7 @@ class Calibration:
         d["bandwidth_curve"] = [list(p) for p in self.bandwidth_curve]
         d["weight_bandwidth_curve"] = [list(p) for p in self.weight_bandwidth_curve]
         d["rate_curves"] = {k: [list(p) for p in v] for k, v in self.rate_curves.items()}
+        d["shape_rates"] = {k: [list(p) for p in v] for k, v in self.shape_rates.items()}
         d["throughput_curves"] = {k: [list(p) for p in v] for k, v in self.throughput_curves.items()}
         d["samples"] = [list(s) for s in self.samples]
         d["notes"] = list(self.notes)
@@ -110,6 +119,12 @@ class Calibration:
                     raise ValueError("a curve needs ascending positive points")
                 return pts
 
+            def shape_points(v) -> tuple[tuple[float, float, float], ...]:
+                pts = tuple((float(x), float(w), float(r)) for x, w, r in v)
+                if not pts or any(min(p) <= 0 for p in pts):
+                    raise ValueError("shape rates need positive (intensity, weight bytes, FLOP/s) points")
+                return pts
+
             return cls(
                 fingerprint=str(d["fingerprint"]), threads=int(d["threads"]),
                 launch_overhead_s=_nonneg(d["launch_overhead_s"]), run_overhead_s=_nonneg(d["run_overhead_s"]),
@@ -118,9 +133,11 @@ class Calibration:
                 bandwidth_curve=curve(d["bandwidth_curve"]),
                 weight_bandwidth_curve=curve(d["weight_bandwidth_curve"]) if d.get("weight_bandwidth_curve") else (),
                 rate_curves={str(k): curve(v) for k, v in dict(d.get("rate_curves", {})).items()},
+                shape_rates={str(k): shape_points(v) for k, v in dict(d.get("shape_rates", {})).items()},
                 throughput_curves={str(k): curve(v) for k, v in dict(d.get("throughput_curves", {})).items()},
                 kernel_fixed_s={str(k): _nonneg(v) for k, v in dict(d.get("kernel_fixed_s", {})).items()},
                 workspace_bytes=None if d.get("workspace_bytes") is None else _nonneg(d["workspace_bytes"]),
+                probe_s=None if d.get("probe_s") is None else _nonneg(d["probe_s"]),
                 created=str(d.get("created", "")), onnxruntime=str(d.get("onnxruntime", "")),
                 quick=bool(d.get("quick", False)), seconds=float(d.get("seconds", 0.0)),
                 samples=tuple(tuple(s) for s in d.get("samples", [])), notes=tuple(d.get("notes", [])),
@@ -283,6 +300,13 @@ def fit(m) -> Calibration:
     # arithmetic is the fastest of them (weights in cache). Different kernels sharing an intensity: the median.
     # Past the GEMVs, the curve is the other kernels' alone, made non-decreasing; a GEMV point below their
     # intensities only extends it, and never above their fastest rate.
+    shape_rates = {}
+    for key in rate_points:
+        family = key.rpartition(".")[0]
+        rnn = [s for s in profiled if s.steps > 1 and f"{s.family}.{s.peak_key}" == key and s.flops
+               and getattr(s, "weight_bytes", 0)]
+        if family in RECURRENT and len(rnn) >= 3:
+            shape_rates[key] = tuple((s.intensity, float(s.weight_bytes), s.flops / net(s)) for s in rnn)
     rate_curves = {k: _isotonic(_merge(v, pick=statistics.median)) for k, v in rate_points.items()}
     for key, points in stream_points.items():
         curve = rate_curves.get(key, ())
@@ -295,9 +319,10 @@ def fit(m) -> Calibration:
         fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
         run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
         profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
-        rate_curves=rate_curves,
+        rate_curves=rate_curves, shape_rates=shape_rates,
         throughput_curves={k: _falling(_merge(v)) for k, v in thru_points.items()},
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
+        probe_s=getattr(m, "probe_s", None),
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=ort_version,
         quick=getattr(m, "quick", False), seconds=round(m.seconds, 2),
         samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps,
@@ -346,7 +371,8 @@ def apply(target: Target, cal: Calibration) -> Target:
         compute_efficiency=compute_eff, launch_overhead_s=cal.launch_overhead_s,
         run_overhead_s=cal.run_overhead_s, bandwidth_curve=tuple(cal.bandwidth_curve),
         weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
-        rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
+        rate_curves=dict(cal.rate_curves), shape_rates=dict(cal.shape_rates),
+        throughput_curves=dict(cal.throughput_curves),
         kernel_fixed_s=dict(cal.kernel_fixed_s), dispatch_views=True,
         serial_weight_reads=bool(cal.weight_bandwidth_curve), workspace_bytes=workspace, sources=sources,
         caveats=caveats,

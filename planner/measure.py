@@ -42,6 +42,9 @@ _ORT_TYPES = {
 }
 
 
+QUIET_WAIT_S = 5.0  # how long a measurement waits for the machine to be as quiet as at calibration
+
+
 class MeasureError(PlannerError):
     """The model could not be run (bad dims, unsupported inputs) or the measuring process failed."""
 
@@ -136,8 +139,10 @@ def synthetic_feeds(session, dims: dict[str, int], seed: int = 0) -> dict:
 
 
 def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: int = 10,
-                 warmup: int = 3) -> Measurement:
-    """Measure in this process (see the module docstring); `measure` runs this in a child."""
+                 warmup: int = 3, quiet_probe_s: float | None = None) -> Measurement:
+    """Measure in this process (see the module docstring); `measure` runs this in a child. With
+    `quiet_probe_s` (the calibration's), first wait up to QUIET_WAIT_S for the machine to be as quiet as it
+    was then (planner.quiet)."""
     import onnxruntime  # noqa: F401  (loaded before the baseline: its library is not the model's memory)
 
     from planner.ort_graph import make_session, session_options
@@ -150,6 +155,13 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
         feeds = synthetic_feeds(session, dims)
     except MeasureError:
         raise
+    if quiet_probe_s:
+        from planner.quiet import QuietGate
+
+        gate = QuietGate(threads, reference_s=quiet_probe_s, budget_s=QUIET_WAIT_S)
+        if not gate.wait(QUIET_WAIT_S):
+            notes.append(f"the machine stayed busy: its probe ran {gate.probe() / quiet_probe_s:.2f}x the "
+                         "calibration's")
     reset = _reset_peak()
     for _ in range(warmup):
         session.run(None, feeds)
@@ -183,12 +195,13 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
 
 
 def measure(model_path: str | os.PathLike, dims: dict[str, int], threads: int = 1, runs: int = 10,
-            warmup: int = 3, isolate: bool = True, timeout_s: float = 1800) -> Measurement:
+            warmup: int = 3, isolate: bool = True, timeout_s: float = 1800,
+            quiet_probe_s: float | None = None) -> Measurement:
     """Measure `model_path` at `dims` (every symbolic input dim bound); in a fresh process when `isolate`."""
     if not isolate:
-        return measure_here(str(model_path), dims, threads, runs, warmup)
+        return measure_here(str(model_path), dims, threads, runs, warmup, quiet_probe_s)
     request = json.dumps({"model": str(model_path), "dims": dims, "threads": threads, "runs": runs,
-                          "warmup": warmup})
+                          "warmup": warmup, "quiet_probe_s": quiet_probe_s})
     try:
         done = subprocess.run([sys.executable, "-m", "planner.measure"], input=request, capture_output=True,
                               text=True, timeout=timeout_s, check=False)
@@ -204,7 +217,8 @@ def measure(model_path: str | os.PathLike, dims: dict[str, int], threads: int = 
 def _main() -> int:
     req = json.loads(sys.stdin.read())
     try:
-        m = measure_here(req["model"], req["dims"], req["threads"], req["runs"], req["warmup"])
+        m = measure_here(req["model"], req["dims"], req["threads"], req["runs"], req["warmup"],
+                         req.get("quiet_probe_s"))
     except PlannerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

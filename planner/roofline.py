@@ -74,7 +74,7 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
         memory_s += weights / target.weight_bytes_per_s(max(cost.bytes, resident_bytes))
     own = target.family_bytes_per_s(family, cost.bytes) if cost.bytes and op_class != OpClass.MATRIX else None
     if own is None:
-        rate = target.achieved_flops_per_s(op_class.value, family, used, peak, intensity)
+        rate = target.achieved_flops_per_s(op_class.value, family, used, peak, intensity, weights)
         compute_s = cost.flops / rate if cost.flops else 0.0
     elif op_class == OpClass.DATA:  # a measured data-movement op: its own speed is the memory term
         compute_s, memory_s = 0.0, max(memory_s, cost.bytes / own)

@@ -153,8 +153,9 @@ def validate(path: str | Path, threads: int = 1, runs: int = 10, dims: dict[str,
     op = predict_ort(loaded, threads, dims, batch, calibration_path)
     p = op.prediction
     binding = op.analysis.binding
-    m = measure(loaded.path, dict(binding.values), threads, runs, warmup, isolate=isolate)
     cal = op.calibration
+    m = measure(loaded.path, dict(binding.values), threads, runs, warmup, isolate=isolate,
+                quiet_probe_s=cal.probe_s if cal else None)
     bias = cal.profiler_bias_s if cal else 0.0
     launch = op.target.launch_overhead_s if cal else 0.0
     kernels, op_types, un_p, un_m = compare(p, m, launch, bias)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from planner.calibrate import chain, single, tiny_chain
 from planner.calibration_store import read_file
@@ -45,3 +46,26 @@ def test_microbenchmark_models_are_valid_onnx():
         m = onnx.load_from_string(bench.model)
         onnx.checker.check_model(m)
         assert all(isinstance(v, np.ndarray) for v in bench.feeds.values())
+
+
+def test_node_times_are_the_end_to_end_time_apportioned_by_the_profile():
+    """Worked by hand: end to end 20 us, less the run overhead (6 us for one input and one output, +1 us per
+    extra one) and a 0.5 us launch per node, leaves what the nodes took; the profile (less its 2 us bias:
+    3 and 1 us) splits it 3:1."""
+    from onnx import TensorProto, helper
+
+    from planner.analyze import build_graph
+    from planner.calibrate import Overheads, Profiled, node_seconds
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["t"], name="a"),
+                           helper.make_node("Relu", ["t"], ["y"], name="b")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    graph = build_graph(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), fold_constants=False)
+    o = Overheads(launch_s=0.5e-6, run_s=6e-6, per_io_s=1e-6, profiler_bias_s=2e-6)
+    times = node_seconds(Profiled({"a": 5e-6, "b": 3e-6}, graph, e2e_s=20e-6, n_io=2), o)
+    assert times["a"] == pytest.approx(13e-6 * 3 / 4) and times["b"] == pytest.approx(13e-6 / 4)
+    more_io = node_seconds(Profiled({"a": 5e-6, "b": 3e-6}, graph, e2e_s=20e-6, n_io=4), o)
+    assert sum(more_io.values()) == pytest.approx(11e-6)
+    # no end-to-end time: the profiled durations less the bias
+    assert node_seconds(Profiled({"a": 5e-6, "b": 3e-6}, graph), o) == pytest.approx({"a": 3e-6, "b": 1e-6})

@@ -217,3 +217,23 @@ def test_calibrated_target_keeps_its_sources():
     assert t.mem_bw_bytes_per_s == 20 * GB
     assert dataclasses.replace(t, rate_curves={}).achieved_flops_per_s("matrix", "gemm", "fp32", 1e11, 5.0) == \
         pytest.approx(1e11 * t.compute_efficiency)
+
+
+def test_shape_rate_is_the_inverse_square_distance_average_by_hand():
+    from planner.target import shape_rate
+
+    points = ((2.0, 1e5, 80e9), (8.0, 1e6, 120e9))
+    assert shape_rate(points, 2.0, 1e5) == 80e9  # a measured shape is its own rate
+    # (4, 1e5): log distances² = ln2² to the first, ln2² + ln10² to the second
+    d1, d2 = math.log(2) ** 2, math.log(2) ** 2 + math.log(10) ** 2
+    assert shape_rate(points, 4.0, 1e5) == pytest.approx((80e9 / d1 + 120e9 / d2) / (1 / d1 + 1 / d2))
+
+
+def test_recurrent_steps_use_shape_rates_over_the_intensity_curve():
+    rnn = OpCost(flops=10**6, bytes_read=4 * 10**5, bytes_written=0, weight_bytes=4 * 10**5)
+    cal = _cal(rate_curves={"gru.fp32": ((0.1, 200 * GB),)}, shape_rates={"gru.fp32": ((2.5, 4e5, 50 * GB),)},
+               kernel_fixed_s={"gru": 1e-6})
+    t = apply(detect_host(), cal)
+    kt = kernel_time(rnn, OpClass.MATRIX, "float32", t, "gru", steps=1)
+    # the shape point (intensity 2.5, 400 kB of weights) is this kernel's: 1 MFLOP at 50 GFLOP/s, not 200
+    assert kt.compute_s == pytest.approx(10**6 / (50 * GB))

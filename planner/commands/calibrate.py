@@ -49,6 +49,7 @@ def summary(cal, path) -> str:
         best = max(y for _, y in cal.rate_curves[key])
         lines.append(f"  {key:<22} up to {best / 1e9:7.1f} GFLOP/s ({len(cal.rate_curves[key])} points)")
     lines.append(f"  {len(cal.throughput_curves)} vector/data op families measured")
+    lines += [f"  note: {n}" for n in cal.notes]
     return "\n".join(lines)
 
 
@@ -59,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     m = calibrate(args.threads, quick=args.quick, progress_stream=sys.stderr, show_progress=not args.quiet)
     cal = fit(m)
     path = save(cal, args.out)
+    busy = [n for n in cal.notes if n.startswith("the machine was busy")]
+    if busy:
+        print(f"plan calibrate: warning: {busy[0]}; its figures may run slow: calibrate again when the machine "
+              "is quiet", file=sys.stderr)
     if args.json:
         print(json.dumps(cal.to_dict(), indent=1))
     else:
