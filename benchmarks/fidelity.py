@@ -10,7 +10,8 @@ batch/sequence bindings, the Llama-like decoder in a decode step with 32 past to
 over 16 past ones) and an LSTM and a two-layer GRU built here with onnx.helper, at two batch sizes each.
 
 Order of events, so that no model's timing can reach any prediction: the calibration is read (or measured
-with --calibrate, before any model runs); then per model the prediction is made (the model is never run for
+with --calibrate, before any model runs, again up to three times while it reports that neighbours kept the
+machine busy); then per model the prediction is made (the model is never run for
 it: planner.ort_graph) and only after that the model is measured, in a child process. The R measurement rounds
 (--rounds, default 3) interleave the models, and each model's figure is the median of its runs in its
 quietest round: a machine that others share slows down in bursts of several seconds (on this VM the median
@@ -46,6 +47,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+CALIBRATION_ATTEMPTS = 3  # --calibrate measures again while planner.quiet reports a busy machine
 
 LIGHT = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
          "vgg19", "zfnet512"]
@@ -151,9 +154,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.calibrate:
             from planner.calibrate import calibrate
 
-            print("calibrating ...", file=sys.stderr)
             where = args.calibration or work / "calibration.json"
-            cal_path = str(save(fit(calibrate(args.threads, show_progress=False)), where))
+            tries = []  # (microbenchmarks run on a busy machine, calibration)
+            for attempt in range(1, CALIBRATION_ATTEMPTS + 1):
+                print(f"calibrating (attempt {attempt}) ...", file=sys.stderr, flush=True)
+                m = calibrate(args.threads, show_progress=False)
+                tries.append((m.busy, attempt, fit(m)))
+                if not m.busy:
+                    break
+                print(f"  {m.notes[-1]}", file=sys.stderr)
+            cal_path = str(save(min(tries)[2], where))  # the quietest attempt
         host = calibrated_host(args.threads, cal_path)
         if host.calibration is None:
             print(f"fidelity: {host.notes[0]}", file=sys.stderr)
@@ -203,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nfidelity: {len(rows)} models, {args.threads} thread(s), {args.runs} runs x {args.rounds} round(s); "
           f"calibration {cal.created}{' (quick)' if cal.quick else ''}; {time.time() - started:.0f} s")
+    for n in cal.notes:
+        print(f"  calibration: {n}")
+    busy = sum(any("stayed busy" in n for n in m.notes) for ms in measured.values() for m in ms)
+    if busy:
+        print(f"  {busy} of {sum(len(ms) for ms in measured.values())} measurement rounds ran on a busy machine")
     print(f"{'model':<24} {'nodes':>5} {'predicted':>11} {'measured':>11} {'error':>8}   {'wall':>11} {'error':>8} "
           f"{'cpu':>5}   {'quickest':>11} {'error':>8}")
     for r in rows:

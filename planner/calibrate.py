@@ -88,6 +88,7 @@ class Measurements:
     notes: list[str] = field(default_factory=list)
     quick: bool = False
     probe_s: float | None = None  # planner.quiet's probe on the quiet machine
+    busy: int = 0  # microbenchmarks that ran after planner.quiet gave up waiting for a quiet moment
 
 
 # ---- building microbenchmark models ---------------------------------------------------------------------
@@ -616,21 +617,32 @@ def _trimmed_mean(xs: list[float], cut: float = 0.2) -> float:
     return sum(mid) / len(mid)
 
 
-def measure_overheads(threads: int, quick: bool, workdir: Path, progress: Callable[[str], None]
-                      ) -> tuple[float, float, float, float]:
+def measure_overheads(threads: int, quick: bool, workdir: Path, progress: Callable[[str], None],
+                      gate: QuietGate | None = None) -> tuple[float, float, float, float]:
     """(launch, run overhead, run overhead per input+output, profiler bias), all in seconds."""
     lengths = [1, 64, 256] if not quick else [1, 64]
     runs = 200 if not quick else 40
+    repeats = 3 if not quick else 1
+
+    def quickest(bench: Bench) -> float:
+        """The quickest of `repeats` measurements, each after waiting for a quiet moment: these two numbers
+        are subtracted from every microbenchmark, so a busy moment here would skew all of them."""
+        times = []
+        for _ in range(repeats):
+            if gate is not None:
+                gate.wait(0.5)
+            times.append(e2e_seconds(bench, threads, runs, 0.3))
+        return min(times)
+
     xs, ys = [], []
     for n in lengths:
-        for _ in range(2):  # interleaved repeats: a busy machine spoils one, rarely both
-            xs.append(n)
-            ys.append(e2e_seconds(chain(n), threads, runs, 0.5))
+        xs.append(n)
+        ys.append(quickest(chain(n)))
         progress(f"chain {n}")
     run0, launch = _fit_line(xs, ys)
     n_io = 8
-    wide = min(e2e_seconds(chain(64, ios=n_io), threads, runs, 0.5) for _ in range(2))
-    narrow = min(y for x, y in zip(xs, ys, strict=True) if x == 64)
+    wide = quickest(chain(64, ios=n_io))
+    narrow = ys[xs.index(64)]
     per_io = max(0.0, (wide - narrow) / (2 * (n_io - 1)))
     progress("chain io")
     p = profiled(chain(128), threads, 20 if not quick else 5, 0.5, workdir)
@@ -737,7 +749,7 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
         work = Path(tmp)
         gate = QuietGate(threads, budget_s=10.0 if not quick else 1.0)
         gate.wait(2.0 if not quick else 0.2)  # learn how fast the probe runs when nothing disturbs it
-        launch, run0, per_io, bias = measure_overheads(threads, quick, work, bar.step)
+        launch, run0, per_io, bias = measure_overheads(threads, quick, work, bar.step, gate)
         overheads = Overheads(launch, run0, per_io, bias)
         runs = 30 if not quick else 5
         notes: list[str] = []
@@ -764,4 +776,4 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
     return Measurements(threads=threads, launch_overhead_s=launch, run_overhead_s=run0,
                         run_overhead_per_io_s=per_io, profiler_bias_s=bias, samples=quickest(passes),
                         workspace_bytes=workspace, seconds=time.perf_counter() - start, notes=notes, quick=quick,
-                        probe_s=gate.best_s)
+                        probe_s=gate.best_s, busy=gate.noisy)
