@@ -336,16 +336,12 @@ def node_seconds(p: Profiled, o: Overheads) -> dict[str, float]:
     return {k: v * net / total for k, v in profiled_s.items()}
 
 
-def samples_of(p: Profiled, overheads: Overheads | float, label: str) -> list[Sample]:
-    """`overheads`: measured per-run and per-node costs (node times anchored end to end, see node_seconds),
-    or just the profiler bias (profiled durations alone)."""
+def samples_of(p: Profiled, overheads: Overheads, label: str) -> list[Sample]:
+    """One sample per working node, its time anchored end to end (node_seconds)."""
     from planner.costs import OpClass, node_cost
     from planner.kernels import compute_dtype, kernel_family, kernel_steps
     from planner.target import DTYPE_TO_PEAK
 
-    if not isinstance(overheads, Overheads):
-        overheads = Overheads(0.0, 0.0, 0.0, overheads)
-        p = Profiled(p.node_s, p.analysis)
     times = node_seconds(p, overheads)
     out = []
     for node in p.analysis.nodes:

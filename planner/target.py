@@ -136,8 +136,6 @@ def shape_rate(points: tuple[tuple[float, float, float], ...], intensity: float,
     elementwise gate work comes per FLOP, which the weight bytes measure). Measured GRU steps at one
     intensity differ by 1.6x between hidden 64 and 256, so no curve in intensity alone fits both.
     """
-    import math
-
     num = den = 0.0
     for x, w, rate in points:
         d2 = math.log(intensity / x) ** 2 + math.log(weight_bytes / w) ** 2
