@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 tries.append((m.busy, attempt, fit(m)))
                 if not m.busy:
                     break
-                print(f"  {m.notes[-1]}", file=sys.stderr)
+                print(f"  the machine was busy for {m.busy} microbenchmarks", file=sys.stderr)
             cal_path = str(save(min(tries)[2], where))  # the quietest attempt
         host = calibrated_host(args.threads, cal_path)
         if host.calibration is None:
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
           f"calibration {cal.created}{' (quick)' if cal.quick else ''}; {time.time() - started:.0f} s")
     for n in cal.notes:
         print(f"  calibration: {n}")
-    busy = sum(any("stayed busy" in n for n in m.notes) for ms in measured.values() for m in ms)
+    busy = sum(m.busy for ms in measured.values() for m in ms)
     if busy:
         print(f"  {busy} of {sum(len(ms) for ms in measured.values())} measurement rounds ran on a busy machine")
     print(f"{'model':<24} {'nodes':>5} {'predicted':>11} {'measured':>11} {'error':>8}   {'wall':>11} {'error':>8} "

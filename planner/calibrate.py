@@ -347,8 +347,8 @@ def samples_of(p: Profiled, overheads: Overheads, label: str) -> list[Sample]:
     for node in p.analysis.nodes:
         if node.name not in times:
             continue
-        nc = node_cost(node)
-        if nc.op_class == OpClass.VIEW or not nc.known:
+        nc = node_cost(node)  # node_seconds already left views out
+        if not nc.known:
             continue
         peak = DTYPE_TO_PEAK.get(compute_dtype(node), "fp32") if nc.op_class == OpClass.MATRIX else "vector"
         t = times[node.name]
@@ -620,7 +620,7 @@ def measure_overheads(threads: int, quick: bool, workdir: Path, progress: Callab
     runs = 200 if not quick else 40
     repeats = 3 if not quick else 1
 
-    def quickest(bench: Bench) -> float:
+    def quickest_e2e(bench: Bench) -> float:
         """The quickest of `repeats` measurements, each after waiting for a quiet moment: these two numbers
         are subtracted from every microbenchmark, so a busy moment here would skew all of them."""
         times = []
@@ -633,11 +633,11 @@ def measure_overheads(threads: int, quick: bool, workdir: Path, progress: Callab
     xs, ys = [], []
     for n in lengths:
         xs.append(n)
-        ys.append(quickest(chain(n)))
+        ys.append(quickest_e2e(chain(n)))
         progress(f"chain {n}")
     run0, launch = _fit_line(xs, ys)
     n_io = 8
-    wide = quickest(chain(64, ios=n_io))
+    wide = quickest_e2e(chain(64, ios=n_io))
     narrow = ys[xs.index(64)]
     per_io = max(0.0, (wide - narrow) / (2 * (n_io - 1)))
     progress("chain io")

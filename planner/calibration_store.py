@@ -296,17 +296,15 @@ def fit(m) -> Calibration:
         elif s.op_class != "matrix" and s.bytes and s not in stream:
             thru_points[s.family].append((s.bytes, s.bytes / net(s)))
     vector_rates = [s.flops / net(s) for s in profiled if s.op_class == "vector" and s.flops and s not in stream]
+    step_points: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for s in profiled:
+        if s.family in RECURRENT and s.steps > 1 and s.flops and getattr(s, "weight_bytes", 0):
+            step_points[f"{s.family}.{s.peak_key}"].append((s.intensity, float(s.weight_bytes), s.flops / net(s)))
+    shape_rates = {k: tuple(v) for k, v in step_points.items() if len(v) >= 3}
     # GEMVs of one intensity differ by where their weights live, which kernel_time times separately: their
     # arithmetic is the fastest of them (weights in cache). Different kernels sharing an intensity: the median.
     # Past the GEMVs, the curve is the other kernels' alone, made non-decreasing; a GEMV point below their
     # intensities only extends it, and never above their fastest rate.
-    shape_rates = {}
-    for key in rate_points:
-        family = key.rpartition(".")[0]
-        rnn = [s for s in profiled if s.steps > 1 and f"{s.family}.{s.peak_key}" == key and s.flops
-               and getattr(s, "weight_bytes", 0)]
-        if family in RECURRENT and len(rnn) >= 3:
-            shape_rates[key] = tuple((s.intensity, float(s.weight_bytes), s.flops / net(s)) for s in rnn)
     rate_curves = {k: _isotonic(_merge(v, pick=statistics.median)) for k, v in rate_points.items()}
     for key, points in stream_points.items():
         curve = rate_curves.get(key, ())

@@ -65,6 +65,7 @@ class Measurement:
     threads: int
     runs: int
     notes: list[str] = field(default_factory=list)
+    busy: bool = False  # planner.quiet waited in vain for the machine to be as quiet as at calibration
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,11 +156,13 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
         feeds = synthetic_feeds(session, dims)
     except MeasureError:
         raise
+    busy = False
     if quiet_probe_s:
         from planner.quiet import QuietGate
 
         gate = QuietGate(threads, reference_s=quiet_probe_s, budget_s=QUIET_WAIT_S)
-        if not gate.wait(QUIET_WAIT_S):
+        busy = not gate.wait(QUIET_WAIT_S)
+        if busy:
             notes.append(f"the machine stayed busy: its probe ran {gate.probe() / quiet_probe_s:.2f}x the "
                          "calibration's")
     reset = _reset_peak()
@@ -190,7 +193,7 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
         kernel_sum_s=sum(node_us.values()) * 1e-6,
         profiled_run_s=(statistics.median(measured_runs) * 1e-6) if measured_runs else 0.0,
         rss_peak_bytes=rss_peak, arena_peak_bytes=profile.arena_peak_bytes(), threads=threads, runs=runs,
-        notes=notes,
+        notes=notes, busy=busy,
     )
 
 

@@ -60,10 +60,9 @@ def run(args: argparse.Namespace) -> int:
     m = calibrate(args.threads, quick=args.quick, progress_stream=sys.stderr, show_progress=not args.quiet)
     cal = fit(m)
     path = save(cal, args.out)
-    busy = [n for n in cal.notes if n.startswith("the machine was busy")]
-    if busy:
-        print(f"plan calibrate: warning: {busy[0]}; its figures may run slow: calibrate again when the machine "
-              "is quiet", file=sys.stderr)
+    if m.busy:
+        print(f"plan calibrate: warning: the machine was busy for {m.busy} microbenchmarks (planner.quiet); "
+              "its figures may run slow: calibrate again when the machine is quiet", file=sys.stderr)
     if args.json:
         print(json.dumps(cal.to_dict(), indent=1))
     else:
