@@ -2,7 +2,7 @@
 
 import time
 
-from planner.quiet import TOLERANCE, QuietGate
+from planner.quiet import QuietGate
 
 
 def test_a_reference_no_run_can_reach_gives_up_within_the_budget():
@@ -20,4 +20,3 @@ def test_a_slow_reference_is_quiet_at_once_and_the_best_probe_is_kept():
     assert gate.wait(0.0) is True and gate.waited_s == 0.0
     t = gate.probe()
     assert 0 < gate.best_s <= t < 10.0
-    assert TOLERANCE > 1
