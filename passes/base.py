@@ -63,6 +63,30 @@ def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def _unnamed(graph: onnx.GraphProto) -> None:
+    for node in graph.node:
+        node.name = ""
+        node.doc_string = ""
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                _unnamed(attr.g)
+            for g in attr.graphs:
+                _unnamed(g)
+
+
+def _content_bytes(model: onnx.ModelProto) -> bytes:
+    """The model's bytes without node names and doc strings: onnx_ir names every unnamed node ("node", ...),
+    so a rewrite that did nothing else must still count as no change."""
+    out = copy_model(model)
+    out.doc_string = ""
+    out.graph.doc_string = ""
+    _unnamed(out.graph)
+    for f in out.functions:
+        for node in f.node:
+            node.name = ""
+    return out.SerializeToString(deterministic=True)
+
+
 class Pass:
     name: str = ""
     description: str = ""
@@ -87,9 +111,9 @@ class Pass:
         if "calibration" in self.needs and not ctx.calibration:
             raise PassRejected(f"{self.name}: needs calibration inputs")
         t0 = time.perf_counter()
-        before = model.SerializeToString()
+        before = _content_bytes(model)
         result = self.run(copy_model(model), ctx)  # wrapped tools often edit the proto they are given
-        changed = result.model.SerializeToString() != before
+        changed = _content_bytes(result.model) != before
         counts = dict(result.counts)
         notes = tuple(result.notes)
         if self.precision:

@@ -63,6 +63,13 @@ def test_nothing_to_clean_leaves_the_graph_as_it_was():
     assert {t.name for t in out.graph.initializer} == {t.name for t in m.graph.initializer}
 
 
+def test_nothing_to_clean_is_no_change_though_onnx_ir_names_the_nodes():
+    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [fvi("x", [3, 4])], [fvi("y", [3, 4])], [])
+    result = CLEANUP.apply(m)
+    assert [n.name for n in result.model.graph.node] != [""]  # onnx_ir gives the unnamed node a name
+    assert result.changed is False
+
+
 def test_refuses_external_data(tmp_path):
     m = mlp()
     before = serialized(m)
