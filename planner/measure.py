@@ -4,7 +4,8 @@ This is the only place the planner runs a user's model, and only `plan validate`
 calls it: a prediction never does. It runs in a child process by default, so that resident-memory figures
 start from a clean process and nothing a previous model allocated is counted.
 
-    end to end   a session without profiling: `warmup` runs, then the median of `runs` timed runs
+    end to end   a session without profiling: `warmup` runs (and WARMUP_MIN_S), then the median of `runs`
+                 timed runs (and at least TIMED_MIN_S of them)
                  (around InferenceSession.run, inputs already in memory): wall clock, and with one intra-op
                  thread also the computing thread's CPU time, which leaves out the time other processes had
                  the CPU (see effective_seconds); `latency_s` is the latter where there is one
@@ -43,6 +44,14 @@ _ORT_TYPES = {
 
 
 QUIET_WAIT_S = 5.0  # how long a measurement waits for the machine to be as quiet as at calibration
+# A model of a few microseconds is not warm after 3 runs: on this VM the median of 10 runs of the zoo's MLP
+# (15 us) came out 15-50% above that of 300 or 3000, which agreed within 2%. So warm-up and timing also last
+# at least this long, in as many runs as that takes (capped).
+WARMUP_MIN_S = 0.05
+TIMED_MIN_S = 0.1
+MAX_RUNS = 20000  # warm-up runs
+MAX_TIMED_RUNS = 2000  # each one's time is kept (Measurement.latency_runs_s)
+PROFILED_WARMUP_MAX = 200
 
 
 class MeasureError(PlannerError):
@@ -94,6 +103,23 @@ def timed_run(session, feeds) -> tuple[float, float]:
     w, c = time.perf_counter(), time.thread_time()
     session.run(None, feeds)
     return time.perf_counter() - w, time.thread_time() - c
+
+
+def warm_up(session, feeds, runs: int, max_runs: int = MAX_RUNS) -> int:
+    """At least `runs` runs and at least WARMUP_MIN_S of them (up to `max_runs`); returns how many ran."""
+    start, n = time.perf_counter(), 0
+    while n < runs or (time.perf_counter() - start < WARMUP_MIN_S and n < max_runs):
+        session.run(None, feeds)
+        n += 1
+    return n
+
+
+def timed_runs(session, feeds, runs: int) -> list[tuple[float, float]]:
+    """timed_run at least `runs` times and for at least TIMED_MIN_S (up to MAX_TIMED_RUNS)."""
+    start, out = time.perf_counter(), []
+    while len(out) < runs or (time.perf_counter() - start < TIMED_MIN_S and len(out) < MAX_TIMED_RUNS):
+        out.append(timed_run(session, feeds))
+    return out
 
 
 def effective_seconds(wall: float, cpu: float, threads: int) -> float:
@@ -166,9 +192,8 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
             notes.append(f"the machine stayed busy: its probe ran {gate.probe() / quiet_probe_s:.2f}x the "
                          "calibration's")
     reset = _reset_peak()
-    for _ in range(warmup):
-        session.run(None, feeds)
-    timed = [timed_run(session, feeds) for _ in range(runs)]
+    warm_up(session, feeds, warmup)
+    timed = timed_runs(session, feeds, runs)
     times = [effective_seconds(w, c, threads) for w, c in timed]
     hwm = _rss_kb("VmHWM")
     rss_peak = (hwm - rss_before) * 1024 if reset and hwm is not None and rss_before is not None else None
@@ -178,8 +203,7 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
 
     with tempfile.TemporaryDirectory(prefix="planner-profile-") as tmp:
         prof = make_session(model_path, session_options(threads, profile_prefix=str(Path(tmp) / "ort")))
-        for _ in range(warmup):
-            prof.run(None, feeds)
+        warmup = warm_up(prof, feeds, warmup, max_runs=PROFILED_WARMUP_MAX)  # each run lands in the profile
         profiled_timed = [timed_run(prof, feeds) for _ in range(runs)]
         profile = load_profile(prof.end_profiling())
     node_us = profile.node_times_us(skip_runs=warmup, scale=cpu_shares(profiled_timed, threads, warmup))
@@ -192,7 +216,7 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
         node_op=profile.op_types(),
         kernel_sum_s=sum(node_us.values()) * 1e-6,
         profiled_run_s=(statistics.median(measured_runs) * 1e-6) if measured_runs else 0.0,
-        rss_peak_bytes=rss_peak, arena_peak_bytes=profile.arena_peak_bytes(), threads=threads, runs=runs,
+        rss_peak_bytes=rss_peak, arena_peak_bytes=profile.arena_peak_bytes(), threads=threads, runs=len(times),
         notes=notes, busy=busy,
     )
 

@@ -163,7 +163,7 @@ def validate(path: str | Path, threads: int = 1, runs: int = 10, dims: dict[str,
     if cal is None:
         notes.append("uncalibrated: profiled node times are compared without removing the profiler's own cost")
     v = Validation(
-        model=str(loaded.path), dims=dict(binding.values), batch=binding.batch, threads=threads, runs=runs,
+        model=str(loaded.path), dims=dict(binding.values), batch=binding.batch, threads=threads, runs=m.runs,
         calibrated=cal is not None,
         calibration=f"{cal.created} ({'quick' if cal.quick else 'full'})" if cal else "none",
         predicted_ms=p.latency_s * 1e3, measured_ms=m.latency_s * 1e3, measured_wall_ms=m.latency_wall_s * 1e3,

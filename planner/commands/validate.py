@@ -14,7 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from planner.commands.predict import add_common
 
     add_common(p)
-    p.add_argument("--runs", type=_positive_int, default=10, help="timed runs after the warm-up (default 10)")
+    p.add_argument("--runs", type=_positive_int, default=10,
+                   help="timed runs after the warm-up, at least (default 10; a fast model runs 0.1 s)")
     p.add_argument("--plot", metavar="FILE.png", help="plot predicted against measured per kernel (needs matplotlib)")
     p.add_argument("--top", type=int, default=8, help="worst kernels shown (default 8)")
 
