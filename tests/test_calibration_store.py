@@ -177,12 +177,20 @@ def _s(family, op_class, peak, flops, nbytes, seconds, label, source="profile", 
     return Sample(family, op_class, peak, flops, nbytes, seconds, label, source, steps)
 
 
+def _w(weights: int, working_set: int, seconds: float) -> Sample:
+    """One node of a GEMV chain: weights w bytes, w/2 FLOPs, in a chain holding `working_set` bytes of weights."""
+    return Sample("gemm", "matrix", "fp32", weights // 2, weights + 64, seconds, f"MatMul weights chain {weights}",
+                  "weights", weight_bytes=weights, working_set=working_set)
+
+
 def test_fit_by_hand():
     m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
                      profiler_bias_s=3e-6, samples=[
                          _s("Add", "vector", "vector", 1000, 12_000, 1e-6, "Add stream 12 KiB"),
                          _s("Add", "vector", "vector", 10**6, 12 * 10**6, 2e-3, "Add stream 12 MiB"),
-                         _s("gemm", "matrix", "fp32", 10**5, 10**6, 1e-5, "MatMul weights 1 MiB"),
+                         _s("gemm", "matrix", "fp32", 10**5, 10**6, 1e-5, "MatMul 1x1000x250"),
+                         # GEMV chains: two node sizes in 1 MB of weights, one size in 100 MB
+                         _w(10_000, 10**6, 0.2e-6), _w(100_000, 10**6 + 10**5, 1.1e-6), _w(10**6, 10**8, 20.1e-6),
                          _s("gemm", "matrix", "fp32", 10**6, 10**5, 1.2e-5, "MatMul 1"),
                          _s("gemm", "matrix", "fp32", 10**6, 10**4, 5.2e-5, "MatMul 2"),  # slower, more intense
                          _s("gemm", "matrix", "fp32", 8000, 3000, 2e-6, "tiny gemm", "chain"),
@@ -192,7 +200,10 @@ def test_fit_by_hand():
     cal = fit(m)
     # streaming, bytes / time: 12 GB/s at 12 kB, 6 GB/s at 12 MB (a falling curve stays as it is)
     assert cal.bandwidth_curve == ((12_000, 12e9), (12 * 10**6, 6e9))
-    assert cal.weight_bandwidth_curve == ((10**6, pytest.approx(1e11)),)
+    # GEMV fixed cost: the 1 MB pair's intercept, 0.2 µs - 10 kB at the slope's 90 kB / 0.9 µs = 1e11 B/s
+    assert cal.kernel_fixed_s["weight_stream"] == pytest.approx(0.1e-6)
+    # each chain's weights / (time - 0.1 µs): 1e11 B/s at 1 MB (both nodes), 1e6 / 20 µs = 5e10 B/s at 100 MB
+    assert cal.weight_bandwidth_curve == ((10**6, pytest.approx(1e11)), (10**8, pytest.approx(5e10)))
     # gemm fixed cost: the tiny chain's 2 µs less what the profiled points say 8000 FLOPs take at intensity
     # 8000 / 3000; between (0.1, 1e10) and (10, 1e6 / 1.2e-5) log-log
     lo, hi = (0.1, 1e5 / 1e-5), (10.0, 1e6 / 1.2e-5)
