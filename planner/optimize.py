@@ -184,6 +184,7 @@ def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | Non
 def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: dict[str, int] | None,
                        runs: dict[str, tuple]) -> None:
     """Time every variant on this machine and scale its host predictions to the measured ratio (see optimize)."""
+    from planner.ort_graph import predict_host
     from planner.predict import Predictor
 
     cached = runs.setdefault(_HOST_MEASURED, {})
@@ -199,8 +200,8 @@ def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: 
     predictor = Predictor()
     b = batch if sweepable else None
     try:
-        predicted = {v.name: predictor.predict(v.analyzer.analyze(dims, batch=b), host, v.precision).latency_s
-                     for v in out.variants}
+        predicted = {v.name: predict_host(predictor, v.analyzer, v.analyzer.analyze(dims, batch=b), host, dims, b,
+                                          v.precision).latency_s for v in out.variants}
     except PlannerError:
         return
     none_s, none_pred = cached["none"][0], predicted["none"]
@@ -311,6 +312,6 @@ def _run_pipelines(loaded: LoadedModel, pipelines: list, options: PassOptions, v
         if result.model is not None and not result.rejected:
             digest = hashlib.sha256(result.model.SerializeToString(deterministic=True)).digest()
             sub = Analyzer(LoadedModel(model=result.model, path=loaded.path,
-                                       sha256=f"{loaded.sha256}:{p.name}"))
+                                       sha256=f"{loaded.sha256}:{p.name}:{digest.hex()[:16]}"))
         cached[p.name] = (result, sub, digest)
     return cached

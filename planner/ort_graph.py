@@ -104,10 +104,18 @@ def make_session(model: str | os.PathLike | bytes, so):
 
 @functools.lru_cache(maxsize=16)
 def _optimized_cached(path: str, sha256: str, mtime_ns: int) -> bytes:
+    return _optimize(path)
+
+
+_IN_MEMORY: dict[str, bytes] = {}  # sha256 of an in-memory model (a pass pipeline's output) -> its optimized graph
+_IN_MEMORY_MAX = 16
+
+
+def _optimize(source: str | bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="planner-ortopt-") as tmp:
         out = Path(tmp) / "optimized.onnx"
         so = session_options(1, optimized_path=str(out), external_file="optimized.onnx.data")
-        make_session(path, so)
+        make_session(source, so)
         model = onnx.load(str(out), load_external_data=False)
     for t in model.graph.initializer:  # the data file is gone with the folder: keep metadata only
         if t.data_location == onnx.TensorProto.EXTERNAL:
@@ -118,10 +126,19 @@ def _optimized_cached(path: str, sha256: str, mtime_ns: int) -> bytes:
 def optimized_model(loaded: LoadedModel) -> onnx.ModelProto:
     """The model as onnxruntime's CPU provider will run it at ORT_ENABLE_ALL (weights as metadata only).
 
-    Building the session reads the weights but runs nothing. The result is cached per file content.
+    Building the session reads the weights but runs nothing. The result is cached per model content (a pass
+    pipeline's output has a sha256 of its own, planner.optimize).
     """
-    path = Path(loaded.path)
-    data = _optimized_cached(str(path.resolve()), loaded.sha256, path.stat().st_mtime_ns)
+    if loaded.external_files:  # weights on disk: onnxruntime reads them from beside the file
+        path = Path(loaded.path)
+        data = _optimized_cached(str(path.resolve()), loaded.sha256, path.stat().st_mtime_ns)
+    else:  # the model in memory, which a pass pipeline may have rewritten (its path is still the original's)
+        data = _IN_MEMORY.get(loaded.sha256)
+        if data is None:
+            data = _optimize(loaded.model.SerializeToString())
+            if len(_IN_MEMORY) >= _IN_MEMORY_MAX:
+                _IN_MEMORY.pop(next(iter(_IN_MEMORY)))
+            _IN_MEMORY[loaded.sha256] = data
     m = onnx.ModelProto()
     m.ParseFromString(data)
     return m
@@ -444,5 +461,23 @@ def predict_ort(loaded: LoadedModel, threads: int = 1, dims: dict[str, int] | No
     return OrtPrediction(prediction, analysis, target, cal, threads, [*notes, *analysis.notes])
 
 
+def predict_host(predictor, analyzer: Analyzer, analysis: Analysis, host: Target, dims: dict[str, int] | None,
+                 batch: int | None, precision: str | None = None) -> Prediction:
+    """`plan --target host`: the graph onnxruntime will execute (its fusions, layouts and every node dispatched),
+    timed as `plan predict` and `plan validate` time it, rather than the model's own graph fused by rule. A
+    model onnxruntime cannot optimize here is planned as stored (`analysis`), and says so."""
+    from planner.calibration_store import DEFAULT_THREADS
+
+    try:
+        ort = ort_analysis(analyzer.loaded, dims, batch, analyzer)
+    except PlannerError as e:
+        p = predictor.predict(analysis, host, precision)
+        return replace(p, notes=p.notes + (f"host: planned as stored, not as onnxruntime runs it ({e})",))
+    g = ort.graph
+    target, _, _ = ort_host_target(DEFAULT_THREADS, len(g.inputs) + len(g.outputs))
+    p = predictor.predict(ort, replace(target, name=host.name), precision)
+    return replace(p, notes=p.notes + ("host: onnxruntime's optimized graph (ORT_ENABLE_ALL, 1 thread)",))
+
+
 __all__ = ["OrtGraphError", "OrtPrediction", "dtype_name", "infer_optimized", "make_session", "optimized_model",
-           "ort_analysis", "ort_host_target", "predict_ort", "session_options"]
+           "ort_analysis", "ort_host_target", "predict_host", "predict_ort", "session_options"]

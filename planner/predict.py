@@ -95,10 +95,12 @@ class Predictor:
         self._costs: dict[int, list[NodeCost]] = {}
         self._kernels: dict[tuple[int, bool, bool, bool], tuple[list[Kernel], MemoryEstimate]] = {}
         self._precision: dict[int, str] = {}
+        self._keep: dict[int, Analysis] = {}
 
     def costs(self, analysis: Analysis) -> list[NodeCost]:
         key = id(analysis)
         if key not in self._costs:
+            self._keep[key] = analysis  # an id is only unique while its object lives: keep it alive
             self._costs[key] = graph_costs(analysis.graph)
         return self._costs[key]
 

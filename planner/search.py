@@ -16,6 +16,7 @@ from planner.predict import Prediction, Predictor
 from planner.target import Target
 
 DEFAULT_MAX_BATCH = 256
+HOST = "host"  # planned as onnxruntime runs it here (planner.ort_graph.predict_host)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def _sweep(predictor: Predictor, v: Variant, sizes: list[int | None], targets: l
         for t in targets:
             if t.name in out_of_memory:
                 continue
-            p = predictor.predict(analysis, t, v.precision)
+            p = _predict(predictor, v, analysis, t, dims, b)
             if t.name in v.scale:
                 p = _scaled(p, *v.scale[t.name])
             c = Candidate(p, variant=v)
@@ -137,6 +138,15 @@ def _sweep(predictor: Predictor, v: Variant, sizes: list[int | None], targets: l
                 c.rejected = f"latency {p.latency_s * 1e3:.3g} ms exceeds --max-latency-ms {max_latency_ms:g}"
             candidates.append(c)
     return candidates
+
+
+def _predict(predictor: Predictor, v: Variant, analysis, t: Target, dims: dict[str, int] | None,
+             batch: int | None) -> Prediction:
+    if t.name != HOST or t.path:  # a target file named host is somebody's own machine, not this one
+        return predictor.predict(analysis, t, v.precision)
+    from planner.ort_graph import predict_host
+
+    return predict_host(predictor, v.analyzer, analysis, t, dims, batch, v.precision)
 
 
 def _scaled(p: Prediction, factor: float, why: str) -> Prediction:

@@ -96,3 +96,19 @@ def test_plot_is_written_when_matplotlib_is_there(model, tmp_path):
     out = tmp_path / "kernels.png"
     v = validate(model, runs=2, batch=2, plot=str(out), isolate=False)
     assert v.plot == str(out) and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plan_on_host_times_the_graph_onnxruntime_runs(tmp_path, monkeypatch):
+    """`plan --target host` plans what `plan predict` predicts: onnxruntime's optimized graph (its NCHWc
+    convolutions and layout reorders, absent from the model file), not the stored graph fused by rule."""
+    import planner
+    from planner.optimize import PassOptions
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cnn = Path(__file__).resolve().parent.parent / "models" / "cnn.onnx"
+    stored = {n.op_type for n in onnx.load(str(cnn)).graph.node}
+    p = planner.plan(cnn, targets=["host"], batch=4, passes=PassOptions("none"))
+    ops = {k.ops for k in p.chosen.all_kernels}
+    assert "ReorderOutput" in ops and "ReorderOutput" not in stored
+    alone = predict_ort(load_model(cnn), 1, {}, 4)
+    assert p.chosen.latency_ms == pytest.approx(alone.prediction.latency_s * 1e3, rel=1e-9)
