@@ -19,6 +19,8 @@ and a predicted time talk about the same FLOPs and bytes of the same nodes.
                                 Conv, int8 MatMulInteger / QLinearMatMul / DynamicQuantizeMatMul, LSTM / GRU:
                                 achieved FLOP/s against arithmetic intensity (FLOPs per byte), which is what
                                 separates a GEMV from a square GEMM.
+    graph node overhead         a transformer-like block of small nodes, 4 and 16 times (mixed_graph): what
+                                each node costs beyond what its family's chain says.
     vector and data families    each op type on its own (Softmax, LayerNormalization, BiasGelu, MaxPool,
                                 Transpose, Concat, ...) at working sets in L2 and beyond: achieved bytes/s
                                 against working set, the same quantity as the streaming curve.
@@ -70,7 +72,8 @@ class Sample:
     label: str  # the microbenchmark it came from
     source: str = "profile"  # "profile": one node, profiled; "chain": per node of a chain of tiny ones, no
     #   profiler; "weights": per node of a chain of GEMVs with weights of their own (weight_chain), no profiler;
-    #   "series": per node of a chain of small matrix nodes (activation_chain), no profiler
+    #   "series": per node of a chain of small matrix nodes (activation_chain), no profiler; "mixed": a whole
+    #   mixed_graph end to end (steps: its blocks)
     steps: int = 1  # sequential steps (RNN time steps): flops and bytes are per step, seconds for all of them
     weight_bytes: int = 0  # of `bytes`, those of initializers (weights), read once per step
     working_set: int = 0  # weights in play around this node (a weight chain's total); 0: its own bytes
@@ -462,6 +465,59 @@ def activation_chain_sample(h: int, m: int, k: int, e2e_s: float, o: Overheads, 
                   f"batched MatMul chain {h}x{m}x{k}x{k}", "series")
 
 
+# A transformer-like block of small nodes, repeated: a few blocks and many, so that the difference per node is free
+# of the per-run cost (mixed_residual in planner.calibration_store)
+MIXED_BLOCKS = (4, 16)
+
+
+def _ints(name: str, values: Sequence[int]):
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def mixed_graph(blocks: int, d: int = 64, rows: int = 8) -> Bench:
+    """`blocks` repeats of the kind of small-node sequence a decoder export is made of, on [1, rows, d]: scale,
+    an RMS-style normalisation (ReduceMean, Sqrt, Div), heads split and merged (Reshape, Transpose), Softmax, a
+    rotary-style half swap (Slice, Neg, Concat), Unsqueeze/Squeeze, a residual Add and a small MatMul.
+
+    Chains of one family each (tiny_chain) measure what a node of that kind costs among its own kind; in a
+    graph of mixed kinds, each node costs somewhat more (its inputs and outputs are other shapes, the arena
+    hands out other blocks). What no family accounts for, per node, is the graph's node overhead."""
+    nodes = []
+    inits = [_ints("sh4", [1, rows, 4, d // 4]), _ints("sh3", [1, rows, d]), _ints("z", [0]), _ints("h", [d // 2]),
+             _ints("e", [d]), _ints("ax", [2]), _ints("ax1", [1])]
+    prev = "x"
+    for i in range(blocks):
+        p = f"b{i}_"
+        inits += [_w(p + "c", [d], i + 1), _w(p + "w", [d, d], i + 2)]
+        nodes += [
+            helper.make_node("Mul", [prev, p + "c"], [p + "m"]),
+            helper.make_node("ReduceMean", [p + "m"], [p + "rm"], axes=[-1]),
+            helper.make_node("Sqrt", [p + "rm"], [p + "sq"]),
+            helper.make_node("Div", [p + "m", p + "sq"], [p + "n"]),
+            helper.make_node("Reshape", [p + "n", "sh4"], [p + "r"]),
+            helper.make_node("Transpose", [p + "r"], [p + "t"], perm=[0, 2, 1, 3]),
+            helper.make_node("Softmax", [p + "t"], [p + "s"], axis=-1),
+            helper.make_node("Transpose", [p + "s"], [p + "u"], perm=[0, 2, 1, 3]),
+            helper.make_node("Reshape", [p + "u", "sh3"], [p + "v"]),
+            helper.make_node("Slice", [p + "v", "z", "h", "ax"], [p + "lo"]),
+            helper.make_node("Slice", [p + "v", "h", "e", "ax"], [p + "hi"]),
+            helper.make_node("Neg", [p + "hi"], [p + "nh"]),
+            helper.make_node("Concat", [p + "nh", p + "lo"], [p + "cat"], axis=-1),
+            helper.make_node("Unsqueeze", [p + "cat", "ax1"], [p + "us"]),
+            helper.make_node("Squeeze", [p + "us", "ax1"], [p + "sqz"]),
+            helper.make_node("Add", [p + "sqz", prev], [p + "res"]),
+            helper.make_node("MatMul", [p + "res", p + "w"], ["y" if i == blocks - 1 else p + "out"]),
+        ]
+        prev = p + "out"
+    return Bench(f"mixed x{blocks}", _model(nodes, [_vi("x", [1, rows, d])], [_vi("y", [1, rows, d])], inits),
+                 {"x": _rand([1, rows, d], 6)})
+
+
+def mixed_sample(blocks: int, e2e_s: float) -> Sample:
+    """A mixed graph's end-to-end time, for planner.calibration_store.mixed_residual (not a node's)."""
+    return Sample("mixed", "vector", "vector", 0, 0, e2e_s, f"mixed x{blocks}", "mixed", steps=blocks)
+
+
 def weight_chains(quick: bool) -> list[tuple[int, int, bool]]:
     if quick:
         return [(k, n, False) for k, n in QUICK_WEIGHT_CHAINS]
@@ -809,7 +865,8 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
     n_passes = 1 if quick else PASSES
     chains_w = weight_chains(quick)
     chains_a = ACTIVATION_CHAINS if not quick else ACTIVATION_CHAINS[:1]
-    steps = (len(benches) + len(chains_w) + len(chains_a)) * n_passes + n_chains + (5 if quick else 6)
+    mixed = MIXED_BLOCKS
+    steps = (len(benches) + len(chains_w) + len(chains_a) + len(mixed)) * n_passes + n_chains + (5 if quick else 6)
     bar = _Progress(steps, progress_stream, show_progress)
     with tempfile.TemporaryDirectory(prefix="planner-calibrate-") as tmp:
         work = Path(tmp)
@@ -848,6 +905,12 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
                 bench = activation_chain(h, m, k)
                 t = e2e_seconds(bench, threads, 200 if not quick else 20, 0.1 if not quick else 0.05)
                 samples.append(activation_chain_sample(h, m, k, t, overheads))
+                bar.step(bench.label)
+            for blocks in mixed:
+                gate.wait(1.0 if not quick else 0.05)
+                bench = mixed_graph(blocks)
+                t = e2e_seconds(bench, threads, 400 if not quick else 40, 0.2 if not quick else 0.05)
+                samples.append(mixed_sample(blocks, t))
                 bar.step(bench.label)
             passes.append(samples)
         if gate.noisy:

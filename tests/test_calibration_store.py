@@ -248,3 +248,17 @@ def test_recurrent_steps_use_shape_rates_over_the_intensity_curve():
     kt = kernel_time(rnn, OpClass.MATRIX, "float32", t, "gru", steps=1)
     # the shape point (intensity 2.5, 400 kB of weights) is this kernel's: 1 MFLOP at 50 GFLOP/s, not 200
     assert kt.compute_s == pytest.approx(10**6 / (50 * GB))
+
+
+def test_graph_node_overhead_is_the_slope_of_what_mixed_graphs_take_beyond_their_prediction():
+    from planner.calibration_store import mixed_predictions, mixed_residual
+
+    cal = _cal()
+    (n4, p4), (n16, p16) = mixed_predictions(cal, [4, 16])
+    assert n16 > n4 > 16
+    per_node, per_run = 80e-9, 3e-6  # measured = predicted + 3 µs + 80 ns a node: the 3 µs must cancel
+    samples = [Sample("mixed", "vector", "vector", 0, 0, p + per_run + per_node * n, f"mixed x{b}", "mixed",
+                      steps=b) for b, (n, p) in ((4, (n4, p4)), (16, (n16, p16)))]
+    assert mixed_residual(cal, samples) == pytest.approx(per_node)
+    slower = apply(detect_host(), dataclasses.replace(cal, graph_node_overhead_s=per_node))
+    assert slower.launch_overhead_s == pytest.approx(cal.launch_overhead_s + per_node)
