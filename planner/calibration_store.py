@@ -45,7 +45,7 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
                                fixed cost fitted as the intercept of step time against step FLOPs, and also
                                kept as points in (intensity, weight bytes) for Target.shape_rates, each
                                with the rate of its whole step (fixed part included)
-    graph node overhead        per node of the mixed graphs (4 and 16 blocks of small nodes of many kinds), the
+    graph node overhead        per node of the mixed graphs (4 and 24 blocks of small nodes of many kinds), the
                                slope of measured - predicted by the curves above; added to every launch
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
                                and made non-increasing

@@ -255,7 +255,7 @@ def test_graph_node_overhead_is_the_slope_of_what_mixed_graphs_take_beyond_their
 
     cal = _cal()
     (n4, p4), (n16, p16) = mixed_predictions(cal, [4, 16])
-    assert n16 > n4 > 16
+    assert n16 > n4 > 16 and n16 - n4 == 12 * (n4 // 4)  # every block is as many nodes
     per_node, per_run = 80e-9, 3e-6  # measured = predicted + 3 µs + 80 ns a node: the 3 µs must cancel
     samples = [Sample("mixed", "vector", "vector", 0, 0, p + per_run + per_node * n, f"mixed x{b}", "mixed",
                       steps=b) for b, (n, p) in ((4, (n4, p4)), (16, (n16, p16)))]
