@@ -588,7 +588,8 @@ def _rnn_benches(quick: bool) -> list[Bench]:
     # (op, sequence, batch, input, hidden)
     shapes = [("LSTM", 16, 1, 64, 64), ("LSTM", 32, 4, 128, 128), ("LSTM", 64, 8, 256, 256), ("GRU", 32, 1, 64, 128),
               ("GRU", 16, 16, 256, 256), ("LSTM", 8, 32, 32, 32), ("LSTM", 24, 1, 128, 192), ("GRU", 24, 4, 96, 64),
-              ("LSTM", 16, 64, 64, 128), ("GRU", 12, 2, 32, 48), ("GRU", 20, 32, 64, 96), ("GRU", 16, 1, 160, 160)]
+              ("LSTM", 16, 64, 64, 128), ("GRU", 12, 2, 32, 48), ("GRU", 20, 32, 64, 96), ("GRU", 16, 1, 160, 160),
+              ("LSTM", 16, 1, 32, 128), ("LSTM", 16, 1, 128, 96)]  # batch 1, the common serving case
     if quick:
         shapes = shapes[1:2]
     out = []

@@ -43,8 +43,7 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
                                GEMVs (roofline.weight_stream) only extend the curve below the others, with
                                their fastest. Recurrent families (lstm, gru) per time step, after a per-step
                                fixed cost fitted as the intercept of step time against step FLOPs, and also
-                               kept as points in (intensity, weight bytes) for Target.shape_rates, each
-                               with the rate of its whole step (fixed part included)
+                               kept as points in (intensity, weight bytes) for Target.shape_rates
     graph node overhead        per node of the mixed graphs (4 and 24 blocks of small nodes of many kinds), the
                                slope of measured - predicted by the curves above; added to every launch
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
@@ -339,11 +338,7 @@ def fit(m) -> Calibration:
     step_points: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for s in profiled:
         if s.family in RECURRENT and s.steps > 1 and s.flops and getattr(s, "weight_bytes", 0):
-            # a whole step's rate, its fixed part in it: the intercept fitted over every batch and hidden size
-            # says little of one shape's (LSTM at batch 1: 1.0 us a step for hidden 64, 1.65 us for hidden 96
-            # with 1.6x the FLOPs, where an intercept of 0.5 us would have made it 1.3 us)
-            step_points[f"{s.family}.{s.peak_key}"].append(
-                (s.intensity, float(s.weight_bytes), s.flops / (s.seconds / s.steps)))
+            step_points[f"{s.family}.{s.peak_key}"].append((s.intensity, float(s.weight_bytes), s.flops / net(s)))
     shape_rates = {k: tuple(v) for k, v in step_points.items() if len(v) >= 3}
     # GEMVs of one intensity differ by where their weights live, which kernel_time times separately: their
     # arithmetic is the fastest of them (weights in cache). Different kernels sharing an intensity: the median.

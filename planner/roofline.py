@@ -55,8 +55,9 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
 
     `steps` > 1: the kernel runs that many dependent steps (an RNN's time steps), each reading all of its
     weights and 1/steps of the rest, each with the family's fixed cost; one launch for all of them. Where the
-    target measured steps of this family by shape (Target.shape_rates), a step takes its measured rate's time:
-    that rate is a whole step's, weight reads from cache and its fixed part included."""
+    target measured steps of this family by shape (Target.shape_rates), a step takes its measured rate's time
+    plus the family's fixed cost: the rate has the step's weight reads from cache in it (a batch-1 step is a
+    GEMV, which the weight-stream rule would otherwise time as weights alone)."""
     if steps > 1:
         w = min(cost.weight_bytes, cost.bytes_read)
         step = OpCost(cost.flops // steps, (cost.bytes_read - w) // steps + w, cost.bytes_written // steps, w)
@@ -64,7 +65,7 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
         launch = target.launch_overhead_s
         body = one.seconds - launch
         if f"{family}.{one.peak_used}" in target.shape_rates:  # measured steps: a whole step's rate
-            body = one.compute_s
+            body = one.compute_s + target.fixed_cost_s(family, op_class.value) - launch
         return KernelTime(steps * body + launch, steps * one.compute_s, steps * one.memory_s, one.bound,
                           one.intensity, one.peak_used, launch > steps * body)
     if op_class == OpClass.VIEW:
