@@ -1,7 +1,7 @@
 """How well does `plan predict --target host` match onnxruntime on this machine?  (issue #4)
 
     python benchmarks/fidelity.py [--threads 1] [--runs 10] [--rounds 1] [--calibration FILE | --calibrate]
-                                  [--only NAME ...] [--json OUT.json]
+                                  [--only NAME ...] [--json OUT.json] [--measured FILE]
 
 Runs `plan validate` (planner.validate) over a zoo of varied models: the onnx package's light CNNs (AlexNet,
 DenseNet-121, Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet-512; their batch is fixed
@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                          "temporary file)")
     ap.add_argument("--only", nargs="*", help="run the cases whose name contains one of these")
     ap.add_argument("--json", metavar="OUT", help="also write every figure to this JSON file")
+    ap.add_argument("--measured", metavar="FILE",
+                    help="reuse the measurements in FILE if it exists, else measure and save them there: "
+                         "versions of the code (or calibrations) compared against the same measurements")
     args = ap.parse_args(argv)
 
     from planner.calibration_store import calibrated_host, fit, save
@@ -174,12 +177,26 @@ def main(argv: list[str] | None = None) -> int:
         for c in cases:  # every prediction before any measurement
             predictions[c.name] = predict_ort(load_model(c.path), args.threads, c.dims, c.batch, cal_path)
         measured: dict[str, list] = defaultdict(list)
-        for r in range(args.rounds):
+        reuse = args.measured and Path(args.measured).exists()
+        if reuse:
+            from planner.measure import Measurement
+
+            saved = json.loads(Path(args.measured).read_text())
+            for c in cases:
+                if c.name not in saved:
+                    print(f"fidelity: {args.measured} has no measurement of {c.name}", file=sys.stderr)
+                    return 2
+                measured[c.name] = [Measurement(**m) for m in saved[c.name]]
+        for r in range(0 if reuse else args.rounds):
             for c in cases:
                 dims = dict(predictions[c.name].analysis.binding.values)
                 print(f"measuring {c.name} (round {r + 1}/{args.rounds})", file=sys.stderr, flush=True)
                 measured[c.name].append(measure(c.path, dims, args.threads, args.runs,
                                                 quiet_probe_s=host.calibration.probe_s))
+        if args.measured and not reuse:
+            from planner.atomic import write_atomic
+
+            write_atomic(args.measured, json.dumps({k: [m.to_dict() for m in v] for k, v in measured.items()}) + "\n")
         cal = host.calibration
         rows, op_sum = [], defaultdict(lambda: [0.0, 0.0, 0])
         kernel_errors: dict[str, list[float]] = defaultdict(list)
