@@ -90,6 +90,20 @@ def test_families_and_steps():
     assert kernel_steps(n("MatMul", "", [(50, 4, 32)])) == 1
 
 
+def test_transposes_of_long_contiguous_runs_are_their_own_family():
+    from planner.kernels import contiguous_run
+
+    def t(shape, perm):
+        return _node("Transpose", "", [shape], {"perm": perm} if perm is not None else {})
+
+    shuffle = t((1, 4, 34, 28, 28), [0, 2, 1, 3, 4])  # ShuffleNet's channel shuffle: 28 x 28 = 784 in order
+    assert contiguous_run(shuffle) == 784 and kernel_family(shuffle, OpClass.DATA) == "Transpose:long"
+    heads = t((1, 128, 4, 32), [0, 2, 1, 3])  # attention heads: runs of d = 32
+    assert contiguous_run(heads) == 32 and kernel_family(heads, OpClass.DATA) == "Transpose"
+    assert contiguous_run(t((8, 16), None)) == 1  # no perm: reversed axes, nothing stays in place
+    assert contiguous_run(t((2, 3, 4), [0, 1])) == 1  # a perm of the wrong rank is no run at all
+
+
 def test_short_rows_are_their_own_family():
     def n(op, shape, domain=""):
         return _node(op, domain, [shape])
