@@ -419,22 +419,25 @@ def weight_chain(k: int, length: int, transposed: bool = False) -> Bench:
             nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [out], name=f"gemv{i}"))
         inits.append(_w(f"w{i}", [k, k], i + 1))
         prev = out
-    op = "Gemm" if transposed else "MatMul"
-    label = f"{op} weights chain {k}x{k} x{length}"
+    label = f"{'Gemm' if transposed else 'MatMul'} weights chain {k}x{k} x{length}"
     return Bench(label, _model(nodes, [_vi("x", [1, k])], [_vi("y", [1, k])], inits), {"x": _rand([1, k], 3)})
 
 
-def weight_chain_sample(k: int, length: int, transposed: bool, e2e_s: float, o: Overheads) -> Sample:
-    """One node of weight_chain: [1, k] x [k, k] is 2k² FLOPs, reads 4k + 4k² bytes (of them 4k² weights) and
-    writes 4k; its time is the chain's end to end less the run overhead, per node, less one launch."""
+def per_node_seconds(e2e_s: float, length: int, n_io: int, o: Overheads) -> float:
+    """One node of a chain of `length` alike: the chain's end to end less the run overhead (for `n_io` graph
+    inputs and outputs), per node, less one launch."""
     from planner.ort_graph import run_overhead
 
-    per_node = (e2e_s - run_overhead(o.run_s, o.per_io_s, 2)) / length - o.launch_s
+    return max((e2e_s - run_overhead(o.run_s, o.per_io_s, n_io)) / length - o.launch_s, 1e-9)
+
+
+def weight_chain_sample(bench: Bench, k: int, length: int, transposed: bool, e2e_s: float, o: Overheads) -> Sample:
+    """One node of weight_chain: [1, k] x [k, k] is 2k² FLOPs, reads 4k + 4k² bytes (of them 4k² weights) and
+    writes 4k."""
     w = 4 * k * k
     return Sample("gemm_bias" if transposed else "gemm", "matrix", "fp32", 2 * k * k, 8 * k + w,
-                  max(per_node, 1e-9), f"{'Gemm' if transposed else 'MatMul'} weights chain {k}x{k} x{length}",
-                  "weights",
-                  weight_bytes=w, working_set=length * w)
+                  per_node_seconds(e2e_s, length, 2, o), bench.label, "weights", weight_bytes=w,
+                  working_set=length * w)
 
 
 # small attention products [h, m, k] x [h, k, k] (a decoder's few heads over a short context): a microsecond or
@@ -455,15 +458,12 @@ def activation_chain(h: int, m: int, k: int, length: int = CHAIN_LENGTH) -> Benc
                  {"x": _rand([h, m, k], 3), "b": _rand([h, k, k], 4)})
 
 
-def activation_chain_sample(h: int, m: int, k: int, e2e_s: float, o: Overheads, length: int = CHAIN_LENGTH
-                            ) -> Sample:
-    """One node of activation_chain: 2hmk² FLOPs, reads 4hmk + 4hk² bytes, writes 4hmk; per node, as
-    weight_chain_sample (three graph inputs and outputs)."""
-    from planner.ort_graph import run_overhead
-
-    per_node = (e2e_s - run_overhead(o.run_s, o.per_io_s, 3)) / length - o.launch_s
-    return Sample("gemm", "matrix", "fp32", 2 * h * m * k * k, 4 * (2 * h * m * k + h * k * k), max(per_node, 1e-9),
-                  f"batched MatMul chain {h}x{m}x{k}x{k}", "series")
+def activation_chain_sample(bench: Bench, h: int, m: int, k: int, e2e_s: float, o: Overheads,
+                            length: int = CHAIN_LENGTH) -> Sample:
+    """One node of activation_chain: 2hmk² FLOPs, reads 4hmk + 4hk² bytes, writes 4hmk (three graph inputs and
+    outputs)."""
+    return Sample("gemm", "matrix", "fp32", 2 * h * m * k * k, 4 * (2 * h * m * k + h * k * k),
+                  per_node_seconds(e2e_s, length, 3, o), bench.label, "series")
 
 
 # A transformer-like block of small nodes, repeated: a few blocks and many, so that the difference per node is free
@@ -913,13 +913,13 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
                 bench, session = weight_sessions[key]
                 gate.wait(1.0 if not quick else 0.05)
                 t = e2e_seconds(bench, threads, 200 if not quick else 20, 0.2 if not quick else 0.05, session)
-                samples.append(weight_chain_sample(k, length, transposed, t, overheads))
+                samples.append(weight_chain_sample(bench, k, length, transposed, t, overheads))
                 bar.step(bench.label)
             for h, m, k in chains_a:
                 gate.wait(1.0 if not quick else 0.05)
                 bench = activation_chain(h, m, k)
                 t = e2e_seconds(bench, threads, 200 if not quick else 20, 0.1 if not quick else 0.05)
-                samples.append(activation_chain_sample(h, m, k, t, overheads))
+                samples.append(activation_chain_sample(bench, h, m, k, t, overheads))
                 bar.step(bench.label)
             for blocks in mixed:
                 bench = mixed_graph(blocks)

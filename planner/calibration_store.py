@@ -175,15 +175,20 @@ def _merge(points: Iterable[tuple[float, float]], tolerance: float = 1.15, pick=
     """Ascending points; points whose x lie within `tolerance` of a group's first merge into `pick` of their y
     (max: the fastest, for repeats of one measurement where noise only adds time; statistics.median: for
     different kernels that happen to share an x, where the fastest is no more typical than the slowest)."""
-    groups: list[tuple[float, list[float]]] = []
-    for x, y in sorted(points):
-        if x <= 0 or y <= 0:
-            continue
-        if groups and x <= groups[-1][0] * tolerance:
-            groups[-1][1].append(y)
+    kept = sorted((x, y) for x, y in points if x > 0 and y > 0)
+    return tuple((x, pick([y for _, y in members])) for x, members in _grouped(kept, lambda p: p[0], tolerance))
+
+
+def _grouped(items: Iterable, x, tolerance: float = 1.15) -> list[tuple[float, list]]:
+    """(first x, members) for `items` ascending in x(item), each group holding the items whose x lies within
+    `tolerance` of its first's."""
+    groups: list[tuple[float, list]] = []
+    for item in sorted(items, key=x):
+        if groups and x(item) <= groups[-1][0] * tolerance:
+            groups[-1][1].append(item)
         else:
-            groups.append((x, [y]))
-    return tuple((x, pick(ys)) for x, ys in groups)
+            groups.append((x(item), [item]))
+    return groups
 
 
 def _isotonic(curve: Curve) -> Curve:
@@ -218,17 +223,9 @@ def fit_weight_chains(samples: list) -> tuple[float, Curve]:
     71 GB/s and nodes of 64 KiB at 128 GB/s, which a fixed 0.13 us per node and 170 GB/s both explain."""
     from planner.calibrate import _fit_line
 
-    groups: dict[float, list] = defaultdict(list)
-    firsts: list[float] = []
-    for s in sorted(samples, key=lambda s: s.working_set or s.bytes):
-        ws = s.working_set or s.bytes
-        if firsts and ws <= firsts[-1] * 1.15:
-            groups[firsts[-1]].append(s)
-        else:
-            firsts.append(ws)
-            groups[ws].append(s)
+    groups = _grouped(samples, lambda s: s.working_set or s.bytes)
     intercepts = []
-    for members in groups.values():
+    for _, members in groups:
         if len({s.weight_bytes for s in members}) > 1:
             c0, _ = _fit_line([s.weight_bytes for s in members], [s.seconds for s in members])
             intercepts.append(c0)
@@ -236,8 +233,8 @@ def fit_weight_chains(samples: list) -> tuple[float, Curve]:
     if samples:
         fixed = min(max(fixed, 0.0), 0.5 * min(s.seconds for s in samples))
     points = [(ws, statistics.median(s.weight_bytes / max(s.seconds - fixed, 0.5 * s.seconds) for s in members))
-              for ws, members in groups.items()]
-    return fixed, _falling(tuple(sorted(points)))
+              for ws, members in groups]
+    return fixed, _falling(tuple(points))
 
 
 def fit(m) -> Calibration:
@@ -387,7 +384,7 @@ def mixed_predictions(cal: Calibration, blocks: Iterable[int]) -> list[tuple[int
     from planner.calibrate import mixed_graph
     from planner.host import detect_host
     from planner.loader import LoadedModel
-    from planner.ort_graph import ort_analysis, run_overhead
+    from planner.ort_graph import as_executed, ort_analysis, run_overhead
     from planner.predict import Predictor
 
     target = apply(detect_host(), cal)
@@ -398,9 +395,7 @@ def mixed_predictions(cal: Calibration, blocks: Iterable[int]) -> list[tuple[int
         analysis = ort_analysis(loaded, analyzer=Analyzer(loaded))
         g = analysis.graph
         run = run_overhead(cal.run_overhead_s, cal.run_overhead_per_io_s, len(g.inputs) + len(g.outputs))
-        t = dataclasses.replace(target, fuse_epilogue=False, fuse_elementwise=False, dispatch_views=True,
-                                run_overhead_s=run)
-        out.append((len(g.nodes), Predictor().predict(analysis, t).latency_s))
+        out.append((len(g.nodes), Predictor().predict(analysis, as_executed(target, run)).latency_s))
     return out
 
 

@@ -441,8 +441,13 @@ def ort_host_target(threads: int, n_io: int, calibration_path: str | os.PathLike
         run = 0.0
     else:
         run = run_overhead(cal.run_overhead_s, cal.run_overhead_per_io_s, n_io)
-    return replace(t, fuse_epilogue=False, fuse_elementwise=False, dispatch_views=True, run_overhead_s=run), cal, \
-        host.notes
+    return as_executed(t, run), cal, host.notes
+
+
+def as_executed(t: Target, run_s: float) -> Target:
+    """`t` timing a graph onnxruntime already optimized: every node its own kernel and dispatched, and a run
+    costing `run_s` beyond them."""
+    return replace(t, fuse_epilogue=False, fuse_elementwise=False, dispatch_views=True, run_overhead_s=run_s)
 
 
 def predict_ort(loaded: LoadedModel, threads: int = 1, dims: dict[str, int] | None = None,
@@ -480,4 +485,4 @@ def predict_host(predictor, analyzer: Analyzer, analysis: Analysis, host: Target
 
 
 __all__ = ["OrtGraphError", "OrtPrediction", "dtype_name", "infer_optimized", "make_session", "optimized_model",
-           "ort_analysis", "ort_host_target", "predict_host", "predict_ort", "session_options"]
+           "as_executed", "ort_analysis", "ort_host_target", "predict_host", "predict_ort", "session_options"]
