@@ -77,6 +77,7 @@ class Sample:
     steps: int = 1  # sequential steps (RNN time steps): flops and bytes are per step, seconds for all of them
     weight_bytes: int = 0  # of `bytes`, those of initializers (weights), read once per step
     working_set: int = 0  # weights in play around this node (a weight chain's total); 0: its own bytes
+    shape: tuple[int, ...] = ()  # a recurrent layer's planner.recurrent.RecurrentShape, as_list()
 
     @property
     def intensity(self) -> float:
@@ -349,6 +350,7 @@ def samples_of(p: Profiled, overheads: Overheads, label: str) -> list[Sample]:
     """One sample per working node, its time anchored end to end (node_seconds)."""
     from planner.costs import OpClass, node_cost
     from planner.kernels import compute_dtype, kernel_family, kernel_steps
+    from planner.recurrent import shape_of
     from planner.target import DTYPE_TO_PEAK
 
     times = node_seconds(p, overheads)
@@ -365,8 +367,9 @@ def samples_of(p: Profiled, overheads: Overheads, label: str) -> list[Sample]:
         c = nc.cost
         w = min(c.weight_bytes, c.bytes_read)
         flops, nbytes = c.flops // steps, (c.bytes_read - w) // steps + w + c.bytes_written // steps
+        rnn = shape_of(node) if steps > 1 else None
         out.append(Sample(kernel_family(node, nc.op_class), nc.op_class.value, peak, flops, nbytes, t, label,
-                          steps=steps, weight_bytes=w))
+                          steps=steps, weight_bytes=w, shape=tuple(rnn.as_list()) if rnn else ()))
     return out
 
 
@@ -585,11 +588,15 @@ def _int8_benches(quick: bool) -> list[Bench]:
 
 
 def _rnn_benches(quick: bool) -> list[Bench]:
-    # (op, sequence, batch, input, hidden)
-    shapes = [("LSTM", 16, 1, 64, 64), ("LSTM", 32, 4, 128, 128), ("LSTM", 64, 8, 256, 256), ("GRU", 32, 1, 64, 128),
+    # (op, sequence, batch, input, hidden): per family, enough layers to fit planner.recurrent's six costs apart
+    # (batch 1 to 64, hidden 32 to 256, input a quarter to four times the hidden size, 8 to 64 steps)
+    shapes = [("LSTM", 16, 1, 64, 64), ("LSTM", 32, 4, 128, 128), ("LSTM", 48, 8, 256, 256), ("GRU", 32, 1, 64, 128),
               ("GRU", 16, 16, 256, 256), ("LSTM", 8, 32, 32, 32), ("LSTM", 24, 1, 128, 192), ("GRU", 24, 4, 96, 64),
               ("LSTM", 16, 64, 64, 128), ("GRU", 12, 2, 32, 48), ("GRU", 20, 32, 64, 96), ("GRU", 16, 1, 160, 160),
-              ("LSTM", 16, 1, 32, 128), ("LSTM", 16, 1, 128, 96)]  # batch 1, the common serving case
+              ("LSTM", 16, 1, 32, 128), ("LSTM", 16, 1, 128, 96),  # batch 1, the common serving case
+              ("LSTM", 40, 1, 48, 48), ("LSTM", 12, 2, 256, 64), ("LSTM", 8, 1, 256, 256), ("LSTM", 20, 8, 96, 112),
+              ("GRU", 40, 1, 32, 64), ("GRU", 24, 1, 128, 96), ("GRU", 16, 8, 160, 120), ("GRU", 48, 1, 96, 48),
+              ("GRU", 8, 4, 192, 192), ("GRU", 12, 64, 32, 64)]
     if quick:
         shapes = shapes[1:2]
     out = []

@@ -9,13 +9,13 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "bandwidth_curve":   [[working-set bytes, bytes/s], ...],          streaming (Add of two tensors)
          "weight_bandwidth_curve": [[working-set bytes, bytes/s], ...],     reading weights (chains of GEMVs)
          "rate_curves":       {"gemm.fp32": [[FLOPs per byte, FLOP/s], ...], ...}      matrix families
-         "shape_rates":       {"gru.fp32": [[FLOPs per byte, weight bytes, FLOP/s], ...]}  recurrent steps
+         "recurrent_costs":   {"gru.fp32": {"call": s, "step": s, "weights": s, ...}}  recurrent layers
          "throughput_curves": {"Softmax": [[working-set bytes, bytes/s], ...], ...}    every other family
          "kernel_fixed_s":    {"gemm": s, "vector": s, ...}                 per kernel, beyond the launch
          "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
          "probe_s":           planner.quiet's probe kernel on the quiet machine (validate waits for this speed)
          "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes,
-                      working set], ...]
+                      working set, recurrent shape [gates, batch, inputs, hidden, directions] or []], ...]
      }}}
 
 The default file lives in the user cache folder ($XDG_CACHE_HOME/onnx-planner/calibration.json, else
@@ -42,8 +42,11 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
                                each kernel's quickest), then made non-decreasing in intensity (least squares);
                                GEMVs (roofline.weight_stream) only extend the curve below the others, with
                                their fastest. Recurrent families (lstm, gru) per time step, after a per-step
-                               fixed cost fitted as the intercept of step time against step FLOPs, and also
-                               kept as points in (intensity, weight bytes) for Target.shape_rates
+                               fixed cost fitted as the intercept of step time against step FLOPs (the
+                               fallback for a layer of unknown sizes)
+    recurrent layers f         planner.recurrent.fit: six costs (per call, per step, per weight, per
+                               multiply-add of the step and of the input GEMMs, per gate value) by relative
+                               least squares over the measured layers, none negative
     graph node overhead        per node of the mixed graphs (4 and 24 blocks of small nodes of many kinds), the
                                slope of measured - predicted by the curves above; added to every launch
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
@@ -67,11 +70,13 @@ import onnx
 
 from planner.atomic import write_atomic
 from planner.errors import PlannerError
+from planner.recurrent import RecurrentShape
+from planner.recurrent import fit as fit_recurrent
 from planner.roofline import weight_stream
 from planner.target import Target, interpolate_loglog
 
 SCHEMA_VERSION = 1
-RECURRENT = ("lstm", "gru", "rnn")  # families timed per step by shape (Target.shape_rates)
+RECURRENT = ("lstm", "gru", "rnn")  # families timed as layers (planner.recurrent, Target.recurrent_costs)
 DEFAULT_THREADS = 1
 Curve = tuple[tuple[float, float], ...]
 
@@ -94,7 +99,7 @@ class Calibration:
     throughput_curves: Mapping[str, Curve]
     kernel_fixed_s: Mapping[str, float]
     workspace_bytes: float | None = None
-    shape_rates: Mapping[str, tuple[tuple[float, float, float], ...]] = field(default_factory=dict)
+    recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # planner.recurrent.fit
     probe_s: float | None = None  # planner.quiet's probe when the machine was quiet: what validate waits for
     graph_node_overhead_s: float = 0.0  # per node of a graph of mixed small nodes, beyond its family's costs
     created: str = ""
@@ -113,7 +118,7 @@ class Calibration:
         d["bandwidth_curve"] = [list(p) for p in self.bandwidth_curve]
         d["weight_bandwidth_curve"] = [list(p) for p in self.weight_bandwidth_curve]
         d["rate_curves"] = {k: [list(p) for p in v] for k, v in self.rate_curves.items()}
-        d["shape_rates"] = {k: [list(p) for p in v] for k, v in self.shape_rates.items()}
+        d["recurrent_costs"] = {k: dict(v) for k, v in self.recurrent_costs.items()}
         d["throughput_curves"] = {k: [list(p) for p in v] for k, v in self.throughput_curves.items()}
         d["samples"] = [list(s) for s in self.samples]
         d["notes"] = list(self.notes)
@@ -129,12 +134,6 @@ class Calibration:
                     raise ValueError("a curve needs ascending positive points")
                 return pts
 
-            def shape_points(v) -> tuple[tuple[float, float, float], ...]:
-                pts = tuple((float(x), float(w), float(r)) for x, w, r in v)
-                if not pts or any(min(p) <= 0 for p in pts):
-                    raise ValueError("shape rates need positive (intensity, weight bytes, FLOP/s) points")
-                return pts
-
             return cls(
                 fingerprint=str(d["fingerprint"]), threads=int(d["threads"]),
                 launch_overhead_s=_nonneg(d["launch_overhead_s"]), run_overhead_s=_nonneg(d["run_overhead_s"]),
@@ -143,7 +142,8 @@ class Calibration:
                 bandwidth_curve=curve(d["bandwidth_curve"]),
                 weight_bandwidth_curve=curve(d["weight_bandwidth_curve"]) if d.get("weight_bandwidth_curve") else (),
                 rate_curves={str(k): curve(v) for k, v in dict(d.get("rate_curves", {})).items()},
-                shape_rates={str(k): shape_points(v) for k, v in dict(d.get("shape_rates", {})).items()},
+                recurrent_costs={str(k): {str(t): _nonneg(c) for t, c in dict(v).items()}
+                                 for k, v in dict(d.get("recurrent_costs", {})).items()},
                 throughput_curves={str(k): curve(v) for k, v in dict(d.get("throughput_curves", {})).items()},
                 kernel_fixed_s={str(k): _nonneg(v) for k, v in dict(d.get("kernel_fixed_s", {})).items()},
                 workspace_bytes=None if d.get("workspace_bytes") is None else _nonneg(d["workspace_bytes"]),
@@ -332,11 +332,11 @@ def fit(m) -> Calibration:
         elif s.op_class != "matrix" and s.bytes and s not in stream:
             thru_points[s.family].append((s.bytes, s.bytes / net(s)))
     vector_rates = [s.flops / net(s) for s in profiled if s.op_class == "vector" and s.flops and s not in stream]
-    step_points: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    layers: dict[str, list[tuple[RecurrentShape, int, float]]] = defaultdict(list)
     for s in profiled:
-        if s.family in RECURRENT and s.steps > 1 and s.flops and getattr(s, "weight_bytes", 0):
-            step_points[f"{s.family}.{s.peak_key}"].append((s.intensity, float(s.weight_bytes), s.flops / net(s)))
-    shape_rates = {k: tuple(v) for k, v in step_points.items() if len(v) >= 3}
+        if s.family in RECURRENT and s.steps > 1 and len(getattr(s, "shape", ())) == 5:
+            layers[f"{s.family}.{s.peak_key}"].append((RecurrentShape(*s.shape), s.steps, s.seconds))
+    recurrent_costs = {k: c for k, c in ((k, fit_recurrent(v)) for k, v in layers.items()) if c}
     # GEMVs of one intensity differ by where their weights live, which kernel_time times separately: their
     # arithmetic is the fastest of them (weights in cache). Different kernels sharing an intensity: the median.
     # Past the GEMVs, the curve is the other kernels' alone, made non-decreasing; a GEMV point below their
@@ -353,14 +353,15 @@ def fit(m) -> Calibration:
         fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
         run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
         profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
-        rate_curves=rate_curves, shape_rates=shape_rates,
+        rate_curves=rate_curves, recurrent_costs=recurrent_costs,
         throughput_curves={k: _falling(_merge(v)) for k, v in thru_points.items()},
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
         probe_s=getattr(m, "probe_s", None),
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=ort_version,
         quick=getattr(m, "quick", False), seconds=round(m.seconds, 2),
         samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps,
-                       getattr(s, "weight_bytes", 0), getattr(s, "working_set", 0)) for s in m.samples),
+                       getattr(s, "weight_bytes", 0), getattr(s, "working_set", 0), list(getattr(s, "shape", ())))
+                      for s in m.samples),
         notes=tuple(m.notes),
     )
     return dataclasses.replace(cal, graph_node_overhead_s=mixed_residual(cal, mixed)) if len(mixed) >= 2 else cal
@@ -440,7 +441,8 @@ def apply(target: Target, cal: Calibration) -> Target:
         compute_efficiency=compute_eff, launch_overhead_s=cal.launch_overhead_s + cal.graph_node_overhead_s,
         run_overhead_s=cal.run_overhead_s, bandwidth_curve=tuple(cal.bandwidth_curve),
         weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
-        rate_curves=dict(cal.rate_curves), shape_rates=dict(cal.shape_rates),
+        rate_curves=dict(cal.rate_curves),
+        recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
         throughput_curves=dict(cal.throughput_curves),
         kernel_fixed_s=dict(cal.kernel_fixed_s), dispatch_views=True,
         serial_weight_reads=bool(cal.weight_bandwidth_curve), workspace_bytes=workspace, sources=sources,

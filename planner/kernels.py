@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from planner.costs import NodeCost, OpClass, OpCost, node_cost
 from planner.ir import Graph, NodeInfo
+from planner.recurrent import RecurrentShape, shape_of
 
 _INT8_MATRIX = {"QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
                 "QGemm", "MatMulIntegerToFloat", "QAttention", "DynamicQuantizeLSTM"}
@@ -32,6 +33,7 @@ class Kernel:
     unknown: bool  # some member has no cost formula
     family: str = ""  # which calibrated rate times it (kernel_family of the anchor)
     steps: int = 1  # sequential steps it runs (an RNN's time steps; kernel_steps of the anchor)
+    recurrent: RecurrentShape | None = None  # an RNN layer's sizes (planner.recurrent.shape_of the anchor)
 
     @property
     def label(self) -> str:
@@ -208,5 +210,6 @@ def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse
             op_class=costs[members[0]].op_class, dtype=compute_dtype(anchor), cost=total,
             unknown=any(not costs[m].known for m in members),
             family=kernel_family(anchor, costs[members[0]].op_class), steps=kernel_steps(anchor),
+            recurrent=shape_of(anchor) if anchor.op_type in _RNN_LIKE else None,
         ))
     return kernels

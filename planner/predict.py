@@ -124,7 +124,7 @@ class Predictor:
         kernels, runs_as, unsupported = runtime_kernels(kernels, analysis.graph, target)  # what really runs
         resident = analysis.graph.weight_bytes
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
-                                                      k.steps)) for k in kernels)
+                                                      k.steps, recurrent=k.recurrent)) for k in kernels)
         timed = control_flow_times(timed, analysis, target)  # If/Loop/Scan: their bodies' kernels
         latency = sum(k.time.seconds for k in timed) + target.run_overhead_s
         if precision is None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.costs import OpClass, OpCost
+from planner.recurrent import RecurrentShape
+from planner.recurrent import seconds as recurrent_seconds
 from planner.target import Target
 
 COMPUTE, MEMORY = "compute", "memory"
@@ -34,7 +36,8 @@ class KernelTime:
 
 
 def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, family: str = "",
-                resident_bytes: float = 0.0, steps: int = 1, serial_weights: bool | None = None) -> KernelTime:
+                resident_bytes: float = 0.0, steps: int = 1, serial_weights: bool | None = None,
+                recurrent: RecurrentShape | None = None) -> KernelTime:
     """`family` ("gemm", "nchwc.conv", "Softmax", ...; planner.kernels.kernel_family) picks a calibrated rate
     where the target has one; rate and bandwidth are the plain peak x efficiency otherwise.
 
@@ -54,18 +57,21 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
     fixed cost plus its bytes at the measured weight-reading speed, which has the arithmetic in it.
 
     `steps` > 1: the kernel runs that many dependent steps (an RNN's time steps), each reading all of its
-    weights and 1/steps of the rest, each with the family's fixed cost; one launch for all of them. Where the
-    target measured steps of this family by shape (Target.shape_rates), a step takes its measured rate's time
-    plus the family's fixed cost: the rate has the step's weight reads from cache in it (a batch-1 step is a
-    GEMV, which the weight-stream rule would otherwise time as weights alone)."""
+    weights and 1/steps of the rest, each with the family's fixed cost; one launch for all of them. An RNN
+    layer whose sizes are known (`recurrent`), on a target with recurrent costs fitted for its family (a host
+    calibration), takes those instead: the launch plus planner.recurrent.seconds, which knows that onnxruntime
+    projects the whole input sequence in one GEMM and pays a per-call cost that steps do not share."""
     if steps > 1:
         w = min(cost.weight_bytes, cost.bytes_read)
         step = OpCost(cost.flops // steps, (cost.bytes_read - w) // steps + w, cost.bytes_written // steps, w)
         one = kernel_time(step, op_class, dtype, target, family, resident_bytes, serial_weights=False)
         launch = target.launch_overhead_s
         body = one.seconds - launch
-        if f"{family}.{one.peak_used}" in target.shape_rates:  # measured steps: a whole step's rate
-            body = one.compute_s + target.fixed_cost_s(family, op_class.value) - launch
+        costs = target.recurrent_costs.get(f"{family}.{one.peak_used}") if recurrent else None
+        if costs:
+            t = recurrent_seconds(costs, recurrent, steps)
+            return KernelTime(t + launch, steps * one.compute_s, steps * one.memory_s, one.bound, one.intensity,
+                              one.peak_used, launch > t)
         return KernelTime(steps * body + launch, steps * one.compute_s, steps * one.memory_s, one.bound,
                           one.intensity, one.peak_used, launch > steps * body)
     if op_class == OpClass.VIEW:
@@ -82,7 +88,7 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
         memory_s += weights / target.weight_bytes_per_s(max(cost.bytes, resident_bytes))
     own = target.family_bytes_per_s(family, cost.bytes) if cost.bytes and op_class != OpClass.MATRIX else None
     if own is None:
-        rate = target.achieved_flops_per_s(op_class.value, family, used, peak, intensity, weights)
+        rate = target.achieved_flops_per_s(op_class.value, family, used, peak, intensity)
         compute_s = cost.flops / rate if cost.flops else 0.0
     elif op_class == OpClass.DATA:  # a measured data-movement op: its own speed is the memory term
         compute_s, memory_s = 0.0, max(memory_s, cost.bytes / own)

@@ -51,8 +51,8 @@ class Target:
     # efficiencies above are all there is, and kernel_time is the plain roofline.
     bandwidth_curve: tuple[tuple[float, float], ...] = ()  # streaming: (working-set bytes, achieved bytes/s)
     weight_bandwidth_curve: tuple[tuple[float, float], ...] = ()  # reading weights (a GEMV): same axes
-    # recurrent families: (FLOPs per byte, weight bytes, FLOP/s) per measured step shape (see shape_rate)
-    shape_rates: Mapping[str, tuple[tuple[float, float, float], ...]] = field(default_factory=dict)
+    # recurrent families ("lstm.fp32"): the costs of planner.recurrent.TERMS, fitted to measured layers
+    recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     rate_curves: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)  # matrix families,
     #   "<family>.<peak key>" ("gemm.fp32") or "<op class>.<peak key>": (FLOPs per byte, achieved FLOP/s)
     throughput_curves: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)  # any other
@@ -80,16 +80,12 @@ class Target:
             return self.vector_flops_per_s, "vector"
         return self.matrix_flops_per_s[key], key
 
-    def achieved_flops_per_s(self, op_class: str, family: str, peak_key: str, peak: float, intensity: float,
-                             weight_bytes: float = 0.0) -> float:
-        """The FLOP rate a kernel of this family reaches at this arithmetic intensity (and, for a family
-        measured by shape, these weight bytes).
+    def achieved_flops_per_s(self, op_class: str, family: str, peak_key: str, peak: float, intensity: float
+                             ) -> float:
+        """The FLOP rate a kernel of this family reaches at this arithmetic intensity.
 
         A calibrated curve when there is one (most specific key first), else peak x compute efficiency.
         """
-        points = self.shape_rates.get(f"{family}.{peak_key}") if weight_bytes else None
-        if points:
-            return shape_rate(points, intensity, weight_bytes)
         for key in (f"{family}.{peak_key}", family, f"{op_class}.{peak_key}", op_class):
             curve = self.rate_curves.get(key) if key and not key.startswith(".") else None
             if curve:
@@ -126,24 +122,6 @@ class Target:
     def fixed_cost_s(self, family: str, op_class: str) -> float:
         """Per-kernel cost: launch overhead plus the family's (else its op class's) calibrated fixed cost."""
         return self.launch_overhead_s + self.kernel_fixed_s.get(family, self.kernel_fixed_s.get(op_class, 0.0))
-
-
-def shape_rate(points: tuple[tuple[float, float, float], ...], intensity: float, weight_bytes: float) -> float:
-    """Inverse-square-distance average of the measured rates nearest in (log intensity, log weight bytes).
-
-    A recurrent step's rate depends on two things that intensity alone mixes up: the batch (rows of its
-    per-step GEMMs, about twice the intensity) and the hidden size (how large those GEMMs are, and how much
-    elementwise gate work comes per FLOP, which the weight bytes measure). Measured GRU steps at one
-    intensity differ by 1.6x between hidden 64 and 256, so no curve in intensity alone fits both.
-    """
-    num = den = 0.0
-    for x, w, rate in points:
-        d2 = math.log(intensity / x) ** 2 + math.log(weight_bytes / w) ** 2
-        if d2 < 1e-12:
-            return rate
-        num += rate / d2
-        den += 1 / d2
-    return num / den
 
 
 def interpolate_loglog(points: tuple[tuple[float, float], ...], x: float) -> float:

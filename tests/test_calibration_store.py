@@ -230,24 +230,23 @@ def test_calibrated_target_keeps_its_sources():
         pytest.approx(1e11 * t.compute_efficiency)
 
 
-def test_shape_rate_is_the_inverse_square_distance_average_by_hand():
-    from planner.target import shape_rate
+def test_recurrent_layers_take_their_fitted_costs_over_the_step_rule(tmp_path):
+    from planner.recurrent import RecurrentShape
 
-    points = ((2.0, 1e5, 80e9), (8.0, 1e6, 120e9))
-    assert shape_rate(points, 2.0, 1e5) == 80e9  # a measured shape is its own rate
-    # (4, 1e5): log distances² = ln2² to the first, ln2² + ln10² to the second
-    d1, d2 = math.log(2) ** 2, math.log(2) ** 2 + math.log(10) ** 2
-    assert shape_rate(points, 4.0, 1e5) == pytest.approx((80e9 / d1 + 120e9 / d2) / (1 / d1 + 1 / d2))
-
-
-def test_recurrent_steps_use_shape_rates_over_the_intensity_curve():
-    rnn = OpCost(flops=10**6, bytes_read=4 * 10**5, bytes_written=0, weight_bytes=4 * 10**5)
-    cal = _cal(rate_curves={"gru.fp32": ((0.1, 200 * GB),)}, shape_rates={"gru.fp32": ((2.5, 4e5, 50 * GB),)},
-               kernel_fixed_s={"gru": 1e-6})
-    t = apply(detect_host(), cal)
-    kt = kernel_time(rnn, OpClass.MATRIX, "float32", t, "gru", steps=1)
-    # the shape point (intensity 2.5, 400 kB of weights) is this kernel's: 1 MFLOP at 50 GFLOP/s, not 200
-    assert kt.compute_s == pytest.approx(10**6 / (50 * GB))
+    costs = {"call": 8e-6, "step": 0.1e-6, "weights": 2e-11, "recurrent": 1.5e-11, "inputs": 1.6e-11,
+             "gates": 1.7e-9}
+    t = apply(detect_host(), _cal(recurrent_costs={"gru.fp32": costs}, kernel_fixed_s={"gru": 1e-6}))
+    # a GRU of hidden 80, input 48, batch 1, 40 steps: G.h.h = 19200, b.G.h.h = 19200, b.G.h.in = 11520, b.G.h = 240
+    shape = RecurrentShape(gates=3, batch=1, inputs=48, hidden=80)
+    rnn = OpCost(flops=40 * 61440, bytes_read=4 * 31200, bytes_written=40 * 320, weight_bytes=4 * 31200)
+    kt = kernel_time(rnn, OpClass.MATRIX, "float32", t, "gru", steps=40, recurrent=shape)
+    by_hand = 8e-6 + 40 * (0.1e-6 + 19200 * 2e-11 + 19200 * 1.5e-11 + 11520 * 1.6e-11 + 240 * 1.7e-9)
+    assert kt.seconds == pytest.approx(t.launch_overhead_s + by_hand)
+    # without the sizes (or without fitted costs) the layer is `steps` steps of the plain rule
+    plain = kernel_time(rnn, OpClass.MATRIX, "float32", t, "gru", steps=40)
+    assert plain.seconds != pytest.approx(kt.seconds)
+    back = read_file(save(_cal(recurrent_costs={"gru.fp32": costs}), tmp_path / "c.json"))
+    assert next(iter(back.values())).recurrent_costs == {"gru.fp32": costs}
 
 
 def test_graph_node_overhead_is_the_slope_of_what_mixed_graphs_take_beyond_their_prediction():

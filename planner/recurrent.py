@@ -1,0 +1,110 @@
+"""Recurrent layers (LSTM, GRU, RNN) timed the way onnxruntime runs them, from a fit to measured layers.
+
+onnxruntime's CPU LSTM and GRU do not run a sequence as `steps` copies of one step. They first project the
+whole input sequence through W in one GEMM (seq x batch rows), then, one time step after another, multiply
+the previous hidden state by R (a GEMM of `batch` rows: a GEMV at batch 1, with R in cache) and apply the gate
+nonlinearities; around all of it, a per-call cost (buffers, the input GEMM's packing) that does not shrink
+with the sequence. So a layer's time is linear in a handful of counts, each with a cost of its own:
+
+    t = call + directions x steps x (step + weights x G·h·h + recurrent x b·G·h·h + inputs x b·G·h·in
+                                     + gates x b·G·h)
+
+with G the gates (4, 3, 1), b the batch, h the hidden size, in the input size. `weights` is the cost of
+streaming R once per step whatever the batch (what dominates at batch 1), `recurrent` and `inputs` the cost
+of a multiply-add in the per-step GEMM and in the sequence-wide one (they differ: one has b rows, the other
+seq x b), `gates` the elementwise work per gate value. Measured here (2-vCPU EPYC, 1 thread), 120 layers of
+hidden 32-256, input h/2-2h, batch 1-16: this form fits GRU steps to a median 1% (worst 6%) and LSTM steps to
+2% (worst 10%, hidden 256, whose 1 MiB of R spills out of L2). `python benchmarks/recurrent_fit.py` times
+a grid of 72 layers per family (batch 1 and 8, 8 and 40 steps) and prints the errors: 2026-12-02, costs fitted
+on half the grid erred by a median 4.6% (LSTM) and 3.9% (GRU) on the other half, and those `plan calibrate`
+fitted from its own 12 layers per family by 4.9% and 4.4% on the whole grid. One rate per (intensity, weight
+bytes), the form this replaces, missed the fidelity zoo's 2-layer GRU at batch 1 by 12-13%; it spread a
+layer's per-call cost (~8 us for a GRU) over the steps of sequences of other lengths.
+
+`plan calibrate` times a spread of layers and fits the six costs per family (relative least squares, none
+negative); `roofline.kernel_time` uses them where a calibration has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.ir import NodeInfo
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1, "DynamicQuantizeLSTM": 4}
+TERMS = ("call", "step", "weights", "recurrent", "inputs", "gates")
+MIN_SAMPLES = 8  # per family: six costs need more layers than that to be told apart
+
+
+@dataclass(frozen=True)
+class RecurrentShape:
+    gates: int
+    batch: int
+    inputs: int
+    hidden: int
+    directions: int = 1
+
+    def as_list(self) -> list[int]:
+        return [self.gates, self.batch, self.inputs, self.hidden, self.directions]
+
+
+def shape_of(node: NodeInfo) -> RecurrentShape | None:
+    """The layer's sizes from its input X [seq, batch, in] (layout=1: [batch, seq, in]) and hidden_size (else
+    R's last dim); None when they are not all known."""
+    g = GATES.get(node.op_type)
+    x = node.in_shape(0)
+    if g is None or x is None or len(x) != 3:
+        return None
+    batch, inputs = (x[0], x[2]) if node.attr("layout", 0) == 1 else (x[1], x[2])
+    h = node.attr("hidden_size", None)
+    if not isinstance(h, int) or h <= 0:
+        r = node.in_shape(2)
+        h = r[2] if r is not None and len(r) == 3 and node.op_type != "DynamicQuantizeLSTM" else None
+    direction = node.attr("direction", "forward")
+    if isinstance(direction, bytes):
+        direction = direction.decode("utf-8", "replace")
+    dirs = 2 if direction == "bidirectional" else 1
+    if not all(isinstance(v, int) and v > 0 for v in (batch, inputs, h)):
+        return None
+    return RecurrentShape(g, batch, inputs, h, dirs)
+
+
+def features(shape: RecurrentShape, steps: int) -> list[float]:
+    """The counts each cost in TERMS multiplies, for one call of `steps` time steps."""
+    g, b, i, h = shape.gates, shape.batch, shape.inputs, shape.hidden
+    n = shape.directions * steps
+    return [1.0, n, n * g * h * h, n * b * g * h * h, n * b * g * h * i, n * b * g * h]
+
+
+def seconds(costs: Mapping[str, float], shape: RecurrentShape, steps: int) -> float:
+    """A layer's time beyond the launch overhead."""
+    return sum(costs.get(t, 0.0) * x for t, x in zip(TERMS, features(shape, steps), strict=True))
+
+
+def fit(layers: Sequence[tuple[RecurrentShape, int, float]]) -> dict[str, float] | None:
+    """Costs from measured layers (shape, steps, seconds beyond the launch), least squares in relative error
+    (a 30 us layer counts as much as a 3 ms one), none negative: a term whose cost comes out negative is
+    dropped and the rest refitted. None when there are too few layers to tell six costs apart."""
+    if len(layers) < MIN_SAMPLES:
+        return None
+    x = np.array([features(s, n) for s, n, _ in layers], dtype=float)
+    y = np.array([t for _, _, t in layers], dtype=float)
+    if np.any(y <= 0):
+        return None
+    scale = x.max(axis=0)
+    scale[scale == 0] = 1.0
+    a = x / scale / y[:, None]
+    keep = list(range(len(TERMS)))
+    coef = np.zeros(len(TERMS))
+    while keep:
+        sol, *_ = np.linalg.lstsq(a[:, keep], np.ones(len(y)), rcond=None)
+        if np.all(sol >= 0):
+            coef[keep] = sol
+            break
+        keep.pop(int(np.argmin(sol)))
+    if not keep:
+        return None
+    return {t: float(c / s) for t, c, s in zip(TERMS, coef, scale, strict=True)}
