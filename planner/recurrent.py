@@ -12,12 +12,11 @@ with the sequence. So a layer's time is linear in a handful of counts, each with
 with G the gates (4, 3, 1), b the batch, h the hidden size, in the input size. `weights` is the cost of
 streaming R once per step whatever the batch (what dominates at batch 1), `recurrent` and `inputs` the cost
 of a multiply-add in the per-step GEMM and in the sequence-wide one (they differ: one has b rows, the other
-seq x b), `gates` the elementwise work per gate value. Measured here (2-vCPU EPYC, 1 thread), 120 layers of
-hidden 32-256, input h/2-2h, batch 1-16: this form fits GRU steps to a median 1% (worst 6%) and LSTM steps to
-2% (worst 10%, hidden 256, whose 1 MiB of R spills out of L2). `python benchmarks/recurrent_fit.py` times
-a grid of 72 layers per family (batch 1 and 8, 8 and 40 steps) and prints the errors: 2026-12-02, costs fitted
-on half the grid erred by a median 4.6% (LSTM) and 3.9% (GRU) on the other half, and those `plan calibrate`
-fitted from its own 12 layers per family by 4.9% and 4.4% on the whole grid. One rate per (intensity, weight
+seq x b), `gates` the elementwise work per gate value. `python benchmarks/recurrent_fit.py` times a grid
+of 72 layers per family (hidden 32-256, input h/2-2h, batch 1 and 8, 8 and 40 steps; 2-vCPU EPYC, 1 thread)
+and prints the errors: 2026-12-02, costs fitted on half the grid erred by a median 4.6% (LSTM) and 3.9% (GRU)
+on the other half, and those `plan calibrate` fitted from its own 12 layers per family by 4.9% and 4.4% on
+the whole grid (worst: LSTMs of hidden 256, whose 1 MiB of R spills out of L2, 12-17% low). One rate per (intensity, weight
 bytes), the form this replaces, missed the fidelity zoo's 2-layer GRU at batch 1 by 12-13%; it spread a
 layer's per-call cost (~8 us for a GRU) over the steps of sequences of other lengths.
 
