@@ -317,7 +317,7 @@ def profiled(bench: Bench, threads: int, runs: int, budget_s: float, workdir: Pa
 
 @dataclass(frozen=True)
 class Overheads:
-    """What a run costs beyond its kernels' work (measure_overheads), in seconds."""
+    """What a run costs beyond its kernels' work (overheads_from), in seconds."""
     launch_s: float
     run_s: float
     per_io_s: float  # each graph input or output beyond the chains' one and one
@@ -750,12 +750,16 @@ def _trimmed_mean(xs: list[float], cut: float = 0.2) -> float:
     return sum(mid) / len(mid)
 
 
-def measure_overheads(threads: int, quick: bool, workdir: Path, progress: Callable[[str], None],
-                      gate: QuietGate | None = None) -> tuple[float, float, float, float]:
-    """(launch, run overhead, run overhead per input+output, profiler bias), all in seconds."""
+OVERHEAD_IO = 8  # graph inputs and outputs of the wide chain that times the per-io overhead
+
+
+def overhead_timings(threads: int, quick: bool, workdir: Path, progress: Callable[[str], None],
+                     gate: QuietGate | None = None, repeats: int = 3) -> dict[str, float]:
+    """What Overheads are fitted from (overheads_from): the quickest end to end of Relu chains of several
+    lengths ("chain N"), of a 64-chain with OVERHEAD_IO inputs and outputs ("io"), and the profiler's bias."""
     lengths = [1, 64, 256] if not quick else [1, 64]
     runs = 200 if not quick else 40
-    repeats = 3 if not quick else 1
+    repeats = repeats if not quick else 1
 
     def quickest_e2e(bench: Bench) -> float:
         """The quickest of `repeats` measurements, each after waiting for a quiet moment: these two numbers
@@ -767,21 +771,28 @@ def measure_overheads(threads: int, quick: bool, workdir: Path, progress: Callab
             times.append(e2e_seconds(bench, threads, runs, 0.3))
         return min(times)
 
-    xs, ys = [], []
+    out = {}
     for n in lengths:
-        xs.append(n)
-        ys.append(quickest_e2e(chain(n)))
+        out[f"chain {n}"] = quickest_e2e(chain(n))
         progress(f"chain {n}")
-    run0, launch = _fit_line(xs, ys)
-    n_io = 8
-    wide = quickest_e2e(chain(64, ios=n_io))
-    narrow = ys[xs.index(64)]
-    per_io = max(0.0, (wide - narrow) / (2 * (n_io - 1)))
+    out["io"] = quickest_e2e(chain(64, ios=OVERHEAD_IO))
     progress("chain io")
     p = profiled(chain(128), threads, 20 if not quick else 5, 0.5, workdir)
-    bias = _trimmed_mean(list(p.node_s.values()))
+    out["bias"] = _trimmed_mean(list(p.node_s.values()))
     progress("profiler bias")
-    return max(launch, 1e-8), max(run0, 0.0), per_io, bias
+    return out
+
+
+def overheads_from(*timings: dict[str, float]) -> Overheads:
+    """Launch and run overhead: the line through the chains' times against their length; per io: the wide
+    chain beyond the narrow one, per extra input or output. Given several sets of timings (taken at different
+    moments of a calibration), each figure is the quickest of them: a neighbour's burst only ever adds time,
+    and these figures are subtracted from every microbenchmark and added to every prediction."""
+    best = {k: min(t[k] for t in timings) for k in timings[0]}
+    lengths = sorted(int(k.split()[1]) for k in best if k.startswith("chain "))
+    run0, launch = _fit_line(lengths, [best[f"chain {n}"] for n in lengths])
+    per_io = max(0.0, (best["io"] - best["chain 64"]) / (2 * (OVERHEAD_IO - 1)))
+    return Overheads(max(launch, 1e-8), max(run0, 0.0), per_io, best["bias"])
 
 
 def _family_counts(bench: Bench, workdir: Path) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
@@ -806,9 +817,18 @@ def _family_counts(bench: Bench, workdir: Path) -> tuple[dict[str, int], dict[st
     return counts, one
 
 
-def chain_samples(threads: int, quick: bool, launch_s: float, workdir: Path,
-                  progress: Callable[[str], None]) -> list[Sample]:
-    """Per-node cost of tiny nodes of each family beyond a Relu's, from the slope of chain length vs time."""
+@dataclass(frozen=True)
+class ChainTiming:
+    """A tiny chain's growth from `short` to `long` nodes: seconds per step, and the nodes of each family a
+    step adds (with one such node's FLOPs and bytes)."""
+    name: str
+    per_step_s: float
+    grown: dict[str, float]  # family -> nodes per step
+    one: dict[str, tuple[int, int]]
+
+
+def chain_timings(threads: int, quick: bool, workdir: Path, progress: Callable[[str], None]) -> list[ChainTiming]:
+    """Tiny chains of each family at two lengths (chain_samples turns them into per-node costs)."""
     names = [n for n in _steps() if n != "Relu"]
     if quick:
         names = ["Add", "gemm", "nchwc.conv"]
@@ -826,19 +846,26 @@ def chain_samples(threads: int, quick: bool, launch_s: float, workdir: Path,
         except PlannerError:
             progress(f"tiny {name}")
             continue
-        grown = {f: counts_b.get(f, 0) - counts_a.get(f, 0) for f in counts_b}
+        grown = {f: (counts_b.get(f, 0) - counts_a.get(f, 0)) / (long_ - short) for f in counts_b}
         grown = {f: d for f, d in grown.items() if d > 0}
         if grown:
-            per_step = (tb - ta) / (long_ - short)
-            # every family that grows with the chain shares the step's time beyond one launch per node
-            nodes_per_step = sum(grown.values()) / (long_ - short)
-            excess = max(per_step - nodes_per_step * launch_s, 0.0) / nodes_per_step
-            for fam in grown:
-                flops, nbytes = one[fam]
-                op_class = "matrix" if fam in ("gemm", "nchwc.conv", "nchwc.conv_dw") else "vector"
-                out.append(Sample(fam, op_class, "fp32" if op_class == "matrix" else "vector", flops, nbytes,
-                                  excess, f"tiny {name}", "chain"))
+            out.append(ChainTiming(name, (tb - ta) / (long_ - short), grown, one))
         progress(f"tiny {name}")
+    return out
+
+
+def chain_samples(timings: Sequence[ChainTiming], launch_s: float) -> list[Sample]:
+    """Per-node cost of tiny nodes of each family beyond a Relu's, from the slope of chain length vs time:
+    every family that grows with the chain shares the step's time beyond one launch per node."""
+    out = []
+    for c in timings:
+        nodes_per_step = sum(c.grown.values())
+        excess = max(c.per_step_s - nodes_per_step * launch_s, 0.0) / nodes_per_step
+        for fam in c.grown:
+            flops, nbytes = c.one[fam]
+            op_class = "matrix" if fam in ("gemm", "nchwc.conv", "nchwc.conv_dw") else "vector"
+            out.append(Sample(fam, op_class, "fp32" if op_class == "matrix" else "vector", flops, nbytes,
+                              excess, f"tiny {c.name}", "chain"))
     return out
 
 
@@ -883,25 +910,27 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
     chains_w = weight_chains(quick)
     chains_a = ACTIVATION_CHAINS if not quick else ACTIVATION_CHAINS[:1]
     mixed = MIXED_BLOCKS
-    steps = (len(benches) + len(chains_w) + len(chains_a) + len(mixed)) * n_passes + n_chains + (5 if quick else 6)
+    steps = (len(benches) + len(chains_w) + len(chains_a) + len(mixed)) * n_passes + n_chains + (5 if quick else 11)
     bar = _Progress(steps, progress_stream, show_progress)
     with tempfile.TemporaryDirectory(prefix="planner-calibrate-") as tmp:
         work = Path(tmp)
         gate = QuietGate(threads, budget_s=6.0 if not quick else 1.0)  # bounded: under a minute in all
         gate.wait(2.0 if not quick else 0.2)  # learn how fast the probe runs when nothing disturbs it
-        launch, run0, per_io, bias = measure_overheads(threads, quick, work, bar.step, gate)
-        overheads = Overheads(launch, run0, per_io, bias)
+        # the overheads are timed at the start and again at the end, and every sample is made from the
+        # quickest of the two once both are in (overheads_from): one burst cannot skew them all
+        overhead_times = [overhead_timings(threads, quick, work, bar.step, gate)]
         runs = 30 if not quick else 5
         notes: list[str] = []
         workspace = runtime_memory(threads, work)
         bar.step("runtime memory")
-        passes: list[list[Sample]] = []
+        passes: list[list[Callable[[Overheads], list[Sample]]]] = []
         weight_sessions: dict[tuple, object] = {}
+        tiny: list[ChainTiming] = []
         for i in range(n_passes):
-            samples = []
+            samples: list[Callable[[Overheads], list[Sample]]] = []
             if i == 0:  # chains already take the quicker of two interleaved measurements
                 gate.wait(1.0 if not quick else 0.05)
-                samples = chain_samples(threads, quick, launch, work, bar.step)
+                tiny = chain_timings(threads, quick, work, bar.step)
             for b in benches:
                 gate.wait(1.0 if not quick else 0.05)
                 try:
@@ -910,7 +939,7 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
                     if i == 0:
                         notes.append(f"{b.label}: skipped ({e})")
                 else:
-                    samples += samples_of(p, overheads, b.label)
+                    samples.append(lambda o, p=p, label=b.label: samples_of(p, o, label))
                 bar.step(b.label)
             for k, length, transposed in chains_w:
                 key = (k, length, transposed)
@@ -920,13 +949,13 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
                 bench, session = weight_sessions[key]
                 gate.wait(1.0 if not quick else 0.05)
                 t = e2e_seconds(bench, threads, 200 if not quick else 20, 0.2 if not quick else 0.05, session)
-                samples.append(weight_chain_sample(bench, k, length, transposed, t, overheads))
+                samples.append(lambda o, a=(bench, k, length, transposed, t): [weight_chain_sample(*a, o)])
                 bar.step(bench.label)
             for h, m, k in chains_a:
                 gate.wait(1.0 if not quick else 0.05)
                 bench = activation_chain(h, m, k)
                 t = e2e_seconds(bench, threads, 200 if not quick else 20, 0.1 if not quick else 0.05)
-                samples.append(activation_chain_sample(bench, h, m, k, t, overheads))
+                samples.append(lambda o, a=(bench, h, m, k, t): [activation_chain_sample(*a, o)])
                 bar.step(bench.label)
             for blocks in mixed:
                 bench = mixed_graph(blocks)
@@ -934,14 +963,20 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
                 for _ in range(MIXED_REPEATS if not quick else 1):  # a difference of two: each its quickest
                     gate.wait(1.0 if not quick else 0.05)
                     times.append(e2e_seconds(bench, threads, 400 if not quick else 40, 0.15 if not quick else 0.05))
-                samples.append(mixed_sample(blocks, min(times)))
+                whole = mixed_sample(blocks, min(times))  # needs no overheads
+                samples.append(lambda o, s=whole: [s])
                 bar.step(bench.label)
             passes.append(samples)
         weight_sessions.clear()
+        if not quick:
+            overhead_times.append(overhead_timings(threads, quick, work, bar.step, gate, repeats=2))
+        o = overheads_from(*overhead_times)
+        made = [chain_samples(tiny, o.launch_s) + [s for pending in p for s in pending(o)] for p in passes[:1]]
+        made += [[s for pending in p for s in pending(o)] for p in passes[1:]]
         if gate.noisy:
             notes.append(f"the machine was busy: {gate.noisy} microbenchmarks ran after {gate.waited_s:.0f} s of "
                          "waiting for a quiet moment (planner.quiet)")
-    return Measurements(threads=threads, launch_overhead_s=launch, run_overhead_s=run0,
-                        run_overhead_per_io_s=per_io, profiler_bias_s=bias, samples=quickest(passes),
+    return Measurements(threads=threads, launch_overhead_s=o.launch_s, run_overhead_s=o.run_s,
+                        run_overhead_per_io_s=o.per_io_s, profiler_bias_s=o.profiler_bias_s, samples=quickest(made),
                         workspace_bytes=workspace, seconds=time.perf_counter() - start, notes=notes, quick=quick,
                         probe_s=gate.best_s, busy=gate.noisy)

@@ -16,9 +16,9 @@ seq x b), `gates` the elementwise work per gate value. `python benchmarks/recurr
 of 72 layers per family (hidden 32-256, input h/2-2h, batch 1 and 8, 8 and 40 steps; 2-vCPU EPYC, 1 thread)
 and prints the errors: 2026-12-02, costs fitted on half the grid erred by a median 4.6% (LSTM) and 3.9% (GRU)
 on the other half, and those `plan calibrate` fitted from its own 12 layers per family by 4.9% and 4.4% on
-the whole grid (worst: LSTMs of hidden 256, whose 1 MiB of R spills out of L2, 12-17% low). One rate per (intensity, weight
-bytes), the form this replaces, missed the fidelity zoo's 2-layer GRU at batch 1 by 12-13%; it spread a
-layer's per-call cost (~8 us for a GRU) over the steps of sequences of other lengths.
+the whole grid (worst: LSTMs of hidden 256, whose 1 MiB of R spills out of L2, 12-17% low). One rate per
+(intensity, weight bytes), the form this replaces, missed the fidelity zoo's 2-layer GRU at batch 1 by 12-13%;
+it spread a layer's per-call cost (~8 us for a GRU) over the steps of sequences of other lengths.
 
 `plan calibrate` times a spread of layers and fits the six costs per family (relative least squares, none
 negative); `roofline.kernel_time` uses them where a calibration has them.
