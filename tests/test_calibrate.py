@@ -69,3 +69,25 @@ def test_node_times_are_the_end_to_end_time_apportioned_by_the_profile():
     assert sum(more_io.values()) == pytest.approx(11e-6)
     # no end-to-end time: the profiled durations less the bias
     assert node_seconds(Profiled({"a": 5e-6, "b": 3e-6}, graph), o) == pytest.approx({"a": 3e-6, "b": 1e-6})
+
+
+def test_overheads_take_the_quickest_of_each_timing_then_fit_the_line():
+    from planner.calibrate import OVERHEAD_IO, ChainTiming, chain_samples, overheads_from
+
+    # a chain of n Relus: 6 us + 0.2 us a node; the wide 64-chain: 2 x (OVERHEAD_IO - 1) extra ios at 0.5 us
+    quiet = {"chain 1": 6.2e-6, "chain 64": 18.8e-6, "chain 256": 57.2e-6,
+             "io": 18.8e-6 + 2 * (OVERHEAD_IO - 1) * 0.5e-6, "bias": 2e-6}
+    burst = {k: v * (1.5 if k == "chain 256" else 1.0) for k, v in quiet.items()}  # one slow figure
+    late = {k: v * 1.1 for k, v in quiet.items()}
+    o = overheads_from(burst, late)
+    # chain 256 is late's (quiet x 1.1), the others burst's (= quiet): fit through (1, 6.2) (64, 18.8)
+    # (256, 62.92) by least squares, worked out separately
+    xs, ys = [1, 64, 256], [6.2e-6, 18.8e-6, 57.2e-6 * 1.1]
+    mx, my = sum(xs) / 3, sum(ys) / 3
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+    assert o.launch_s == pytest.approx(slope) and o.run_s == pytest.approx(my - slope * mx)
+    assert o.per_io_s == pytest.approx(0.5e-6) and o.profiler_bias_s == 2e-6
+    assert overheads_from(quiet).launch_s == pytest.approx(0.2e-6)
+    # a tiny chain's step of 2 Add nodes taking 1.0 us: each Add costs (1.0 - 2 x 0.2) / 2 beyond its launch
+    (a,) = chain_samples([ChainTiming("Add", 1.0e-6, {"Add": 2.0}, {"Add": (16, 192)})], 0.2e-6)
+    assert a.family == "Add" and a.seconds == pytest.approx(0.3e-6) and (a.flops, a.bytes) == (16, 192)
