@@ -93,6 +93,7 @@ class Measurements:
     profiler_bias_s: float
     samples: list[Sample] = field(default_factory=list)
     workspace_bytes: int | None = None  # resident memory of a session running a tiny model (threads, arena)
+    weight_residency: dict[str, float] = field(default_factory=dict)  # weight_residency()
     seconds: float = 0.0  # wall time the calibration took
     notes: list[str] = field(default_factory=list)
     quick: bool = False
@@ -882,6 +883,50 @@ def runtime_memory(threads: int, workdir: Path) -> int | None:
         return None
 
 
+RESIDENCY_MIB = 16  # weights in each weight_residency model
+
+
+def residency_model(kind: str) -> tuple[bytes, int]:
+    """A model whose memory is its weights: 16 MiB feeding MatMuls ("gemm": 4 x [8, 1024] x [1024, 1024]) or
+    3x3 convolutions ("conv": 7 x 256 -> 256 on 14 x 14, which onnxruntime runs as NCHWc), with its weight bytes."""
+    nodes, inits, prev = [], [], "x"
+    if kind == "gemm":
+        n, x, w_shape = 4, [8, 1024], [1024, 1024]
+    else:
+        n, x, w_shape = 7, [1, 256, 14, 14], [256, 256, 3, 3]
+    for i in range(n):
+        inits.append(_w(f"w{i}", w_shape, seed=i + 1))
+        attrs = {} if kind == "gemm" else {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+        nodes.append(helper.make_node("MatMul" if kind == "gemm" else "Conv", [prev, f"w{i}"], [f"c{i}"], **attrs))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+        prev = f"r{i}"
+    out = [8, 1024] if kind == "gemm" else x
+    return _model(nodes, [_vi("x", x)], [_vi(prev, out)], inits), sum(int(np.prod(w_shape)) * 4 for _ in range(n))
+
+
+def weight_residency(threads: int, workdir: Path, workspace: int | None) -> dict[str, float]:
+    """Resident bytes per weight byte for each kind of weight (planner.memory.residency_kind): onnxruntime keeps
+    an initializer and also its prepacked (MatMul) or NCHWc-reordered (Conv) form, so a model's memory is
+    not its weights once. Each model is measured like `plan validate` measures (planner.measure, a fresh
+    process), less the tiny model's resident memory (`workspace`). 2026-12-02 here: gemm 1.70, conv 3.25."""
+    from planner.measure import measure
+
+    if not workspace:
+        return {}
+    out = {}
+    for kind in ("gemm", "conv"):
+        model, weight_bytes = residency_model(kind)
+        path = workdir / f"residency-{kind}.onnx"
+        path.write_bytes(model)
+        try:
+            rss = measure(path, {}, threads, runs=3, warmup=1).rss_peak_bytes
+        except PlannerError:
+            continue
+        if rss:
+            out[kind] = round(max((rss - workspace) / weight_bytes, 1.0), 3)
+    return out
+
+
 def quickest(passes: Sequence[Sequence[Sample]]) -> list[Sample]:
     """Per sample (same benchmark, node work and family), the quickest of the passes: a neighbour's burst
     slows every kernel it overlaps by up to a quarter for seconds at a time, and only ever adds time."""
@@ -922,6 +967,7 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
         runs = 30 if not quick else 5
         notes: list[str] = []
         workspace = runtime_memory(threads, work)
+        residency = weight_residency(threads, work, workspace)
         bar.step("runtime memory")
         passes: list[list[Callable[[Overheads], list[Sample]]]] = []
         weight_sessions: dict[tuple, object] = {}
@@ -978,5 +1024,6 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
                          "waiting for a quiet moment (planner.quiet)")
     return Measurements(threads=threads, launch_overhead_s=o.launch_s, run_overhead_s=o.run_s,
                         run_overhead_per_io_s=o.per_io_s, profiler_bias_s=o.profiler_bias_s, samples=quickest(made),
-                        workspace_bytes=workspace, seconds=time.perf_counter() - start, notes=notes, quick=quick,
-                        probe_s=gate.best_s, busy=gate.noisy)
+                        workspace_bytes=workspace, weight_residency=residency,
+                        seconds=time.perf_counter() - start, notes=notes, quick=quick, probe_s=gate.best_s,
+                        busy=gate.noisy)

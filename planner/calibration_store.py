@@ -13,6 +13,7 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "throughput_curves": {"Softmax": [[working-set bytes, bytes/s], ...], ...}    every other family
          "kernel_fixed_s":    {"gemm": s, "vector": s, ...}                 per kernel, beyond the launch
          "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
+         "weight_residency":  {"gemm": x, "conv": x}   resident bytes per weight byte of 16 MiB of such weights
          "probe_s":           planner.quiet's probe kernel on the quiet machine (validate waits for this speed)
          "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes,
                       working set, recurrent shape [gates, batch, inputs, hidden, directions] or []], ...]
@@ -100,6 +101,7 @@ class Calibration:
     kernel_fixed_s: Mapping[str, float]
     workspace_bytes: float | None = None
     recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # planner.recurrent.fit
+    weight_residency: Mapping[str, float] = field(default_factory=dict)  # planner.calibrate.weight_residency
     probe_s: float | None = None  # planner.quiet's probe when the machine was quiet: what validate waits for
     graph_node_overhead_s: float = 0.0  # per node of a graph of mixed small nodes, beyond its family's costs
     created: str = ""
@@ -119,6 +121,7 @@ class Calibration:
         d["weight_bandwidth_curve"] = [list(p) for p in self.weight_bandwidth_curve]
         d["rate_curves"] = {k: [list(p) for p in v] for k, v in self.rate_curves.items()}
         d["recurrent_costs"] = {k: dict(v) for k, v in self.recurrent_costs.items()}
+        d["weight_residency"] = dict(self.weight_residency)
         d["throughput_curves"] = {k: [list(p) for p in v] for k, v in self.throughput_curves.items()}
         d["samples"] = [list(s) for s in self.samples]
         d["notes"] = list(self.notes)
@@ -144,6 +147,7 @@ class Calibration:
                 rate_curves={str(k): curve(v) for k, v in dict(d.get("rate_curves", {})).items()},
                 recurrent_costs={str(k): {str(t): _nonneg(c) for t, c in dict(v).items()}
                                  for k, v in dict(d.get("recurrent_costs", {})).items()},
+                weight_residency={str(k): _nonneg(v) for k, v in dict(d.get("weight_residency", {})).items()},
                 throughput_curves={str(k): curve(v) for k, v in dict(d.get("throughput_curves", {})).items()},
                 kernel_fixed_s={str(k): _nonneg(v) for k, v in dict(d.get("kernel_fixed_s", {})).items()},
                 workspace_bytes=None if d.get("workspace_bytes") is None else _nonneg(d["workspace_bytes"]),
@@ -356,6 +360,7 @@ def fit(m) -> Calibration:
         rate_curves=rate_curves, recurrent_costs=recurrent_costs,
         throughput_curves={k: _falling(_merge(v)) for k, v in thru_points.items()},
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
+        weight_residency=dict(getattr(m, "weight_residency", {})),
         probe_s=getattr(m, "probe_s", None),
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=ort_version,
         quick=getattr(m, "quick", False), seconds=round(m.seconds, 2),
@@ -443,6 +448,7 @@ def apply(target: Target, cal: Calibration) -> Target:
         weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
         rate_curves=dict(cal.rate_curves),
         recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
+        weight_residency=dict(cal.weight_residency),
         throughput_curves=dict(cal.throughput_curves),
         kernel_fixed_s=dict(cal.kernel_fixed_s), dispatch_views=True,
         serial_weight_reads=bool(cal.weight_bandwidth_curve), workspace_bytes=workspace, sources=sources,

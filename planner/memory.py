@@ -7,6 +7,7 @@ allocating, and tensors that stay inside a fused kernel never exist in memory at
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from planner.costs import NodeCost, OpClass
@@ -19,10 +20,41 @@ class MemoryEstimate:
     activation_bytes: int  # peak of live activations (graph inputs and outputs included)
     workspace_bytes: int
     kv_cache_bytes: int = 0
+    runtime_copy_bytes: int = 0  # the runtime's own copies of weights (prepacked, reordered): runtime_copies
 
     @property
     def total_bytes(self) -> int:
-        return self.weight_bytes + self.activation_bytes + self.workspace_bytes + self.kv_cache_bytes
+        return (self.weight_bytes + self.activation_bytes + self.workspace_bytes + self.kv_cache_bytes
+                + self.runtime_copy_bytes)
+
+
+def residency_kind(family: str, op_class: OpClass) -> str | None:
+    """Which measured weight residency (Target.weight_residency) a kernel's weights take: "conv" for every
+    convolution family, "gemm" for the other matrix kernels, None for the rest (their weights are one copy)."""
+    if "conv" in family:
+        return "conv"
+    return "gemm" if op_class == OpClass.MATRIX else None
+
+
+ALWAYS_RETURNED = 32 << 20  # glibc's largest mmap threshold on 64-bit: a buffer this large is mmapped, and
+# unmapped (returned to the OS) when freed
+
+
+def runtime_copies(kernels: Iterable, residency: Mapping[str, float]) -> int:
+    """Bytes the runtime keeps beyond one copy of each kernel's weights, by the resident bytes per weight byte
+    measured for its kind (a host calibration: onnxruntime keeps the initializer and its prepacked or
+    NCHWc-reordered form, 1.7x a MatMul's weights and 3.3x a convolution's on this machine).
+
+    Except a kernel with ALWAYS_RETURNED bytes of weights or more: the buffer it no longer needs goes back to
+    the OS when freed. Measured here (planner.measure, one thread): MatMul weights of 4 MiB keep 1.85-1.96x,
+    one of 16 MiB 1.00x (four of them 1.74x: glibc raises its threshold after the first is freed), of 32 and
+    64 MiB 1.00x; so AlexNet's and VGG-19's fully connected layers (64-400 MiB) are one copy."""
+    extra = 0.0
+    for k in kernels:
+        kind = residency_kind(k.family, k.op_class)
+        if kind in residency and 0 < k.cost.weight_bytes < ALWAYS_RETURNED:
+            extra += max(residency[kind] - 1.0, 0.0) * k.cost.weight_bytes
+    return int(extra)
 
 
 def peak_activation_bytes(graph: Graph, costs: list[NodeCost], fused_away: set[str] = frozenset()) -> int:

@@ -13,7 +13,7 @@ from planner.analyze import Analysis
 from planner.controlflow import control_flow_times
 from planner.costs import NodeCost
 from planner.kernels import Kernel, build_kernels, graph_costs
-from planner.memory import MemoryEstimate, estimate_memory
+from planner.memory import MemoryEstimate, estimate_memory, runtime_copies
 from planner.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
 from planner.support import runtime_kernels
 from planner.target import Target
@@ -120,8 +120,9 @@ class Predictor:
 
     def predict(self, analysis: Analysis, target: Target, precision: str | None = None) -> Prediction:
         kernels, mem = self.kernels(analysis, target.fuse_epilogue, target.fuse_elementwise, target.dispatch_views)
-        mem = replace(mem, workspace_bytes=int(target.workspace_bytes))
         kernels, runs_as, unsupported = runtime_kernels(kernels, analysis.graph, target)  # what really runs
+        mem = replace(mem, workspace_bytes=int(target.workspace_bytes),
+                      runtime_copy_bytes=runtime_copies(kernels, target.weight_residency))
         resident = analysis.graph.weight_bytes
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
                                                       k.steps, recurrent=k.recurrent)) for k in kernels)

@@ -53,6 +53,8 @@ class Target:
     weight_bandwidth_curve: tuple[tuple[float, float], ...] = ()  # reading weights (a GEMV): same axes
     # recurrent families ("lstm.fp32"): the costs of planner.recurrent.TERMS, fitted to measured layers
     recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # resident bytes per weight byte by kind ("gemm", "conv"; planner.memory.residency_kind), where measured
+    weight_residency: Mapping[str, float] = field(default_factory=dict)
     rate_curves: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)  # matrix families,
     #   "<family>.<peak key>" ("gemm.fp32") or "<op class>.<peak key>": (FLOPs per byte, achieved FLOP/s)
     throughput_curves: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)  # any other

@@ -28,6 +28,8 @@ def test_quick_calibration_end_to_end(tmp_path, monkeypatch, capsys):
     assert cal.throughput_curves and cal.kernel_fixed_s
     # the samples say what was measured: every family the curves name came from a microbenchmark of ours
     assert {s[0] for s in cal.samples} >= {"gemm", "nchwc.conv", "Add"}
+    # onnxruntime keeps at least one copy of every weight, so no kind may come out below 1
+    assert set(cal.weight_residency) == {"gemm", "conv"} and min(cal.weight_residency.values()) >= 1.0
 
     from tests.test_validate import tiny_model
 

@@ -39,6 +39,7 @@ def _cal(bw: float = 20 * GB, threads: int = 1, **kw) -> Calibration:
         throughput_curves={"Softmax": ((1e5, 5 * GB),)},
         kernel_fixed_s={"gemm": 2e-6, "vector": 0.25e-6},
         workspace_bytes=12e6, created="2026-01-01T00:00:00+00:00", quick=True,
+        weight_residency={"gemm": 1.5, "conv": 3.0},
     )
     base.update(kw)
     return Calibration(**base)
@@ -261,3 +262,32 @@ def test_graph_node_overhead_is_the_slope_of_what_mixed_graphs_take_beyond_their
     assert mixed_residual(cal, samples) == pytest.approx(per_node)
     slower = apply(detect_host(), dataclasses.replace(cal, graph_node_overhead_s=per_node))
     assert slower.launch_overhead_s == pytest.approx(cal.launch_overhead_s + per_node)
+
+
+def test_runtime_copies_of_weights_by_kind_and_size():
+    from planner.kernels import Kernel
+    from planner.memory import ALWAYS_RETURNED, runtime_copies
+
+    def k(family, op_class, weights):
+        return Kernel(family, (0,), ("X",), op_class, "float32", OpCost(1, weights + 64, 64, weights), False, family)
+
+    kernels = [k("nchwc.conv", OpClass.MATRIX, 2 << 20),  # (3.0 - 1) x 2 MiB = 4 MiB more
+               k("gemm_bias", OpClass.MATRIX, 1 << 20),  # (1.5 - 1) x 1 MiB = 0.5 MiB
+               k("gemm", OpClass.MATRIX, ALWAYS_RETURNED),  # mmapped: its spare copy goes back to the OS
+               k("Add", OpClass.VECTOR, 1 << 20)]  # not a matrix kernel: one copy
+    assert runtime_copies(kernels, {"gemm": 1.5, "conv": 3.0}) == (4 << 20) + (1 << 19)
+    assert runtime_copies(kernels, {}) == 0  # an uncalibrated target: weights once
+
+
+def test_calibrated_host_memory_counts_the_runtimes_copies(tmp_path):
+    from planner.analyze import Analyzer
+    from planner.loader import load_model
+    from planner.predict import predict
+    from tests.test_validate import tiny_model
+
+    analysis = Analyzer(load_model(tiny_model(tmp_path / "tiny.onnx"))).analyze()
+    plain = predict(analysis, apply(detect_host(), _cal(weight_residency={})))
+    copies = predict(analysis, apply(detect_host(), _cal(weight_residency={"gemm": 2.0, "conv": 2.0})))
+    matrix_weights = 64 * 32 * 4 + 32 * 4  # the MatMul's weights and the bias onnxruntime fuses into it
+    assert copies.memory.runtime_copy_bytes == matrix_weights  # (2.0 - 1) x each matrix kernel's weights
+    assert copies.memory.total_bytes - plain.memory.total_bytes == matrix_weights
