@@ -8,9 +8,10 @@
               they match by node name. A profiled node's duration includes the profiler's own bookkeeping
               (calibrated as `profiler_bias_s`: a tiny Relu's profiled duration); the measured time of a node is
               therefore  launch + (duration - bias), the same quantity a prediction gives per kernel. Per op
-              type: sums over the matched kernels. Memory: predicted peak (weights + activation peak +
-              workspace) against the resident high-water mark of the runs over the process before the
-              session (planner.measure), and the predicted activation peak against onnxruntime's arena peak.
+              type: sums over the matched kernels. Memory: predicted peak (weights + the runtime's spare copies
+              of them + activation peak + workspace) against the resident high-water mark of the runs over
+              the process before the session (planner.measure), and the predicted activation peak against
+              onnxruntime's arena peak.
 """
 
 from __future__ import annotations
