@@ -249,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     for label, x in (("wall clock", wall), ("the quickest run", best)):
         print(f"  (against {label}: {100 * x['within_10pct']:.0f}% within +-10%, {100 * x['within_5pct']:.0f}% "
               f"within +-5%, median |error| {100 * x['median_abs_error']:.1f}%)")
+    mem = [r["predicted_peak_memory_bytes"] / r["measured_rss_peak_bytes"] - 1 for r in rows
+           if r.get("measured_rss_peak_bytes")]
+    if mem:
+        worst = max(mem, key=abs)
+        print(f"peak memory (predicted against resident memory): {sum(abs(e) <= 0.2 for e in mem)} of {len(mem)} "
+              f"within +-20%, median |error| {100 * statistics.median(abs(e) for e in mem):.0f}%, worst "
+              f"{_pct(worst)}")
     print(f"\n{'op type':<26} {'kernels':>7} {'predicted':>11} {'measured':>11} {'error':>8} {'kernel |err| med':>17} "
           f"{'within 10%':>10}")
     per_op = {}
@@ -266,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(args.json, json.dumps({"threads": args.threads, "runs": args.runs, "rounds": args.rounds,
                                             "calibration": cal.created, "models": rows, "end_to_end": end,
                                             "end_to_end_wall": wall, "end_to_end_quickest": best,
+                                            "peak_memory_errors": mem,
                                             "op_types": per_op}, indent=2) + "\n")
     return 0
 
