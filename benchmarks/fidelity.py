@@ -192,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 dims = dict(predictions[c.name].analysis.binding.values)
                 print(f"measuring {c.name} (round {r + 1}/{args.rounds})", file=sys.stderr, flush=True)
                 measured[c.name].append(measure(c.path, dims, args.threads, args.runs,
-                                                quiet_probe_s=host.calibration.probe_s,
-                                                quiet_stream_s=host.calibration.stream_probe_s))
+                                                quiet_probe_s=host.calibration.probe_s))
         if args.measured and not reuse:
             from planner.atomic import write_atomic
 

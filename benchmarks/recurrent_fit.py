@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     found = find(1, args.calibration)
     cal = found.calibration
-    gate = QuietGate(1, reference_s=cal.probe_s if cal else None, budget_s=60.0,
-                     stream_reference_s=cal.stream_probe_s if cal else None)
+    gate = QuietGate(1, reference_s=cal.probe_s if cal else None, budget_s=60.0)
     gate.wait(2.0)
     empty = quickest_s(_bench([helper.make_node("Relu", ["x"], ["y"])], np.ones(16, np.float32), [], "Relu"),
                        gate, passes=3)

@@ -98,7 +98,6 @@ class Measurements:
     notes: list[str] = field(default_factory=list)
     quick: bool = False
     probe_s: float | None = None  # planner.quiet's probe on the quiet machine
-    stream_probe_s: float | None = None  # and its streaming probe
     busy: int = 0  # microbenchmarks that ran after planner.quiet gave up waiting for a quiet moment
 
 
@@ -1027,4 +1026,4 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
                         run_overhead_per_io_s=o.per_io_s, profiler_bias_s=o.profiler_bias_s, samples=quickest(made),
                         workspace_bytes=workspace, weight_residency=residency,
                         seconds=time.perf_counter() - start, notes=notes, quick=quick, probe_s=gate.best_s,
-                        stream_probe_s=gate.stream_best_s, busy=gate.noisy)
+                        busy=gate.noisy)

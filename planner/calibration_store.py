@@ -15,7 +15,6 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
          "weight_residency":  {"gemm": x, "conv": x}   resident bytes per weight byte of 16 MiB of such weights
          "probe_s":           planner.quiet's probe kernel on the quiet machine (validate waits for this speed)
-         "stream_probe_s":    planner.quiet's streaming probe on the quiet machine, likewise
          "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes,
                       working set, recurrent shape [gates, batch, inputs, hidden, directions] or []], ...]
      }}}
@@ -104,7 +103,6 @@ class Calibration:
     recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # planner.recurrent.fit
     weight_residency: Mapping[str, float] = field(default_factory=dict)  # planner.calibrate.weight_residency
     probe_s: float | None = None  # planner.quiet's probe when the machine was quiet: what validate waits for
-    stream_probe_s: float | None = None  # planner.quiet's streaming probe, likewise
     graph_node_overhead_s: float = 0.0  # per node of a graph of mixed small nodes, beyond its family's costs
     created: str = ""
     onnxruntime: str = ""
@@ -154,7 +152,6 @@ class Calibration:
                 kernel_fixed_s={str(k): _nonneg(v) for k, v in dict(d.get("kernel_fixed_s", {})).items()},
                 workspace_bytes=None if d.get("workspace_bytes") is None else _nonneg(d["workspace_bytes"]),
                 probe_s=None if d.get("probe_s") is None else _nonneg(d["probe_s"]),
-                stream_probe_s=None if d.get("stream_probe_s") is None else _nonneg(d["stream_probe_s"]),
                 graph_node_overhead_s=_nonneg(d.get("graph_node_overhead_s", 0.0)),
                 created=str(d.get("created", "")), onnxruntime=str(d.get("onnxruntime", "")),
                 quick=bool(d.get("quick", False)), seconds=float(d.get("seconds", 0.0)),
@@ -364,7 +361,7 @@ def fit(m) -> Calibration:
         throughput_curves={k: _falling(_merge(v)) for k, v in thru_points.items()},
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
         weight_residency=dict(getattr(m, "weight_residency", {})),
-        probe_s=getattr(m, "probe_s", None), stream_probe_s=getattr(m, "stream_probe_s", None),
+        probe_s=getattr(m, "probe_s", None),
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=ort_version,
         quick=getattr(m, "quick", False), seconds=round(m.seconds, 2),
         samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps,

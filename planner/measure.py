@@ -166,11 +166,10 @@ def synthetic_feeds(session, dims: dict[str, int], seed: int = 0) -> dict:
 
 
 def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: int = 10,
-                 warmup: int = 3, quiet_probe_s: float | None = None, quiet_stream_s: float | None = None
-                 ) -> Measurement:
+                 warmup: int = 3, quiet_probe_s: float | None = None) -> Measurement:
     """Measure in this process (see the module docstring); `measure` runs this in a child. With
-    `quiet_probe_s` (and `quiet_stream_s`: the calibration's probes), first wait up to QUIET_WAIT_S for the
-    machine to be as quiet as it was then (planner.quiet)."""
+    `quiet_probe_s` (the calibration's), first wait up to QUIET_WAIT_S for the machine to be as quiet as it
+    was then (planner.quiet)."""
     import onnxruntime  # noqa: F401  (loaded before the baseline: its library is not the model's memory)
 
     from planner.ort_graph import make_session, session_options
@@ -187,13 +186,11 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
     if quiet_probe_s:
         from planner.quiet import QuietGate
 
-        gate = QuietGate(threads, reference_s=quiet_probe_s, budget_s=QUIET_WAIT_S,
-                         stream_reference_s=quiet_stream_s)
+        gate = QuietGate(threads, reference_s=quiet_probe_s, budget_s=QUIET_WAIT_S)
         busy = not gate.wait(QUIET_WAIT_S)
         if busy:
-            t = gate.probe()
-            notes.append(f"the machine stayed busy: its probes ran {t / quiet_probe_s:.2f}x (arithmetic) and "
-                         f"{gate.last_stream_s / gate.stream_best_s:.2f}x (memory) the quietest")
+            notes.append(f"the machine stayed busy: its probe ran {gate.probe() / quiet_probe_s:.2f}x the "
+                         "calibration's")
     reset = _reset_peak()
     warm_up(session, feeds, warmup)
     timed = timed_runs(session, feeds, runs)
@@ -226,12 +223,12 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
 
 def measure(model_path: str | os.PathLike, dims: dict[str, int], threads: int = 1, runs: int = 10,
             warmup: int = 3, isolate: bool = True, timeout_s: float = 1800,
-            quiet_probe_s: float | None = None, quiet_stream_s: float | None = None) -> Measurement:
+            quiet_probe_s: float | None = None) -> Measurement:
     """Measure `model_path` at `dims` (every symbolic input dim bound); in a fresh process when `isolate`."""
     if not isolate:
-        return measure_here(str(model_path), dims, threads, runs, warmup, quiet_probe_s, quiet_stream_s)
+        return measure_here(str(model_path), dims, threads, runs, warmup, quiet_probe_s)
     request = json.dumps({"model": str(model_path), "dims": dims, "threads": threads, "runs": runs,
-                          "warmup": warmup, "quiet_probe_s": quiet_probe_s, "quiet_stream_s": quiet_stream_s})
+                          "warmup": warmup, "quiet_probe_s": quiet_probe_s})
     try:
         done = subprocess.run([sys.executable, "-m", "planner.measure"], input=request, capture_output=True,
                               text=True, timeout=timeout_s, check=False)
@@ -248,7 +245,7 @@ def _main() -> int:
     req = json.loads(sys.stdin.read())
     try:
         m = measure_here(req["model"], req["dims"], req["threads"], req["runs"], req["warmup"],
-                         req.get("quiet_probe_s"), req.get("quiet_stream_s"))
+                         req.get("quiet_probe_s"))
     except PlannerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

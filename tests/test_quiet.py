@@ -20,10 +20,3 @@ def test_a_slow_reference_is_quiet_at_once_and_the_best_probe_is_kept():
     assert gate.wait(0.0) is True and gate.waited_s == 0.0
     t = gate.probe()
     assert 0 < gate.best_s <= t < 10.0
-
-
-def test_a_busy_memory_system_is_not_quiet_however_fast_the_arithmetic():
-    # the MatMul probe passes at once (a ten-second reference), the streaming one never can (a picosecond)
-    gate = QuietGate(1, reference_s=10.0, stream_reference_s=1e-12, budget_s=0.3)
-    assert gate.wait(0.2) is False and gate.noisy == 1
-    assert gate.last_stream_s > 1e-12 and gate.stream_best_s == 1e-12  # a reference is never raised
