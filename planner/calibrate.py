@@ -883,9 +883,6 @@ def runtime_memory(threads: int, workdir: Path) -> int | None:
         return None
 
 
-RESIDENCY_MIB = 16  # weights in each weight_residency model
-
-
 def residency_model(kind: str) -> tuple[bytes, int]:
     """A model whose memory is its weights: 16 MiB feeding MatMuls ("gemm": 4 x [8, 1024] x [1024, 1024]) or
     3x3 convolutions ("conv": 7 x 256 -> 256 on 14 x 14, which onnxruntime runs as NCHWc), with its weight bytes."""
@@ -900,8 +897,7 @@ def residency_model(kind: str) -> tuple[bytes, int]:
         nodes.append(helper.make_node("MatMul" if kind == "gemm" else "Conv", [prev, f"w{i}"], [f"c{i}"], **attrs))
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
         prev = f"r{i}"
-    out = [8, 1024] if kind == "gemm" else x
-    return _model(nodes, [_vi("x", x)], [_vi(prev, out)], inits), sum(int(np.prod(w_shape)) * 4 for _ in range(n))
+    return _model(nodes, [_vi("x", x)], [_vi(prev, x)], inits), n * 4 * int(np.prod(w_shape))
 
 
 def weight_residency(threads: int, workdir: Path, workspace: int | None) -> dict[str, float]:
@@ -1017,8 +1013,8 @@ def calibrate(threads: int = 1, quick: bool = False, progress_stream=None, show_
         if not quick:
             overhead_times.append(overhead_timings(threads, quick, work, bar.step, gate, repeats=2))
         o = overheads_from(*overhead_times)
-        made = [chain_samples(tiny, o.launch_s) + [s for pending in p for s in pending(o)] for p in passes[:1]]
-        made += [[s for pending in p for s in pending(o)] for p in passes[1:]]
+        made = [[s for pending in p for s in pending(o)] for p in passes]
+        made[0] += chain_samples(tiny, o.launch_s)
         if gate.noisy:
             notes.append(f"the machine was busy: {gate.noisy} microbenchmarks ran after {gate.waited_s:.0f} s of "
                          "waiting for a quiet moment (planner.quiet)")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from planner.costs import NodeCost, OpClass, OpCost, node_cost
 from planner.ir import Graph, NodeInfo
-from planner.recurrent import RecurrentShape, shape_of
+from planner.recurrent import GATES, RecurrentShape, shape_of
 
 _INT8_MATRIX = {"QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
                 "QGemm", "MatMulIntegerToFloat", "QAttention", "DynamicQuantizeLSTM"}
@@ -57,7 +57,7 @@ _GEMM_LIKE = {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "TransposeMatMul", "
               "GemmFastGelu", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
               "QGemm", "MatMulInteger16", "Einsum"}
 _CONV_LIKE = {"Conv", "FusedConv", "NhwcConv", "NhwcFusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
-_RNN_LIKE = {"LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"}
+_RNN_LIKE = frozenset(GATES)  # LSTM, GRU, RNN and the quantized LSTM
 _DOMAIN_TAG = {"": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
 _ROW_WISE = {"Softmax", "LogSoftmax", "LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
              "SkipSimplifiedLayerNormalization", "RMSNormalization", "ReduceMean", "ReduceSum", "ReduceMax"}
@@ -210,6 +210,6 @@ def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse
             op_class=costs[members[0]].op_class, dtype=compute_dtype(anchor), cost=total,
             unknown=any(not costs[m].known for m in members),
             family=kernel_family(anchor, costs[members[0]].op_class), steps=kernel_steps(anchor),
-            recurrent=shape_of(anchor) if anchor.op_type in _RNN_LIKE else None,
+            recurrent=shape_of(anchor),
         ))
     return kernels

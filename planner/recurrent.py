@@ -51,8 +51,11 @@ class RecurrentShape:
 
 
 def shape_of(node: NodeInfo) -> RecurrentShape | None:
-    """The layer's sizes from its input X [seq, batch, in] (layout=1: [batch, seq, in]) and hidden_size (else
-    R's last dim); None when they are not all known."""
+    """The layer's sizes (the one reading of them: planner.costs.rnn counts its work from these too).
+
+    X [seq, batch, in] (layout=1: [batch, seq, in]); hidden_size, else R's hidden dim ([dirs, G·h, h]; the
+    quantized LSTM's R is [dirs, h, 4h]); directions 2 for direction="bidirectional", else W's first dim.
+    None when they are not all known."""
     g = GATES.get(node.op_type)
     x = node.in_shape(0)
     if g is None or x is None or len(x) != 3:
@@ -61,12 +64,13 @@ def shape_of(node: NodeInfo) -> RecurrentShape | None:
     h = node.attr("hidden_size", None)
     if not isinstance(h, int) or h <= 0:
         r = node.in_shape(2)
-        h = r[2] if r is not None and len(r) == 3 and node.op_type != "DynamicQuantizeLSTM" else None
+        h = (r[1] if node.op_type == "DynamicQuantizeLSTM" else r[2]) if r is not None and len(r) == 3 else None
     direction = node.attr("direction", "forward")
     if isinstance(direction, bytes):
         direction = direction.decode("utf-8", "replace")
-    dirs = 2 if direction == "bidirectional" else 1
-    if not all(isinstance(v, int) and v > 0 for v in (batch, inputs, h)):
+    w = node.in_shape(1)
+    dirs = 2 if direction == "bidirectional" else w[0] if w is not None and len(w) == 3 else 1
+    if not all(isinstance(v, int) and v > 0 for v in (batch, inputs, h, dirs)):
         return None
     return RecurrentShape(g, batch, inputs, h, dirs)
 

@@ -20,10 +20,10 @@ com.microsoft DynamicQuantizeLSTM (W [dirs, in, 4h]) uses the LSTM count with it
 from __future__ import annotations
 
 from planner.costs.elementwise import per_element
-from planner.costs.registry import OpClass, OpCost, attr_str, io_cost, register
+from planner.costs.registry import OpClass, OpCost, io_cost, register
 from planner.ir import NodeInfo
+from planner.recurrent import shape_of
 
-GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 DEFAULT_ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
 
 
@@ -53,23 +53,12 @@ def gate_math(node: NodeInfo, kind: str) -> int:
 
 
 def rnn_cost(node: NodeInfo, kind: str, peephole_input: int | None = None) -> OpCost:
-    x = node.in_shape(0)
-    if x is None or len(x) != 3:
+    shape = shape_of(node)
+    if shape is None:
         return io_cost(node)
-    seq, batch = (x[1], x[0]) if node.attr("layout", 0) == 1 else (x[0], x[1])
-    in_size = x[2]
-    h = node.attr("hidden_size", None)
-    if not isinstance(h, int) or h <= 0:
-        r = node.in_shape(2)
-        if r is None or len(r) != 3:
-            return io_cost(node)
-        h = r[2]
-    w = node.in_shape(1)
-    if attr_str(node, "direction", "forward") == "bidirectional":
-        dirs = 2
-    else:
-        dirs = w[0] if w is not None and len(w) == 3 else 1
-    g = GATES[kind]
+    x = node.in_shape(0)
+    seq = x[1] if node.attr("layout", 0) == 1 else x[0]
+    g, batch, in_size, h, dirs = shape.gates, shape.batch, shape.inputs, shape.hidden, shape.directions
     step = 2 * batch * g * h * (in_size + h) + batch * h * gate_math(node, kind)
     if node.has_input(3):
         step += 2 * batch * g * h
