@@ -545,7 +545,16 @@ def _conv_benches(quick: bool) -> list[Bench]:
               (60, 60, 28, 1, 1, 3), (24, 24, 28, 3, 1, 24), (20, 40, 28, 3, 1, 1),
               # grouped 1x1 convolutions (ShuffleNet, ResNeXt), which onnxruntime runs as one GEMM per group
               (240, 240, 28, 1, 1, 3), (480, 480, 14, 1, 1, 3), (960, 960, 7, 1, 1, 3), (128, 256, 28, 1, 1, 4),
-              (64, 64, 56, 3, 1, 2)]
+              (64, 64, 56, 3, 1, 2),
+              # ... and with channels a group that onnxruntime's blocked layout does not take (plain Conv)
+              (132, 132, 28, 1, 1, 4), (264, 264, 14, 1, 1, 4), (520, 520, 7, 1, 1, 4), (120, 240, 28, 1, 1, 2),
+              (200, 200, 28, 1, 1, 8),
+              # grouped 3x3 with few channels a group (ResNeXt's 32x4d), im2col per group
+              (128, 128, 28, 3, 1, 32), (120, 120, 14, 3, 1, 6),
+              # depthwise 3x3 at more sizes, and depthwise 1x1 (a BatchNormalization in the blocked layout)
+              (256, 256, 14, 3, 1, 256), (144, 144, 28, 3, 1, 144), (512, 512, 7, 3, 1, 512),
+              (48, 48, 28, 1, 1, 48), (160, 160, 28, 1, 1, 160), (128, 128, 56, 1, 1, 128), (320, 320, 56, 1, 1, 320),
+              (512, 512, 7, 1, 1, 512)]
     if quick:
         shapes = [(32, 32, 56, 3, 1, 1), (64, 256, 28, 1, 1, 1), (64, 64, 28, 3, 1, 64)]
     for cin, cout, hw, k, s, g in shapes:

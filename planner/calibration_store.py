@@ -51,7 +51,8 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
     graph node overhead        per node of the mixed graphs (4 and 24 blocks of small nodes of many kinds), the
                                slope of measured - predicted by the curves above; added to every launch
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
-                               and made non-increasing
+                               and made non-increasing; so too the matrix families timed by their bytes
+                               (planner.kernels.BYTES_TIMED: a 1x1 depthwise convolution)
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ import onnx
 
 from planner.atomic import write_atomic
 from planner.errors import PlannerError
+from planner.kernels import BYTES_TIMED
 from planner.recurrent import RecurrentShape
 from planner.recurrent import fit as fit_recurrent
 from planner.roofline import weight_stream
@@ -323,7 +325,7 @@ def fit(m) -> Calibration:
     stream_points: dict[str, list[tuple[float, float]]] = defaultdict(list)  # weight streams (GEMVs)
     thru_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for s in profiled:
-        if s.op_class == "matrix" and s.flops and s.bytes:
+        if s.op_class == "matrix" and s.flops and s.bytes and s.family not in BYTES_TIMED:
             if weight_bound(s):
                 continue
             point = (s.intensity, s.flops / net(s))
@@ -333,7 +335,7 @@ def fit(m) -> Calibration:
                 keys.append(f"matrix.{s.peak_key}")
             for key in keys:
                 (stream_points if streams else rate_points)[key].append(point)
-        elif s.op_class != "matrix" and s.bytes and s not in stream:
+        elif (s.op_class != "matrix" or s.family in BYTES_TIMED) and s.bytes and s not in stream:
             thru_points[s.family].append((s.bytes, s.bytes / net(s)))
     vector_rates = [s.flops / net(s) for s in profiled if s.op_class == "vector" and s.flops and s not in stream]
     layers: dict[str, list[tuple[RecurrentShape, int, float]]] = defaultdict(list)

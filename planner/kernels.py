@@ -87,8 +87,11 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     """The kind of kernel a node runs, as calibrations name them.
 
     Matrix ops group by algorithm: "gemm" (MatMul-like), "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
-    input channel per group),
-    "conv_grouped" (other groups), "lstm", "gru", "rnn",
+    input channel per group), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which onnxruntime's blocked
+    layout makes of a BatchNormalization; timed by its bytes, see BYTES_TIMED), "conv_grouped_1x1" (other
+    groups, a 1x1 stride-1 kernel: one GEMM per group straight off the input), "conv_grouped" (other groups:
+    im2col per group first; measured here, 3x3 with 4 channels a group runs 30-40 GFLOP/s, 1x1 at the same
+    intensity 140-200), "lstm", "gru", "rnn",
     prefixed "nchwc." for onnxruntime's blocked-layout kernels ("nchwc.conv_nchw": a blocked conv reading a
     plain NCHW input, as first layers do); every other op is its own family, its op type with the domain
     tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool"); row-wise ops (softmax, normalisations, reductions) over
@@ -113,7 +116,11 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             grouped = group > 1 and not depthwise
             if tag == "ms.":  # FusedConv runs the plain Conv kernel (im2col + GEMM per group), then its activation
                 tag = ""
-            return tag + ("conv_dw" if depthwise else "conv_grouped" if grouped else "conv")
+            if depthwise:
+                return tag + ("conv_dw_1x1" if _pointwise(node, w) else "conv_dw")
+            if grouped:
+                return tag + ("conv_grouped_1x1" if _pointwise(node, w) else "conv_grouped")
+            return tag + "conv"
     if node.op_type == "Transpose" and contiguous_run(node) >= LONG_RUN:
         return f"{tag}Transpose:long"  # whole rows move: a copy of long runs, not a gather of single elements
     if node.op_type in _ROW_WISE:
@@ -121,6 +128,21 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
         if x and x[-1] < SHORT_ROWS:
             return f"{tag}{node.op_type}:short"  # per-row overheads dominate short rows
     return tag + node.op_type
+
+
+BYTES_TIMED = frozenset({"conv_dw_1x1", "nchwc.conv_dw_1x1"})  # matrix families timed by bytes, not FLOPs
+"""A 1x1 depthwise convolution does one multiply-add per element it reads: its intensity is the same at every
+size, so a rate curve over intensity cannot tell a cached one from one in DRAM, and a FLOP rate borrowed from
+the 3x3 depthwise kernel has it 4-7x too fast (DenseNet-121's 124 such kernels, from its BatchNormalizations:
+predicted 1.7 ms, profiled 4.5 ms). Its calibration is bytes per second against working set, like a vector op."""
+
+
+def _pointwise(node: NodeInfo, w: tuple | None) -> bool:
+    """A 1x1 kernel at stride 1 and no padding: every output pixel reads exactly its own input pixel."""
+    kernel = node.attr("kernel_shape") or (list(w[2:]) if w is not None and len(w) > 2 else None)
+    if not kernel or any(k != 1 for k in kernel):
+        return False
+    return all(s == 1 for s in (node.attr("strides") or [1])) and not any(node.attr("pads") or [0])
 
 
 def kernel_steps(node: NodeInfo) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.costs import OpClass, OpCost
+from planner.kernels import BYTES_TIMED
 from planner.recurrent import RecurrentShape
 from planner.recurrent import seconds as recurrent_seconds
 from planner.target import Target
@@ -86,13 +87,14 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
     memory_s = (cost.bytes - weights) / target.achieved_bytes_per_s(cost.bytes) if cost.bytes else 0.0
     if weights:
         memory_s += weights / target.weight_bytes_per_s(max(cost.bytes, resident_bytes))
-    own = target.family_bytes_per_s(family, cost.bytes) if cost.bytes and op_class != OpClass.MATRIX else None
+    by_bytes = op_class != OpClass.MATRIX or family in BYTES_TIMED
+    own = target.family_bytes_per_s(family, cost.bytes) if cost.bytes and by_bytes else None
     if own is None:
         rate = target.achieved_flops_per_s(op_class.value, family, used, peak, intensity)
         compute_s = cost.flops / rate if cost.flops else 0.0
     elif op_class == OpClass.DATA:  # a measured data-movement op: its own speed is the memory term
         compute_s, memory_s = 0.0, max(memory_s, cost.bytes / own)
-    else:  # a measured vector op: the time it takes beyond plain streaming is its arithmetic
+    else:  # a measured vector op (or BYTES_TIMED matrix op): the time beyond plain streaming is its arithmetic
         compute_s = cost.bytes / own
     launch = target.fixed_cost_s(family, op_class.value)
     if op_class == OpClass.MATRIX and weights and GEMV_FIXED in target.kernel_fixed_s and weight_stream(

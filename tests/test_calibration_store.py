@@ -223,6 +223,36 @@ def test_fit_by_hand():
     assert cal.kernel_fixed_s["vector"] == cal.kernel_fixed_s["Softmax"]  # the class median of one
 
 
+def test_a_bytes_timed_matrix_family_fits_and_times_by_its_bytes():
+    """A 1x1 depthwise convolution (planner.kernels.BYTES_TIMED) does a multiply-add per element it reads:
+    its samples make a bytes/s curve over working set, not a FLOP rate, and a kernel of it takes its bytes at
+    that curve (when slower than plain streaming), whatever its FLOPs."""
+    m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
+                     profiler_bias_s=3e-6, samples=[
+                         _s("Add", "vector", "vector", 10**5, 12 * 10**5, 6e-6, "Add stream 1.2 MB"),  # 2e11 B/s
+                         _s("gemm", "matrix", "fp32", 10**6, 10**5, 1.2e-5, "MatMul 1"),
+                         _s("nchwc.conv_dw_1x1", "matrix", "fp32", 10**5, 4 * 10**5, 4e-6, "Conv dw 1x1 small"),
+                         _s("nchwc.conv_dw_1x1", "matrix", "fp32", 10**6, 4 * 10**6, 8e-5, "Conv dw 1x1 big"),
+                     ])
+    cal = fit(m)
+    assert not any(k.startswith("nchwc.conv_dw_1x1") for k in cal.rate_curves)
+    assert not any(cal.kernel_fixed_s.values())  # no chain measured a fixed cost: none to take off the samples
+    # bytes / seconds, falling with working set: 1e11 B/s at 400 kB, 5e10 B/s at 4 MB
+    assert cal.throughput_curves["nchwc.conv_dw_1x1"] == ((4 * 10**5, pytest.approx(1e11)),
+                                                          (4 * 10**6, pytest.approx(5e10)))
+    t = apply(detect_host(), cal)
+    assert t.achieved_bytes_per_s(2e6) == pytest.approx(2e11)
+    # 2 MB, log-log between the two points: 1e11 * 0.5^(log 5 / log 10) B/s
+    own = 1e11 * 0.5 ** (math.log(5) / math.log(10))
+    cost = OpCost(flops=5 * 10**5, bytes_read=10**6, bytes_written=10**6, weight_bytes=0)
+    kt = kernel_time(cost, OpClass.MATRIX, "float32", t, family="nchwc.conv_dw_1x1")
+    assert kt.seconds == pytest.approx(2e6 / own + t.launch_overhead_s)
+    # the same kernel as a 3x3 depthwise one is a FLOP rate (the gemm curve, the matrix fallback: 6 µs) or
+    # plain streaming (10 µs), whichever is slower
+    dw = kernel_time(cost, OpClass.MATRIX, "float32", t, family="nchwc.conv_dw")
+    assert dw.seconds == pytest.approx(max(5e5 / (1e6 / 1.2e-5), 2e6 / 2e11) + t.launch_overhead_s)
+
+
 def test_calibrated_target_keeps_its_sources():
     t = apply(detect_host(), _cal())
     assert "calibration" in t.sources and "quick" in t.sources["calibration"]

@@ -82,7 +82,17 @@ def test_families_and_steps():
                          OpClass.MATRIX) == "nchwc.conv_nchw"
     assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 64, 8, 8), (64, 64, 3, 3)]),
                          OpClass.MATRIX) == "nchwc.conv"
-    assert kernel_family(n("Conv", "", [(1, 60, 8, 8), (60, 20, 1, 1)], group=3), OpClass.MATRIX) == "conv_grouped"
+    # grouped: a 1x1 stride-1 kernel (a GEMM per group off the input) apart from the im2col ones
+    assert kernel_family(n("Conv", "", [(1, 60, 8, 8), (60, 20, 1, 1)], group=3),
+                         OpClass.MATRIX) == "conv_grouped_1x1"
+    assert kernel_family(n("Conv", "", [(1, 60, 8, 8), (60, 20, 1, 1)], group=3, strides=[2, 2]),
+                         OpClass.MATRIX) == "conv_grouped"
+    assert kernel_family(n("Conv", "", [(1, 64, 8, 8), (64, 2, 3, 3)], group=32), OpClass.MATRIX) == "conv_grouped"
+    # depthwise 1x1: a BatchNormalization in onnxruntime's blocked layout, timed by its bytes
+    assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 64, 8, 8), (64, 1, 1, 1)], group=64),
+                         OpClass.MATRIX) == "nchwc.conv_dw_1x1"
+    assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 64, 8, 8), (64, 1, 1, 1)], group=64, pads=[1] * 4),
+                         OpClass.MATRIX) == "nchwc.conv_dw"
     assert kernel_family(n("BiasGelu", "com.microsoft"), OpClass.VECTOR) == "ms.BiasGelu"
     assert kernel_family(n("GRU", "", [(50, 4, 32)]), OpClass.MATRIX) == "gru"
     assert kernel_steps(n("LSTM", "", [(50, 4, 32)])) == 50
