@@ -216,10 +216,10 @@ def _steps() -> dict[str, Callable[[int, str, str], tuple[list, list]]]:
                  helper.make_node("Slice", [f"cat{i}", f"st{i}", f"en{i}", f"ax{i}"], [o])],
                 [_w(f"c{i}", [16, 4], i), *ints])
 
-    def conv(group):
+    def conv(group, channels=16):
         def step(i, p, o):
             return ([helper.make_node("Conv", [p, f"w{i}"], [o], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
-                                      group=group)], [_w(f"w{i}", [16, 16 // group, 3, 3], i)])
+                                      group=group)], [_w(f"w{i}", [channels, channels // group, 3, 3], i)])
         return step
 
     return {
@@ -230,14 +230,18 @@ def _steps() -> dict[str, Callable[[int, str, str], tuple[list, list]]]:
         "LayerNormalization": layer_norm, "ms.SkipLayerNormalization": skip_ln, "Where": where,
         "ms.BiasGelu": with_const("BiasGelu", (16,), domain=MS), "ms.QuickGelu": unary("QuickGelu", domain=MS),
         "ms.FastGelu": with_const("FastGelu", (16,), domain=MS), "gemm": with_const("MatMul"),
-        "Concat+Slice": concat_slice, "nchwc.conv": conv(1), "nchwc.conv_dw": conv(16),
+        "Concat+Slice": concat_slice, "nchwc.conv": conv(1, _CHAIN_CHANNELS["nchwc.conv"]),
+        "nchwc.conv:1block": conv(1), "nchwc.conv_dw": conv(16),
     }
+
+
+_CHAIN_CHANNELS = {"nchwc.conv": 32}  # two channel blocks with AVX-512: not kernels.ONE_BLOCK
 
 
 def tiny_chain(name: str, n: int) -> Bench:
     """n nodes of one family on a [16, 16] tensor (a [1, 16, 8, 8] image for convolutions), chained."""
     step = _steps()[name]
-    shape = [1, 16, 8, 8] if "conv" in name else [16, 16]
+    shape = [1, _CHAIN_CHANNELS.get(name, 16), 8, 8] if "conv" in name else [16, 16]
     nodes, inits, prev = [], [], "x"
     for i in range(n):
         out = "y" if i == n - 1 else f"t{i}"
@@ -554,7 +558,10 @@ def _conv_benches(quick: bool) -> list[Bench]:
               # depthwise 3x3 at more sizes, and depthwise 1x1 (a BatchNormalization in the blocked layout)
               (256, 256, 14, 3, 1, 256), (144, 144, 28, 3, 1, 144), (512, 512, 7, 3, 1, 512),
               (48, 48, 28, 1, 1, 48), (160, 160, 28, 1, 1, 160), (128, 128, 56, 1, 1, 128), (320, 320, 56, 1, 1, 320),
-              (512, 512, 7, 1, 1, 512)]
+              (512, 512, 7, 1, 1, 512),
+              # one block of output channels (kernels.ONE_BLOCK; 8 is one block on every x86 CPU, 16 with AVX-512)
+              (3, 16, 112, 3, 2, 1), (3, 8, 64, 3, 1, 1), (16, 16, 32, 3, 1, 1), (64, 16, 28, 1, 1, 1),
+              (128, 16, 56, 1, 1, 1), (32, 8, 28, 3, 1, 1), (96, 16, 14, 3, 1, 1)]
     if quick:
         shapes = [(32, 32, 56, 3, 1, 1), (64, 256, 28, 1, 1, 1), (64, 64, 28, 3, 1, 64)]
     for cin, cout, hw, k, s, g in shapes:
@@ -805,8 +812,9 @@ def overheads_from(*timings: dict[str, float]) -> Overheads:
     return Overheads(max(launch, 1e-8), max(run0, 0.0), per_io, best["bias"])
 
 
-def _family_counts(bench: Bench, workdir: Path) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
-    """How many nodes of each family the optimized chain runs, and one node's (FLOPs, bytes) per family."""
+def _family_counts(bench: Bench, workdir: Path) -> tuple[dict[str, int], dict[str, tuple]]:
+    """How many nodes of each family the optimized chain runs, and one node's (FLOPs, bytes, op class) per
+    family."""
     from planner.analyze import Analyzer, build_graph
     from planner.costs import OpClass, node_cost
     from planner.kernels import kernel_family
@@ -818,12 +826,12 @@ def _family_counts(bench: Bench, workdir: Path) -> tuple[dict[str, int], dict[st
     make_session(str(src), session_options(1, optimized_path=str(opt), external_file="chain.opt.data"))
     inferred, _ = infer_optimized(onnx.load(str(opt), load_external_data=False), Analyzer(load_model(src)).analyze())
     counts: dict[str, int] = {}
-    one: dict[str, tuple[int, int]] = {}
+    one: dict[str, tuple] = {}
     for node in build_graph(inferred, fold_constants=False).nodes:
         nc = node_cost(node)
         fam = kernel_family(node, nc.op_class) if nc.op_class != OpClass.VIEW else "view"
         counts[fam] = counts.get(fam, 0) + 1
-        one[fam] = (nc.cost.flops, nc.cost.bytes)
+        one[fam] = (nc.cost.flops, nc.cost.bytes, nc.op_class.value)
     return counts, one
 
 
@@ -834,7 +842,7 @@ class ChainTiming:
     name: str
     per_step_s: float
     grown: dict[str, float]  # family -> nodes per step
-    one: dict[str, tuple[int, int]]
+    one: dict[str, tuple]  # (FLOPs, bytes, op class) of one node
 
 
 def chain_timings(threads: int, quick: bool, workdir: Path, progress: Callable[[str], None]) -> list[ChainTiming]:
@@ -872,8 +880,8 @@ def chain_samples(timings: Sequence[ChainTiming], launch_s: float) -> list[Sampl
         nodes_per_step = sum(c.grown.values())
         excess = max(c.per_step_s - nodes_per_step * launch_s, 0.0) / nodes_per_step
         for fam in c.grown:
-            flops, nbytes = c.one[fam]
-            op_class = "matrix" if fam in ("gemm", "nchwc.conv", "nchwc.conv_dw") else "vector"
+            flops, nbytes, *cls = c.one[fam]
+            op_class = "matrix" if cls == ["matrix"] else "vector"
             out.append(Sample(fam, op_class, "fp32" if op_class == "matrix" else "vector", flops, nbytes,
                               excess, f"tiny {c.name}", "chain"))
     return out

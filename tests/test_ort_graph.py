@@ -88,6 +88,11 @@ def test_families_and_steps():
     assert kernel_family(n("Conv", "", [(1, 60, 8, 8), (60, 20, 1, 1)], group=3, strides=[2, 2]),
                          OpClass.MATRIX) == "conv_grouped"
     assert kernel_family(n("Conv", "", [(1, 64, 8, 8), (64, 2, 3, 3)], group=32), OpClass.MATRIX) == "conv_grouped"
+    # a dense blocked conv with one block of output channels (8 is one block with and without AVX-512)
+    assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 64, 8, 8), (8, 64, 3, 3)]),
+                         OpClass.MATRIX) == "nchwc.conv:1block"
+    assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 3, 8, 8), (8, 3, 3, 3)]),
+                         OpClass.MATRIX) == "nchwc.conv_nchw:1block"
     # depthwise 1x1: a BatchNormalization in onnxruntime's blocked layout, timed by its bytes
     assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 64, 8, 8), (64, 1, 1, 1)], group=64),
                          OpClass.MATRIX) == "nchwc.conv_dw_1x1"
