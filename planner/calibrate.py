@@ -216,6 +216,10 @@ def _steps() -> dict[str, Callable[[int, str, str], tuple[list, list]]]:
                  helper.make_node("Slice", [f"cat{i}", f"st{i}", f"en{i}", f"ax{i}"], [o])],
                 [_w(f"c{i}", [16, 4], i), *ints])
 
+    def gemm_bias(i, p, o):  # y = x·W + b, as classifiers and MLPs end: its own fixed cost, not the class median
+        return ([helper.make_node("Gemm", [p, f"w{i}", f"b{i}"], [o])], [_w(f"w{i}", [16, 16], i),
+                                                                        _w(f"b{i}", [16], i + 1)])
+
     def conv(group, channels=16):
         def step(i, p, o):
             return ([helper.make_node("Conv", [p, f"w{i}"], [o], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
@@ -230,6 +234,7 @@ def _steps() -> dict[str, Callable[[int, str, str], tuple[list, list]]]:
         "LayerNormalization": layer_norm, "ms.SkipLayerNormalization": skip_ln, "Where": where,
         "ms.BiasGelu": with_const("BiasGelu", (16,), domain=MS), "ms.QuickGelu": unary("QuickGelu", domain=MS),
         "ms.FastGelu": with_const("FastGelu", (16,), domain=MS), "gemm": with_const("MatMul"),
+        "gemm_bias": gemm_bias,
         "Concat+Slice": concat_slice, "nchwc.conv": conv(1, _CHAIN_CHANNELS["nchwc.conv"]),
         "nchwc.conv:1block": conv(1), "nchwc.conv_dw": conv(16),
     }
