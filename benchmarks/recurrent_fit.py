@@ -3,7 +3,7 @@
     python benchmarks/recurrent_fit.py [--batches 1 8] [--calibration FILE]
 
 Times a grid of layers with onnxruntime (1 thread; hidden 32-256, input h/2, h and 2h, 8 and 40 steps, each
-batch given), fits planner.recurrent's six costs per family on half of the grid and prints the relative error
+batch given), fits planner.recurrent's seven costs per family on half of the grid and prints the relative error
 on both halves (in sample, held out); with a calibration (default: this machine's in the user cache), also
 the error of the costs `plan calibrate` fitted from its own, different layers, on the whole grid.
 A layer is timed as `plan calibrate` times a microbenchmark (the quickest of two quantiles of its runs, each

@@ -610,7 +610,7 @@ def _int8_benches(quick: bool) -> list[Bench]:
 
 
 def _rnn_benches(quick: bool) -> list[Bench]:
-    # (op, sequence, batch, input, hidden): per family, enough layers to fit planner.recurrent's six costs apart
+    # (op, sequence, batch, input, hidden): per family, enough layers to fit planner.recurrent's seven costs apart
     # (batch 1 to 64, hidden 32 to 256, input a quarter to four times the hidden size, 8 to 64 steps)
     shapes = [("LSTM", 16, 1, 64, 64), ("LSTM", 32, 4, 128, 128), ("LSTM", 48, 8, 256, 256), ("GRU", 32, 1, 64, 128),
               ("GRU", 16, 16, 256, 256), ("LSTM", 8, 32, 32, 32), ("LSTM", 24, 1, 128, 192), ("GRU", 24, 4, 96, 64),
@@ -618,7 +618,10 @@ def _rnn_benches(quick: bool) -> list[Bench]:
               ("LSTM", 16, 1, 32, 128), ("LSTM", 16, 1, 128, 96),  # batch 1, the common serving case
               ("LSTM", 40, 1, 48, 48), ("LSTM", 12, 2, 256, 64), ("LSTM", 8, 1, 256, 256), ("LSTM", 20, 8, 96, 112),
               ("GRU", 40, 1, 32, 64), ("GRU", 24, 1, 128, 96), ("GRU", 16, 8, 160, 120), ("GRU", 48, 1, 96, 48),
-              ("GRU", 8, 4, 192, 192), ("GRU", 12, 64, 32, 64)]
+              ("GRU", 8, 4, 192, 192), ("GRU", 12, 64, 32, 64),
+              # batches 2 to 16, where the per-row cost (planner.recurrent's `rows`) tells apart from the rest
+              ("LSTM", 24, 16, 48, 64), ("LSTM", 16, 2, 64, 128), ("LSTM", 32, 4, 32, 48), ("LSTM", 12, 16, 128, 160),
+              ("GRU", 24, 16, 40, 64), ("GRU", 16, 2, 96, 96), ("GRU", 32, 4, 64, 128), ("GRU", 12, 16, 128, 160)]
     if quick:
         shapes = shapes[1:2]
     out = []

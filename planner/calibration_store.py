@@ -45,9 +45,9 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
                                their fastest. Recurrent families (lstm, gru) per time step, after a per-step
                                fixed cost fitted as the intercept of step time against step FLOPs (the
                                fallback for a layer of unknown sizes)
-    recurrent layers f         planner.recurrent.fit: six costs (per call, per step, per weight, per
-                               multiply-add of the step and of the input GEMMs, per gate value) by relative
-                               least squares over the measured layers, none negative
+    recurrent layers f         planner.recurrent.fit: seven costs (per call, per step, per weight, per
+                               multiply-add of the step and of the input GEMMs, per gate value, per batch
+                               row) by relative least squares over the measured layers, none negative
     graph node overhead        per node of the mixed graphs (4 and 24 blocks of small nodes of many kinds), the
                                slope of measured - predicted by the curves above; added to every launch
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
