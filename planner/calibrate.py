@@ -820,7 +820,7 @@ def overheads_from(*timings: dict[str, float]) -> Overheads:
     return Overheads(max(launch, 1e-8), max(run0, 0.0), per_io, best["bias"])
 
 
-def _family_counts(bench: Bench, workdir: Path) -> tuple[dict[str, int], dict[str, tuple]]:
+def _family_counts(bench: Bench, workdir: Path) -> tuple[dict[str, int], dict[str, tuple[int, int, str]]]:
     """How many nodes of each family the optimized chain runs, and one node's (FLOPs, bytes, op class) per
     family."""
     from planner.analyze import Analyzer, build_graph
@@ -834,7 +834,7 @@ def _family_counts(bench: Bench, workdir: Path) -> tuple[dict[str, int], dict[st
     make_session(str(src), session_options(1, optimized_path=str(opt), external_file="chain.opt.data"))
     inferred, _ = infer_optimized(onnx.load(str(opt), load_external_data=False), Analyzer(load_model(src)).analyze())
     counts: dict[str, int] = {}
-    one: dict[str, tuple] = {}
+    one: dict[str, tuple[int, int, str]] = {}
     for node in build_graph(inferred, fold_constants=False).nodes:
         nc = node_cost(node)
         fam = kernel_family(node, nc.op_class) if nc.op_class != OpClass.VIEW else "view"
@@ -850,7 +850,7 @@ class ChainTiming:
     name: str
     per_step_s: float
     grown: dict[str, float]  # family -> nodes per step
-    one: dict[str, tuple]  # (FLOPs, bytes, op class) of one node
+    one: dict[str, tuple[int, int, str]]  # (FLOPs, bytes, op class) of one node
 
 
 def chain_timings(threads: int, quick: bool, workdir: Path, progress: Callable[[str], None]) -> list[ChainTiming]:
@@ -888,8 +888,8 @@ def chain_samples(timings: Sequence[ChainTiming], launch_s: float) -> list[Sampl
         nodes_per_step = sum(c.grown.values())
         excess = max(c.per_step_s - nodes_per_step * launch_s, 0.0) / nodes_per_step
         for fam in c.grown:
-            flops, nbytes, *cls = c.one[fam]
-            op_class = "matrix" if cls == ["matrix"] else "vector"
+            flops, nbytes, cls = c.one[fam]
+            op_class = "matrix" if cls == "matrix" else "vector"
             out.append(Sample(fam, op_class, "fp32" if op_class == "matrix" else "vector", flops, nbytes,
                               excess, f"tiny {c.name}", "chain"))
     return out

@@ -72,7 +72,7 @@ import onnx
 
 from planner.atomic import write_atomic
 from planner.errors import PlannerError
-from planner.kernels import BYTES_TIMED
+from planner.kernels import bytes_timed
 from planner.recurrent import RecurrentShape
 from planner.recurrent import fit as fit_recurrent
 from planner.roofline import weight_stream
@@ -325,7 +325,8 @@ def fit(m) -> Calibration:
     stream_points: dict[str, list[tuple[float, float]]] = defaultdict(list)  # weight streams (GEMVs)
     thru_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for s in profiled:
-        if s.op_class == "matrix" and s.flops and s.bytes and s.family not in BYTES_TIMED:
+        by_bytes = bytes_timed(s.family, s.op_class)
+        if not by_bytes and s.flops and s.bytes:
             if weight_bound(s):
                 continue
             point = (s.intensity, s.flops / net(s))
@@ -335,7 +336,7 @@ def fit(m) -> Calibration:
                 keys.append(f"matrix.{s.peak_key}")
             for key in keys:
                 (stream_points if streams else rate_points)[key].append(point)
-        elif (s.op_class != "matrix" or s.family in BYTES_TIMED) and s.bytes and s not in stream:
+        elif by_bytes and s.bytes and s not in stream:
             thru_points[s.family].append((s.bytes, s.bytes / net(s)))
     vector_rates = [s.flops / net(s) for s in profiled if s.op_class == "vector" and s.flops and s not in stream]
     layers: dict[str, list[tuple[RecurrentShape, int, float]]] = defaultdict(list)

@@ -12,7 +12,6 @@ other inputs are ready before the kernel starts.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from planner.costs import NodeCost, OpClass, OpCost, node_cost
@@ -122,7 +121,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             x = node.in_shape(0)
             first_layer = tag == "nchwc." and x is not None and len(x) > 1 and x[1] % 8  # plain NCHW input
             family = "nchwc.conv_nchw" if first_layer else tag + "conv"
-            if tag == "nchwc." and w is not None and 0 < w[0] <= nchwc_block():
+            if tag == "nchwc." and w is not None and 0 < w[0] <= _nchwc_block():
                 family += ONE_BLOCK
             return family
     if node.op_type == "Transpose" and contiguous_run(node) >= LONG_RUN:
@@ -141,19 +140,23 @@ blocks of 16), 16 output channels ran at 142-163 GFLOP/s whatever the input chan
 3x3) or image (32^2 to 128^2), against 197-245 for 32 and 211-245 for 64 and more: a family of its own."""
 
 
-@functools.cache
-def nchwc_block() -> int:
-    """This machine's NCHWc block (planner.ort_graph.nchwc_block_size), read once."""
-    from planner.ort_graph import nchwc_block_size
-
-    return nchwc_block_size()
-
-
 BYTES_TIMED = frozenset({"conv_dw_1x1", "nchwc.conv_dw_1x1"})  # matrix families timed by bytes, not FLOPs
 """A 1x1 depthwise convolution does one multiply-add per element it reads: its intensity is the same at every
 size, so a rate curve over intensity cannot tell a cached one from one in DRAM, and a FLOP rate borrowed from
 the 3x3 depthwise kernel has it 4-7x too fast (DenseNet-121's 124 such kernels, from its BatchNormalizations:
 predicted 1.7 ms, profiled 4.5 ms). Its calibration is bytes per second against working set, like a vector op."""
+
+
+def _nchwc_block() -> int:
+    from planner.ort_graph import nchwc_block_size  # here, not at the top: ort_graph imports the analysis
+
+    return nchwc_block_size()
+
+
+def bytes_timed(family: str, op_class: str) -> bool:
+    """Whether a kernel's calibration is bytes/s over working set (every non-matrix op, and BYTES_TIMED) rather
+    than a FLOP rate over intensity: calibration_store.fit and roofline.kernel_time both ask."""
+    return op_class != OpClass.MATRIX or family in BYTES_TIMED
 
 
 def _pointwise(node: NodeInfo, w: tuple | None) -> bool:

@@ -147,8 +147,10 @@ def optimized_model(loaded: LoadedModel) -> onnx.ModelProto:
 # ---- shape rules for the ops onnx's inference does not know --------------------------------------------
 
 
+@functools.cache
 def nchwc_block_size() -> int:
-    """MLAS's NCHWc block (floats per channel block): 16 with AVX-512F, else 8."""
+    """MLAS's NCHWc block (floats per channel block): 16 with AVX-512F, else 8. Read once: kernel_family asks
+    for every blocked convolution."""
     from planner.host import _cpuinfo, _flags
 
     return 16 if "avx512f" in _flags(_cpuinfo()) else 8

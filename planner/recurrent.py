@@ -13,19 +13,15 @@ with G the gates (4, 3, 1), b the batch, h the hidden size, in the input size. `
 streaming R once per step whatever the batch (what dominates at batch 1), `recurrent` and `inputs` the cost
 of a multiply-add in the per-step GEMM and in the sequence-wide one (they differ: one has b rows, the other
 seq x b), `gates` the elementwise work per gate value, `rows` what each batch row costs a step beyond its
-values (onnxruntime applies the gates one batch row at a time). `python benchmarks/recurrent_fit.py` times
-a grid of 72 layers per family (hidden 32-256, input h/2-2h, batch 1 and 8, 8 and 40 steps; 2-vCPU EPYC, 1 thread)
-and prints the errors: 2026-12-02, costs fitted on half the grid erred by a median 4.6% (LSTM) and 3.9% (GRU)
-on the other half, and those `plan calibrate` fitted from its own 12 layers per family by 4.9% and 4.4% on
-the whole grid (worst: LSTMs of hidden 256, whose 1 MiB of R spills out of L2, 12-17% low). One rate per
+values (onnxruntime applies the gates one batch row at a time). `python benchmarks/recurrent_fit.py
+--batches 1 2 4 8 16 32` times 216 layers per family (hidden 32-256, input h/2-2h, 8 and 40 steps; 2-vCPU
+EPYC, 1 thread) and prints the errors: 2026-12-02, costs fitted on half erred by a median 2.9% (LSTM) and
+2.5% (GRU) on the other half, and those `plan calibrate` fitted from its own 20 layers per family by 5.5% and
+4.4% on all of them (worst: batch 4, 14-18%, whose step GEMM runs faster per multiply-add than either
+neighbour's). Without `rows`, one grid of 120 layers per family fitted on half erred by 6.8% and 4.8% on the
+other half (5.9% and 4.0% with it; at batch 1 6.6% and 5.6%, against 3.4% and 4.3%). One rate per
 (intensity, weight bytes), the form this replaces, missed the fidelity zoo's 2-layer GRU at batch 1 by 12-13%;
 it spread a layer's per-call cost (~8 us for a GRU) over the steps of sequences of other lengths.
-
-The `rows` term came from a grid of 120 layers per family at batch 1, 2, 4, 8, 16 and 32 (hidden 32-256,
-input h/2 and 2h, 8 and 40 steps; 2026-12-02, this 2-vCPU EPYC, 1 thread), fitted on half and checked on the
-other half: the median error went from 6.8% to 5.9% (LSTM) and 4.8% to 4.0% (GRU), at batch 1 from 6.6% to 3.4%
-and 5.6% to 4.3%, and a batch left out of the fit altogether (2, 4, 8 or 16) came out no worse. Batches 2 and 4
-stay the worst (12-18%): their step GEMM runs faster per multiply-add than either neighbour.
 
 `plan calibrate` times a spread of layers and fits the seven costs per family (relative least squares, none
 negative); `roofline.kernel_time` uses them where a calibration has them.

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.costs import OpClass, OpCost
-from planner.kernels import BYTES_TIMED
+from planner.kernels import bytes_timed
 from planner.recurrent import RecurrentShape
 from planner.recurrent import seconds as recurrent_seconds
 from planner.target import Target
@@ -87,8 +87,7 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
     memory_s = (cost.bytes - weights) / target.achieved_bytes_per_s(cost.bytes) if cost.bytes else 0.0
     if weights:
         memory_s += weights / target.weight_bytes_per_s(max(cost.bytes, resident_bytes))
-    by_bytes = op_class != OpClass.MATRIX or family in BYTES_TIMED
-    own = target.family_bytes_per_s(family, cost.bytes) if cost.bytes and by_bytes else None
+    own = target.family_bytes_per_s(family, cost.bytes) if cost.bytes and bytes_timed(family, op_class) else None
     if own is None:
         rate = target.achieved_flops_per_s(op_class.value, family, used, peak, intensity)
         compute_s = cost.flops / rate if cost.flops else 0.0

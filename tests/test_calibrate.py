@@ -91,5 +91,5 @@ def test_overheads_take_the_quickest_of_each_timing_then_fit_the_line():
     assert o.per_io_s == pytest.approx(0.5e-6) and o.profiler_bias_s == 2e-6
     assert overheads_from(quiet).launch_s == pytest.approx(0.2e-6)
     # a tiny chain's step of 2 Add nodes taking 1.0 us: each Add costs (1.0 - 2 x 0.2) / 2 beyond its launch
-    (a,) = chain_samples([ChainTiming("Add", 1.0e-6, {"Add": 2.0}, {"Add": (16, 192)})], 0.2e-6)
+    (a,) = chain_samples([ChainTiming("Add", 1.0e-6, {"Add": 2.0}, {"Add": (16, 192, "vector")})], 0.2e-6)
     assert a.family == "Add" and a.seconds == pytest.approx(0.3e-6) and (a.flops, a.bytes) == (16, 192)
