@@ -3,7 +3,7 @@
     python benchmarks/fidelity.py [--threads 1] [--runs 10] [--rounds 1] [--calibration FILE | --calibrate]
                                   [--only NAME ...] [--json OUT.json] [--measured FILE]
 
-Runs `plan validate` (planner.validate) over a zoo of varied models: the onnx package's light CNNs (AlexNet,
+Runs `plan validate` (planner.calibration.validate) over a zoo of varied models: the onnx package's light CNNs (AlexNet,
 DenseNet-121, Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet-512; their batch is fixed
 at 1), the repository's models/ (a small CNN and an MLP at two batch sizes, the BERT-like encoder at two
 batch/sequence bindings, the Llama-like decoder in a decode step with 32 past tokens and in a 16-token step
@@ -12,7 +12,7 @@ over 16 past ones) and an LSTM and a two-layer GRU built here with onnx.helper, 
 Order of events, so that no model's timing can reach any prediction: the calibration is read (or measured
 with --calibrate, before any model runs, again up to three times while it reports that neighbours kept the
 machine busy); then per model the prediction is made (the model is never run for
-it: planner.ort_graph) and only after that the model is measured, in a child process. The R measurement rounds
+it: planner.ort.executed) and only after that the model is measured, in a child process. The R measurement rounds
 (--rounds, default 3) interleave the models, and each model's figure is the median of its runs in its
 quietest round: a machine that others share slows down in bursts of several seconds (on this VM the median
 of a window of ResNet-50 runs moves between 57 and 73 ms while the window minima stay within 3%), so a
@@ -23,7 +23,7 @@ Prints per model the predicted and measured end-to-end latency and the error, th
 within +-10% and +-5% and the median absolute error, end to end; and per op type (summed over the matched
 kernels of all models) the predicted and measured time and the error, with the per-kernel median absolute
 error. "measured" is the median run time with the CPU to itself (for one thread: the computing thread's CPU
-time, planner.measure.effective_seconds) of the quietest round; the wall-clock median and the quickest run
+time, planner.ort.measure.effective_seconds) of the quietest round; the wall-clock median and the quickest run
 are printed beside it, and on an idle machine all three agree within a few percent.
 """
 
@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-CALIBRATION_ATTEMPTS = 3  # --calibrate measures again while planner.quiet reports a busy machine
+CALIBRATION_ATTEMPTS = 3  # --calibrate measures again while planner.ort.quiet reports a busy machine
 
 LIGHT = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
          "vgg19", "zfnet512"]
@@ -145,17 +145,17 @@ def main(argv: list[str] | None = None) -> int:
                          "versions of the code (or calibrations) compared against the same measurements")
     args = ap.parse_args(argv)
 
-    from planner.calibration_store import calibrated_host, fit, save
-    from planner.loader import load_model
-    from planner.measure import measure
-    from planner.ort_graph import predict_ort
-    from planner.validate import compare
+    from planner.calibration.store import calibrated_host, fit, save
+    from planner.calibration.validate import compare
+    from planner.model.loader import load_model
+    from planner.ort.executed import predict_ort
+    from planner.ort.measure import measure
 
     with tempfile.TemporaryDirectory(prefix="planner-fidelity-") as tmp:
         work = Path(tmp)
         cal_path = args.calibration
         if args.calibrate:
-            from planner.calibrate import calibrate
+            from planner.calibration.suite import calibrate
 
             where = args.calibration or work / "calibration.json"
             tries = []  # (microbenchmarks run on a busy machine, calibration)
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         measured: dict[str, list] = defaultdict(list)
         reuse = args.measured and Path(args.measured).exists()
         if reuse:
-            from planner.measure import Measurement
+            from planner.ort.measure import Measurement
 
             saved = json.loads(Path(args.measured).read_text())
             for c in cases:

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows", type=int, default=12)
     args = ap.parse_args(argv)
 
-    from planner.measure import synthetic_feeds, timed_run
-    from planner.ort_graph import make_session, session_options
+    from planner.ort.executed import make_session, session_options
+    from planner.ort.measure import synthetic_feeds, timed_run
 
     path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"light_{args.model}.onnx"
     if not path.exists():

@@ -193,8 +193,8 @@ def drift(original: Path, other: Path, feeds: dict) -> dict:
 def run(models: list[str], batches: list[int], rounds: int, threads: int, optimum_python: str | None = None
         ) -> list[dict]:
     from passes.verify import generate_inputs
-    from planner.optimize import PassOptions
-    from planner.pipeline import plan
+    from planner.api import plan
+    from planner.search.variants import PassOptions
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,13 +1,13 @@
-"""How well does planner.recurrent's form time LSTM and GRU layers on this machine?  Prints fit errors.
+"""How well does planner.model.recurrent's form time LSTM and GRU layers on this machine?  Prints fit errors.
 
     python benchmarks/recurrent_fit.py [--batches 1 8] [--calibration FILE]
 
 Times a grid of layers with onnxruntime (1 thread; hidden 32-256, input h/2, h and 2h, 8 and 40 steps, each
-batch given), fits planner.recurrent's seven costs per family on half of the grid and prints the relative error
+batch given), fits planner.model.recurrent's seven costs per family on half of the grid and prints the relative error
 on both halves (in sample, held out); with a calibration (default: this machine's in the user cache), also
 the error of the costs `plan calibrate` fitted from its own, different layers, on the whole grid.
 A layer is timed as `plan calibrate` times a microbenchmark (the quickest of two quantiles of its runs, each
-after planner.quiet's probe says the machine is quiet; neighbours on this VM slow layers by 20-30%), less a
+after planner.ort.quiet's probe says the machine is quiet; neighbours on this VM slow layers by 20-30%), less a
 one-Relu model's time (the call overhead every model pays).
 """
 
@@ -29,7 +29,7 @@ PASSES = 2
 
 
 def _bench(nodes, x: np.ndarray, inits, label: str):
-    from planner.calibrate import Bench
+    from planner.calibration.suite import Bench
 
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
@@ -48,7 +48,7 @@ def layer_bench(op: str, steps: int, batch: int, inputs: int, hidden: int, rng):
 
 def quickest_s(bench, gate, passes: int = PASSES) -> float:
     """As plan calibrate times a microbenchmark: the quickest of `passes` quantiles, each after a quiet probe."""
-    from planner.calibrate import e2e_seconds
+    from planner.calibration.suite import e2e_seconds
 
     times = []
     for _ in range(passes):
@@ -58,7 +58,7 @@ def quickest_s(bench, gate, passes: int = PASSES) -> float:
 
 
 def _errors(costs, layers) -> list[float]:
-    from planner.recurrent import seconds
+    from planner.model.recurrent import seconds
 
     return [seconds(costs, s, n) / t - 1 for s, n, t in layers]
 
@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration", help="calibration file (default: the user cache of 'plan calibrate')")
     args = ap.parse_args(argv)
 
-    from planner.calibration_store import find
-    from planner.quiet import QuietGate
-    from planner.recurrent import RecurrentShape, fit
+    from planner.calibration.store import find
+    from planner.model.recurrent import RecurrentShape, fit
+    from planner.ort.quiet import QuietGate
 
     rng = np.random.default_rng(0)
     found = find(1, args.calibration)

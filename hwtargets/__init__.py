@@ -1,6 +1,6 @@
 """The bundled hardware target files: one TOML per target, named after the target's short name.
 
-This package holds data, not code; planner.targets reads and validates the files. It is a package (rather
+This package holds data, not code; planner.targets.catalog reads and validates the files. It is a package (rather
 than a loose folder) so that the files ship with an installed wheel via package-data.
 """
 

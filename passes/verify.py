@@ -80,7 +80,7 @@ def _gather_rows(model: onnx.ModelProto) -> dict[str, int]:
 def input_shapes(model: onnx.ModelProto, batch: int = VERIFY_BATCH, dims: dict[str, int] | None = None
                  ) -> dict[str, tuple[tuple[int, ...], int]]:
     """Concrete (shape, elem_type) per graph input, symbolic dims bound by the planner's rules."""
-    from planner.shapes import anonymous_dim_name, bind_dims, dim_spec
+    from planner.model.shapes import anonymous_dim_name, bind_dims, dim_spec
 
     spec = dim_spec(model)
     binding = bind_dims(spec, dict(dims or {}), batch if spec.batch else None)

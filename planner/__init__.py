@@ -5,10 +5,10 @@
     p.chosen.target, p.chosen.cost_per_million_usd
 """
 
-from planner.document import CandidateReport, KernelReport, ModelSummary, Plan
+from planner.api import plan
 from planner.errors import PlannerError
-from planner.pipeline import plan
-from planner.targets import get_target, resolve_targets
+from planner.search.plan_types import CandidateReport, KernelReport, ModelSummary, Plan
+from planner.targets.catalog import get_target, resolve_targets
 
 __version__ = "0.1.0"
 

@@ -112,7 +112,7 @@ def _drift_limit(s: str) -> float:
 
 
 def _add_pass_args(p: argparse.ArgumentParser) -> None:
-    from planner.optimize import DEFAULT_MAX_DRIFT
+    from planner.search.variants import DEFAULT_MAX_DRIFT
 
     g = p.add_argument_group("passes (cleanup, fusion, quantization; verified with onnxruntime on this machine)")
     g.add_argument("--passes", type=_passes_mode, default="auto", metavar="auto|none|NAME[,NAME...]",
@@ -136,12 +136,12 @@ def _add_pass_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from planner.api import plan
     from planner.atomic import write_atomic
-    from planner.console import table_renderer
-    from planner.optimize import PassOptions
-    from planner.pipeline import plan
-    from planner.progress import Progress
-    from planner.table import chosen_line, render_candidates, render_plan
+    from planner.output.console import table_renderer
+    from planner.output.plan_text import chosen_line, render_candidates, render_plan
+    from planner.output.progress import Progress
+    from planner.search.variants import PassOptions
 
     with Progress("planning", enabled=not args.quiet) as bar:
         p = plan(args.model, targets=args.target, dims=parse_dims(args.dim), batch=args.batch,

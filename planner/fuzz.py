@@ -154,7 +154,7 @@ SIDE_FILES = {"custom_external": {"weights.bin": bytes(16 * 16 * 4)}}
 
 
 def _names(m: onnx.ModelProto) -> list[str]:
-    from planner.loader import iter_graphs
+    from planner.model.loader import iter_graphs
 
     out = []
     for g in iter_graphs(m.graph):
@@ -265,7 +265,7 @@ def mutate_fields(m: onnx.ModelProto, rng: random.Random, names: list[str]) -> s
 
 def mutate_targeted(m: onnx.ModelProto, rng: random.Random, names: list[str]) -> str:
     """Mutations that a uniform walk reaches rarely: dims, attribute values, the opset, external locations."""
-    from planner.loader import iter_graphs
+    from planner.model.loader import iter_graphs
 
     graphs = list(iter_graphs(m.graph))
     g = rng.choice(graphs)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from planner.costs import OpCost, node_cost
-from planner.ir import ACTIVATION, NodeInfo, TensorInfo
+from planner.model.ir import ACTIVATION, NodeInfo, TensorInfo
 
 W = "weight"  # role of initializers
 F16 = "float16"

@@ -8,8 +8,7 @@ import math
 
 import pytest
 
-from planner.calibrate import Measurements, Sample
-from planner.calibration_store import (
+from planner.calibration.store import (
     Calibration,
     CalibrationFileError,
     apply,
@@ -20,11 +19,12 @@ from planner.calibration_store import (
     read_file,
     save,
 )
+from planner.calibration.suite import Measurements, Sample
 from planner.cli import main
 from planner.costs import OpClass, OpCost
-from planner.host import detect_host, host_fingerprint
-from planner.roofline import kernel_time
-from planner.targets import get_target
+from planner.predict.roofline import kernel_time
+from planner.targets.catalog import get_target
+from planner.targets.host import detect_host, host_fingerprint
 
 GB = 1e9
 
@@ -224,7 +224,7 @@ def test_fit_by_hand():
 
 
 def test_a_bytes_timed_matrix_family_fits_and_times_by_its_bytes():
-    """A 1x1 depthwise convolution (planner.kernels.BYTES_TIMED) does a multiply-add per element it reads:
+    """A 1x1 depthwise convolution (planner.predict.fusion.BYTES_TIMED) does a multiply-add per element it reads:
     its samples make a bytes/s curve over working set, not a FLOP rate, and a kernel of it takes its bytes at
     that curve (when slower than plain streaming), whatever its FLOPs."""
     m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
@@ -262,7 +262,7 @@ def test_calibrated_target_keeps_its_sources():
 
 
 def test_recurrent_layers_take_their_fitted_costs_over_the_step_rule(tmp_path):
-    from planner.recurrent import RecurrentShape
+    from planner.model.recurrent import RecurrentShape
 
     costs = {"call": 8e-6, "step": 0.1e-6, "weights": 2e-11, "recurrent": 1.5e-11, "inputs": 1.6e-11,
              "gates": 1.7e-9}
@@ -281,7 +281,7 @@ def test_recurrent_layers_take_their_fitted_costs_over_the_step_rule(tmp_path):
 
 
 def test_graph_node_overhead_is_the_slope_of_what_mixed_graphs_take_beyond_their_prediction():
-    from planner.calibration_store import mixed_predictions, mixed_residual
+    from planner.calibration.store import mixed_predictions, mixed_residual
 
     cal = _cal()
     (n4, p4), (n16, p16) = mixed_predictions(cal, [4, 16])
@@ -295,8 +295,8 @@ def test_graph_node_overhead_is_the_slope_of_what_mixed_graphs_take_beyond_their
 
 
 def test_runtime_copies_of_weights_by_kind_and_size():
-    from planner.kernels import Kernel
-    from planner.memory import ALWAYS_RETURNED, runtime_copies
+    from planner.predict.fusion import Kernel
+    from planner.predict.memory import ALWAYS_RETURNED, runtime_copies
 
     def k(family, op_class, weights):
         return Kernel(family, (0,), ("X",), op_class, "float32", OpCost(1, weights + 64, 64, weights), False, family)
@@ -310,9 +310,9 @@ def test_runtime_copies_of_weights_by_kind_and_size():
 
 
 def test_calibrated_host_memory_counts_the_runtimes_copies(tmp_path):
-    from planner.analyze import Analyzer
-    from planner.loader import load_model
-    from planner.predict import predict
+    from planner.model.analyze import Analyzer
+    from planner.model.loader import load_model
+    from planner.predict.predictor import predict
     from tests.test_validate import tiny_model
 
     analysis = Analyzer(load_model(tiny_model(tmp_path / "tiny.onnx"))).analyze()

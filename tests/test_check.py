@@ -10,7 +10,7 @@ import pytest
 from gate_models import K, N, build_mlp, pin
 
 from planner.cli import main
-from planner.targets import get_target
+from planner.targets.catalog import get_target
 
 BATCH = 256
 H_BASE, H_WIDE = 1024, 4096

@@ -1,4 +1,4 @@
-"""Kernel matching and change attribution between two plans (planner.compare), on hand-written plan dicts."""
+"""Kernel matching and change attribution between two plans (planner.ci.compare), on hand-written plan dicts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import pytest
 from gate_models import build_mlp
 
+from planner.ci.compare import compare_configs, kernel_changes, relative_change
 from planner.cli import main
-from planner.compare import compare_configs, kernel_changes, relative_change
 
 
 def _k(name, ops, ms, flops=0):
@@ -104,7 +104,7 @@ def test_decoder_rows_only_when_a_side_has_them():
 
 
 def test_baseline_configuration_is_found_or_the_closest_named():
-    from planner.gate import _match
+    from planner.ci.gate import _match
 
     old = {"target": "t4", "batch": 8, "precision": "fp16", "passes": ["cleanup", "fp16"]}
     exact = dict(old, latency_ms=1.0)

@@ -9,14 +9,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from planner.analyze import Analyzer
+from planner.api import plan
 from planner.cli import main
-from planner.controlflow import DEFAULT_LOOP_TRIPS
 from planner.costs import node_cost
-from planner.loader import load_model
-from planner.optimize import PassOptions
-from planner.pipeline import plan
-from planner.targets import get_target
+from planner.model.analyze import Analyzer
+from planner.model.controlflow import DEFAULT_LOOP_TRIPS
+from planner.model.loader import load_model
+from planner.search.variants import PassOptions
+from planner.targets.catalog import get_target
 
 F = TensorProto.FLOAT
 D = 64  # feature width

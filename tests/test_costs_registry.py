@@ -44,7 +44,7 @@ def test_onnx_schema_coverage():
     print(f"\n{len(covered)}/{len(schemas)} ai.onnx ops have cost formulas; without: {missing}")
     print(f"{len(registered())} (domain, op) pairs registered in all")
     assert len(covered) >= 150
-    for op in ("If", "Loop", "Scan"):  # registered: they cost their subgraphs (planner.controlflow resolves them)
+    for op in ("If", "Loop", "Scan"):  # registered: they cost their subgraphs (planner.model.controlflow resolves them)
         assert lookup("", op) is not None
 
 

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from planner.cli import main
 from planner.errors import ModelShapeError
-from planner.limits import bounded_numel, check_tensor_size
+from planner.model.limits import bounded_numel, check_tensor_size
 from planner.outcome import PLANNED, REFUSED, run_plan_cli
 
 

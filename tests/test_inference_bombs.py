@@ -12,8 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from planner.model.propagation import MAX_PROPAGATED
 from planner.outcome import PLANNED, REFUSED, run_plan_cli
-from planner.propagation import MAX_PROPAGATED
 
 c = numpy_helper.from_array
 ARGS = ("--target", "a10g", "--json", "--passes", "none", "--max-batch", "1")
@@ -70,8 +70,8 @@ def test_long_integer_tensor_is_not_propagated(tmp_path, bounded_memory, name, n
 
 
 def _notes(p) -> list[str]:
-    from planner.analyze import Analyzer
-    from planner.loader import load_model
+    from planner.model.analyze import Analyzer
+    from planner.model.loader import load_model
 
     return Analyzer(load_model(p)).analyze().notes
 
@@ -96,8 +96,8 @@ def test_short_integer_tensors_are_still_propagated(tmp_path):
                                                                                  axis=0),
              helper.make_node("Reshape", ["x", "t"], ["y"])]
     inits = [c(np.array(0, np.int64), "zero"), c(np.array([0], np.int64), "ax"), c(np.array([-1], np.int64), "tail")]
-    from planner.analyze import Analyzer
-    from planner.loader import load_model
+    from planner.model.analyze import Analyzer
+    from planner.model.loader import load_model
 
     a = Analyzer(load_model(_save(tmp_path, nodes, inits, x_shape=(4, 6)))).analyze()
     assert a.graph.tensors["y"].shape == (4, 6)
@@ -115,7 +115,7 @@ def test_count_attributes_that_disagree_with_the_node_are_refused(tmp_path):
 
 def test_auto_passes_skip_verification_inputs_that_would_not_fit(tmp_path, bounded_memory):
     """Fuzz seed 3, iteration 22580: x [batch, 2^31] made the pass verification fill 16 GB of seeded inputs."""
-    from planner.pipeline import plan
+    from planner.api import plan
 
     nodes = [helper.make_node("Relu", ["x"], ["y"])]
     p = _save(tmp_path, nodes, [], x_shape=(1, 1 << 31))
@@ -127,7 +127,7 @@ def test_auto_passes_skip_verification_inputs_that_would_not_fit(tmp_path, bound
 
 def test_small_inputs_still_run_the_passes(tmp_path):
     """The negative test: a small model's verification inputs are far below the cap."""
-    from planner.optimize import AUTO_MAX_INPUT_BYTES, _inputs_too_big
+    from planner.search.variants import AUTO_MAX_INPUT_BYTES, _inputs_too_big
 
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1024])],

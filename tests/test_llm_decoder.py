@@ -12,15 +12,15 @@ import pytest
 from onnx import TensorProto, helper
 
 from models.llama_like import LLAMA2_7B, LLAMA3_70B, TINY, build_decoder
+from planner.api import plan
 from planner.cli import main
-from planner.decoder import DECODE, PREFILL, decoder_bindings, mean_context, phase_dims, phase_feeds, recognise
 from planner.errors import PlannerError
+from planner.llm.decoder import DECODE, PREFILL, decoder_bindings, mean_context, phase_dims, phase_feeds, recognise
 from planner.llm.phases import ALLREDUCE_LATENCY_S, GRAPH_LAUNCH_S, GRAPH_PER_KERNEL_S
 from planner.llm.plan import DecoderPlanner
-from planner.loader import load_model
-from planner.pipeline import plan
-from planner.predict import SECONDS_PER_HOUR
-from planner.targets import get_target
+from planner.model.loader import load_model
+from planner.predict.predictor import SECONDS_PER_HOUR
+from planner.targets.catalog import get_target
 
 P, G = 64, 32  # a small workload for the tiny decoder (its rotary table has 128 rows)
 
@@ -135,7 +135,7 @@ def test_affine_batch_model_matches_direct_analysis(tiny_planner, phase):
         assert sum(g.cost(batch).flops * g.count for g in groups) == direct_flops
         assert sum(g.cost(batch).bytes * g.count for g in groups) == direct_bytes
         from planner.llm.phases import _fused_away
-        from planner.memory import peak_activation_bytes
+        from planner.predict.memory import peak_activation_bytes
 
         direct_peak = peak_activation_bytes(a.graph, dp.predictor.costs(a), _fused_away(a.graph, kernels)
                                             | dp.excluded)

@@ -8,10 +8,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from planner.decoder import DECODE, PREFILL, mean_context, phase_feeds, recognise
+from planner.api import plan
+from planner.llm.decoder import DECODE, PREFILL, mean_context, phase_feeds, recognise
 from planner.llm.plan import DecoderPlanner
-from planner.loader import load_model
-from planner.pipeline import plan
+from planner.model.loader import load_model
 
 HF = Path(__file__).parent.parent / "models" / "hf"
 P, G = 32, 16

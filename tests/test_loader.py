@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from planner.errors import ModelLoadError
-from planner.loader import load_model
+from planner.model.loader import load_model
 
 
 def _tiny_model(opset: int = 17) -> onnx.ModelProto:

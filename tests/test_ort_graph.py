@@ -10,10 +10,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from planner.costs import OpClass, lookup
-from planner.ir import NodeInfo
-from planner.kernels import kernel_family, kernel_steps
-from planner.loader import load_model
-from planner.ort_graph import _conv_like, _reorder_input, _reorder_output, ort_analysis
+from planner.model.ir import NodeInfo
+from planner.model.loader import load_model
+from planner.ort.executed import _conv_like, _reorder_input, _reorder_output, ort_analysis
+from planner.predict.fusion import kernel_family, kernel_steps
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -54,7 +54,7 @@ def test_every_op_onnxruntime_runs_has_a_formula(name, dims):
 
 
 def _node(op, domain="", inputs=(), attrs=None):
-    from planner.ir import TensorInfo
+    from planner.model.ir import TensorInfo
 
     ins = tuple(TensorInfo(f"i{k}", s, "float32") for k, s in enumerate(inputs))
     return NodeInfo("n", op, domain, ins, (), attrs or {})
@@ -106,7 +106,7 @@ def test_families_and_steps():
 
 
 def test_transposes_of_long_contiguous_runs_are_their_own_family():
-    from planner.kernels import contiguous_run
+    from planner.predict.fusion import contiguous_run
 
     def t(shape, perm):
         return _node("Transpose", "", [shape], {"perm": perm} if perm is not None else {})

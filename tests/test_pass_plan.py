@@ -10,8 +10,8 @@ import pytest
 
 import planner
 from planner.cli import main
-from planner.optimize import PassOptions
-from planner.targets import get_target
+from planner.search.variants import PassOptions
+from planner.targets.catalog import get_target
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 ENCODER = MODELS / "encoder.onnx"
@@ -119,10 +119,10 @@ def test_external_data_models_are_refused_clearly_when_passes_are_named(tmp_path
 
 
 def test_support_table_by_hand():
-    from planner.analyze import Analyzer
-    from planner.kernels import build_kernels, graph_costs
-    from planner.loader import load_model
-    from planner.support import runtime_kernels
+    from planner.model.analyze import Analyzer
+    from planner.model.loader import load_model
+    from planner.predict.fusion import build_kernels, graph_costs
+    from planner.predict.support import runtime_kernels
 
     g = Analyzer(load_model(MODELS / "mlp.onnx")).analyze({}, batch=4).graph
     ks = build_kernels(g, graph_costs(g), True, False)
@@ -133,7 +133,7 @@ def test_support_table_by_hand():
 def test_host_predictions_follow_what_each_pipeline_measures_here(monkeypatch):
     """On host, each pipeline is timed against the stored model; its host times are scaled to that ratio, and one
     that is not measurably faster is not chosen. Fake timings make the test deterministic."""
-    import planner.optimize as po
+    import planner.search.variants as po
 
     fake = {"none": 10e-3, "int8-dynamic": 5e-3}  # int8 measures 2x faster; everything else 1.01x (noise)
 
@@ -203,10 +203,10 @@ def test_gpu_runs_int8_x_int8_matmul_integer_but_not_uint8_activations():
     """CUDA registers MatMulInteger for int8 x int8 only; quantize_dynamic's activations are uint8."""
     from onnx import TensorProto, helper
 
-    from planner.analyze import Analyzer
-    from planner.kernels import build_kernels, graph_costs
-    from planner.loader import LoadedModel
-    from planner.support import runtime_kernels
+    from planner.model.analyze import Analyzer
+    from planner.model.loader import LoadedModel
+    from planner.predict.fusion import build_kernels, graph_costs
+    from planner.predict.support import runtime_kernels
 
     def model(act):
         g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "g",
@@ -226,7 +226,7 @@ def test_gpu_runs_int8_x_int8_matmul_integer_but_not_uint8_activations():
 
 
 def test_auto_skips_passes_on_graphs_too_big_for_its_time_budget(monkeypatch):
-    import planner.optimize as po
+    import planner.search.variants as po
 
     monkeypatch.setattr(po, "AUTO_MAX_NODES", 10)
     p = planner.plan(ENCODER, targets=["a10g"], max_batch=2)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from planner.cli import main
-from planner.planfile import schema_text
+from planner.output.planfile import schema_text
 
 jsonschema = pytest.importorskip("jsonschema")
 

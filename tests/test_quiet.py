@@ -1,8 +1,8 @@
-"""planner.quiet: the gate waits for the probe to run as fast as the reference, and gives up within its budget."""
+"""planner.ort.quiet: the gate waits for the probe to run as fast as the reference, and gives up within its budget."""
 
 import time
 
-from planner.quiet import QuietGate
+from planner.ort.quiet import QuietGate
 
 
 def test_a_reference_no_run_can_reach_gives_up_within_the_budget():

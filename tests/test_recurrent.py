@@ -1,4 +1,4 @@
-"""planner.recurrent: a layer's sizes from its node, its counts by hand, and the fit recovering known costs."""
+"""planner.model.recurrent: a layer's sizes from its node, its counts by hand, and the fit recovering known costs."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from planner.analyze import build_graph
-from planner.ir import Graph
-from planner.kernels import build_kernels, graph_costs
-from planner.recurrent import MIN_SAMPLES, TERMS, RecurrentShape, features, fit, seconds, shape_of
+from planner.model.analyze import build_graph
+from planner.model.ir import Graph
+from planner.model.recurrent import MIN_SAMPLES, TERMS, RecurrentShape, features, fit, seconds, shape_of
+from planner.predict.fusion import build_kernels, graph_costs
 
 
 def _layer_model(op: str, seq: int, batch: int, inputs: int, hidden: int, layout: int = 0,

@@ -9,13 +9,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from planner.analyze import build_graph
 from planner.costs import OpClass, OpCost
-from planner.kernels import build_kernels, graph_costs
-from planner.memory import peak_activation_bytes
-from planner.predict import predict
-from planner.roofline import COMPUTE, MEMORY, kernel_time
-from planner.targets import bundled_targets, get_target
+from planner.model.analyze import build_graph
+from planner.predict.fusion import build_kernels, graph_costs
+from planner.predict.memory import peak_activation_bytes
+from planner.predict.predictor import predict
+from planner.predict.roofline import COMPUTE, MEMORY, kernel_time
+from planner.targets.catalog import bundled_targets, get_target
 
 GPU_TARGETS = [t for t in bundled_targets().values() if t.kind == "gpu"]
 
@@ -86,8 +86,8 @@ def test_no_fusion_when_intermediate_has_another_reader_or_runtime_does_not_fuse
 
 def test_fusion_lowers_predicted_latency():
     g = _mlp_block(4096, 1024, 4096)
-    from planner.analyze import Analysis
-    from planner.shapes import Binding
+    from planner.model.analyze import Analysis
+    from planner.model.shapes import Binding
 
     a = Analysis(graph=g, binding=Binding({}, [], 4096))
     t = get_target("a10g")

@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from planner.errors import DimError
-from planner.shapes import bind_dims, dim_spec
+from planner.model.shapes import bind_dims, dim_spec
 
 
 def _model(inputs) -> onnx.ModelProto:

@@ -12,15 +12,15 @@ import pytest
 
 from hwtargets import TARGET_DIR, bundled_files
 from planner.errors import TargetFileError, UnknownTargetError
-from planner.host import detect_host, host_fingerprint
-from planner.target import MATRIX_DTYPES, Target
-from planner.targets import (
+from planner.targets.catalog import (
     bundled_targets,
     get_target,
     known_target_names,
     load_target_file,
     resolve_targets,
 )
+from planner.targets.host import detect_host, host_fingerprint
+from planner.targets.target import MATRIX_DTYPES, Target
 
 EXPECTED = {
     "a10g", "t4", "l4", "l40s", "a10", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "b200",
@@ -292,7 +292,7 @@ def test_detect_host_gives_positive_nominal_numbers() -> None:
 
 
 def test_detect_host_survives_a_machine_without_proc(monkeypatch: pytest.MonkeyPatch) -> None:
-    import planner.host as host_module
+    import planner.targets.host as host_module
 
     monkeypatch.setattr(host_module, "_read", lambda path: None)
     host = detect_host()

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from planner.pipeline import plan
+from planner.api import plan
 
 
 def _pinned_batch_model(batch: int) -> onnx.ModelProto:

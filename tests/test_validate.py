@@ -11,8 +11,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from planner.cli import main
-from planner.loader import load_model
-from planner.ort_graph import optimized_model, predict_ort
+from planner.model.loader import load_model
+from planner.ort.executed import optimized_model, predict_ort
 
 
 def tiny_model(path: Path) -> Path:
@@ -91,7 +91,7 @@ def test_fixed_batch_cannot_be_changed(tmp_path, monkeypatch):
 
 def test_plot_is_written_when_matplotlib_is_there(model, tmp_path):
     pytest.importorskip("matplotlib")
-    from planner.validate import validate
+    from planner.calibration.validate import validate
 
     out = tmp_path / "kernels.png"
     v = validate(model, runs=2, batch=2, plot=str(out), isolate=False)
@@ -102,7 +102,7 @@ def test_plan_on_host_times_the_graph_onnxruntime_runs(tmp_path, monkeypatch):
     """`plan --target host` plans what `plan predict` predicts: onnxruntime's optimized graph (its NCHWc
     convolutions and layout reorders, absent from the model file), not the stored graph fused by rule."""
     import planner
-    from planner.optimize import PassOptions
+    from planner.search.variants import PassOptions
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cnn = Path(__file__).resolve().parent.parent / "models" / "cnn.onnx"

@@ -93,7 +93,7 @@ def test_the_classifier_counts_our_bugs_as_crashes(tmp_path, workdir, monkeypatc
     def broken(*a, **k):
         raise ZeroDivisionError("a bug of ours")
 
-    monkeypatch.setattr("planner.pipeline.search", broken)
+    monkeypatch.setattr("planner.api.search", broken)
     o = run_plan_cli(p, watch=workdir)
     assert o.kind == CRASHED and "ZeroDivisionError" in o.message and "Traceback" in o.detail
     monkeypatch.undo()
@@ -116,6 +116,6 @@ def test_a_hang_is_a_crash_even_under_a_broad_except(tmp_path, workdir, monkeypa
             except Exception:  # what a best-effort helper does; it must not eat the timeout
                 pass
 
-    monkeypatch.setattr("planner.pipeline.search", spin)
+    monkeypatch.setattr("planner.api.search", spin)
     o = run_plan_cli(p, timeout_s=0.5, watch=workdir)
     assert o.kind == CRASHED and o.message.startswith("timeout")

@@ -1,4 +1,4 @@
-"""`plan calibrate`: measure this machine so that `--target host` predicts from data (planner.calibrate)."""
+"""`plan calibrate`: measure this machine so that `--target host` predicts from data (planner.calibration.suite)."""
 
 from __future__ import annotations
 
@@ -54,14 +54,14 @@ def summary(cal, path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.calibrate import calibrate
-    from planner.calibration_store import default_path, fit, save
+    from planner.calibration.store import default_path, fit, save
+    from planner.calibration.suite import calibrate
 
     m = calibrate(args.threads, quick=args.quick, progress_stream=sys.stderr, show_progress=not args.quiet)
     cal = fit(m)
     path = save(cal, args.out)
     if m.busy:
-        print(f"plan calibrate: warning: the machine was busy for {m.busy} microbenchmarks (planner.quiet); "
+        print(f"plan calibrate: warning: the machine was busy for {m.busy} microbenchmarks (planner.ort.quiet); "
               "its figures may run slow: calibrate again when the machine is quiet", file=sys.stderr)
     if args.json:
         print(json.dumps(cal.to_dict(), indent=1))

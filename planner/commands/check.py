@@ -35,9 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _annotations(r, model: str) -> list[str]:
-    from planner.ci import annotation
-    from planner.compare import METRICS
-    from planner.compare_view import fmt_ratio
+    from planner.ci.compare import METRICS
+    from planner.ci.compare_text import fmt_ratio
+    from planner.ci.github import annotation
 
     label = METRICS[r.metric][1]
     top = r.comparison.top_kernels(3)
@@ -60,12 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from planner.atomic import write_atomic
-    from planner.ci import append_step_summary, in_github_actions
-    from planner.compare_view import check_markdown, check_text
-    from planner.console import table_renderer
-    from planner.gate import check, parse_increase
-    from planner.planfile import read_plan
-    from planner.progress import Progress
+    from planner.ci.compare_text import check_markdown, check_text
+    from planner.ci.gate import check, parse_increase
+    from planner.ci.github import append_step_summary, in_github_actions
+    from planner.output.console import table_renderer
+    from planner.output.planfile import read_plan
+    from planner.output.progress import Progress
 
     limit = parse_increase(args.max_increase)
     baseline = read_plan(args.baseline, role="baseline")

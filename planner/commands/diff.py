@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(doc: dict[str, Any], target: str | None, name: str) -> dict[str, Any] | None:
-    from planner.planfile import PlanFileError
+    from planner.output.planfile import PlanFileError
 
     if target is None:
         return doc.get("chosen")
@@ -42,11 +42,11 @@ def _config(doc: dict[str, Any], target: str | None, name: str) -> dict[str, Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.ci import append_step_summary
-    from planner.compare import compare_configs, comparison_dict
-    from planner.compare_view import diff_markdown, diff_text
-    from planner.console import table_renderer
-    from planner.planfile import read_plan
+    from planner.ci.compare import compare_configs, comparison_dict
+    from planner.ci.compare_text import diff_markdown, diff_text
+    from planner.ci.github import append_step_summary
+    from planner.output.console import table_renderer
+    from planner.output.planfile import read_plan
 
     a, b = read_plan(args.a, role="plan"), read_plan(args.b, role="plan")
     ca, cb = _config(a, args.target, args.a), _config(b, args.target, args.b)

@@ -1,7 +1,7 @@
 """`plan predict MODEL --target host`: the model exactly as given, as onnxruntime runs it on this machine.
 
 No passes of ours, no batch sweep: onnxruntime's own optimized graph (ORT_ENABLE_ALL, CPU) timed by the host
-calibration (planner.ort_graph.predict_ort). The model is never run.
+calibration (planner.ort.executed.predict_ort). The model is never run.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def document(op, loaded) -> dict:
     """The prediction as JSON: plan keys (chosen.latency_ms, chosen.peak_memory_bytes, ...) plus the graph."""
-    from planner.document import candidate_report
+    from planner.search.plan_types import candidate_report
 
     a, p = op.analysis, op.prediction
     ops = Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in a.graph.nodes)
@@ -68,8 +68,8 @@ def _fmt_bytes(n: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from planner.cli import parse_dims
-    from planner.loader import load_model
-    from planner.ort_graph import predict_ort
+    from planner.model.loader import load_model
+    from planner.ort.executed import predict_ort
 
     if args.target.strip().lower() != "host":
         raise PlannerError(f"plan predict times onnxruntime on this machine: --target host only (got "

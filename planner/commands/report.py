@@ -30,13 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from planner.api import plan
     from planner.cli import parse_dims
-    from planner.console import table_renderer
-    from planner.pipeline import plan
-    from planner.progress import Progress
-    from planner.report import report_format, write_report
-    from planner.table import chosen_line, render_plan
-    from planner.targets import resolve_targets
+    from planner.output.console import table_renderer
+    from planner.output.plan_text import chosen_line, render_plan
+    from planner.output.progress import Progress
+    from planner.output.report import report_format, write_report
+    from planner.targets.catalog import resolve_targets
 
     report_format(args.out)  # refuse a bad --out before planning
     with Progress("planning", enabled=not args.quiet) as bar:

@@ -16,8 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.table import fmt_bytes, fmt_num, render_table
-    from planner.targets import bundled_targets, get_target, load_target_file
+    from planner.output.plan_text import fmt_bytes, fmt_num, render_table
+    from planner.targets.catalog import bundled_targets, get_target, load_target_file
 
     targets = list(bundled_targets().values()) + [load_target_file(f) for f in args.target_file]
     if args.host:

@@ -56,8 +56,8 @@ def render(v, top: int = 8) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from planner.calibration.validate import validate
     from planner.cli import parse_dims
-    from planner.validate import validate
 
     v = validate(args.model, threads=args.threads, runs=args.runs, dims=parse_dims(args.dim), batch=args.batch,
                  calibration_path=args.calibration, plot=args.plot)

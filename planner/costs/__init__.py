@@ -5,7 +5,7 @@
 
 Families (one module each, the math in its docstring): elementwise, linalg, conv, norm, pool, reduce,
 movement (data and view ops), rnn, attention, quant, contrib (onnxruntime fusions), spectral, misc.
-If, Loop and Scan (controlflow) cost their subgraphs, which planner.controlflow resolves with shapes and repeats.
+If, Loop and Scan (controlflow) cost their subgraphs, which planner.model.controlflow resolves with shapes and repeats.
 """
 
 from planner.costs import (  # noqa: F401  (imported for their registrations)

@@ -42,7 +42,7 @@ import math
 from planner.costs.movement import io_cost_reading
 from planner.costs.norm import SOFTMAX
 from planner.costs.registry import OpClass, OpCost, attr_str, io_cost, register
-from planner.ir import DTYPE_BITS, NodeInfo
+from planner.model.ir import DTYPE_BITS, NodeInfo
 
 MS = "com.microsoft"
 

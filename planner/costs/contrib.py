@@ -41,7 +41,7 @@ from planner.costs.linalg import gemm_cost, matmul_cost, matmul_dims
 from planner.costs.movement import io_cost_reading
 from planner.costs.norm import LAYERNORM, RMSNORM, SOFTMAX
 from planner.costs.registry import OpClass, OpCost, attr_str, in_numel, io_cost, out_numel, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 MS = "com.microsoft"
 

@@ -5,7 +5,7 @@
     Loop  cost = trips x cost(body)      trips: a constant M, else --loop-trips, else a stated default
     Scan  cost = length x cost(body)     length: the scan input's size on its scan axis (x batch for Scan-8)
 
-The subgraphs arrive resolved by planner.controlflow: each graph attribute holds a `Body` (the subgraph as a
+The subgraphs arrive resolved by planner.model.controlflow: each graph attribute holds a `Body` (the subgraph as a
 planner Graph with shapes inferred from the outer scope, how many times it runs, and why). A node whose bodies
 were never resolved (built by hand, outside the pipeline) costs its bytes, like an op without a formula.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import onnx
 
 from planner.costs.registry import ZERO, OpClass, OpCost, io_cost, node_cost, register
-from planner.ir import Graph, NodeInfo
+from planner.model.ir import Graph, NodeInfo
 
 CONTROL_FLOW_OPS = ("If", "Loop", "Scan")
 BODY_ATTRS = {"If": ("then_branch", "else_branch"), "Loop": ("body",), "Scan": ("body",)}

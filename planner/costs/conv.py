@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 from planner.costs.elementwise import per_element
 from planner.costs.registry import OpClass, OpCost, attr_str, in_numel, io_cost, out_numel, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 
 def _ints(node: NodeInfo, name: str, n: int, default: int) -> list[int]:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from planner.costs.registry import OpClass, OpCost, attr_str, io_cost, out_numel, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 MS = "com.microsoft"
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 
 from planner.costs.registry import OpClass, OpCost, attr_str, io_cost, out_numel, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 
 def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:

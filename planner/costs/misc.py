@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 from planner.costs.registry import ZERO, OpClass, OpCost, io_cost, out_numel, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 RANDOM = {"RandomUniform": 4, "RandomUniformLike": 4, "RandomNormal": 8, "RandomNormalLike": 8,
           "Bernoulli": 5}

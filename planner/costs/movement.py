@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from planner.costs.registry import ZERO, OpClass, OpCost, io_cost, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 MS = "com.microsoft"
 

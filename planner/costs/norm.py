@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from planner.costs.registry import OpClass, OpCost, in_numel, io_cost, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 BATCHNORM = 2
 LAYERNORM = 8

@@ -21,7 +21,7 @@ import math
 
 from planner.costs.conv import conv_out_spatial
 from planner.costs.registry import OpClass, OpCost, attr_str, in_numel, io_cost, out_numel, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 NCHWC = "com.microsoft.nchwc"
 

@@ -44,7 +44,7 @@ from planner.costs.movement import io_cost_reading
 from planner.costs.norm import RMSNORM
 from planner.costs.pool import pool
 from planner.costs.registry import OpClass, OpCost, attr_str, in_numel, io_cost, out_numel, register
-from planner.ir import DTYPE_BITS, NodeInfo
+from planner.model.ir import DTYPE_BITS, NodeInfo
 
 MS = "com.microsoft"
 QUANTIZE = 2

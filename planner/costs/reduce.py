@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from planner.costs.norm import SOFTMAX
 from planner.costs.registry import OpClass, OpCost, in_numel, io_cost, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 PER_ELEMENT: dict[str, int] = {
     "ReduceSum": 1, "ReduceMean": 1, "ReduceMax": 1, "ReduceMin": 1, "ReduceProd": 1, "ReduceLogSum": 1,

@@ -1,7 +1,7 @@
 """Operator cost formulas, one small pure function per (domain, op_type).
 
 A formula sees a node's shapes, dtypes and attributes only, never a hardware target: what an op costs is a
-property of the op, how fast that runs is a property of the target (see planner.roofline).
+property of the op, how fast that runs is a property of the target (see planner.predict.roofline).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from planner.costs.elementwise import per_element
 from planner.costs.registry import OpClass, OpCost, io_cost, register
-from planner.ir import NodeInfo
-from planner.recurrent import shape_of
+from planner.model.ir import NodeInfo
+from planner.model.recurrent import shape_of
 
 DEFAULT_ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
 

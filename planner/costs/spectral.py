@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from planner.costs.registry import OpClass, OpCost, io_cost, out_numel, register
-from planner.ir import NodeInfo
+from planner.model.ir import NodeInfo
 
 FFT = 5
 WINDOW = {"HannWindow": 5, "HammingWindow": 5, "BlackmanWindow": 9, "MelWeightMatrix": 4}

@@ -7,7 +7,7 @@ dozen groups of identical kernels (a 70B model has 80 x ~60 kernels but ~70 grou
 this exact rather than hoped for: the kernels (which nodes fuse) must be the same at both batches and every
 slope and base non-negative; otherwise the phase is analysed at each batch directly.
 
-    time(kernel) = max(FLOPs / (peak x eff), bytes / (bandwidth x eff)) + launch     (planner.roofline)
+    time(kernel) = max(FLOPs / (peak x eff), bytes / (bandwidth x eff)) + launch     (planner.predict.roofline)
 
 Launch: prefill launches kernel by kernel (the target's launch_overhead_s). Decode on a CUDA/ROCm runtime
 replays the step as a captured graph, which is how decoder serving runs (onnxruntime's enable_cuda_graph,
@@ -34,15 +34,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.analyze import Analysis, Analyzer
 from planner.costs import OpClass, OpCost
 from planner.errors import PlannerError
-from planner.ir import DTYPE_BITS
-from planner.kernels import Kernel
-from planner.memory import live_bytes_per_step
-from planner.predict import Predictor
-from planner.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
-from planner.target import Target
+from planner.model.analyze import Analysis, Analyzer
+from planner.model.ir import DTYPE_BITS
+from planner.predict.fusion import Kernel
+from planner.predict.memory import live_bytes_per_step
+from planner.predict.predictor import Predictor
+from planner.predict.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
+from planner.targets.target import Target
 
 # [M-LAUNCH-OCANNL] github.com/ahrefs/ocannl/issues/488 (hwtargets-reference.md): "graph ~15 us + 0.58 us/node".
 GRAPH_LAUNCH_S = 15e-6

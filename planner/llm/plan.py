@@ -19,16 +19,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from planner.analyze import Analyzer
 from planner.costs import lookup
-from planner.decoder import DECODE, PREFILL, DecoderInfo, mean_context, phase_dims
-from planner.document import CandidateReport, KernelReport, ModelSummary, Plan
 from planner.errors import DimError, PlannerError
+from planner.llm.decoder import DECODE, PREFILL, DecoderInfo, mean_context, phase_dims
 from planner.llm.phases import GRAPH_RUNTIMES, Phase, PhaseTime, build_phase
-from planner.loader import LoadedModel
-from planner.predict import SECONDS_PER_HOUR, Predictor, stored_precision
-from planner.roofline import MEMORY
-from planner.target import Target
+from planner.model.analyze import Analyzer
+from planner.model.loader import LoadedModel
+from planner.predict.predictor import SECONDS_PER_HOUR, Predictor, stored_precision
+from planner.predict.roofline import MEMORY
+from planner.search.plan_types import CandidateReport, KernelReport, ModelSummary, Plan
+from planner.targets.target import Target
 
 DEFAULT_PROMPT_LEN = 512
 DEFAULT_GEN_LEN = 128

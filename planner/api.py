@@ -1,0 +1,109 @@
+"""plan(): load, bind, analyze, predict per target and batch, choose. One readable top-to-bottom path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from planner.costs import lookup
+from planner.errors import PlannerError
+from planner.llm import plan_decoder
+from planner.llm.decoder import recognise
+from planner.model.analyze import Analyzer
+from planner.model.controlflow import iter_nodes
+from planner.model.loader import load_model
+from planner.output.emit import emit_model
+from planner.predict.fusion import graph_costs
+from planner.search.plan_types import ModelSummary, Plan, candidate_report
+from planner.search.sweep import DEFAULT_MAX_BATCH, search
+from planner.search.variants import PassOptions, optimize
+from planner.targets.catalog import resolve_targets
+
+
+def _unknown_ops(analyzer_graph) -> list[str]:
+    seen = []
+    for n in iter_nodes(analyzer_graph):  # inside If/Loop/Scan bodies too
+        if lookup(n.domain, n.op_type) is None:
+            key = f"{n.domain}::{n.op_type}" if n.domain else n.op_type
+            if key not in seen:
+                seen.append(key)
+    return seen
+
+
+def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims: dict[str, int] | None = None,
+         batch: int | None = None, max_latency_ms: float | None = None, target_files: Sequence[str] = (),
+         max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int, int], None] | None = None,
+         prompt_len: int | None = None, gen_len: int | None = None, max_ttft_ms: float | None = None,
+         max_tpot_ms: float | None = None, tp: Sequence[int] | None = None,
+         passes: PassOptions | None = None, emit: str | os.PathLike | None = None,
+         loop_trips: int | None = None) -> Plan:
+    """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
+
+    A decoder with a KV cache is planned by planner.llm instead (prefill and decode, tokens, tensor parallelism);
+    `prompt_len`, `gen_len`, `max_ttft_ms`, `max_tpot_ms` and `tp` apply to decoders only.
+
+    `progress(done, total)` hears about each batch size of the sweep (planner.output.progress draws it as a bar).
+
+    `passes` picks the pass pipelines searched with targets and batches (planner.search.variants; default auto);
+    `emit` writes the chosen candidate's model there (planner.output.emit).
+
+    `loop_trips` counts each Loop whose trip count the model does not fix (planner.model.controlflow; default 1)."""
+    spec = targets if isinstance(targets, str) else ",".join(targets)
+    resolved = resolve_targets(spec, target_files)
+    loaded = load_model(path)
+    decoder = recognise(loaded.model)
+    if decoder is not None and (emit is not None or (passes is not None and passes.mode not in ("auto", "none"))):
+        raise PlannerError(f"{path}: --passes and --emit apply to non-decoder models for now (decoders are planned "
+                           "by planner.llm, which does not run pass pipelines yet)")
+    if decoder is not None:
+        return plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len, gen_len,
+                            max_ttft_ms, max_tpot_ms, tp)
+    if any(x is not None for x in (prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)):
+        raise PlannerError(f"{path}: --prompt-len, --gen-len, --max-ttft-ms, --max-tpot-ms and --tp apply to "
+                           "decoders only, and this model has no past key/value inputs and present outputs")
+    analyzer = Analyzer(loaded, loop_trips=loop_trips)
+    base = analyzer.analyze(dims, batch=batch)
+    passes = passes or PassOptions()
+    optimized = optimize(loaded, analyzer, dims, passes, resolved)
+    result = search(analyzer, resolved, dims, batch=batch, max_latency_ms=max_latency_ms, max_batch=max_batch,
+                    progress=progress, variants=optimized.variants)
+    reports = {id(c): _report(c) for c in result.candidates}
+    g = base.graph
+    notes = list(base.notes) + optimized.notes
+    if emit is not None and result.chosen is not None:
+        chosen = result.chosen.variant.name if result.chosen.variant else "none"
+        emit_model(optimized.models[chosen], emit, loaded.path, chosen, external=bool(loaded.external_files))
+        notes.append(f"emitted the chosen candidate's model ({chosen}) to {emit}")
+    defaults = list(base.binding.defaults_used)
+    swept = batch is None and analyzer.batch_sweepable and max_batch > 1
+    if swept:  # the batch was searched, not defaulted
+        defaults = [d for d in defaults if not d.startswith(f"{analyzer.spec.batch}=")]
+        notes.append(f"batch swept over 1, 2, 4, ... up to {max_batch} or what fits")
+    if loaded.converted_from_opset:
+        notes.append(f"opset {loaded.converted_from_opset} upgraded to 7 for planning")
+    if base.unknown_shapes:
+        notes.append(f"{len(base.unknown_shapes)} tensor shapes stayed unknown (their bytes count as 0): "
+                     + ", ".join(base.unknown_shapes[:5]))
+    summary = ModelSummary(
+        path=str(loaded.path), sha256=loaded.sha256, dims=dict(base.binding.values),
+        defaults_used=defaults,
+        flops=sum(c.cost.flops for c in graph_costs(g)), weight_bytes=g.weight_bytes,
+        unknown_ops=_unknown_ops(g), nodes=len(g.nodes), opset=g.opset, batch_dim=analyzer.spec.batch,
+        batch_fixed=None if analyzer.spec.batch else analyzer.spec.fixed_batch, notes=notes,
+    )
+    return Plan(
+        model=summary,
+        chosen=reports[id(result.chosen)] if result.chosen else None,
+        candidates=[reports[id(c)] for c in result.candidates],
+        constraints={"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
+                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.max_drift},
+        best_per_target={k: reports[id(c)] for k, c in result.best_per_target.items()},
+        pipelines=optimized.reports,
+    )
+
+
+def _report(c):
+    v = c.variant
+    if v is None:
+        return candidate_report(c.prediction, c.rejected)
+    return candidate_report(c.prediction, c.rejected, passes=list(v.passes), drift=v.drift, pipeline=v.name)

@@ -1,0 +1,317 @@
+"""Give If, Loop and Scan bodies shapes and repeat counts, so that their cost is counted instead of guessed.
+
+A subgraph's inputs have no shapes of their own: they come from the node that runs it (a Loop's carried
+values, a Scan's per-step slices) and from outer-scope tensors it reads by name. Each body is therefore turned
+into a small model whose inputs carry those outer shapes, run through the same shape inference and graph
+builder as the main model, and resolved again for control flow nested inside it.
+
+How often a body runs:
+    If     once, but which branch is unknown: both are resolved; costs take the larger (planner.costs.controlflow)
+           and time on a target takes the slower branch there
+    Loop   M when M is a constant below 2^31 (the loop's `cond` may end it sooner: an upper bound);
+           otherwise --loop-trips N, else DEFAULT_LOOP_TRIPS. Exporters write INT64_MAX (or INT32_MAX) for a
+           while-loop with no bound, so a constant that large means "unknown", not 9.2e18 iterations
+    Scan   the scan length: the first scan input's size on its scan axis (Scan-8: x batch)
+Every control-flow node gets a note in the plan saying which rule counted it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from planner.costs.controlflow import BODY_ATTRS, Body, bodies
+from planner.errors import ModelLoadError
+from planner.model.analyze import _outer_refs, build_graph
+from planner.model.ir import Graph, NodeInfo, TensorInfo
+from planner.model.shapes import infer
+
+DEFAULT_LOOP_TRIPS = 1
+NO_BOUND = 1 << 31  # a constant trip count at or above this is an exporter's "no maximum"
+MAX_DEPTH = 16  # nesting deeper than this is refused (protobuf itself stops parsing near 100)
+MAX_NOTES = 8
+MAX_BODIES = 2000  # per analysis: each costs a shape inference; past it, control flow is costed by its bytes
+
+
+def is_control_flow(node: NodeInfo) -> bool:
+    return node.domain == "" and node.op_type in BODY_ATTRS
+
+
+def iter_nodes(graph: Graph) -> Iterator[NodeInfo]:
+    """Every node, those inside resolved If/Loop/Scan bodies included (for listing unknown ops)."""
+    for n in graph.nodes:
+        yield n
+        for b in bodies(n) or ():
+            yield from iter_nodes(b.graph)
+
+
+def _elem_type(dtype: str) -> int:
+    name = {"float32": "FLOAT", "float64": "DOUBLE"}.get(dtype, dtype.upper())
+    v = getattr(onnx.TensorProto, name, onnx.TensorProto.UNDEFINED)
+    return v if isinstance(v, int) else onnx.TensorProto.UNDEFINED
+
+
+def _value_info(name: str, t: TensorInfo | None, declared: onnx.ValueInfoProto | None = None,
+                shape: tuple[int, ...] | None = None) -> onnx.ValueInfoProto:
+    """A typed input for the body model: the outer shape when known, else what the body declared."""
+    shape = shape if shape is not None else (t.shape if t is not None else None)
+    if t is not None and t.dtype != "undefined" and shape is not None:
+        return onnx.helper.make_tensor_value_info(name, _elem_type(t.dtype), list(shape))
+    vi = onnx.ValueInfoProto()
+    if declared is not None:
+        vi.CopyFrom(declared)
+    elif t is not None and t.dtype != "undefined":
+        vi.CopyFrom(onnx.helper.make_tensor_value_info(name, _elem_type(t.dtype), None))
+    vi.name = name
+    return vi
+
+
+def _const_int(name: str, scopes: list[onnx.GraphProto]) -> int | None:
+    """The value of a scalar integer constant (initializer or Constant node), searched inner scope first."""
+    for g in reversed(scopes):
+        for t in g.initializer:
+            if t.name == name:
+                return _scalar(t)
+        for n in g.node:
+            if n.op_type == "Constant" and name in n.output:
+                for a in n.attribute:
+                    if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
+                        return _scalar(a.t)
+                    if a.name == "value_int":
+                        return int(a.i)
+                return None
+    return None
+
+
+def _scalar(t: onnx.TensorProto) -> int | None:
+    if len(t.dims) > 1 or (t.dims and t.dims[0] != 1) or t.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    try:
+        a = numpy_helper.to_array(t)
+    except Exception:  # a corrupt constant is no trip count: fall back to the stated default
+        return None
+    if a.size != 1 or not np.issubdtype(a.dtype, np.integer):
+        return None
+    return int(a.reshape(-1)[0])
+
+
+class _Resolver:
+    def __init__(self, model: onnx.ModelProto, loop_trips: int | None, opset: int) -> None:
+        self.model = model
+        self.loop_trips = loop_trips
+        self.scan8 = opset < 9  # Scan-8: sequence_lens first, a batch axis 0 and the scan axis 1
+        self.notes: list[str] = []
+        self.count = 0
+        self.bodies = self.skipped = 0
+        self._types: dict[int, dict[str, onnx.ValueInfoProto]] = {}
+
+    def declared(self, name: str, scopes: list[onnx.GraphProto]) -> onnx.ValueInfoProto | None:
+        """How an enclosing graph typed `name`: a sequence or optional has no TensorInfo, and an untyped input
+        stalls onnxruntime's inference."""
+        for g in reversed(scopes):
+            index = self._types.get(id(g))
+            if index is None:
+                index = {vi.name: vi for vi in list(g.input) + list(g.value_info) + list(g.output)
+                         if vi.HasField("type")}
+                self._types[id(g)] = index
+            if name in index:
+                return index[name]
+        return None
+
+    def note(self, text: str) -> None:
+        self.count += 1
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(text)
+
+    def graph(self, graph: Graph, scopes: list[onnx.GraphProto], depth: int) -> Graph:
+        if not any(is_control_flow(n) for n in graph.nodes):
+            return graph
+        nodes = [self.node(n, graph.tensors, scopes, depth) if is_control_flow(n) else n for n in graph.nodes]
+        return replace(graph, nodes=nodes)
+
+    def body(self, sg: onnx.GraphProto, inputs: list[onnx.ValueInfoProto], scope: Mapping[str, TensorInfo],
+             scopes: list[onnx.GraphProto], depth: int, repeats: int, why: str) -> Body:
+        g = onnx.GraphProto()
+        g.CopyFrom(sg)
+        del g.input[:]
+        g.input.extend(inputs)
+        del g.value_info[:]  # inferred afresh from the outer shapes
+        for o in g.output:
+            if o.type.HasField("tensor_type"):
+                o.type.tensor_type.ClearField("shape")
+        weights = set()
+        for ref in sorted(_outer_refs(sg)):
+            t = scope.get(ref)
+            g.input.append(_value_info(ref, t, self.declared(ref, scopes)))
+            if t is not None and t.is_weight:
+                weights.add(ref)
+        m = onnx.ModelProto()
+        m.ir_version = self.model.ir_version
+        m.opset_import.extend(self.model.opset_import)
+        m.functions.extend(self.model.functions)
+        m.graph.CopyFrom(g)
+        inferred, _ = infer(m)
+        graph = self.graph(build_graph(inferred, weights), scopes + [inferred.graph], depth + 1)
+        return Body(proto=sg, graph=graph, repeats=repeats, why=why)
+
+    def node(self, n: NodeInfo, scope: Mapping[str, TensorInfo], scopes: list[onnx.GraphProto],
+             depth: int) -> NodeInfo:
+        attrs = dict(n.attrs)
+        name = f"{n.op_type} '{n.name}'"
+        if not all(isinstance(attrs.get(a), onnx.GraphProto) for a in BODY_ATTRS[n.op_type]):
+            return n  # malformed (a missing body): costed by bytes, as an op without a formula
+        self.bodies += len(BODY_ATTRS[n.op_type])
+        if self.bodies > MAX_BODIES:
+            self.skipped += 1
+            return n
+        if n.op_type == "If":
+            for a in ("then_branch", "else_branch"):
+                attrs[a] = self.body(attrs[a], [], scope, scopes, depth, 1, "one branch runs")
+            self.note(f"{name}: costed as the larger of its two branches (which one runs is decided at run time)")
+        elif n.op_type == "Loop":
+            trips, why = self.trips(n, scopes)
+            attrs["body"] = self.body(attrs["body"], self.loop_inputs(n, attrs["body"]), scope, scopes, depth,
+                                      trips, why)
+            self.note(f"{name}: body x {trips} ({why})")
+        else:
+            sg = attrs["body"]
+            inputs, length, why = self.scan_inputs(n, sg)
+            attrs["body"] = self.body(sg, inputs, scope, scopes, depth, length, why)
+            self.note(f"{name}: body x {length} ({why})")
+        return replace(n, attrs=attrs)
+
+    def trips(self, n: NodeInfo, scopes: list[onnx.GraphProto]) -> tuple[int, str]:
+        m = n.inputs[0] if n.inputs else None
+        if m is not None:
+            value = _const_int(m.name, scopes)
+            if value is not None and 0 <= value < NO_BOUND:
+                cond = len(n.inputs) > 1 and n.inputs[1] is not None
+                return value, f"constant trip count M={value}" + (", an upper bound: cond may end it sooner"
+                                                                   if cond else "")
+        if self.loop_trips is not None:
+            return self.loop_trips, f"--loop-trips {self.loop_trips}: the trip count is decided at run time"
+        return DEFAULT_LOOP_TRIPS, (f"trip count decided at run time; default {DEFAULT_LOOP_TRIPS}, "
+                                    "set it with --loop-trips N")
+
+    @staticmethod
+    def loop_inputs(n: NodeInfo, sg: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+        declared = list(sg.input)
+        out = []
+        for i, d in enumerate(declared):
+            if i == 0:
+                out.append(onnx.helper.make_tensor_value_info(d.name, onnx.TensorProto.INT64, []))
+            elif i == 1:
+                out.append(onnx.helper.make_tensor_value_info(d.name, onnx.TensorProto.BOOL, []))
+            else:
+                t = n.inputs[i] if i < len(n.inputs) else None
+                out.append(_value_info(d.name, t, d))
+        return out
+
+    def scan_inputs(self, n: NodeInfo, sg: onnx.GraphProto) -> tuple[list[onnx.ValueInfoProto], int, str]:
+        declared = list(sg.input)
+        num_scan = int(n.attr("num_scan_inputs", 0) or 0)
+        legacy = self.scan8
+        ins = list(n.inputs[1:]) if legacy else list(n.inputs)  # Scan-8: sequence_lens (optional) first
+        n_state = max(len(ins) - num_scan, 0)
+        axes = list(n.attr("scan_input_axes", []) or []) if not legacy else []
+        out, length, why = [], None, "scan length unknown; default 1"
+        for i, d in enumerate(declared):
+            t = ins[i] if i < len(ins) else None
+            shape = None if t is None else t.shape
+            if i < n_state:
+                if legacy and shape:
+                    shape = shape[1:]  # Scan-8 states carry the batch dim outside the body
+                out.append(_value_info(d.name, t, d, shape))
+                continue
+            j = i - n_state
+            axis = 1 if legacy else (int(axes[j]) if j < len(axes) else 0)
+            if shape is not None and shape and -len(shape) <= axis < len(shape):
+                axis %= len(shape)
+                if length is None:
+                    length = shape[axis] * (shape[0] if legacy else 1)
+                    why = (f"scan length {shape[axis]} x batch {shape[0]} (Scan-8)" if legacy
+                           else f"scan length {shape[axis]}")
+                shape = shape[:axis] + shape[axis + 1:]
+                if legacy:
+                    shape = shape[1:]
+            out.append(_value_info(d.name, t, d, shape))
+        return out, 1 if length is None else length, why
+
+
+def nesting_depth(g: onnx.GraphProto) -> int:
+    """How deep subgraphs nest (0: none), walked without recursion so a hostile depth cannot blow the stack."""
+    deepest, stack = 0, [(g, 0)]
+    while stack:
+        graph, d = stack.pop()
+        deepest = max(deepest, d)
+        for n in graph.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    stack.append((a.g, d + 1))
+                elif a.type == onnx.AttributeProto.GRAPHS:
+                    stack.extend((sg, d + 1) for sg in a.graphs)
+    return deepest
+
+
+def resolve_control_flow(graph: Graph, model: onnx.ModelProto, loop_trips: int | None = None
+                         ) -> tuple[Graph, list[str]]:
+    """`graph` with each If/Loop/Scan body resolved (shapes, repeats), and one note per control-flow node."""
+    if not any(is_control_flow(n) for n in graph.nodes):
+        return graph, []
+    depth = nesting_depth(model.graph)
+    if depth > MAX_DEPTH:  # checked before any work: resolving costs inference per body, per level
+        raise ModelLoadError(f"control flow is nested {depth} levels deep, more than the {MAX_DEPTH} planned")
+    r = _Resolver(model, loop_trips, graph.opset)
+    out = r.graph(graph, [model.graph], 0)
+    notes = list(r.notes)
+    if r.count > len(r.notes):
+        notes.append(f"... and {r.count - len(r.notes)} more control-flow nodes")
+    if r.skipped:
+        notes.append(f"{r.skipped} control-flow nodes past the first {MAX_BODIES} bodies were costed by their "
+                     "inputs' and outputs' bytes only (their bodies were not walked)")
+    return out, notes
+
+
+def _body_time(body: Body, analysis, target) -> tuple[float, float, float, str]:
+    """(seconds, compute s, memory s, peaks used) of one node run of `body` on `target`: its own kernels, fused
+    as the target's runtime fuses them, each with its launch, times its repeats."""
+    from planner.model.analyze import Analysis
+    from planner.predict.predictor import Predictor
+
+    if "predictor" not in body.memo:  # node costs and kernels are shared by every target and call
+        body.memo["predictor"] = Predictor()
+        body.memo["analysis"] = Analysis(graph=body.graph, binding=analysis.binding)
+    p = body.memo["predictor"].predict(body.memo["analysis"], target)
+    k = body.repeats
+    used = sorted({kp.time.peak_used for kp in p.kernels if kp.time.peak_used != "none"})
+    return (k * sum(kp.time.seconds for kp in p.kernels), k * sum(kp.time.compute_s for kp in p.kernels),
+            k * sum(kp.time.memory_s for kp in p.kernels), "+".join(used) or "none")
+
+
+def control_flow_times(timed: tuple, analysis, target) -> tuple:
+    """Re-time each If/Loop/Scan kernel on `target` from its bodies instead of as one fused kernel.
+
+    One roofline over a body's summed cost would charge a single launch for trips x nodes kernels and time
+    MatMuls at the vector peak; predicting the body like a small model of its own keeps both right. If takes
+    its slower branch on this target.
+    """
+    if not any(is_control_flow(analysis.graph.nodes[kp.kernel.nodes[0]]) for kp in timed):
+        return timed
+    from planner.predict.roofline import COMPUTE, MEMORY
+
+    out = []
+    for kp in timed:
+        node = analysis.graph.nodes[kp.kernel.nodes[0]]
+        found = bodies(node) if is_control_flow(node) and len(kp.kernel.nodes) == 1 else None
+        if not found:
+            out.append(kp)
+            continue
+        secs, comp, mem, used = max(_body_time(b, analysis, target) for b in found)
+        t = replace(kp.time, seconds=secs, compute_s=comp, memory_s=mem, bound=COMPUTE if comp > mem else MEMORY,
+                    peak_used=used, launch_dominated=False)
+        out.append(replace(kp, time=t))
+    return tuple(out)

@@ -1,0 +1,257 @@
+"""Run a model in onnxruntime and measure it: end-to-end latency, per-node kernel times and peak memory.
+
+This is the only place the planner runs a user's model, and only `plan validate` (and the fidelity benchmark)
+calls it: a prediction never does. It runs in a child process by default, so that resident-memory figures
+start from a clean process and nothing a previous model allocated is counted.
+
+    end to end   a session without profiling: `warmup` runs (and WARMUP_MIN_S), then the median of `runs`
+                 timed runs (and at least TIMED_MIN_S of them)
+                 (around InferenceSession.run, inputs already in memory): wall clock, and with one intra-op
+                 thread also the computing thread's CPU time, which leaves out the time other processes had
+                 the CPU (see effective_seconds); `latency_s` is the latter where there is one
+    per node     a second session with profiling: the same warm-up, then `runs` profiled runs; per node the
+                 median kernel time (planner.ort.profile), each run's durations scaled by its CPU share
+    memory       rss_peak_bytes: the process's resident high-water mark while the timed runs execute (Linux
+                 VmHWM, reset through /proc/self/clear_refs after the session is built) minus the resident
+                 size before the session was created: weights as onnxruntime holds them (prepacked), its
+                 arena and thread pools, and the activations' peak. arena_peak_bytes: the most bytes
+                 onnxruntime's CPU arena had in use according to the profiler (activations and scratch).
+
+Inputs are synthetic and seeded: floats from a normal distribution, integers 0 (valid for any index or id),
+inputs whose name says mask 1, booleans True.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from planner.errors import PlannerError
+
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool", "tensor(int16)": "int16", "tensor(uint16)": "uint16",
+}
+
+
+QUIET_WAIT_S = 5.0  # how long a measurement waits for the machine to be as quiet as at calibration
+# A model of a few microseconds is not warm after 3 runs: on this VM the median of 10 runs of the zoo's MLP
+# (15 us) came out 15-50% above that of 300 or 3000, which agreed within 2%. So warm-up and timing also last
+# at least this long, in as many runs as that takes (capped).
+WARMUP_MIN_S = 0.05
+TIMED_MIN_S = 0.1
+MAX_RUNS = 20000  # warm-up runs
+MAX_TIMED_RUNS = 2000  # each one's time is kept (Measurement.latency_runs_s)
+PROFILED_WARMUP_MAX = 200
+
+
+class MeasureError(PlannerError):
+    """The model could not be run (bad dims, unsupported inputs) or the measuring process failed."""
+
+
+@dataclass
+class Measurement:
+    latency_s: float  # median end to end, effective_seconds: contention removed where it can be (one thread)
+    latency_wall_s: float  # median end to end, wall clock
+    latency_best_s: float  # the quickest run (effective seconds): what the model takes when nothing disturbs it
+    cpu_share: float  # median share of a run's wall time the computing thread had a CPU (1: nobody else ran)
+    latency_runs_s: list[float]  # effective seconds per run
+    node_us: dict[str, float]  # median kernel time per node of the executed graph
+    node_op: dict[str, str]  # node -> op type as onnxruntime names it
+    kernel_sum_s: float  # sum of the per-node medians
+    profiled_run_s: float  # median model_run duration of the profiled session
+    rss_peak_bytes: int | None
+    arena_peak_bytes: int | None
+    threads: int
+    runs: int
+    notes: list[str] = field(default_factory=list)
+    busy: bool = False  # planner.ort.quiet waited in vain for the machine to be as quiet as at calibration
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rss_kb(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def timed_run(session, feeds) -> tuple[float, float]:
+    """One InferenceSession.run: (wall seconds, CPU seconds of this thread)."""
+    w, c = time.perf_counter(), time.thread_time()
+    session.run(None, feeds)
+    return time.perf_counter() - w, time.thread_time() - c
+
+
+def warm_up(session, feeds, runs: int, max_runs: int = MAX_RUNS) -> int:
+    """At least `runs` runs and at least WARMUP_MIN_S of them (up to `max_runs`); returns how many ran."""
+    start, n = time.perf_counter(), 0
+    while n < runs or (time.perf_counter() - start < WARMUP_MIN_S and n < max_runs):
+        session.run(None, feeds)
+        n += 1
+    return n
+
+
+def timed_runs(session, feeds, runs: int) -> list[tuple[float, float]]:
+    """timed_run at least `runs` times and for at least TIMED_MIN_S (up to MAX_TIMED_RUNS)."""
+    start, out = time.perf_counter(), []
+    while len(out) < runs or (time.perf_counter() - start < TIMED_MIN_S and len(out) < MAX_TIMED_RUNS):
+        out.append(timed_run(session, feeds))
+    return out
+
+
+def effective_seconds(wall: float, cpu: float, threads: int) -> float:
+    """A run's time with the CPU to itself: with one intra-op thread onnxruntime computes on the calling thread,
+    so that thread's CPU time is the run less the time other processes held the CPU (a shared machine preempts
+    a long run every few milliseconds). With more threads the workers' time is not the caller's: wall time."""
+    return min(wall, cpu) if threads == 1 and cpu > 0 else wall
+
+
+def cpu_shares(timed: Sequence[tuple[float, float]], threads: int, first_run: int = 0) -> dict[int, float]:
+    """Per run index (counting from `first_run`): the share of its wall time it had a CPU, for scaling the
+    profiled durations of its nodes (1 with several threads, where the caller's CPU time says nothing)."""
+    return {first_run + i: (effective_seconds(w, c, threads) / w if w > 0 else 1.0) for i, (w, c) in
+            enumerate(timed)}
+
+
+def synthetic_feeds(session, dims: dict[str, int], seed: int = 0) -> dict:
+    """Inputs for `session` with symbolic dims bound from `dims` (name -> value)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for i in session.get_inputs():
+        shape = []
+        for axis, d in enumerate(i.shape):
+            if isinstance(d, int) and d >= 0:
+                shape.append(d)
+                continue
+            key = d if isinstance(d, str) and d else f"{i.name}:{axis}"
+            if key not in dims:
+                raise MeasureError(f"input {i.name!r}: dim {key!r} is not bound (use --dim {key}=N)")
+            shape.append(dims[key])
+        dtype = _ORT_TYPES.get(i.type)
+        if dtype is None:
+            raise MeasureError(f"input {i.name!r} has type {i.type}, which validate cannot synthesise")
+        if dtype.startswith("float"):
+            feeds[i.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype == "bool":
+            feeds[i.name] = np.ones(shape, dtype=bool)
+        else:
+            fill = 1 if "mask" in i.name.lower() else 0
+            feeds[i.name] = np.full(shape, fill, dtype=dtype)
+    return feeds
+
+
+def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: int = 10,
+                 warmup: int = 3, quiet_probe_s: float | None = None) -> Measurement:
+    """Measure in this process (see the module docstring); `measure` runs this in a child. With
+    `quiet_probe_s` (the calibration's), first wait up to QUIET_WAIT_S for the machine to be as quiet as it
+    was then (planner.ort.quiet)."""
+    import onnxruntime  # noqa: F401  (loaded before the baseline: its library is not the model's memory)
+
+    from planner.ort.executed import make_session, session_options
+    from planner.ort.profile import load_profile
+
+    notes = []
+    rss_before = _rss_kb("VmRSS")
+    session = make_session(model_path, session_options(threads))
+    try:
+        feeds = synthetic_feeds(session, dims)
+    except MeasureError:
+        raise
+    busy = False
+    if quiet_probe_s:
+        from planner.ort.quiet import QuietGate
+
+        gate = QuietGate(threads, reference_s=quiet_probe_s, budget_s=QUIET_WAIT_S)
+        busy = not gate.wait(QUIET_WAIT_S)
+        if busy:
+            notes.append(f"the machine stayed busy: its probe ran {gate.probe() / quiet_probe_s:.2f}x the "
+                         "calibration's")
+    reset = _reset_peak()
+    warm_up(session, feeds, warmup)
+    timed = timed_runs(session, feeds, runs)
+    times = [effective_seconds(w, c, threads) for w, c in timed]
+    hwm = _rss_kb("VmHWM")
+    rss_peak = (hwm - rss_before) * 1024 if reset and hwm is not None and rss_before is not None else None
+    if not reset:
+        notes.append("resident peak not measured: /proc/self/clear_refs is not writable here")
+    del session
+
+    with tempfile.TemporaryDirectory(prefix="planner-profile-") as tmp:
+        prof = make_session(model_path, session_options(threads, profile_prefix=str(Path(tmp) / "ort")))
+        warmup = warm_up(prof, feeds, warmup, max_runs=PROFILED_WARMUP_MAX)  # each run lands in the profile
+        profiled_timed = [timed_run(prof, feeds) for _ in range(runs)]
+        profile = load_profile(prof.end_profiling())
+    node_us = profile.node_times_us(skip_runs=warmup, scale=cpu_shares(profiled_timed, threads, warmup))
+    measured_runs = profile.runs_us[warmup:]
+    shares = [e / w for e, (w, _) in zip(times, timed, strict=True) if w > 0]
+    return Measurement(
+        latency_s=statistics.median(times), latency_wall_s=statistics.median(w for w, _ in timed),
+        latency_best_s=min(times),
+        cpu_share=statistics.median(shares) if shares else 1.0, latency_runs_s=times, node_us=node_us,
+        node_op=profile.op_types(),
+        kernel_sum_s=sum(node_us.values()) * 1e-6,
+        profiled_run_s=(statistics.median(measured_runs) * 1e-6) if measured_runs else 0.0,
+        rss_peak_bytes=rss_peak, arena_peak_bytes=profile.arena_peak_bytes(), threads=threads, runs=len(times),
+        notes=notes, busy=busy,
+    )
+
+
+def measure(model_path: str | os.PathLike, dims: dict[str, int], threads: int = 1, runs: int = 10,
+            warmup: int = 3, isolate: bool = True, timeout_s: float = 1800,
+            quiet_probe_s: float | None = None) -> Measurement:
+    """Measure `model_path` at `dims` (every symbolic input dim bound); in a fresh process when `isolate`."""
+    if not isolate:
+        return measure_here(str(model_path), dims, threads, runs, warmup, quiet_probe_s)
+    request = json.dumps({"model": str(model_path), "dims": dims, "threads": threads, "runs": runs,
+                          "warmup": warmup, "quiet_probe_s": quiet_probe_s})
+    try:
+        done = subprocess.run([sys.executable, "-m", "planner.ort.measure"], input=request, capture_output=True,
+                              text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise MeasureError(f"measuring {model_path} took longer than {timeout_s:.0f} s") from None
+    if done.returncode != 0:
+        lines = [x for x in (done.stdout + done.stderr).strip().splitlines() if x.strip()]
+        raise MeasureError(f"measuring {model_path} failed: {lines[-1] if lines else 'no output'}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return Measurement(**data)
+
+
+def _main() -> int:
+    req = json.loads(sys.stdin.read())
+    try:
+        m = measure_here(req["model"], req["dims"], req["threads"], req["runs"], req["warmup"],
+                         req.get("quiet_probe_s"))
+    except PlannerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(m.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
