@@ -145,23 +145,24 @@ def main(argv: list[str] | None = None) -> int:
                          "versions of the code (or calibrations) compared against the same measurements")
     args = ap.parse_args(argv)
 
-    from planner.calibration.store import calibrated_host, fit, save
+    from planner.calibration.fit import fit
+    from planner.calibration.host import calibrated_host, predict_ort
+    from planner.calibration.store import save
     from planner.calibration.validate import compare
     from planner.model.loader import load_model
-    from planner.ort.executed import predict_ort
     from planner.ort.measure import measure
 
     with tempfile.TemporaryDirectory(prefix="planner-fidelity-") as tmp:
         work = Path(tmp)
         cal_path = args.calibration
         if args.calibrate:
-            from planner.calibration.suite import calibrate
+            from planner.calibration.run import calibrate
 
             where = args.calibration or work / "calibration.json"
             tries = []  # (microbenchmarks run on a busy machine, calibration)
             for attempt in range(1, CALIBRATION_ATTEMPTS + 1):
                 print(f"calibrating (attempt {attempt}) ...", file=sys.stderr, flush=True)
-                m = calibrate(args.threads, show_progress=False)
+                m = calibrate(args.threads)
                 tries.append((m.busy, attempt, fit(m)))
                 if not m.busy:
                     break

@@ -1,4 +1,4 @@
-"""Fuzz the loader and planner with mutated small models (planner.fuzz) and count outcomes.
+"""Fuzz the loader and planner with mutated small models (harness.fuzz) and count outcomes.
 
     python benchmarks/fuzz_models.py --iterations 5000 --seconds 600
     python benchmarks/fuzz_models.py --replay 1:1234          # one mutant again, with its traceback
@@ -25,8 +25,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from planner.fuzz import args_for, mutant, run_mutant
-from planner.outcome import CRASHED, PLANNED, REFUSED, reason_group
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # harness/ lives at the repository root
+
+from harness.fuzz import args_for, mutant, run_mutant
+from harness.outcome import CRASHED, PLANNED, REFUSED, reason_group
 
 
 def worker(seed: int, start: int, end: int, deadline: float, timeout: float, max_memory_gb: float) -> int:

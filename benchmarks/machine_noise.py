@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows", type=int, default=12)
     args = ap.parse_args(argv)
 
-    from planner.ort.executed import make_session, session_options
-    from planner.ort.measure import synthetic_feeds, timed_run
+    from planner.ort.clock import timed_run
+    from planner.ort.measure import synthetic_feeds
+    from planner.ort.session import make_session, session_options
 
     path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"light_{args.model}.onnx"
     if not path.exists():

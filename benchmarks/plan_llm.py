@@ -32,10 +32,10 @@ PROMPT, GEN = 512, 128
 def _one(path: str, runs: int, targets: str) -> dict:
     """Plan one model `runs` times in this process; the numbers as JSON."""
     import planner
+    from planner.calibration.host import get_target
     from planner.llm.decoder import DECODE, recognise
     from planner.llm.plan import DecoderPlanner
     from planner.model.loader import load_model
-    from planner.targets.catalog import get_target
 
     times, cpu, p = [], [], None
     for _ in range(runs):

@@ -29,7 +29,7 @@ PASSES = 2
 
 
 def _bench(nodes, x: np.ndarray, inits, label: str):
-    from planner.calibration.suite import Bench
+    from planner.calibration.benches import Bench
 
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
@@ -48,7 +48,7 @@ def layer_bench(op: str, steps: int, batch: int, inputs: int, hidden: int, rng):
 
 def quickest_s(bench, gate, passes: int = PASSES) -> float:
     """As plan calibrate times a microbenchmark: the quickest of `passes` quantiles, each after a quiet probe."""
-    from planner.calibration.suite import e2e_seconds
+    from planner.calibration.timing import e2e_seconds
 
     times = []
     for _ in range(passes):
@@ -58,7 +58,7 @@ def quickest_s(bench, gate, passes: int = PASSES) -> float:
 
 
 def _errors(costs, layers) -> list[float]:
-    from planner.model.recurrent import seconds
+    from planner.calibration.recurrent import seconds
 
     return [seconds(costs, s, n) / t - 1 for s, n, t in layers]
 
@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration", help="calibration file (default: the user cache of 'plan calibrate')")
     args = ap.parse_args(argv)
 
+    from planner.calibration.recurrent import fit
     from planner.calibration.store import find
-    from planner.model.recurrent import RecurrentShape, fit
+    from planner.model.recurrent import RecurrentShape
     from planner.ort.quiet import QuietGate
 
     rng = np.random.default_rng(0)

@@ -27,7 +27,10 @@ from pathlib import Path
 import onnx
 
 from planner.atomic import write_atomic
-from planner.outcome import Tally, run_plan_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # harness/ lives at the repository root
+
+from harness.outcome import Tally, run_plan_cli
 
 SUBDIRS = ("node", "simple", "pytorch-converted", "pytorch-operator", "light", "real")
 

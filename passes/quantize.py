@@ -27,6 +27,7 @@ import onnx
 from passes.base import Pass, PassContext, PassResult, copy_model, op_counts, register_pass
 from passes.cleanup import count_delta
 from passes.fusion.ort import ensure_ms_opset
+from planner.errors import PlannerError
 
 _QUANT_OPS = {"MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear", "QLinearConv",
               "QLinearMatMul", "com.microsoft::MatMulNBits", "com.microsoft::QAttention", "ConvInteger",
@@ -163,7 +164,6 @@ class Int4Weights(Pass):
 
         block = int(ctx.options.get("int4_block_size", 32))
         if block < 16 or block & (block - 1):
-            from planner.errors import PlannerError
 
             raise PlannerError(f"int4 block size {block}: must be a power of two >= 16")
         level = ctx.options.get("int4_accuracy_level", 4)

@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 import onnx
 
+from planner.errors import PlannerError
+from planner.model.shapes import anonymous_dim_name, bind_dims, dim_spec
+
 EXACT_MIN_COSINE = 0.99999
 EXACT_MAX_REL = 1e-3
 VERIFY_BATCH = 8
@@ -80,7 +83,6 @@ def _gather_rows(model: onnx.ModelProto) -> dict[str, int]:
 def input_shapes(model: onnx.ModelProto, batch: int = VERIFY_BATCH, dims: dict[str, int] | None = None
                  ) -> dict[str, tuple[tuple[int, ...], int]]:
     """Concrete (shape, elem_type) per graph input, symbolic dims bound by the planner's rules."""
-    from planner.model.shapes import anonymous_dim_name, bind_dims, dim_spec
 
     spec = dim_spec(model)
     binding = bind_dims(spec, dict(dims or {}), batch if spec.batch else None)
@@ -131,7 +133,6 @@ def generate_inputs(model: onnx.ModelProto, batch: int = VERIFY_BATCH, seed: int
 
 def load_npz(path: str, model: onnx.ModelProto) -> list[dict[str, np.ndarray]]:
     """User inputs: an .npz with one array per graph input (first axis = the batch)."""
-    from planner.errors import PlannerError
 
     try:
         data = np.load(path, allow_pickle=False)

@@ -6,9 +6,9 @@
 """
 
 from planner.api import plan
+from planner.calibration.host import get_target, resolve_targets
 from planner.errors import PlannerError
 from planner.search.plan_types import CandidateReport, KernelReport, ModelSummary, Plan
-from planner.targets.catalog import get_target, resolve_targets
 
 __version__ = "0.1.0"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from planner.calibration.host import resolve_targets
 from planner.costs import lookup
 from planner.errors import PlannerError
 from planner.llm import plan_decoder
@@ -17,7 +18,6 @@ from planner.predict.fusion import graph_costs
 from planner.search.plan_types import ModelSummary, Plan, candidate_report
 from planner.search.sweep import DEFAULT_MAX_BATCH, search
 from planner.search.variants import PassOptions, optimize
-from planner.targets.catalog import resolve_targets
 
 
 def _unknown_ops(analyzer_graph) -> list[str]:

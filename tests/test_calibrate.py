@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from planner.calibration.benches import chain, single, tiny_chain
 from planner.calibration.store import read_file
-from planner.calibration.suite import chain, single, tiny_chain
 from planner.cli import main
 from planner.targets.host import host_fingerprint
 
@@ -18,7 +18,7 @@ def test_quick_calibration_end_to_end(tmp_path, monkeypatch, capsys):
     out = tmp_path / "cal.json"
     assert main(["calibrate", "--quick", "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "calibrating:" in captured.err and "\r" not in captured.err  # plain lines when not at a terminal
+    assert "\r" not in captured.err and "calibrating" not in captured.err  # no bar off a terminal (output.progress)
     assert str(out) in captured.out
     (cal,) = read_file(out).values()
     assert cal.fingerprint == host_fingerprint() and cal.threads == 1 and cal.quick
@@ -56,8 +56,8 @@ def test_node_times_are_the_end_to_end_time_apportioned_by_the_profile():
     3 and 1 us) splits it 3:1."""
     from onnx import TensorProto, helper
 
-    from planner.calibration.suite import Overheads, Profiled, node_seconds
-    from planner.model.analyze import build_graph
+    from planner.calibration.timing import Overheads, Profiled, node_seconds
+    from planner.model.build import build_graph
 
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["t"], name="a"),
                            helper.make_node("Relu", ["t"], ["y"], name="b")], "g",
@@ -74,7 +74,7 @@ def test_node_times_are_the_end_to_end_time_apportioned_by_the_profile():
 
 
 def test_overheads_take_the_quickest_of_each_timing_then_fit_the_line():
-    from planner.calibration.suite import OVERHEAD_IO, ChainTiming, chain_samples, overheads_from
+    from planner.calibration.overheads import OVERHEAD_IO, ChainTiming, chain_samples, overheads_from
 
     # a chain of n Relus: 6 us + 0.2 us a node; the wide 64-chain: 2 x (OVERHEAD_IO - 1) extra ios at 0.5 us
     quiet = {"chain 1": 6.2e-6, "chain 64": 18.8e-6, "chain 256": 57.2e-6,

@@ -8,22 +8,14 @@ import math
 
 import pytest
 
-from planner.calibration.store import (
-    Calibration,
-    CalibrationFileError,
-    apply,
-    calibrated_host,
-    entry_key,
-    find,
-    fit,
-    read_file,
-    save,
-)
-from planner.calibration.suite import Measurements, Sample
+from planner.calibration.fit import fit
+from planner.calibration.host import calibrated_host, get_target
+from planner.calibration.rates import apply
+from planner.calibration.samples import Measurements, Sample
+from planner.calibration.store import Calibration, CalibrationFileError, entry_key, find, read_file, save
 from planner.cli import main
 from planner.costs import OpClass, OpCost
 from planner.predict.roofline import kernel_time
-from planner.targets.catalog import get_target
 from planner.targets.host import detect_host, host_fingerprint
 
 GB = 1e9
@@ -224,7 +216,7 @@ def test_fit_by_hand():
 
 
 def test_a_bytes_timed_matrix_family_fits_and_times_by_its_bytes():
-    """A 1x1 depthwise convolution (planner.predict.fusion.BYTES_TIMED) does a multiply-add per element it reads:
+    """A 1x1 depthwise convolution (planner.calibration.rates.BYTES_TIMED) does a multiply-add per element it reads:
     its samples make a bytes/s curve over working set, not a FLOP rate, and a kernel of it takes its bytes at
     that curve (when slower than plain streaming), whatever its FLOPs."""
     m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
@@ -241,7 +233,7 @@ def test_a_bytes_timed_matrix_family_fits_and_times_by_its_bytes():
     assert cal.throughput_curves["nchwc.conv_dw_1x1"] == ((4 * 10**5, pytest.approx(1e11)),
                                                           (4 * 10**6, pytest.approx(5e10)))
     t = apply(detect_host(), cal)
-    assert t.achieved_bytes_per_s(2e6) == pytest.approx(2e11)
+    assert t.rates.bytes_per_s(2e6, t) == pytest.approx(2e11)
     # 2 MB, log-log between the two points: 1e11 * 0.5^(log 5 / log 10) B/s
     own = 1e11 * 0.5 ** (math.log(5) / math.log(10))
     cost = OpCost(flops=5 * 10**5, bytes_read=10**6, bytes_written=10**6, weight_bytes=0)
@@ -257,8 +249,8 @@ def test_calibrated_target_keeps_its_sources():
     t = apply(detect_host(), _cal())
     assert "calibration" in t.sources and "quick" in t.sources["calibration"]
     assert t.mem_bw_bytes_per_s == 20 * GB
-    assert dataclasses.replace(t, rate_curves={}).achieved_flops_per_s("matrix", "gemm", "fp32", 1e11, 5.0) == \
-        pytest.approx(1e11 * t.compute_efficiency)
+    no_curves = dataclasses.replace(t.rates, rate_curves={})  # a family never measured: peak x efficiency
+    assert no_curves.flops_per_s("matrix", "gemm", "fp32", 1e11, 5.0, t) == pytest.approx(1e11 * t.compute_efficiency)
 
 
 def test_recurrent_layers_take_their_fitted_costs_over_the_step_rule(tmp_path):
@@ -281,7 +273,7 @@ def test_recurrent_layers_take_their_fitted_costs_over_the_step_rule(tmp_path):
 
 
 def test_graph_node_overhead_is_the_slope_of_what_mixed_graphs_take_beyond_their_prediction():
-    from planner.calibration.store import mixed_predictions, mixed_residual
+    from planner.calibration.fit import mixed_predictions, mixed_residual
 
     cal = _cal()
     (n4, p4), (n16, p16) = mixed_predictions(cal, [4, 16])

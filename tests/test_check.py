@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from gate_models import K, N, build_mlp, pin
 
+from planner.calibration.host import get_target
 from planner.cli import main
-from planner.targets.catalog import get_target
 
 BATCH = 256
 H_BASE, H_WIDE = 1024, 4096

@@ -10,13 +10,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from planner.api import plan
+from planner.calibration.host import get_target
 from planner.cli import main
 from planner.costs import node_cost
 from planner.model.analyze import Analyzer
 from planner.model.controlflow import DEFAULT_LOOP_TRIPS
 from planner.model.loader import load_model
 from planner.search.variants import PassOptions
-from planner.targets.catalog import get_target
 
 F = TensorProto.FLOAT
 D = 64  # feature width

@@ -8,8 +8,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from planner.fuzz import SEEDS, SIDE_FILES, Mutant, args_for, mutant, run_mutant
-from planner.outcome import PLANNED, REFUSED, Tally
+from harness.fuzz import SEEDS, SIDE_FILES, Mutant, args_for, mutant, run_mutant
+from harness.outcome import PLANNED, REFUSED, Tally
 
 SECONDS = 6.0  # CI budget; benchmarks/fuzz_models.py runs for as long as you like
 
@@ -93,7 +93,7 @@ def test_untyped_input_no_longer_spins_onnxruntime_symbolic_inference(tmp_path):
 
 
 def test_attribute_of_the_wrong_type_refused_but_unknown_attributes_and_custom_ops_pass(tmp_path):
-    from planner.outcome import run_plan_cli
+    from harness.outcome import run_plan_cli
 
     def save(node, domain_opsets=()):
         g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],

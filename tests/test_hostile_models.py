@@ -16,10 +16,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from harness.outcome import PLANNED, REFUSED, run_plan_cli
 from planner.cli import main
 from planner.errors import ModelShapeError
 from planner.model.limits import bounded_numel, check_tensor_size
-from planner.outcome import PLANNED, REFUSED, run_plan_cli
 
 
 def _model(nodes, inputs, outputs, inits=(), opset: int = 17) -> onnx.ModelProto:

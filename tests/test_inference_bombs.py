@@ -12,8 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from harness.outcome import PLANNED, REFUSED, run_plan_cli
 from planner.model.propagation import MAX_PROPAGATED
-from planner.outcome import PLANNED, REFUSED, run_plan_cli
 
 c = numpy_helper.from_array
 ARGS = ("--target", "a10g", "--json", "--passes", "none", "--max-batch", "1")

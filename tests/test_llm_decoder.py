@@ -13,6 +13,7 @@ from onnx import TensorProto, helper
 
 from models.llama_like import LLAMA2_7B, LLAMA3_70B, TINY, build_decoder
 from planner.api import plan
+from planner.calibration.host import get_target
 from planner.cli import main
 from planner.errors import PlannerError
 from planner.llm.decoder import DECODE, PREFILL, decoder_bindings, mean_context, phase_dims, phase_feeds, recognise
@@ -20,7 +21,6 @@ from planner.llm.phases import ALLREDUCE_LATENCY_S, GRAPH_LAUNCH_S, GRAPH_PER_KE
 from planner.llm.plan import DecoderPlanner
 from planner.model.loader import load_model
 from planner.predict.predictor import SECONDS_PER_HOUR
-from planner.targets.catalog import get_target
 
 P, G = 64, 32  # a small workload for the tiny decoder (its rotary table has 128 rows)
 

@@ -13,7 +13,7 @@ from planner.costs import OpClass, lookup
 from planner.model.ir import NodeInfo
 from planner.model.loader import load_model
 from planner.ort.executed import _conv_like, _reorder_input, _reorder_output, ort_analysis
-from planner.predict.fusion import kernel_family, kernel_steps
+from planner.predict.families import kernel_family, kernel_steps
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -106,7 +106,7 @@ def test_families_and_steps():
 
 
 def test_transposes_of_long_contiguous_runs_are_their_own_family():
-    from planner.predict.fusion import contiguous_run
+    from planner.predict.families import contiguous_run
 
     def t(shape, perm):
         return _node("Transpose", "", [shape], {"perm": perm} if perm is not None else {})

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from planner.outcome import CRASHED, PLANNED, REFUSED, Tally, reason_group, run_plan_cli
+from harness.outcome import CRASHED, PLANNED, REFUSED, Tally, reason_group, run_plan_cli
 
 
 def _fake_main(code: int, *lines: str):
@@ -43,7 +43,7 @@ def test_reasons_group_without_their_particulars():
 
 
 def test_tally_counts():
-    from planner.outcome import Outcome
+    from harness.outcome import Outcome
 
     t = Tally()
     t.add("a", Outcome(PLANNED, 0))

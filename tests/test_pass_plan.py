@@ -9,9 +9,9 @@ import onnx
 import pytest
 
 import planner
+from planner.calibration.host import get_target
 from planner.cli import main
 from planner.search.variants import PassOptions
-from planner.targets.catalog import get_target
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 ENCODER = MODELS / "encoder.onnx"

@@ -9,12 +9,12 @@ import onnx
 import pytest
 
 import planner
+from planner.calibration.host import get_target
 from planner.model.analyze import Analyzer
 from planner.model.loader import load_model
 from planner.predict.fusion import graph_costs
 from planner.predict.predictor import predict
 from planner.search.variants import PassOptions
-from planner.targets.catalog import get_target
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 MODELS = Path(__file__).parent.parent / "models"

@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from planner.ort.executed import make_session, session_options
 from planner.ort.profile import ProfileError, load_profile, parse_events
+from planner.ort.session import make_session, session_options
 
 RUNS = 4
 

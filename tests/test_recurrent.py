@@ -6,9 +6,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from planner.model.analyze import build_graph
+from planner.calibration.recurrent import MIN_SAMPLES, TERMS, features, fit, seconds
+from planner.model.build import build_graph
 from planner.model.ir import Graph
-from planner.model.recurrent import MIN_SAMPLES, TERMS, RecurrentShape, features, fit, seconds, shape_of
+from planner.model.recurrent import RecurrentShape, shape_of
 from planner.predict.fusion import build_kernels, graph_costs
 
 

@@ -12,9 +12,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from gate_models import K, build_mlp, pin
 
+from planner.calibration.host import get_target
 from planner.cli import main
 from planner.output.report import write_report
-from planner.targets.catalog import get_target
 
 SVG = "{http://www.w3.org/2000/svg}"
 BATCH, H = 256, 1024

@@ -9,13 +9,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from planner.calibration.host import get_target
 from planner.costs import OpClass, OpCost
-from planner.model.analyze import build_graph
+from planner.model.build import build_graph
 from planner.predict.fusion import build_kernels, graph_costs
 from planner.predict.memory import peak_activation_bytes
 from planner.predict.predictor import predict
 from planner.predict.roofline import COMPUTE, MEMORY, kernel_time
-from planner.targets.catalog import bundled_targets, get_target
+from planner.targets.catalog import bundled_targets
 
 GPU_TARGETS = [t for t in bundled_targets().values() if t.kind == "gpu"]
 

@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 
 from hwtargets import TARGET_DIR, bundled_files
+from planner.calibration.host import get_target, resolve_targets
 from planner.errors import TargetFileError, UnknownTargetError
-from planner.targets.catalog import (
-    bundled_targets,
-    get_target,
-    known_target_names,
-    load_target_file,
-    resolve_targets,
-)
+from planner.targets.catalog import bundled_targets, known_target_names, load_target_file
 from planner.targets.host import detect_host, host_fingerprint
 from planner.targets.target import MATRIX_DTYPES, Target
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from planner.cli import main
 from planner.output.console import interactive, table_renderer
-from planner.output.plan_text import render_table
 from planner.output.progress import Progress
+from planner.output.text import render_table
 
 MODELS = Path(__file__).parent.parent / "models"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -10,9 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from planner.calibration.host import predict_ort
 from planner.cli import main
 from planner.model.loader import load_model
-from planner.ort.executed import optimized_model, predict_ort
+from planner.ort.executed import optimized_model
 
 
 def tiny_model(path: Path) -> Path:

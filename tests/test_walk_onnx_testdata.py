@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from planner.outcome import CRASHED, PLANNED, REFUSED, Tally, run_plan_cli
+from harness.outcome import CRASHED, PLANNED, REFUSED, Tally, run_plan_cli
 
 SLOW_TO_IMPORT = {"averagepool", "lppool", "maxpool"}
 CONTROL_FLOW = ["if_", "loop", "scan", "sequence_map"]

@@ -21,7 +21,11 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from planner.atomic import write_atomic
+from planner.calibration.host import predict_ort
 from planner.errors import PlannerError
+from planner.model.loader import load_model
+from planner.ort.measure import measure
 
 WORST = 8
 
@@ -144,9 +148,6 @@ def compare(pred, measurement, launch_s: float, bias_s: float) -> tuple[list[Ker
 def validate(path: str | Path, threads: int = 1, runs: int = 10, dims: dict[str, int] | None = None,
              batch: int | None = None, calibration_path: str | None = None, plot: str | None = None,
              warmup: int = 3, isolate: bool = True) -> Validation:
-    from planner.model.loader import load_model
-    from planner.ort.executed import predict_ort
-    from planner.ort.measure import measure
 
     if runs < 1:
         raise PlannerError("--runs must be at least 1")
@@ -192,8 +193,6 @@ def write_plot(v: Validation, path: str) -> str | None:
         v.notes.append("no plot: matplotlib is not installed (pip install 'onnx-planner[plot]')")
         return None
     import io
-
-    from planner.atomic import write_atomic
 
     fig, ax = plt.subplots(figsize=(7, 6))
     ops = sorted({k.op_type for k in v.kernels}, key=lambda o: -sum(k.measured_us for k in v.kernels

@@ -10,9 +10,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from planner.ci.compare import METRICS, Change, Comparison, KernelChange
+from planner.ci.compare import METRICS, Change, Comparison, KernelChange, config_label, relative_change
 from planner.ci.gate import CheckResult
-from planner.output.plan_text import fmt_bytes, fmt_num, render_table
+from planner.output.text import md_escape, md_table, render_table
+from planner.units import fmt_bytes, fmt_num
 
 LABELS = {
     "cost_per_million_usd": "cost per 1M inferences",
@@ -149,17 +150,6 @@ def check_text(r: CheckResult, baseline_model: dict[str, Any], table=render_tabl
 
 # ---- markdown ---------------------------------------------------------------------------------------------
 
-def md_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
-
-
-def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int] = frozenset()) -> str:
-    head = "| " + " | ".join(md_escape(h) for h in headers) + " |"
-    rule = "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|"
-    body = ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows]
-    return "\n".join([head, rule] + body)
-
-
 def comparison_markdown(c: Comparison, headers: Sequence[str] = ("", "baseline", "now", "change"),
                         limit: int = 5) -> list[str]:
     out = [md_table(headers, _change_rows(c.headline + c.decoder), right={1, 2, 3})]
@@ -214,7 +204,6 @@ def _targets(doc: dict[str, Any]) -> str:
 def diff_context_rows(a: dict[str, Any], b: dict[str, Any], a_cfg: dict[str, Any] | None,
                       b_cfg: dict[str, Any] | None) -> list[list[str]]:
     """What the two plans were made from and what each chose, side by side."""
-    from planner.ci.compare import config_label
 
     ma, mb = a.get("model") or {}, b.get("model") or {}
     sha_a, sha_b = str(ma.get("sha256") or "?"), str(mb.get("sha256") or "?")
@@ -229,7 +218,6 @@ def diff_context_rows(a: dict[str, Any], b: dict[str, Any], a_cfg: dict[str, Any
 
 
 def best_per_target_rows(a: dict[str, Any], b: dict[str, Any]) -> list[list[str]]:
-    from planner.ci.compare import relative_change
 
     ba, bb = a.get("best_per_target") or {}, b.get("best_per_target") or {}
     rows = []

@@ -12,16 +12,21 @@ configuration itself changed is reported beside it, not gated.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from planner.api import plan
 from planner.ci.compare import METRICS, Comparison, compare_configs, comparison_dict, config_label, relative_change
 from planner.errors import PlannerError
+from planner.model.loader import load_model
+from planner.model.shapes import dim_spec
 from planner.search.plan_types import CandidateReport, Plan
 from planner.search.sweep import DEFAULT_MAX_BATCH
+from planner.search.variants import PassOptions
 
 
 @dataclass(frozen=True)
@@ -122,17 +127,9 @@ _OWN = {"targets", "batch", "max_batch", "max_latency_ms", "dims", "target_files
 def _extra_kwargs(cons: dict[str, Any]) -> dict[str, Any]:
     """Constraints other than the ones handled here that name plan() parameters (prompt_len, gen_len, tp, ...),
     so that a plan is re-made the way it was made even for settings added after this module was written."""
-    import inspect
-
-    from planner.api import plan
-
     params = inspect.signature(plan).parameters
     out = {k: v for k, v in cons.items() if k in params and k not in _OWN and v is not None and k != "passes"}
     if isinstance(cons.get("passes"), str) and "passes" in params:  # the pass search's mode, as PassOptions
-        try:
-            from planner.search.variants import PassOptions
-        except ImportError:
-            return out
         opts = {"mode": cons["passes"]}
         if isinstance(cons.get("max_drift"), (int, float)):
             opts["max_drift"] = cons["max_drift"]
@@ -143,8 +140,6 @@ def _extra_kwargs(cons: dict[str, Any]) -> dict[str, Any]:
 
 def _model_dims(model_path: str | os.PathLike) -> tuple[str | None, dict[str, str]]:
     """The model's batch dim and its symbolic dims with their kinds, to map the baseline's dims onto it."""
-    from planner.model.loader import load_model
-    from planner.model.shapes import dim_spec
 
     spec = dim_spec(load_model(model_path).model)
     return spec.batch, {n: spec.kinds.get(n, "other") for n in spec.names}
@@ -188,7 +183,6 @@ def _pinned(model_path: str | os.PathLike, fresh: Plan, s: Settings, old: dict[s
             target_files: Sequence[str], progress: Callable[[int, int], None] | None,
             notes: list[str]) -> dict[str, Any] | None:
     """The baseline's configuration planned now: from the sweep if it got there, else planned directly."""
-    from planner.api import plan
 
     fixed = fresh.model.batch_dim is None
     cands = [_as_dict(c, fresh) for c in fresh.candidates]
@@ -209,7 +203,6 @@ def check(model_path: str | os.PathLike, baseline: dict[str, Any], metric: str =
           max_increase: float = 0.05, target_files: Sequence[str] = (),
           progress: Callable[[int, int], None] | None = None) -> CheckResult:
     """Re-plan `model_path` under `baseline`'s settings and judge the change in `metric` at its configuration."""
-    from planner.api import plan
 
     if metric not in METRICS:
         raise PlannerError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}")

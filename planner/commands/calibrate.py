@@ -1,4 +1,4 @@
-"""`plan calibrate`: measure this machine so that `--target host` predicts from data (planner.calibration.suite)."""
+"""`plan calibrate`: measure this machine so that `--target host` predicts from data (planner.calibration.run)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,18 @@ import argparse
 import json
 import sys
 
+from planner.calibration.fit import fit
+from planner.calibration.run import calibrate
+from planner.calibration.store import default_path, save
+from planner.commands.args import threads
+from planner.output.progress import Progress
+
 NAME = "calibrate"
 HELP = "measure this machine with onnxruntime microbenchmarks; host predictions then use the result"
 
 
-def _threads(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{s}' is not an integer") from None
-    if not 1 <= v <= 1024:
-        raise argparse.ArgumentTypeError(f"'{s}' must be between 1 and 1024")
-    return v
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=_threads, default=1,
+    p.add_argument("--threads", type=threads, default=1,
                    help="onnxruntime intra-op threads to calibrate for (default 1; calibrations are per count)")
     p.add_argument("--out", metavar="FILE",
                    help="calibration file to write (default: the user cache, which --target host reads)")
@@ -54,10 +50,9 @@ def summary(cal, path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.calibration.store import default_path, fit, save
-    from planner.calibration.suite import calibrate
 
-    m = calibrate(args.threads, quick=args.quick, progress_stream=sys.stderr, show_progress=not args.quiet)
+    with Progress("calibrating", enabled=not args.quiet, delay_s=0.0) as bar:
+        m = calibrate(args.threads, quick=args.quick, progress=bar.update)
     cal = fit(m)
     path = save(cal, args.out)
     if m.busy:

@@ -10,6 +10,15 @@ import argparse
 import json
 import sys
 
+from planner.atomic import write_atomic
+from planner.ci.compare import METRICS
+from planner.ci.compare_text import check_markdown, check_text, fmt_ratio
+from planner.ci.gate import check, parse_increase
+from planner.ci.github import annotation, append_step_summary, in_github_actions
+from planner.output.console import table_renderer
+from planner.output.planfile import read_plan
+from planner.output.progress import Progress
+
 NAME = "check"
 HELP = ("re-plan MODEL under a baseline plan's settings; exit 1 if the predicted cost (or latency, memory) "
         "grew by more than --max-increase")
@@ -35,9 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _annotations(r, model: str) -> list[str]:
-    from planner.ci.compare import METRICS
-    from planner.ci.compare_text import fmt_ratio
-    from planner.ci.github import annotation
 
     label = METRICS[r.metric][1]
     top = r.comparison.top_kernels(3)
@@ -58,14 +64,6 @@ def _annotations(r, model: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-
-    from planner.atomic import write_atomic
-    from planner.ci.compare_text import check_markdown, check_text
-    from planner.ci.gate import check, parse_increase
-    from planner.ci.github import append_step_summary, in_github_actions
-    from planner.output.console import table_renderer
-    from planner.output.planfile import read_plan
-    from planner.output.progress import Progress
 
     limit = parse_increase(args.max_increase)
     baseline = read_plan(args.baseline, role="baseline")

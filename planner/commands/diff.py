@@ -11,6 +11,12 @@ import json
 import sys
 from typing import Any
 
+from planner.ci.compare import compare_configs, comparison_dict
+from planner.ci.compare_text import diff_markdown, diff_text
+from planner.ci.github import append_step_summary
+from planner.output.console import table_renderer
+from planner.output.planfile import PlanFileError, read_plan
+
 NAME = "diff"
 HELP = "compare two plan JSON files side by side"
 
@@ -27,7 +33,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(doc: dict[str, Any], target: str | None, name: str) -> dict[str, Any] | None:
-    from planner.output.planfile import PlanFileError
 
     if target is None:
         return doc.get("chosen")
@@ -42,11 +47,6 @@ def _config(doc: dict[str, Any], target: str | None, name: str) -> dict[str, Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.ci.compare import compare_configs, comparison_dict
-    from planner.ci.compare_text import diff_markdown, diff_text
-    from planner.ci.github import append_step_summary
-    from planner.output.console import table_renderer
-    from planner.output.planfile import read_plan
 
     a, b = read_plan(args.a, role="plan"), read_plan(args.b, role="plan")
     ca, cb = _config(a, args.target, args.a), _config(b, args.target, args.b)

@@ -11,7 +11,12 @@ import json
 from collections import Counter
 from dataclasses import asdict
 
+from planner.calibration.host import predict_ort
+from planner.commands.args import parse_dims, positive_int, threads
 from planner.errors import PlannerError
+from planner.model.loader import load_model
+from planner.search.plan_types import candidate_report
+from planner.units import fmt_bytes
 
 NAME = "predict"
 HELP = "predict latency and memory of a model as onnxruntime runs it here (--target host), without running it"
@@ -19,12 +24,10 @@ HELP = "predict latency and memory of a model as onnxruntime runs it here (--tar
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Arguments `plan predict` and `plan validate` share."""
-    from planner.cli import _positive_int
-    from planner.commands.calibrate import _threads
 
     p.add_argument("model", help="path to an .onnx file")
-    p.add_argument("--threads", type=_threads, default=1, help="onnxruntime intra-op threads (default 1)")
-    p.add_argument("--batch", type=_positive_int, help="bind the batch dim (default 1)")
+    p.add_argument("--threads", type=threads, default=1, help="onnxruntime intra-op threads (default 1)")
+    p.add_argument("--batch", type=positive_int, help="bind the batch dim (default 1)")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
                    help="bind a symbolic dim (repeatable); unbound dims get stated defaults")
     p.add_argument("--calibration", metavar="FILE",
@@ -40,7 +43,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def document(op, loaded) -> dict:
     """The prediction as JSON: plan keys (chosen.latency_ms, chosen.peak_memory_bytes, ...) plus the graph."""
-    from planner.search.plan_types import candidate_report
 
     a, p = op.analysis, op.prediction
     ops = Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in a.graph.nodes)
@@ -59,17 +61,7 @@ def document(op, loaded) -> dict:
     }
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit, div in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.3g} {unit}"
-    return f"{int(n)} B"
-
-
 def run(args: argparse.Namespace) -> int:
-    from planner.cli import parse_dims
-    from planner.model.loader import load_model
-    from planner.ort.executed import predict_ort
 
     if args.target.strip().lower() != "host":
         raise PlannerError(f"plan predict times onnxruntime on this machine: --target host only (got "
@@ -85,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{loaded.path.name} on host ({op.threads} thread{'s' if op.threads != 1 else ''}, onnxruntime "
           f"ORT_ENABLE_ALL graph: {doc['runtime_graph']['nodes']} nodes)")
     print(f"  latency      {c['latency_ms']:.4g} ms  ({c['bound']}-bound)")
-    print(f"  peak memory  {_fmt_bytes(c['peak_memory_bytes'])}  (weights {_fmt_bytes(m['weights'])}, activations "
-          f"{_fmt_bytes(m['activations'])}, runtime {_fmt_bytes(m['workspace'])})")
+    print(f"  peak memory  {fmt_bytes(c['peak_memory_bytes'])}  (weights {fmt_bytes(m['weights'])}, activations "
+          f"{fmt_bytes(m['activations'])}, runtime {fmt_bytes(m['workspace'])})")
     print(f"  dims         {', '.join(f'{k}={v}' for k, v in doc['model']['dims'].items()) or 'all fixed'}")
     for k in c["kernels"][: args.top]:
         print(f"  {k['time_ms'] * 1e3:9.1f} us  {100 * k['share']:5.1f}%  {k['ops'][:28]:<28} {k['bound']:<7} "

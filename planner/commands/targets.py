@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from planner.calibration.host import get_target
+from planner.output.text import render_table
+from planner.targets.catalog import bundled_targets, load_target_file
+from planner.units import fmt_bytes, fmt_num
+
 NAME = "targets"
 HELP = "list the hardware targets"
 
@@ -16,8 +21,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.output.plan_text import fmt_bytes, fmt_num, render_table
-    from planner.targets.catalog import bundled_targets, get_target, load_target_file
 
     targets = list(bundled_targets().values()) + [load_target_file(f) for f in args.target_file]
     if args.host:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 
+from planner.calibration.validate import validate
+from planner.commands.args import parse_dims, positive_int
+from planner.commands.predict import add_common
+
 NAME = "validate"
 HELP = "predict a model on this machine, then run it in onnxruntime and compare (end to end, per kernel, memory)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from planner.cli import _positive_int
-    from planner.commands.predict import add_common
 
     add_common(p)
-    p.add_argument("--runs", type=_positive_int, default=10,
+    p.add_argument("--runs", type=positive_int, default=10,
                    help="timed runs after the warm-up, at least (default 10; a fast model runs 0.1 s)")
     p.add_argument("--plot", metavar="FILE.png", help="plot predicted against measured per kernel (needs matplotlib)")
     p.add_argument("--top", type=int, default=8, help="worst kernels shown (default 8)")
@@ -56,8 +58,6 @@ def render(v, top: int = 8) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.calibration.validate import validate
-    from planner.cli import parse_dims
 
     v = validate(args.model, threads=args.threads, runs=args.runs, dims=parse_dims(args.dim), batch=args.batch,
                  calibration_path=args.calibration, plot=args.plot)

@@ -112,7 +112,7 @@ def nhwc_conv(node: NodeInfo) -> OpCost:
     return conv_cost(node, channels_last=True)
 
 
-def _transposed(shape: Sequence[int], trans: bool, trans_batch: bool) -> tuple[int, ...]:
+def transposed(shape: Sequence[int], trans: bool, trans_batch: bool) -> tuple[int, ...]:
     s = tuple(shape)
     if trans_batch and len(s) >= 3:
         s = s[1:-1] + (s[0],) + s[-1:]
@@ -126,8 +126,8 @@ def fused_matmul(node: NodeInfo) -> OpCost:
     a, b = node.in_shape(0), node.in_shape(1)
     if a is None or b is None:
         return io_cost(node)
-    a = _transposed(a, bool(node.attr("transA", 0)), bool(node.attr("transBatchA", 0)))
-    b = _transposed(b, bool(node.attr("transB", 0)), bool(node.attr("transBatchB", 0)))
+    a = transposed(a, bool(node.attr("transA", 0)), bool(node.attr("transBatchA", 0)))
+    b = transposed(b, bool(node.attr("transB", 0)), bool(node.attr("transBatchB", 0)))
     dims = matmul_dims(a, b)
     if dims is None:
         return io_cost(node)

@@ -12,26 +12,9 @@ were never resolved (built by hand, outside the pipeline) costs its bytes, like 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import onnx
-
 from planner.costs.registry import ZERO, OpClass, OpCost, io_cost, node_cost, register
-from planner.model.ir import Graph, NodeInfo
-
-CONTROL_FLOW_OPS = ("If", "Loop", "Scan")
-BODY_ATTRS = {"If": ("then_branch", "else_branch"), "Loop": ("body",), "Scan": ("body",)}
-
-
-@dataclass(frozen=True)
-class Body:
-    """A subgraph as the planner sees it: its Graph with shapes, runs per node run, and why that many."""
-
-    proto: onnx.GraphProto
-    graph: Graph
-    repeats: int
-    why: str
-    memo: dict = field(default_factory=dict, compare=False, repr=False)  # per-target timing reuses its kernels
+from planner.model.controlflow import Body, bodies
+from planner.model.ir import NodeInfo
 
 
 def scaled(c: OpCost, k: int) -> OpCost:
@@ -49,13 +32,6 @@ def body_cost(body: Body) -> OpCost:
     for n in body.graph.nodes:
         total = total + node_cost(n).cost
     return scaled(total, body.repeats)
-
-
-def bodies(node: NodeInfo) -> list[Body] | None:
-    """The node's resolved bodies, or None when any is missing (the node was not resolved)."""
-    names = BODY_ATTRS.get(node.op_type, ())
-    found = [node.attr(a) for a in names]
-    return found if found and all(isinstance(b, Body) for b in found) else None
 
 
 @register("If", op_class=OpClass.VECTOR)

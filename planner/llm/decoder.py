@@ -33,7 +33,8 @@ import numpy as np
 import onnx
 
 from planner.errors import PlannerError
-from planner.model.ir import DTYPE_BITS
+from planner.model.ir import DTYPE_BITS, dtype_name
+from planner.model.loader import load_model
 from planner.model.shapes import anonymous_dim_name
 
 PREFILL, DECODE = "prefill", "decode"
@@ -92,7 +93,6 @@ def _dims(vi: onnx.ValueInfoProto) -> list[int | str] | None:
 
 
 def _dtype(vi: onnx.ValueInfoProto) -> str:
-    from planner.model.analyze import dtype_name
 
     return dtype_name(vi.type.tensor_type.elem_type) if vi.type.HasField("tensor_type") else "undefined"
 
@@ -208,7 +208,6 @@ def decoder_bindings(path, prompt_len: int = 128, gen_len: int = 32, batch: int 
     Feed these to planner.model.analyze.Analyzer.analyze(dims, batch) for the prediction, and to `phase_feeds` for
     onnxruntime inputs of the same shapes. Raises PlannerError when the model is not a decoder.
     """
-    from planner.model.loader import load_model
 
     info = recognise(load_model(path).model)
     if info is None:

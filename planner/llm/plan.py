@@ -29,6 +29,7 @@ from planner.predict.predictor import SECONDS_PER_HOUR, Predictor, stored_precis
 from planner.predict.roofline import MEMORY
 from planner.search.plan_types import CandidateReport, KernelReport, ModelSummary, Plan
 from planner.targets.target import Target
+from planner.units import fmt_gb
 
 DEFAULT_PROMPT_LEN = 512
 DEFAULT_GEN_LEN = 128
@@ -95,10 +96,6 @@ class _Config:
     @property
     def admissible(self) -> bool:
         return self.rejected is None or self.rejected.startswith("lost:")
-
-
-def _gb(n: float) -> str:
-    return f"{n / 1e9:.2f} GB"
 
 
 def _rank(c: _Config) -> tuple:
@@ -253,9 +250,9 @@ def search_decoder(dp: DecoderPlanner, targets: Sequence[Target], batch: int | N
                 c = dp.configure(t, n, b, fit)
                 used = c.memory["weights"] + c.memory["activations"] + c.memory["workspace"] + c.memory["kv_cache"]
                 if not c.fits:
-                    c.rejected = (f"does not fit: needs {_gb(used)} per device at batch {b}"
+                    c.rejected = (f"does not fit: needs {fmt_gb(used)} per device at batch {b}"
                                   f"{'' if n == 1 else f' over {n} devices'}, {t.name} has "
-                                  f"{_gb(t.mem_capacity_bytes)}")
+                                  f"{fmt_gb(t.mem_capacity_bytes)}")
                 elif max_ttft_ms is not None and c.ttft_s * 1e3 > max_ttft_ms:
                     c.rejected = f"TTFT {c.ttft_s * 1e3:.3g} ms exceeds --max-ttft-ms {max_ttft_ms:g}"
                 elif max_tpot_ms is not None and c.tpot_s * 1e3 > max_tpot_ms:

@@ -18,23 +18,44 @@ Every control-flow node gets a note in the plan saying which rule counted it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from planner.costs.controlflow import BODY_ATTRS, Body, bodies
 from planner.errors import ModelLoadError
-from planner.model.analyze import _outer_refs, build_graph
+from planner.model.build import build_graph, outer_refs
+from planner.model.inference import infer
 from planner.model.ir import Graph, NodeInfo, TensorInfo
-from planner.model.shapes import infer
 
 DEFAULT_LOOP_TRIPS = 1
 NO_BOUND = 1 << 31  # a constant trip count at or above this is an exporter's "no maximum"
 MAX_DEPTH = 16  # nesting deeper than this is refused (protobuf itself stops parsing near 100)
 MAX_NOTES = 8
 MAX_BODIES = 2000  # per analysis: each costs a shape inference; past it, control flow is costed by its bytes
+
+
+CONTROL_FLOW_OPS = ("If", "Loop", "Scan")
+BODY_ATTRS = {"If": ("then_branch", "else_branch"), "Loop": ("body",), "Scan": ("body",)}
+
+
+@dataclass(frozen=True)
+class Body:
+    """A subgraph as the planner sees it: its Graph with shapes, runs per node run, and why that many."""
+
+    proto: onnx.GraphProto
+    graph: Graph
+    repeats: int
+    why: str
+    memo: dict = field(default_factory=dict, compare=False, repr=False)  # per-target timing reuses its kernels
+
+
+def bodies(node: NodeInfo) -> list[Body] | None:
+    """The node's resolved bodies, or None when any is missing (the node was not resolved)."""
+    names = BODY_ATTRS.get(node.op_type, ())
+    found = [node.attr(a) for a in names]
+    return found if found and all(isinstance(b, Body) for b in found) else None
 
 
 def is_control_flow(node: NodeInfo) -> bool:
@@ -144,7 +165,7 @@ class _Resolver:
             if o.type.HasField("tensor_type"):
                 o.type.tensor_type.ClearField("shape")
         weights = set()
-        for ref in sorted(_outer_refs(sg)):
+        for ref in sorted(outer_refs(sg)):
             t = scope.get(ref)
             g.input.append(_value_info(ref, t, self.declared(ref, scopes)))
             if t is not None and t.is_weight:
@@ -274,44 +295,3 @@ def resolve_control_flow(graph: Graph, model: onnx.ModelProto, loop_trips: int |
         notes.append(f"{r.skipped} control-flow nodes past the first {MAX_BODIES} bodies were costed by their "
                      "inputs' and outputs' bytes only (their bodies were not walked)")
     return out, notes
-
-
-def _body_time(body: Body, analysis, target) -> tuple[float, float, float, str]:
-    """(seconds, compute s, memory s, peaks used) of one node run of `body` on `target`: its own kernels, fused
-    as the target's runtime fuses them, each with its launch, times its repeats."""
-    from planner.model.analyze import Analysis
-    from planner.predict.predictor import Predictor
-
-    if "predictor" not in body.memo:  # node costs and kernels are shared by every target and call
-        body.memo["predictor"] = Predictor()
-        body.memo["analysis"] = Analysis(graph=body.graph, binding=analysis.binding)
-    p = body.memo["predictor"].predict(body.memo["analysis"], target)
-    k = body.repeats
-    used = sorted({kp.time.peak_used for kp in p.kernels if kp.time.peak_used != "none"})
-    return (k * sum(kp.time.seconds for kp in p.kernels), k * sum(kp.time.compute_s for kp in p.kernels),
-            k * sum(kp.time.memory_s for kp in p.kernels), "+".join(used) or "none")
-
-
-def control_flow_times(timed: tuple, analysis, target) -> tuple:
-    """Re-time each If/Loop/Scan kernel on `target` from its bodies instead of as one fused kernel.
-
-    One roofline over a body's summed cost would charge a single launch for trips x nodes kernels and time
-    MatMuls at the vector peak; predicting the body like a small model of its own keeps both right. If takes
-    its slower branch on this target.
-    """
-    if not any(is_control_flow(analysis.graph.nodes[kp.kernel.nodes[0]]) for kp in timed):
-        return timed
-    from planner.predict.roofline import COMPUTE, MEMORY
-
-    out = []
-    for kp in timed:
-        node = analysis.graph.nodes[kp.kernel.nodes[0]]
-        found = bodies(node) if is_control_flow(node) and len(kp.kernel.nodes) == 1 else None
-        if not found:
-            out.append(kp)
-            continue
-        secs, comp, mem, used = max(_body_time(b, analysis, target) for b in found)
-        t = replace(kp.time, seconds=secs, compute_s=comp, memory_s=mem, bound=COMPUTE if comp > mem else MEMORY,
-                    peak_used=used, launch_dominated=False)
-        out.append(replace(kp, time=t))
-    return tuple(out)

@@ -13,6 +13,18 @@ from functools import cached_property
 from typing import Any
 
 import networkx as nx
+import onnx
+
+_DTYPE_ALIASES = {"float": "float32", "double": "float64"}
+
+
+def dtype_name(elem_type: int) -> str:
+    try:
+        name = onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return "undefined"
+    return _DTYPE_ALIASES.get(name, name)
+
 
 # Bits per element, keyed by the dtype names used throughout the planner (numpy-like, lower case).
 DTYPE_BITS: dict[str, int] = {

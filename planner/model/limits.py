@@ -15,6 +15,9 @@ from collections.abc import Iterable
 import onnx
 
 from planner.errors import ModelShapeError
+from planner.model.ir import DTYPE_BITS, dtype_name
+from planner.model.shapes import dim_spec
+from planner.model.walk import iter_graphs
 
 MAX_TENSOR_BYTES = (1 << 63) - 1  # what an int64 byte count (every runtime's size_t/ptrdiff_t) can hold
 _MAX_NUMEL = MAX_TENSOR_BYTES  # no dtype is smaller than 1 bit per element; bytes are checked with the dtype
@@ -52,8 +55,6 @@ def check_tensor_size(name: str, shape: tuple[int, ...] | None, bits_per_element
 
 
 def _bits(elem_type: int) -> int:
-    from planner.model.analyze import dtype_name
-    from planner.model.ir import DTYPE_BITS
 
     return DTYPE_BITS.get(dtype_name(elem_type), 32)
 
@@ -94,7 +95,6 @@ def check_declared_sizes(model: onnx.ModelProto) -> None:
     except a fixed batch of 0 on the model's inputs: an empty batch has nothing to serve and planning it would
     silently plan some other batch instead.
     """
-    from planner.model.loader import iter_graphs
 
     for g in iter_graphs(model.graph):
         for kind, values in (("input", g.input), ("output", g.output)):
@@ -111,7 +111,6 @@ def check_declared_sizes(model: onnx.ModelProto) -> None:
             for a in n.attribute:
                 if a.type == onnx.AttributeProto.TENSOR:
                     _check_initializer(a.t, f"constant in node '{n.name or n.op_type}'")
-    from planner.model.shapes import dim_spec
 
     spec = dim_spec(model)
     if spec.batch is None and spec.fixed_batch == 0:

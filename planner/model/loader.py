@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from planner.errors import ModelLoadError
 from planner.model.limits import check_declared_sizes
+from planner.model.walk import iter_graphs
 from planner.model.wellformed import check_well_formed
 
 MIN_OPSET = 7
@@ -38,18 +39,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def iter_graphs(graph: onnx.GraphProto):
-    """The graph and every subgraph nested in If/Loop/Scan attributes."""
-    yield graph
-    for node in graph.node:
-        for a in node.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                yield from iter_graphs(a.g)
-            elif a.type == onnx.AttributeProto.GRAPHS:
-                for g in a.graphs:
-                    yield from iter_graphs(g)
 
 
 def _external_tensors(model: onnx.ModelProto):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import onnx
 
+from planner.model.walk import iter_graphs
+
 MAX_PROPAGATED = 1 << 22  # elements: about 200 MB of onnx's per-element protobuf dims at most
 _INTS = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.INT8,
          onnx.TensorProto.UINT64, onnx.TensorProto.UINT32, onnx.TensorProto.UINT16, onnx.TensorProto.UINT8}
@@ -33,7 +35,6 @@ def _long_1d_int(vi: onnx.ValueInfoProto) -> int | None:
 
 def propagation_risk(bound: onnx.ModelProto, plain: onnx.ModelProto) -> str | None:
     """Why propagating values through `bound` could blow up memory, judged from inference without it."""
-    from planner.model.loader import iter_graphs
 
     for vi in bound.graph.input:
         if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):

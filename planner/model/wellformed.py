@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import onnx
 
 from planner.errors import ModelLoadError
+from planner.model.walk import iter_graphs
 
 _TYPE_NAMES = {v: k.lower() for k, v in onnx.AttributeProto.AttributeType.items()}
 
@@ -45,7 +46,6 @@ def _check_tensor(where: str, t: onnx.TensorProto) -> None:
 
 def check_text(model: onnx.ModelProto) -> None:
     """Every name, domain, op type, symbolic dim and external data location is `str`."""
-    from planner.model.loader import iter_graphs
 
     _texts("an opset domain", (o.domain for o in model.opset_import))
     for g in iter_graphs(model.graph):
@@ -76,7 +76,6 @@ def _schema(op_type: str, domain: str, version: int, cache: dict):
 
 def check_attribute_types(model: onnx.ModelProto) -> None:
     """Each attribute of an op with a schema has the type that schema declares."""
-    from planner.model.loader import iter_graphs
 
     versions = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
     cache: dict = {}
@@ -114,7 +113,6 @@ def check_counts(model: onnx.ModelProto) -> None:
     Libraries size lists by these counts (onnxruntime's shape inference builds `[0] * num_scan_inputs`), so a
     count of 2^31 in a 1 kB file is a memory bomb, not just a wrong model.
     """
-    from planner.model.loader import iter_graphs
 
     for g in iter_graphs(model.graph):
         for n in g.node:

@@ -28,78 +28,30 @@ import contextlib
 import functools
 import io
 import math
-import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import onnx
 from onnx import helper
 
+from planner.costs.contrib import transposed
 from planner.costs.conv import conv_out_spatial
 from planner.costs.linalg import broadcast_shapes
-from planner.errors import DimError, PlannerError
-from planner.model.analyze import Analysis, Analyzer, build_graph, dtype_name
-from planner.model.ir import NodeInfo
+from planner.errors import DimError
+from planner.model.analyze import Analysis, Analyzer
+from planner.model.build import build_graph
+from planner.model.ir import NodeInfo, dtype_name
 from planner.model.loader import LoadedModel
 from planner.model.shapes import anonymous_dim_name
-from planner.targets.target import Target
-
-if TYPE_CHECKING:
-    from planner.calibration.store import Calibration
-    from planner.predict.predictor import Prediction
+from planner.ort.session import make_session, session_options
+from planner.targets.host import nchwc_block_size
 
 NCHWC = "com.microsoft.nchwc"
 MS = "com.microsoft"
-_EXTERNAL_MIN_BYTES = 1024  # initializers at least this big are saved outside the optimized .onnx
 
 Shape = tuple[int, ...]
 _ELEM_OF = {dtype_name(v): v for v in onnx.TensorProto.DataType.values() if v}
-
-
-class OrtGraphError(PlannerError):
-    """onnxruntime could not build a session for the model (unsupported op, invalid graph)."""
-
-
-def session_options(threads: int = 1, *, optimized_path: str | None = None, profile_prefix: str | None = None,
-                    external_file: str | None = None):
-    """The one place session settings live, so the graph we predict is the graph validate measures.
-
-    ORT_ENABLE_ALL, sequential execution, one inter-op thread, `threads` intra-op threads (pinned: a
-    calibration is per thread count), CPU execution provider, warnings off.
-    """
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    if optimized_path:
-        so.optimized_model_filepath = optimized_path
-        if external_file:
-            so.add_session_config_entry("session.optimized_model_external_initializers_file_name", external_file)
-            so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
-                                        str(_EXTERNAL_MIN_BYTES))
-    if profile_prefix:
-        so.enable_profiling = True
-        so.profile_file_prefix = profile_prefix
-    return so
-
-
-def make_session(model: str | os.PathLike | bytes, so):
-    """An onnxruntime CPU session; a model onnxruntime refuses is a one-line OrtGraphError."""
-    import onnxruntime as ort
-
-    src = model if isinstance(model, bytes) else str(model)
-    try:
-        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types from C++
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise OrtGraphError(f"onnxruntime cannot run this model on the CPU: {first}") from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -145,15 +97,6 @@ def optimized_model(loaded: LoadedModel) -> onnx.ModelProto:
 
 
 # ---- shape rules for the ops onnx's inference does not know --------------------------------------------
-
-
-@functools.cache
-def nchwc_block_size() -> int:
-    """MLAS's NCHWc block (floats per channel block): 16 with AVX-512F, else 8. Read once: kernel_family asks
-    for every blocked convolution."""
-    from planner.targets.host import _cpuinfo, _flags
-
-    return 16 if "avx512f" in _flags(_cpuinfo()) else 8
 
 
 def _roundup(x: int, b: int) -> int:
@@ -233,13 +176,12 @@ def _fused_gemm(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape
 
 
 def _fused_matmul(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
-    from planner.costs.contrib import _transposed
 
     a, b = shapes[0], shapes[1] if len(shapes) > 1 else None
     if a is None or b is None or len(a) < 2 or len(b) < 2:
         return None
-    a = _transposed(a, bool(node.attr("transA", 0)), bool(node.attr("transBatchA", 0)))
-    b = _transposed(b, bool(node.attr("transB", 0)), bool(node.attr("transBatchB", 0)))
+    a = transposed(a, bool(node.attr("transA", 0)), bool(node.attr("transBatchA", 0)))
+    b = transposed(b, bool(node.attr("transB", 0)), bool(node.attr("transBatchB", 0)))
     return (*broadcast_shapes(a[:-2], b[:-2]), a[-2], b[-1])
 
 
@@ -403,88 +345,3 @@ def ort_analysis(loaded: LoadedModel, dims: dict[str, int] | None = None, batch:
     return Analysis(graph=graph, binding=original.binding,
                     notes=[*original.notes, "graph: onnxruntime's optimized graph (ORT_ENABLE_ALL, CPU)", *notes],
                     unknown_shapes=unknown)
-
-
-# ---- predicting it on this machine ----------------------------------------------------------------------
-
-
-@dataclass
-class OrtPrediction:
-    prediction: Prediction
-    analysis: Analysis
-    target: Target
-    calibration: Calibration | None
-    threads: int = 1
-    notes: list[str] = field(default_factory=list)
-
-
-BASE_IO = 2  # the calibration's chains have one input and one output: run_overhead_s includes both
-
-
-def run_overhead(run_s: float, per_io_s: float, n_io: int) -> float:
-    """What one Run call costs beyond the kernels, for a graph with `n_io` inputs and outputs in all."""
-    return max(run_s + per_io_s * (n_io - BASE_IO), 0.0)
-
-
-def ort_host_target(threads: int, n_io: int, calibration_path: str | os.PathLike | None = None
-                    ) -> tuple[Target, Calibration | None, list[str]]:
-    """`host` for a graph onnxruntime already optimized: every node is its own kernel (onnxruntime did the
-    fusing), every node is dispatched, and a run costs the calibrated fixed part plus a part per input and
-    output. Uncalibrated, the nominal peaks are scaled to `threads` of the machine's cores."""
-    from planner.calibration.store import calibrated_host
-
-    host = calibrated_host(threads, calibration_path)
-    t, cal = host.target, host.calibration
-    if cal is None:
-        cores = max(1, int(os.cpu_count() or 1))
-        share = min(threads, cores) / cores
-        t = replace(t, matrix_flops_per_s={k: v * share for k, v in t.matrix_flops_per_s.items()},
-                    vector_flops_per_s=t.vector_flops_per_s * share)
-        run = 0.0
-    else:
-        run = run_overhead(cal.run_overhead_s, cal.run_overhead_per_io_s, n_io)
-    return as_executed(t, run), cal, host.notes
-
-
-def as_executed(t: Target, run_s: float) -> Target:
-    """`t` timing a graph onnxruntime already optimized: every node its own kernel and dispatched, and a run
-    costing `run_s` beyond them."""
-    return replace(t, fuse_epilogue=False, fuse_elementwise=False, dispatch_views=True, run_overhead_s=run_s)
-
-
-def predict_ort(loaded: LoadedModel, threads: int = 1, dims: dict[str, int] | None = None,
-                batch: int | None = None, calibration_path: str | os.PathLike | None = None,
-                analyzer: Analyzer | None = None) -> OrtPrediction:
-    """Predict `loaded` as onnxruntime runs it on this machine with `threads` intra-op threads.
-
-    Nothing of the model runs: its optimized graph is costed, and the host calibration times the kernels.
-    """
-    from planner.predict.predictor import Predictor
-
-    analysis = ort_analysis(loaded, dims, batch, analyzer)
-    g = analysis.graph
-    target, cal, notes = ort_host_target(threads, len(g.inputs) + len(g.outputs), calibration_path)
-    prediction = Predictor().predict(analysis, target)
-    return OrtPrediction(prediction, analysis, target, cal, threads, [*notes, *analysis.notes])
-
-
-def predict_host(predictor, analyzer: Analyzer, analysis: Analysis, host: Target, dims: dict[str, int] | None,
-                 batch: int | None, precision: str | None = None) -> Prediction:
-    """`plan --target host`: the graph onnxruntime will execute (its fusions, layouts and every node dispatched),
-    timed as `plan predict` and `plan validate` time it, rather than the model's own graph fused by rule. A
-    model onnxruntime cannot optimize here is planned as stored (`analysis`), and says so."""
-    from planner.calibration.store import DEFAULT_THREADS
-
-    try:
-        ort = ort_analysis(analyzer.loaded, dims, batch, analyzer)
-    except PlannerError as e:
-        p = predictor.predict(analysis, host, precision)
-        return replace(p, notes=p.notes + (f"host: planned as stored, not as onnxruntime runs it ({e})",))
-    g = ort.graph
-    target, _, _ = ort_host_target(DEFAULT_THREADS, len(g.inputs) + len(g.outputs))
-    p = predictor.predict(ort, replace(target, name=host.name), precision)
-    return replace(p, notes=p.notes + ("host: onnxruntime's optimized graph (ORT_ENABLE_ALL, 1 thread)",))
-
-
-__all__ = ["OrtGraphError", "OrtPrediction", "dtype_name", "infer_optimized", "make_session", "optimized_model",
-           "as_executed", "ort_analysis", "ort_host_target", "predict_host", "predict_ort", "session_options"]

@@ -1,25 +1,4 @@
-"""Run a model in onnxruntime and measure it: end-to-end latency, per-node kernel times and peak memory.
-
-This is the only place the planner runs a user's model, and only `plan validate` (and the fidelity benchmark)
-calls it: a prediction never does. It runs in a child process by default, so that resident-memory figures
-start from a clean process and nothing a previous model allocated is counted.
-
-    end to end   a session without profiling: `warmup` runs (and WARMUP_MIN_S), then the median of `runs`
-                 timed runs (and at least TIMED_MIN_S of them)
-                 (around InferenceSession.run, inputs already in memory): wall clock, and with one intra-op
-                 thread also the computing thread's CPU time, which leaves out the time other processes had
-                 the CPU (see effective_seconds); `latency_s` is the latter where there is one
-    per node     a second session with profiling: the same warm-up, then `runs` profiled runs; per node the
-                 median kernel time (planner.ort.profile), each run's durations scaled by its CPU share
-    memory       rss_peak_bytes: the process's resident high-water mark while the timed runs execute (Linux
-                 VmHWM, reset through /proc/self/clear_refs after the session is built) minus the resident
-                 size before the session was created: weights as onnxruntime holds them (prepacked), its
-                 arena and thread pools, and the activations' peak. arena_peak_bytes: the most bytes
-                 onnxruntime's CPU arena had in use according to the profiler (activations and scratch).
-
-Inputs are synthetic and seeded: floats from a normal distribution, integers 0 (valid for any index or id),
-inputs whose name says mask 1, booleans True.
-"""
+"""measure"""
 
 from __future__ import annotations
 
@@ -29,12 +8,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from planner.errors import PlannerError
+from planner.ort.clock import cpu_shares, effective_seconds, timed_run, timed_runs, warm_up
+from planner.ort.profile import load_profile
+from planner.ort.quiet import QuietGate
+from planner.ort.session import make_session, session_options
 
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
@@ -44,13 +25,8 @@ _ORT_TYPES = {
 
 
 QUIET_WAIT_S = 5.0  # how long a measurement waits for the machine to be as quiet as at calibration
-# A model of a few microseconds is not warm after 3 runs: on this VM the median of 10 runs of the zoo's MLP
-# (15 us) came out 15-50% above that of 300 or 3000, which agreed within 2%. So warm-up and timing also last
-# at least this long, in as many runs as that takes (capped).
-WARMUP_MIN_S = 0.05
-TIMED_MIN_S = 0.1
-MAX_RUNS = 20000  # warm-up runs
-MAX_TIMED_RUNS = 2000  # each one's time is kept (Measurement.latency_runs_s)
+
+
 PROFILED_WARMUP_MAX = 200
 
 
@@ -98,44 +74,6 @@ def _reset_peak() -> bool:
         return False
 
 
-def timed_run(session, feeds) -> tuple[float, float]:
-    """One InferenceSession.run: (wall seconds, CPU seconds of this thread)."""
-    w, c = time.perf_counter(), time.thread_time()
-    session.run(None, feeds)
-    return time.perf_counter() - w, time.thread_time() - c
-
-
-def warm_up(session, feeds, runs: int, max_runs: int = MAX_RUNS) -> int:
-    """At least `runs` runs and at least WARMUP_MIN_S of them (up to `max_runs`); returns how many ran."""
-    start, n = time.perf_counter(), 0
-    while n < runs or (time.perf_counter() - start < WARMUP_MIN_S and n < max_runs):
-        session.run(None, feeds)
-        n += 1
-    return n
-
-
-def timed_runs(session, feeds, runs: int) -> list[tuple[float, float]]:
-    """timed_run at least `runs` times and for at least TIMED_MIN_S (up to MAX_TIMED_RUNS)."""
-    start, out = time.perf_counter(), []
-    while len(out) < runs or (time.perf_counter() - start < TIMED_MIN_S and len(out) < MAX_TIMED_RUNS):
-        out.append(timed_run(session, feeds))
-    return out
-
-
-def effective_seconds(wall: float, cpu: float, threads: int) -> float:
-    """A run's time with the CPU to itself: with one intra-op thread onnxruntime computes on the calling thread,
-    so that thread's CPU time is the run less the time other processes held the CPU (a shared machine preempts
-    a long run every few milliseconds). With more threads the workers' time is not the caller's: wall time."""
-    return min(wall, cpu) if threads == 1 and cpu > 0 else wall
-
-
-def cpu_shares(timed: Sequence[tuple[float, float]], threads: int, first_run: int = 0) -> dict[int, float]:
-    """Per run index (counting from `first_run`): the share of its wall time it had a CPU, for scaling the
-    profiled durations of its nodes (1 with several threads, where the caller's CPU time says nothing)."""
-    return {first_run + i: (effective_seconds(w, c, threads) / w if w > 0 else 1.0) for i, (w, c) in
-            enumerate(timed)}
-
-
 def synthetic_feeds(session, dims: dict[str, int], seed: int = 0) -> dict:
     """Inputs for `session` with symbolic dims bound from `dims` (name -> value)."""
     import numpy as np
@@ -172,9 +110,6 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
     was then (planner.ort.quiet)."""
     import onnxruntime  # noqa: F401  (loaded before the baseline: its library is not the model's memory)
 
-    from planner.ort.executed import make_session, session_options
-    from planner.ort.profile import load_profile
-
     notes = []
     rss_before = _rss_kb("VmRSS")
     session = make_session(model_path, session_options(threads))
@@ -184,7 +119,6 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
         raise
     busy = False
     if quiet_probe_s:
-        from planner.ort.quiet import QuietGate
 
         gate = QuietGate(threads, reference_s=quiet_probe_s, budget_s=QUIET_WAIT_S)
         busy = not gate.wait(QUIET_WAIT_S)

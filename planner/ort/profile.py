@@ -68,7 +68,7 @@ class Profile:
             f = scale.get(n.run, 1.0) if scale else 1.0
             per_run.setdefault(n.name, {})
             per_run[n.name][n.run] = per_run[n.name].get(n.run, 0.0) + n.dur_us * f
-        return {name: _quantile(list(v.values()), quantile) for name, v in per_run.items()}
+        return {name: quantile_of(list(v.values()), quantile) for name, v in per_run.items()}
 
     def op_types(self) -> dict[str, str]:
         return {n.name: n.op_type for n in self.nodes}
@@ -81,7 +81,7 @@ class Profile:
         return sum(n.dur_us for n in self.nodes if n.run == run)
 
 
-def _quantile(xs: list[float], q: float) -> float:
+def quantile_of(xs: list[float], q: float) -> float:
     """Linear-interpolated quantile; q = 0.5 is the median."""
     if q == 0.5:
         return statistics.median(xs)

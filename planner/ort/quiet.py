@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from planner.ort.clock import effective_seconds, timed_run
+from planner.ort.session import make_session, session_options
+
 TOLERANCE = 1.15  # within 15% of the quickest probe seen is quiet: a busy sibling makes it 1.5x; the quickest
 # of hundreds of probes is itself a few percent below a typical quiet one
 PROBE_RUNS = 7
@@ -22,8 +25,6 @@ PROBE_RUNS = 7
 
 def _probe_session(threads: int):
     from onnx import TensorProto, helper, numpy_helper
-
-    from planner.ort.executed import make_session, session_options
 
     w = numpy_helper.from_array((np.arange(128 * 128, dtype=np.float32).reshape(128, 128) % 7) * 0.01, "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "probe",
@@ -54,7 +55,6 @@ class QuietGate:
             self.best_s = self.reference_s
 
     def probe(self) -> float:
-        from planner.ort.measure import effective_seconds, timed_run
 
         times = sorted(effective_seconds(w, c, self.threads)
                        for w, c in (timed_run(self._session, self._feeds) for _ in range(PROBE_RUNS)))

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from planner.output.plan_text import render_table
+from planner.output.text import render_table
 
 TableFn = Callable[..., str]  # (headers, rows, right=set()) -> str
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from planner.output.plan_text import fmt_bytes, fmt_flops, fmt_num, render_table, summary_lines
+from planner.output.text import render_table, summary_lines
 from planner.search.plan_types import CandidateReport, Plan
+from planner.units import fmt_bytes, fmt_flops, fmt_num
 
 
 def _row(c: CandidateReport, mark: str) -> list[str]:

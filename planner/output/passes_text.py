@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from planner.search.plan_types import Plan
+from planner.units import fmt_bytes
 
 
 def _drift_text(d: dict | None) -> str:
@@ -12,12 +13,6 @@ def _drift_text(d: dict | None) -> str:
     if d.get("top1") is not None:
         text += f", top-1 {d['top1']:.3f}"
     return text
-
-
-def _bytes(n) -> str:
-    from planner.output.plan_text import fmt_bytes
-
-    return fmt_bytes(n) if n is not None else "-"
 
 
 def pipeline_lines(plan: Plan) -> list[str]:
@@ -54,7 +49,7 @@ def pipeline_lines(plan: Plan) -> list[str]:
             passes = " > ".join(r.get("passes") or []) or "(as stored)"
             line = f"  {mark} {name:<13} {passes:<48} drift {_drift_text(r.get('drift')):<40} "
             if weights is not None:
-                line += f"weights {_bytes(weights)}  "
+                line += f"weights {fmt_bytes(weights)}  "
             out.append((line + status).rstrip())
             for d in dropped:
                 out.append(f"      dropped {d}")

@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
+from planner.output.decoder_text import decoder_chosen_line, render_decoder_plan
 from planner.output.passes_text import pipeline_lines
-from planner.search.plan_types import CandidateReport, ModelSummary, Plan
-
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit, div in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.3g} {unit}"
-    return f"{int(n)} B"
-
-
-def fmt_num(x: float | None, digits: int = 3) -> str:
-    if x is None:
-        return "-"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e6 or abs(x) < 1e-3:
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"
-
-
-def fmt_flops(x: float) -> str:
-    for unit, div in (("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
-        if x >= div:
-            return f"{x / div:.3g} {unit}"
-    return f"{int(x)} FLOP"
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int] = frozenset()) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        cols = enumerate(zip(cells, widths, strict=False))
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in cols)
-
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+from planner.output.text import render_table, summary_lines
+from planner.search.plan_types import CandidateReport, Plan
+from planner.units import fmt_bytes, fmt_flops, fmt_num
 
 
 def _row(c: CandidateReport, mark: str = "") -> list[str]:
@@ -58,7 +25,6 @@ def chosen_line(plan: Plan) -> str:
         why = sorted({c.rejected for c in plan.candidates if c.rejected and not c.rejected.startswith("lost")})
         return "no plan: no candidate fits and meets the constraints (" + "; ".join(why[:3]) + ")"
     if c.tpot_ms is not None:  # a decoder (planner.llm)
-        from planner.output.decoder_text import decoder_chosen_line
 
         return decoder_chosen_line(c)
     return (f"chosen   {c.target} at batch {c.batch}: {fmt_num(c.latency_ms)} ms per batch, "
@@ -66,21 +32,9 @@ def chosen_line(plan: Plan) -> str:
             f"{c.bound}-bound")
 
 
-def summary_lines(m: ModelSummary, bind_hint: str = "") -> list[str]:
-    """The defaults, unknown ops and notes every rendering of a plan shows under the model line."""
-    out = []
-    if m.defaults_used:
-        out.append(f"defaults {'; '.join(m.defaults_used)}{bind_hint}")
-    if m.unknown_ops:
-        out.append(f"unknown  {', '.join(m.unknown_ops)} (no cost formula: planned by bytes only)")
-    out += [f"note     {note}" for note in m.notes]
-    return out
-
-
 def render_plan(plan: Plan, top: int = 8, table: Callable[..., str] = render_table) -> str:
     """`table` draws each table: the plain renderer here, rich at a terminal (planner.output.console)."""
     if plan.model.decoder is not None:
-        from planner.output.decoder_text import render_decoder_plan
 
         return render_decoder_plan(plan, top=top, table=table)
     m = plan.model

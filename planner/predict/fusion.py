@@ -15,11 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.costs import NodeCost, OpClass, OpCost, node_cost
-from planner.model.ir import Graph, NodeInfo
-from planner.model.recurrent import GATES, RecurrentShape, shape_of
-
-_INT8_MATRIX = {"QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
-                "QGemm", "MatMulIntegerToFloat", "QAttention", "DynamicQuantizeLSTM"}
+from planner.model.ir import Graph
+from planner.model.recurrent import RecurrentShape, shape_of
+from planner.predict.families import compute_dtype, kernel_family, kernel_steps
 
 
 @dataclass(frozen=True)
@@ -40,141 +38,16 @@ class Kernel:
         return "+".join(self.op_types)
 
 
-def compute_dtype(node: NodeInfo) -> str:
-    """The precision a node's arithmetic runs at, which picks the target's peak."""
-    if node.op_type in _INT8_MATRIX:
-        return "int8"
-    for t in node.inputs:
-        if t is not None and not t.is_weight:
-            return t.dtype
-    for t in node.inputs:
-        if t is not None:
-            return t.dtype
-    return "float32"
-
-
-_GEMM_LIKE = {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "TransposeMatMul", "FusedMatMulActivation",
-              "GemmFastGelu", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
-              "QGemm", "MatMulInteger16", "Einsum"}
-_CONV_LIKE = {"Conv", "FusedConv", "NhwcConv", "NhwcFusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
-_RNN_LIKE = frozenset(GATES)  # LSTM, GRU, RNN and the quantized LSTM
-_DOMAIN_TAG = {"": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
-_ROW_WISE = {"Softmax", "LogSoftmax", "LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
-             "SkipSimplifiedLayerNormalization", "RMSNormalization", "ReduceMean", "ReduceSum", "ReduceMax"}
-SHORT_ROWS = 128  # a row-wise op over rows shorter than this is its own family ("Softmax:short")
-LONG_RUN = 64  # a Transpose whose output keeps runs of this many input elements in order is "Transpose:long"
-
-
-def contiguous_run(node: NodeInfo) -> int:
-    """How many consecutive input elements a Transpose moves together: the product of the trailing dims its
-    permutation leaves in place (ShuffleNet's channel shuffle [1, g, c, h, w] -> [1, c, g, h, w] moves h·w at a
-    time; attention's [b, s, h, d] -> [b, h, s, d] moves d). Measured here, a Transpose of 784-element runs
-    streams 3x faster than one of 32-element runs. 1 when the shape or permutation is unknown."""
-    x = node.in_shape(0)
-    if not x:
-        return 1
-    perm = list(node.attr("perm") or range(len(x) - 1, -1, -1))
-    if sorted(perm) != list(range(len(x))):  # not a permutation of this rank: the model is wrong, not us
-        return 1
-    run, i = 1, len(x) - 1
-    while i >= 0 and perm[i] == i:
-        run *= x[i]
-        i -= 1
-    return run
-
-
-def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
-    """The kind of kernel a node runs, as calibrations name them.
-
-    Matrix ops group by algorithm: "gemm" (MatMul-like), "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
-    input channel per group), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which onnxruntime's blocked
-    layout makes of a BatchNormalization; timed by its bytes, see BYTES_TIMED), "conv_grouped_1x1" (other
-    groups, a 1x1 stride-1 kernel: one GEMM per group straight off the input), "conv_grouped" (other groups:
-    im2col per group first; measured here, 3x3 with 4 channels a group runs 30-40 GFLOP/s, 1x1 at the same
-    intensity 140-200), "lstm", "gru", "rnn",
-    prefixed "nchwc." for onnxruntime's blocked-layout kernels ("nchwc.conv_nchw": a blocked conv reading a
-    plain NCHW input, as first layers do), a dense one whose output is one channel block suffixed ":1block"
-    (see ONE_BLOCK); every other op is its own family, its op type with the domain
-    tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool"); row-wise ops (softmax, normalisations, reductions) over
-    rows shorter than SHORT_ROWS are a family of their own ("Softmax:short"), their cost being mostly per row;
-    a Transpose that moves runs of LONG_RUN or more elements is "Transpose:long" (contiguous_run).
-    """
-    tag = _DOMAIN_TAG.get(node.domain, node.domain + ".")
-    if op_class == OpClass.MATRIX:
-        if node.op_type in ("Gemm", "FusedGemm", "QGemm"):
-            return "gemm_bias"  # y = A·B + C: the bias initialises the output, B is usually transposed
-        if node.op_type in _GEMM_LIKE:
-            return "gemm"
-        if node.op_type in _RNN_LIKE:
-            return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
-        if node.op_type in _CONV_LIKE:
-            w = node.in_shape(3 if node.op_type in ("QLinearConv",) else 1)
-            group = node.attr("group", 1) or 1
-            depthwise = group > 1 and w is not None and len(w) > 1 and w[1] == 1
-            grouped = group > 1 and not depthwise
-            if tag == "ms.":  # FusedConv runs the plain Conv kernel (im2col + GEMM per group), then its activation
-                tag = ""
-            if depthwise:
-                return tag + ("conv_dw_1x1" if _pointwise(node, w) else "conv_dw")
-            if grouped:
-                return tag + ("conv_grouped_1x1" if _pointwise(node, w) else "conv_grouped")
-            x = node.in_shape(0)
-            first_layer = tag == "nchwc." and x is not None and len(x) > 1 and x[1] % 8  # plain NCHW input
-            family = "nchwc.conv_nchw" if first_layer else tag + "conv"
-            if tag == "nchwc." and w is not None and 0 < w[0] <= _nchwc_block():
-                family += ONE_BLOCK
-            return family
-    if node.op_type == "Transpose" and contiguous_run(node) >= LONG_RUN:
-        return f"{tag}Transpose:long"  # whole rows move: a copy of long runs, not a gather of single elements
-    if node.op_type in _ROW_WISE:
-        x = node.in_shape(0)
-        if x and x[-1] < SHORT_ROWS:
-            return f"{tag}{node.op_type}:short"  # per-row overheads dominate short rows
-    return tag + node.op_type
-
-
-ONE_BLOCK = ":1block"
 """MLAS's blocked convolution computes up to four output channel blocks per pass over its input; with one
 block of outputs it does a quarter of the multiply-adds per input value it loads. Profiled here (AVX-512,
 blocks of 16), 16 output channels ran at 142-163 GFLOP/s whatever the input channels (3 to 128), kernel (1x1,
 3x3) or image (32^2 to 128^2), against 197-245 for 32 and 211-245 for 64 and more: a family of its own."""
 
 
-BYTES_TIMED = frozenset({"conv_dw_1x1", "nchwc.conv_dw_1x1"})  # matrix families timed by bytes, not FLOPs
 """A 1x1 depthwise convolution does one multiply-add per element it reads: its intensity is the same at every
 size, so a rate curve over intensity cannot tell a cached one from one in DRAM, and a FLOP rate borrowed from
 the 3x3 depthwise kernel has it 4-7x too fast (DenseNet-121's 124 such kernels, from its BatchNormalizations:
 predicted 1.7 ms, profiled 4.5 ms). Its calibration is bytes per second against working set, like a vector op."""
-
-
-def _nchwc_block() -> int:
-    from planner.ort.executed import nchwc_block_size  # here, not at the top: ort_graph imports the analysis
-
-    return nchwc_block_size()
-
-
-def bytes_timed(family: str, op_class: str) -> bool:
-    """Whether a kernel's calibration is bytes/s over working set (every non-matrix op, and BYTES_TIMED) rather
-    than a FLOP rate over intensity: calibration_store.fit and roofline.kernel_time both ask."""
-    return op_class != OpClass.MATRIX or family in BYTES_TIMED
-
-
-def _pointwise(node: NodeInfo, w: tuple | None) -> bool:
-    """A 1x1 kernel at stride 1 and no padding: every output pixel reads exactly its own input pixel."""
-    kernel = node.attr("kernel_shape") or (list(w[2:]) if w is not None and len(w) > 2 else None)
-    if not kernel or any(k != 1 for k in kernel):
-        return False
-    return all(s == 1 for s in (node.attr("strides") or [1])) and not any(node.attr("pads") or [0])
-
-
-def kernel_steps(node: NodeInfo) -> int:
-    """Sequential steps inside one kernel: an RNN runs its sequence one time step after another."""
-    if node.op_type not in _RNN_LIKE:
-        return 1
-    x = node.in_shape(0)
-    if x is None or len(x) != 3:
-        return 1
-    return max(1, x[1] if node.attr("layout", 0) == 1 else x[0])
 
 
 def graph_costs(graph: Graph) -> list[NodeCost]:

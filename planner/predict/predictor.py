@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from planner.costs import NodeCost
 from planner.model.analyze import Analysis
-from planner.model.controlflow import control_flow_times
+from planner.predict.bodies import control_flow_times
 from planner.predict.fusion import Kernel, build_kernels, graph_costs
 from planner.predict.memory import MemoryEstimate, estimate_memory, runtime_copies
 from planner.predict.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
@@ -126,7 +126,7 @@ class Predictor:
         resident = analysis.graph.weight_bytes
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
                                                       k.steps, recurrent=k.recurrent)) for k in kernels)
-        timed = control_flow_times(timed, analysis, target)  # If/Loop/Scan: their bodies' kernels
+        timed = control_flow_times(timed, analysis, target, Predictor)  # If/Loop/Scan: their bodies' kernels
         latency = sum(k.time.seconds for k in timed) + target.run_overhead_s
         if precision is None:
             precision = self._precision.setdefault(id(analysis), stored_precision(analysis))

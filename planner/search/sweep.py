@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from planner.calibration.host import predict_host
 from planner.errors import DimError
 from planner.model.analyze import Analyzer
 from planner.predict.predictor import Prediction, Predictor
 from planner.targets.target import Target
+from planner.units import fmt_gb
 
 DEFAULT_MAX_BATCH = 256
 HOST = "host"  # planned as onnxruntime runs it here (planner.ort.executed.predict_host)
@@ -63,10 +65,6 @@ def batch_sizes(max_batch: int) -> list[int]:
 def _rank_key(c: Candidate) -> tuple:
     cost = c.prediction.cost_per_million_usd
     return (cost if cost is not None else float("inf"), -c.prediction.throughput_per_s, c.prediction.batch)
-
-
-def _fmt_bytes(n: float) -> str:
-    return f"{n / 1e9:.2f} GB"
 
 
 def _sweep_sizes(analyzer: Analyzer, dims: dict[str, int] | None, batch: int | None,
@@ -131,8 +129,8 @@ def _sweep(predictor: Predictor, v: Variant, sizes: list[int | None], targets: l
                 c.rejected = f"does not run: {p.unsupported[0]}"
                 out_of_memory.add(t.name)  # no batch makes it run: stop sweeping this target
             elif not p.fits:
-                c.rejected = (f"does not fit: needs {_fmt_bytes(p.memory.total_bytes)}, "
-                              f"{t.name} has {_fmt_bytes(t.mem_capacity_bytes)}")
+                c.rejected = (f"does not fit: needs {fmt_gb(p.memory.total_bytes)}, "
+                              f"{t.name} has {fmt_gb(t.mem_capacity_bytes)}")
                 out_of_memory.add(t.name)
             elif max_latency_ms is not None and p.latency_s * 1e3 > max_latency_ms:
                 c.rejected = f"latency {p.latency_s * 1e3:.3g} ms exceeds --max-latency-ms {max_latency_ms:g}"
@@ -144,7 +142,6 @@ def _predict(predictor: Predictor, v: Variant, analysis, t: Target, dims: dict[s
              batch: int | None) -> Prediction:
     if t.name != HOST or t.path:  # a target file named host is somebody's own machine, not this one
         return predictor.predict(analysis, t, v.precision)
-    from planner.ort.executed import predict_host
 
     return predict_host(predictor, v.analyzer, analysis, t, dims, batch, v.precision)
 

@@ -22,9 +22,16 @@ from dataclasses import dataclass, field, replace
 
 import onnx
 
+from passes import get_pipeline, registered_pipelines
+from passes.base import PassContext
+from passes.runner import Runner
+from passes.verify import VERIFY_BATCH, Reference, generate_inputs, input_shapes, load_npz
+from planner.calibration.host import predict_host
 from planner.errors import PlannerError
 from planner.model.analyze import Analyzer
+from planner.model.limits import bounded_numel
 from planner.model.loader import LoadedModel
+from planner.predict.predictor import Predictor
 from planner.search.sweep import Variant
 from planner.targets.target import Target
 
@@ -64,7 +71,6 @@ class Optimized:
 
 
 def select_pipelines(mode: str, has_calibration: bool) -> list:
-    from passes import get_pipeline, registered_pipelines
 
     if mode == "none":
         return [get_pipeline("none")]
@@ -96,8 +102,6 @@ def _why_not(loaded: LoadedModel) -> str | None:
 def _inputs_too_big(model: onnx.ModelProto, dims: dict[str, int]) -> str | None:
     """Verification feeds seeded inputs at its batch: an input dim of 2^31 would have numpy fill 16 GB first
     (found by the fuzzer: a minute of paging, then the OOM killer)."""
-    from passes.verify import VERIFY_BATCH, input_shapes
-    from planner.model.limits import bounded_numel
 
     try:
         shapes = input_shapes(model, VERIFY_BATCH, dims)
@@ -184,8 +188,6 @@ def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | Non
 def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: dict[str, int] | None,
                        runs: dict[str, tuple]) -> None:
     """Time every variant on this machine and scale its host predictions to the measured ratio (see optimize)."""
-    from planner.ort.executed import predict_host
-    from planner.predict.predictor import Predictor
 
     cached = runs.setdefault(_HOST_MEASURED, {})
     names = [v.name for v in out.variants]
@@ -282,10 +284,6 @@ def _run_pipelines(loaded: LoadedModel, pipelines: list, options: PassOptions, v
     todo = [p for p in pipelines if p.name != "none" and p.name not in cached]
     if not todo:
         return cached
-
-    from passes.base import PassContext
-    from passes.runner import Runner
-    from passes.verify import Reference, generate_inputs, load_npz
 
     model = loaded.model
     user_feeds = load_npz(options.calibration, model) if options.calibration else None

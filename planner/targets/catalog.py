@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,6 +23,7 @@ except ModuleNotFoundError:  # Python < 3.11
 
 from hwtargets import bundled_files
 from planner.errors import TargetFileError, UnknownTargetError
+from planner.targets.host import detect_host
 from planner.targets.target import MATRIX_DTYPES, Target
 
 KINDS = ("gpu", "cpu", "accelerator")
@@ -270,15 +271,14 @@ def known_target_names(extra: Sequence[Target] = ()) -> list[str]:
     return sorted(set(_with_extra(extra)) | {HOST})
 
 
-def get_target(name: str, extra: Sequence[Target] = ()) -> Target:
-    """Look a name up; an unknown name lists the known ones so the user can fix a typo without the docs."""
+def get_target(name: str, extra: Sequence[Target] = (), host: Callable[[], Target] = detect_host) -> Target:
+    """Look a name up; an unknown name lists the known ones so the user can fix a typo without the docs.
+
+    `host` makes the host target, probed only when asked for (planner.calibration.host passes one that applies
+    this machine's calibration)."""
     key = name.strip().lower()
     if key == HOST:
-        # local: probing the machine is only needed when asked for; `plan calibrate` measurements, where this
-        # machine has them (for one intra-op thread), replace the nominal numbers
-        from planner.calibration.store import calibrated_host
-
-        return calibrated_host().target
+        return host()
     targets = _with_extra(extra)
     if key not in targets:
         raise UnknownTargetError(f"unknown target {name.strip()!r}; known targets: "
@@ -286,7 +286,8 @@ def get_target(name: str, extra: Sequence[Target] = ()) -> Target:
     return targets[key]
 
 
-def resolve_targets(spec: str, target_files: Sequence[str] = ()) -> list[Target]:
+def resolve_targets(spec: str, target_files: Sequence[str] = (), host: Callable[[], Target] = detect_host
+                    ) -> list[Target]:
     """Turn `--target a10g,t4` / `all` plus `--target-file`s into targets, in the order the user wrote them.
 
     "all" means every bundled and file-given target but not "host": host has no real price, so ranking it
@@ -302,5 +303,5 @@ def resolve_targets(spec: str, target_files: Sequence[str] = ()) -> list[Target]
             for target_name, target in sorted(_with_extra(extra).items()):
                 resolved.setdefault(target_name, target)
         elif name not in resolved:
-            resolved[name] = get_target(name, extra)
+            resolved[name] = get_target(name, extra, host)
     return list(resolved.values())

@@ -8,6 +8,7 @@ a container without /proc or /sys, on macOS, or on an Arm box whose cpuinfo look
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -270,3 +271,11 @@ def detect_host() -> Target:
         caveats=caveats,
         path="",
     )
+
+
+@functools.cache
+def nchwc_block_size() -> int:
+    """MLAS's NCHWc block (floats per channel block): 16 with AVX-512F, else 8. Read once: kernel_family asks
+    for every blocked convolution."""
+
+    return 16 if "avx512f" in _flags(_cpuinfo()) else 8

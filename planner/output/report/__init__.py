@@ -13,8 +13,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from planner import __version__
 from planner.atomic import write_atomic
 from planner.errors import PlannerError
+from planner.output.report.content import Chart, build_report
+from planner.output.report.html import render_html
+from planner.output.report.markdown import render_markdown
 from planner.targets.target import Target
 
 FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown"}
@@ -30,18 +34,14 @@ def report_format(path: str | os.PathLike) -> str:
 def write_report(doc: dict[str, Any], target: Target | None, out: str | os.PathLike,
                  refuse: Iterable[Path] = ()) -> list[Path]:
     """Write the report for plan `doc` to `out` (.html or .md); returns the files written."""
-    from planner import __version__
-    from planner.output.report.content import Chart, build_report
 
     fmt = report_format(out)
     report = build_report(doc, target, version=__version__)
     out = Path(out)
     refuse = set(refuse)
     if fmt == "html":
-        from planner.output.report.html import render_html
 
         return [write_atomic(out, render_html(report), refuse=refuse)]
-    from planner.output.report.markdown import render_markdown
 
     charts = [b for s in report.sections for b in s.blocks if isinstance(b, Chart)]
     written = []

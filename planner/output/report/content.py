@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planner.output.plan_text import fmt_bytes, fmt_flops, fmt_num
 from planner.output.report.roofline_svg import memory_roof, points, roofline_svg
 from planner.targets.target import Target
+from planner.units import fmt_bytes, fmt_flops, fmt_num
 
 TOP_KERNELS = 15
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner.ci.compare_text import md_escape, md_table
 from planner.output.report.content import Cards, Chart, Details, Para, Report, Table
+from planner.output.text import md_escape, md_table
 
 BAR_WIDTH = 20
 

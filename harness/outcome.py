@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from planner import cli
+
 PLANNED, REFUSED, CRASHED = "planned", "refused", "crashed"
 
 
@@ -62,10 +64,9 @@ def run_plan_cli(model_path: str | os.PathLike, args: Sequence[str] = ("--target
     `watch`: a folder (the working folder, the model's) in which the run must create nothing; a new entry there
     is a crash too (a stray temporary file escaped), and it is removed.
     """
-    from planner.cli import main
 
     before = set(os.listdir(watch)) if watch is not None else set()
-    outcome = _run(main, model_path, args, timeout_s)
+    outcome = _run(cli.main, model_path, args, timeout_s)  # looked up per call: tests replace it
     if watch is not None:
         stray = sorted(set(os.listdir(watch)) - before)
         for name in stray:

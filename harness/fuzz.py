@@ -9,7 +9,7 @@ Mutants are a pure function of (seed, iteration), so any finding replays from tw
     targeted  the fields attacks go for: a dim, an attribute value, the opset, an external data location
 
 A planned model and a one-line refusal are both fine; anything else (a traceback, an "internal error", a hang,
-a stray file) is a crash. planner.outcome gives the verdict; benchmarks/fuzz_models.py runs this for long.
+a stray file) is a crash. harness.outcome gives the verdict; benchmarks/fuzz_models.py runs this for long.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import onnx
 from google.protobuf.descriptor import FieldDescriptor
 from onnx import TensorProto, helper, numpy_helper
 
+from harness.outcome import CRASHED, Outcome, run_plan_cli
 from planner.atomic import write_atomic
-from planner.outcome import CRASHED, Outcome, run_plan_cli
+from planner.model.walk import iter_graphs
 
 EDGE_INTS = [0, 1, -1, 2, 3, 7, 255, 2**31 - 1, 2**31, 2**32, 2**40, 2**62, 2**63 - 1, -(2**63), -(2**31)]
 EDGE_FLOATS = [0.0, -0.0, 1e-45, 1e38, 3.5e38, float("inf"), float("-inf"), float("nan")]
@@ -154,7 +155,6 @@ SIDE_FILES = {"custom_external": {"weights.bin": bytes(16 * 16 * 4)}}
 
 
 def _names(m: onnx.ModelProto) -> list[str]:
-    from planner.model.loader import iter_graphs
 
     out = []
     for g in iter_graphs(m.graph):
@@ -265,7 +265,6 @@ def mutate_fields(m: onnx.ModelProto, rng: random.Random, names: list[str]) -> s
 
 def mutate_targeted(m: onnx.ModelProto, rng: random.Random, names: list[str]) -> str:
     """Mutations that a uniform walk reaches rarely: dims, attribute values, the opset, external locations."""
-    from planner.model.loader import iter_graphs
 
     graphs = list(iter_graphs(m.graph))
     g = rng.choice(graphs)

@@ -1,0 +1,279 @@
+"""Fit microbenchmark samples (planner.calibration.run) into the curves and costs a Calibration holds.
+
+The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its time beyond a tiny node's):
+    fixed cost of family f     per-node time of a chain of tiny f nodes beyond a Relu's, less the work the
+                               curves below give those tiny nodes; families never chained get the median of
+                               their op class
+    streaming curve            bytes / time of the Add stream samples, one point per working set, then the
+                               running maximum from the largest working set down (smaller never streams slower)
+    weight-reading curve       from the GEMV chains (MatMul and transposed-B Gemm, each node's weights its own):
+                               weight bytes / (time per node - the GEMV fixed cost) against the chain's
+                               weights in all, the median at each working set, then falling like streaming.
+                               The GEMV fixed cost ("weight_stream" in kernel_fixed_s): where two chains of
+                               one working set have nodes of two sizes, the intercept of time against weight
+                               bytes; the median of those intercepts
+    matrix family f, peak p    FLOP/s = flops / (time - fixed - weight bytes / weight-reading bandwidth at the
+                               sample's size) per sample, as a function of intensity; samples within 15% of
+                               each other's intensity merge into their median (different kernels: the fastest
+                               is no more typical than the slowest; the two calibration passes already kept
+                               each kernel's quickest), then made non-decreasing in intensity (least squares);
+                               GEMVs (rates.weight_stream) only extend the curve below the others, with
+                               their fastest. Recurrent families (lstm, gru) per time step, after a per-step
+                               fixed cost fitted as the intercept of step time against step FLOPs (the
+                               fallback for a layer of unknown sizes)
+    recurrent layers f         planner.model.recurrent.fit: seven costs (per call, per step, per weight, per
+                               multiply-add of the step and of the input GEMMs, per gate value, per batch
+                               row) by relative least squares over the measured layers, none negative
+    graph node overhead        per node of the mixed graphs (4 and 24 blocks of small nodes of many kinds), the
+                               slope of measured - predicted by the curves above; added to every launch
+    other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
+                               and made non-increasing; so too the matrix families timed by their bytes
+                               (planner.calibration.rates.BYTES_TIMED: a 1x1 depthwise convolution)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+import onnx
+
+from planner.calibration.benches import mixed_graph
+from planner.calibration.host import as_executed
+from planner.calibration.overheads import fit_line
+from planner.calibration.rates import apply, bytes_timed, interpolate_loglog, weight_stream
+from planner.calibration.recurrent import fit as fit_recurrent
+from planner.calibration.store import RECURRENT, Calibration, CalibrationFileError, Curve
+from planner.calibration.timing import run_overhead
+from planner.model.analyze import Analyzer
+from planner.model.loader import LoadedModel
+from planner.model.recurrent import RecurrentShape
+from planner.ort.executed import ort_analysis
+from planner.predict.predictor import Predictor
+from planner.targets.host import detect_host, host_fingerprint
+
+
+def _merge(points: Iterable[tuple[float, float]], tolerance: float = 1.15, pick=max) -> Curve:
+    """Ascending points; points whose x lie within `tolerance` of a group's first merge into `pick` of their y
+    (max: the fastest, for repeats of one measurement where noise only adds time; statistics.median: for
+    different kernels that happen to share an x, where the fastest is no more typical than the slowest)."""
+    kept = sorted((x, y) for x, y in points if x > 0 and y > 0)
+    return tuple((x, pick([y for _, y in members])) for x, members in _grouped(kept, lambda p: p[0], tolerance))
+
+
+def _grouped(items: Iterable, x, tolerance: float = 1.15) -> list[tuple[float, list]]:
+    """(first x, members) for `items` ascending in x(item), each group holding the items whose x lies within
+    `tolerance` of its first's."""
+    groups: list[tuple[float, list]] = []
+    for item in sorted(items, key=x):
+        if groups and x(item) <= groups[-1][0] * tolerance:
+            groups[-1][1].append(item)
+        else:
+            groups.append((x(item), [item]))
+    return groups
+
+
+def _isotonic(curve: Curve) -> Curve:
+    """The closest non-decreasing curve (least squares, pool-adjacent-violators): a kernel with more FLOPs per
+    byte is not slower per FLOP in cache, but one shape's lucky run must not lift every shape after it."""
+    blocks: list[list] = []  # [mean, count, xs]
+    for x, y in curve:
+        blocks.append([y, 1, [x]])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            b = blocks.pop()
+            a = blocks[-1]
+            a[0] = (a[0] * a[1] + b[0] * b[1]) / (a[1] + b[1])
+            a[1] += b[1]
+            a[2] += b[2]
+    return tuple((x, mean) for mean, _, xs in blocks for x in xs)
+
+
+def _falling(curve: Curve) -> Curve:
+    """The running maximum from the largest working set down: a smaller working set is never slower to stream
+    (a small kernel's fixed costs belong to kernel_fixed_s, not to its bandwidth)."""
+    out, best = [], 0.0
+    for x, y in reversed(curve):
+        best = max(best, y)
+        out.append((x, best))
+    return tuple(reversed(out))
+
+
+def fit_weight_chains(samples: list) -> tuple[float, Curve]:
+    """(GEMV fixed cost, weight-reading curve) from weight-chain samples (see the module docstring).
+
+    A small GEMV costs more than its bytes: in chains of 512 KiB of weights in all, nodes of 16 KiB ran at
+    71 GB/s and nodes of 64 KiB at 128 GB/s, which a fixed 0.13 us per node and 170 GB/s both explain."""
+
+    groups = _grouped(samples, lambda s: s.working_set or s.bytes)
+    intercepts = []
+    for _, members in groups:
+        if len({s.weight_bytes for s in members}) > 1:
+            c0, _ = fit_line([s.weight_bytes for s in members], [s.seconds for s in members])
+            intercepts.append(c0)
+    fixed = statistics.median(intercepts) if intercepts else 0.0
+    if samples:
+        fixed = min(max(fixed, 0.0), 0.5 * min(s.seconds for s in samples))
+    points = [(ws, statistics.median(s.weight_bytes / max(s.seconds - fixed, 0.5 * s.seconds) for s in members))
+              for ws, members in groups]
+    return fixed, _falling(tuple(points))
+
+
+def fit(m) -> Calibration:
+    """Curves from a planner.calibration.suite.Measurements (see the module docstring)."""
+
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:  # pragma: no cover - calibrate needs it anyway
+        ort_version = ""
+    chains = [s for s in m.samples if s.source == "chain"]
+    weight_chains = [s for s in m.samples if s.source == "weights"]  # they time weight reads, nothing else
+    mixed = [s for s in m.samples if s.source == "mixed"]  # whole graphs: checked against the fit at the end
+    profiled = [s for s in m.samples if s.source not in ("chain", "weights", "mixed")]
+    stream = [s for s in profiled if s.label.startswith("Add stream")]
+    raw_fixed = {s.family: s.seconds for s in chains}
+    bandwidth = _falling(_merge((s.bytes, s.bytes / s.seconds) for s in stream if s.bytes))
+    gemv_fixed, weight_bw = fit_weight_chains(weight_chains)
+    if not bandwidth:
+        raise CalibrationFileError("calibration measured no streaming kernel; cannot fit a bandwidth curve")
+
+    def prelim_seconds(s) -> float:
+        """What the profiled samples say a node like this chain's tiny one takes, fixed cost aside."""
+        if s.op_class == "matrix":
+            pts = [(x.intensity, x.flops / x.seconds) for x in profiled if x.family == s.family and x.flops]
+            return s.flops / interpolate_loglog(_merge(pts), s.intensity) if pts and s.flops else 0.0
+        pts = [(x.bytes, x.bytes / x.seconds) for x in profiled if x.family == s.family and x.bytes]
+        curve = _merge(pts) or bandwidth
+        return s.bytes / interpolate_loglog(curve, s.bytes) if s.bytes else 0.0
+
+    fixed = {fam: max(0.0, t - prelim_seconds(next(s for s in chains if s.family == fam)))
+             for fam, t in raw_fixed.items()}
+    for fam in fixed:  # a fixed cost cannot be most of the quickest node of that family ever measured
+        seen = [s.seconds for s in profiled if s.family == fam]
+        if seen:
+            fixed[fam] = min(fixed[fam], 0.5 * min(seen))
+    by_class: dict[str, list[float]] = defaultdict(list)
+    for s in chains:
+        by_class[s.op_class].append(fixed[s.family])
+    for op_class, values in by_class.items():
+        fixed.setdefault(op_class, statistics.median(values))
+    fixed.setdefault("data", fixed.get("vector", 0.0))
+    for fam in sorted({s.family for s in profiled if s.steps > 1}):  # recurrent: per time step
+        rnn = [s for s in profiled if s.family == fam and s.flops]
+        if len(rnn) < 2:
+            continue
+
+        step = [s.seconds / s.steps for s in rnn]
+        c0, _ = fit_line([s.flops for s in rnn], step)  # t = fixed + flops / rate: the intercept
+        fixed[fam] = min(max(c0, 0.0), 0.5 * min(step))
+    if weight_bw:
+        fixed["weight_stream"] = gemv_fixed
+
+    def net(s) -> float:
+        """Seconds of one step beyond the fixed cost (a sample's flops and bytes are per step; an RNN's fixed
+        cost is per step too); a single-step matrix kernel's also beyond reading its weights from where the
+        microbenchmark keeps them (roofline.kernel_time adds them back at the model's working set)."""
+        f = fixed.get(s.family, fixed.get(s.op_class, 0.0))
+        steps = getattr(s, "steps", 1)
+        per_step = s.seconds / steps
+        if steps > 1:
+            return max(per_step - f, 0.1 * per_step)
+        return max(s.seconds - f - weight_read(s), 0.1 * s.seconds)
+
+    def weight_read(s) -> float:
+        """The sample's weight read where roofline.kernel_time adds weight reads to the arithmetic, else 0."""
+        w = getattr(s, "weight_bytes", 0)
+        if (s.op_class != "matrix" or not w or not weight_bw or getattr(s, "steps", 1) > 1
+                or weight_stream(s.flops, s.bytes, w)):
+            return 0.0
+        return w / interpolate_loglog(weight_bw, s.bytes)
+
+    def weight_bound(s) -> bool:
+        """Reading the weights is most of this kernel's time: it says nothing of the arithmetic rate."""
+        f = fixed.get(s.family, fixed.get(s.op_class, 0.0))
+        return weight_read(s) > 2 / 3 * max(s.seconds - f, 1e-12)
+
+    rate_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    stream_points: dict[str, list[tuple[float, float]]] = defaultdict(list)  # weight streams (GEMVs)
+    thru_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for s in profiled:
+        by_bytes = bytes_timed(s.family, s.op_class)
+        if not by_bytes and s.flops and s.bytes:
+            if weight_bound(s):
+                continue
+            point = (s.intensity, s.flops / net(s))
+            streams = s.steps == 1 and weight_stream(s.flops, s.bytes, getattr(s, "weight_bytes", 0))
+            keys = [f"{s.family}.{s.peak_key}"]
+            if s.family == "gemm":  # the fallback for matrix kernels of a family never measured
+                keys.append(f"matrix.{s.peak_key}")
+            for key in keys:
+                (stream_points if streams else rate_points)[key].append(point)
+        elif by_bytes and s.bytes and s not in stream:
+            thru_points[s.family].append((s.bytes, s.bytes / net(s)))
+    vector_rates = [s.flops / net(s) for s in profiled if s.op_class == "vector" and s.flops and s not in stream]
+    layers: dict[str, list[tuple[RecurrentShape, int, float]]] = defaultdict(list)
+    for s in profiled:
+        if s.family in RECURRENT and s.steps > 1 and len(getattr(s, "shape", ())) == 5:
+            layers[f"{s.family}.{s.peak_key}"].append((RecurrentShape(*s.shape), s.steps, s.seconds))
+    recurrent_costs = {k: c for k, c in ((k, fit_recurrent(v)) for k, v in layers.items()) if c}
+    # GEMVs of one intensity differ by where their weights live, which kernel_time times separately: their
+    # arithmetic is the fastest of them (weights in cache). Different kernels sharing an intensity: the median.
+    # Past the GEMVs, the curve is the other kernels' alone, made non-decreasing; a GEMV point below their
+    # intensities only extends it, and never above their fastest rate.
+    rate_curves = {k: _isotonic(_merge(v, pick=statistics.median)) for k, v in rate_points.items()}
+    for key, points in stream_points.items():
+        curve = rate_curves.get(key, ())
+        below = [(x, min(y, max(r for _, r in curve) if curve else y)) for x, y in _merge(points)
+                 if not curve or x < curve[0][0] / 1.15]
+        rate_curves[key] = _isotonic(tuple(below)) + curve
+    if vector_rates:  # an unmeasured elementwise op: the median measured one's arithmetic rate
+        rate_curves["vector.vector"] = ((1.0, statistics.median(vector_rates)),)
+    cal = Calibration(
+        fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
+        run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
+        profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
+        rate_curves=rate_curves, recurrent_costs=recurrent_costs,
+        throughput_curves={k: _falling(_merge(v)) for k, v in thru_points.items()},
+        kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
+        weight_residency=dict(getattr(m, "weight_residency", {})),
+        probe_s=getattr(m, "probe_s", None),
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=ort_version,
+        quick=getattr(m, "quick", False), seconds=round(m.seconds, 2),
+        samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps,
+                       getattr(s, "weight_bytes", 0), getattr(s, "working_set", 0), list(getattr(s, "shape", ())))
+                      for s in m.samples),
+        notes=tuple(m.notes),
+    )
+    return dataclasses.replace(cal, graph_node_overhead_s=mixed_residual(cal, mixed)) if len(mixed) >= 2 else cal
+
+
+def mixed_residual(cal: Calibration, samples: list) -> float:
+    """Per node, what the mixed graphs (benches.mixed_graph) took beyond their prediction under `cal`:
+    the slope of (measured - predicted) over their node counts, so the per-run cost cancels. Each family's
+    chain measures a node among nodes of its kind; among other kinds each costs more (measured here, one row:
+    24 blocks, 408 nodes, predicted 20% under their 117 us, 4 blocks 14% under; 70 ns a node)."""
+    predicted = mixed_predictions(cal, [s.steps for s in samples])
+    points = sorted((n, s.seconds - p) for s, (n, p) in zip(samples, predicted, strict=True))
+    (n0, r0), (n1, r1) = points[0], points[-1]
+    return min(max((r1 - r0) / (n1 - n0), 0.0), 1e-6) if n1 > n0 else 0.0
+
+
+def mixed_predictions(cal: Calibration, blocks: Iterable[int]) -> list[tuple[int, float]]:
+    """(nodes onnxruntime runs, predicted seconds) of mixed_graph(b) for each b, as `plan predict` would time
+    it under `cal` (planner.ort.executed: the optimized graph, every node dispatched)."""
+
+    target = apply(detect_host(), cal)
+    out = []
+    for b in blocks:
+        model = onnx.load_from_string(mixed_graph(b).model)
+        loaded = LoadedModel(model=model, path=Path("mixed.onnx"), sha256=f"planner-mixed-graph-{b}")
+        analysis = ort_analysis(loaded, analyzer=Analyzer(loaded))
+        g = analysis.graph
+        run = run_overhead(cal.run_overhead_s, cal.run_overhead_per_io_s, len(g.inputs) + len(g.outputs))
+        out.append((len(g.nodes), Predictor().predict(analysis, as_executed(target, run)).latency_s))
+    return out

@@ -1,0 +1,196 @@
+"""The rates a calibration measured, and the host target they time: every calibrated special case of the roofline.
+
+`CalibratedRates` answers planner.targets.rates.Rates from what `plan calibrate` measured:
+
+    compute     a matrix kernel's FLOP rate by family and arithmetic intensity (rate_curves, "gemm.fp32" or
+                "<op class>.<peak>"); a vector or data kernel, and a matrix family in BYTES_TIMED, by its own
+                bytes/s over working set (throughput_curves), its arithmetic included
+    memory      bytes at the streaming bandwidth of the kernel's working set (bandwidth_curve: a kernel whose
+                bytes fit in L2 streams faster than one that goes to DRAM), weights at the weight-reading
+                bandwidth of the model's whole weight set (weight_bandwidth_curve)
+    fixed       the launch plus the family's (else its op class's) fixed cost per kernel (kernel_fixed_s)
+    serial      a single-step matrix kernel's weight reads add to its arithmetic instead of hiding under it
+                (a CPU streams packed weights between bursts of FMAs: ResNet-50's late convolutions, 4-9 MiB
+                of weights each, ran 25-30% over their in-cache rate), unless it is a weight stream
+    GEMVs       a weight stream on a host that timed GEMV chains takes their fixed cost ("weight_stream") plus
+                its bytes at the measured weight-reading speed, which has the arithmetic in it
+    RNN layers  a recurrent layer whose sizes are known takes planner.calibration.recurrent's fitted costs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from planner.calibration.recurrent import seconds as recurrent_seconds
+from planner.calibration.store import Calibration, Curve
+from planner.costs import OpClass
+from planner.model.recurrent import RecurrentShape
+from planner.targets.rates import Terms, Work
+from planner.targets.target import Target
+
+GEMV_INTENSITY = 4.0  # FLOPs per byte: a GEMM with fewer rows than about this many is a weight stream
+GEMV_FIXED = "weight_stream"  # kernel_fixed_s key: a weight stream's cost per call beyond its family's
+
+BYTES_TIMED = frozenset({"conv_dw_1x1", "nchwc.conv_dw_1x1"})  # matrix families timed by bytes, not FLOPs
+"""A 1x1 depthwise convolution does one multiply-add per element it reads: its intensity is the same at every
+size, so a rate curve over intensity cannot tell a cached one from one in DRAM, and a FLOP rate borrowed from
+the 3x3 depthwise kernel has it several times too fast. Its calibration is bytes per second against working
+set, like a vector op."""
+
+
+def bytes_timed(family: str, op_class: str) -> bool:
+    """Whether a kernel's calibration is bytes/s over working set (every non-matrix op, and BYTES_TIMED) rather
+    than a FLOP rate over intensity: the fit and the rates both ask."""
+    return op_class != OpClass.MATRIX or family in BYTES_TIMED
+
+
+def weight_stream(flops: float, nbytes: float, weight_bytes: float) -> bool:
+    """A kernel whose work is reading its weights (a GEMV, a GEMM of a few rows): its arithmetic happens as the
+    weights stream past, so the plain roofline (the larger term) times it, not weights + arithmetic."""
+    return weight_bytes >= nbytes / 2 and flops < GEMV_INTENSITY * nbytes
+
+
+def interpolate_loglog(points: Curve, x: float) -> float:
+    """Piecewise-linear in log-log between ascending (x, y) points, flat beyond the first and last."""
+    if x <= points[0][0] or len(points) == 1:
+        return points[0][1]
+    if x >= points[-1][0]:
+        return points[-1][1]
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        if x <= x1:
+            f = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
+            return math.exp(math.log(y0) + f * (math.log(y1) - math.log(y0)))
+    return points[-1][1]
+
+
+@dataclass(frozen=True)
+class CalibratedRates:
+    bandwidth_curve: Curve = ()  # streaming: (working-set bytes, achieved bytes/s)
+    weight_bandwidth_curve: Curve = ()  # reading weights (chains of GEMVs): same axes
+    rate_curves: Mapping[str, Curve] = field(default_factory=dict)  # "<family>.<peak>": (FLOPs/byte, FLOP/s)
+    throughput_curves: Mapping[str, Curve] = field(default_factory=dict)  # family: (working set, bytes/s)
+    kernel_fixed_s: Mapping[str, float] = field(default_factory=dict)  # family or op class: s per kernel
+    recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # "gru.fp32": costs
+    serial_weight_reads: bool = False
+
+    @classmethod
+    def of(cls, cal: Calibration) -> CalibratedRates:
+        return cls(bandwidth_curve=tuple(cal.bandwidth_curve), weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
+                   rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
+                   kernel_fixed_s=dict(cal.kernel_fixed_s),
+                   recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
+                   serial_weight_reads=bool(cal.weight_bandwidth_curve))
+
+    def flops_per_s(self, op_class: str, family: str, peak_key: str, peak: float, intensity: float,
+                    target: Target) -> float:
+        """The FLOP rate a kernel of this family reaches at this intensity: the most specific curve there is,
+        else peak x compute efficiency."""
+        for key in (f"{family}.{peak_key}", family, f"{op_class}.{peak_key}", op_class):
+            curve = self.rate_curves.get(key) if key and not key.startswith(".") else None
+            if curve:
+                return interpolate_loglog(curve, intensity)
+        return peak * target.compute_efficiency
+
+    def bytes_per_s(self, working_set_bytes: float, target: Target) -> float:
+        """Streaming bandwidth for a kernel touching `working_set_bytes` (caches make small sets faster)."""
+        if not self.bandwidth_curve:
+            return target.mem_bw_bytes_per_s * target.memory_efficiency
+        return interpolate_loglog(self.bandwidth_curve, working_set_bytes)
+
+    def weight_bytes_per_s(self, working_set_bytes: float, target: Target) -> float:
+        """How fast weights are read when the weights in play total `working_set_bytes` (calibrated with GEMVs:
+        reads only, no write stream), else the streaming bandwidth."""
+        if not self.weight_bandwidth_curve:
+            return self.bytes_per_s(working_set_bytes, target)
+        return interpolate_loglog(self.weight_bandwidth_curve, working_set_bytes)
+
+    def family_bytes_per_s(self, family: str, working_set_bytes: float, target: Target) -> float | None:
+        """A measured family's own bytes/s at this working set, None when it was not measured. Past the largest
+        working set measured, the family cannot stream faster than plain streaming does there."""
+        curve = self.throughput_curves.get(family)
+        if not curve:
+            return None
+        own = interpolate_loglog(curve, working_set_bytes)
+        if working_set_bytes > curve[-1][0] and self.bandwidth_curve:
+            own = min(own, self.bytes_per_s(working_set_bytes, target))
+        return own
+
+    def fixed_s(self, family: str, op_class: str, target: Target) -> float:
+        """Per kernel: the launch plus the family's (else its op class's) measured fixed cost."""
+        return target.launch_overhead_s + self.kernel_fixed_s.get(family, self.kernel_fixed_s.get(op_class, 0.0))
+
+    def terms(self, work: Work, target: Target) -> Terms:
+        cost, op_class, family = work.cost, work.op_class, work.family
+        weights = min(cost.weight_bytes, cost.bytes)
+        weights_in_play = max(cost.bytes, work.resident_bytes)
+        memory_s = (cost.bytes - weights) / self.bytes_per_s(cost.bytes, target) if cost.bytes else 0.0
+        if weights:
+            memory_s += weights / self.weight_bytes_per_s(weights_in_play, target)
+        own = self.family_bytes_per_s(family, cost.bytes, target) if cost.bytes and bytes_timed(family, op_class) \
+            else None
+        if own is None:
+            rate = self.flops_per_s(op_class.value, family, work.peak_key, work.peak_flops_per_s, work.intensity,
+                                    target)
+            compute_s = cost.flops / rate if cost.flops else 0.0
+        elif op_class == OpClass.DATA:  # a measured data-movement op: its own speed is the memory term
+            compute_s, memory_s = 0.0, max(memory_s, cost.bytes / own)
+        else:  # a measured vector op (or BYTES_TIMED matrix op): the time beyond plain streaming is its arithmetic
+            compute_s = cost.bytes / own
+        fixed = self.fixed_s(family, op_class.value, target)
+        streams = op_class == OpClass.MATRIX and weights and weight_stream(cost.flops, cost.bytes, weights)
+        if streams and GEMV_FIXED in self.kernel_fixed_s:  # the weight chains timed whole nodes
+            return Terms(compute_s, memory_s, fixed + self.kernel_fixed_s[GEMV_FIXED], arithmetic_hidden=True)
+        if self.serial_weight_reads and work.steps == 1 and op_class == OpClass.MATRIX and weights and not streams:
+            serial = weights / self.weight_bytes_per_s(weights_in_play, target)
+            return Terms(compute_s, memory_s, fixed, serial_s=serial)
+        return Terms(compute_s, memory_s, fixed)
+
+    def layer_seconds(self, work: Work, shape: RecurrentShape, steps: int) -> float | None:
+        costs = self.recurrent_costs.get(f"{work.family}.{work.peak_key}")
+        return recurrent_seconds(costs, shape, steps) if costs else None
+
+
+def apply(target: Target, cal: Calibration) -> Target:
+    """`target` timed by this calibration: curves, fixed costs and overheads replace the nominal numbers.
+
+    The nominal peaks stay as the ceilings they are, except where a measured rate exceeds one (turbo clocks
+    above the clock the OS reports): then the peak is raised to what was measured, and says so.
+    """
+    sources, caveats = dict(target.sources), dict(target.caveats)
+    stamp = f"plan calibrate {cal.created} ({cal.threads} thread{'s' if cal.threads != 1 else ''}"
+    stamp += ", quick)" if cal.quick else ")"
+    matrix = dict(target.matrix_flops_per_s)
+    for key, curve in cal.rate_curves.items():
+        family, _, peak_key = key.rpartition(".")
+        best = max(y for _, y in curve)
+        if family in ("gemm", "matrix") and peak_key in matrix and best > matrix[peak_key]:
+            matrix[peak_key] = best
+            sources[f"matrix.{peak_key}"] = f"raised to the fastest measured {key} rate ({stamp})"
+            caveats.pop(f"matrix.{peak_key}", None)
+    gemm = cal.rate_curves.get("gemm.fp32") or cal.rate_curves.get("matrix.fp32")
+    compute_eff = min(1.0, max(y for _, y in gemm) / matrix["fp32"]) if gemm and "fp32" in matrix else \
+        target.compute_efficiency
+    dram = cal.bandwidth_curve[-1][1]
+    for k in ("efficiency.compute", "efficiency.memory", "efficiency.launch_overhead", "memory.bandwidth"):
+        caveats.pop(k, None)
+    sources["memory.bandwidth"] = f"streaming Add at {cal.bandwidth_curve[-1][0] / 2**20:.0f} MiB ({stamp})"
+    sources["efficiency.compute"] = f"fastest measured fp32 GEMM / peak ({stamp})"
+    extra_ns = cal.graph_node_overhead_s * 1e9
+    sources["efficiency.launch_overhead"] = f"chains of tiny nodes, + {extra_ns:.0f} ns in mixed graphs ({stamp})"
+    sources["calibration"] = stamp
+    workspace = target.workspace_bytes
+    if cal.workspace_bytes:
+        workspace = float(cal.workspace_bytes)
+        sources["efficiency.workspace"] = f"resident memory of a session running a 16-float model ({stamp})"
+        caveats.pop("efficiency.workspace", None)
+    return dataclasses.replace(
+        target, matrix_flops_per_s=matrix, mem_bw_bytes_per_s=dram, memory_efficiency=1.0,
+        compute_efficiency=compute_eff, launch_overhead_s=cal.launch_overhead_s + cal.graph_node_overhead_s,
+        run_overhead_s=cal.run_overhead_s, rates=CalibratedRates.of(cal),
+        weight_residency=dict(cal.weight_residency), dispatch_views=True, workspace_bytes=workspace,
+        sources=sources, caveats=caveats,
+        full_name=f"{target.full_name}, calibrated for {cal.threads} thread{'s' if cal.threads != 1 else ''}",
+    )

@@ -1,0 +1,115 @@
+"""`plan MODEL`: the main job. Plan a model on the targets asked for and print, or write, the plan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from passes import get_pipeline
+from planner.api import plan
+from planner.atomic import write_atomic
+from planner.commands.args import parse_dims, positive_float, positive_int, tp_degrees
+from planner.output.console import table_renderer
+from planner.output.plan_text import chosen_line, render_candidates, render_plan
+from planner.output.progress import Progress
+from planner.search.variants import DEFAULT_MAX_DRIFT, PassOptions
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="path to an .onnx file")
+    p.add_argument("--target", default="a10g",
+                   help="target name, comma-separated names, or 'all' (see 'plan targets'); default a10g")
+    p.add_argument("--target-file", action="append", default=[], metavar="TOML",
+                   help="add a target from a TOML file (repeatable)")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
+                   help="bind a symbolic dim (repeatable); unbound dims get stated defaults")
+    p.add_argument("--batch", type=positive_int, help="bind the batch dim (default: sweep 1, 2, 4, ...)")
+    p.add_argument("--max-batch", type=positive_int, default=256, help="largest batch in the sweep (default 256)")
+    p.add_argument("--max-latency-ms", type=positive_float, help="latency limit per batch")
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
+    p.add_argument("--out", metavar="FILE", help="write the plan JSON to FILE (atomically)")
+    p.add_argument("--top", type=positive_int, default=8, help="kernels shown at the terminal (default 8)")
+    p.add_argument("--loop-trips", type=positive_int, metavar="N",
+                   help="iterations of each Loop whose trip count the model does not fix (default 1)")
+    llm = p.add_argument_group("decoders (models with past key/value inputs)")
+    llm.add_argument("--prompt-len", type=positive_int, help="prompt tokens per request (default 512)")
+    llm.add_argument("--gen-len", type=positive_int, help="generated tokens per request (default 128)")
+    llm.add_argument("--max-ttft-ms", type=positive_float, help="limit on the time to first token")
+    llm.add_argument("--max-tpot-ms", type=positive_float, help="limit on the time per output token")
+    llm.add_argument("--tp", type=tp_degrees, metavar="N[,N...]",
+                     help="tensor-parallel degrees to try, from 1, 2, 4, 8 (default: all the target allows)")
+    add_pass_arguments(p)
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print only the chosen plan's line; no progress bar")
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="every kernel and every configuration tried, with why each lost")
+
+
+def _passes_mode(s: str) -> str:
+
+    s = s.strip()
+    if s in ("auto", "none"):
+        return s
+    for name in s.split(","):
+        if name.strip():
+            get_pipeline(name.strip())  # unknown names: a PlannerError listing the known ones
+    return s
+
+
+def _drift_limit(s: str) -> float:
+    v = positive_float(s)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"'{s}' must be below 1 (it bounds 1 - cosine similarity)")
+    return v
+
+
+def add_pass_arguments(p: argparse.ArgumentParser) -> None:
+
+    g = p.add_argument_group("passes (cleanup, fusion, quantization; verified with onnxruntime on this machine)")
+    g.add_argument("--passes", type=_passes_mode, default="auto", metavar="auto|none|NAME[,NAME...]",
+                   help="pipelines searched with targets and batches: auto (default: none, fused, int8-dynamic, "
+                        "int4, fp16, and int8-static when --calibration is given), none (the model as stored), or "
+                        "names. Each pipeline runs once per model with onnxruntime verification after every "
+                        "pass: about 0.5-1.5 s for the shipped models")
+    g.add_argument("--max-drift", type=_drift_limit, default=DEFAULT_MAX_DRIFT, metavar="X",
+                   help=f"reject pipelines whose outputs drift more than X from the original's: cosine "
+                        f"similarity >= 1-X and, for classifier-like outputs, top-1 agreement >= 1-X (default "
+                        f"{DEFAULT_MAX_DRIFT}: cosine >= 0.99, top-1 >= 0.99)")
+    g.add_argument("--calibration", metavar="NPZ",
+                   help="inputs (.npz, one array per graph input, first axis = batch) for int8-static calibration "
+                        "and for measuring drift; default: seeded generated inputs")
+    g.add_argument("--int4-block-size", type=positive_int, default=32, metavar="N",
+                   help="block size of int4 weight quantization (power of two >= 16; default 32)")
+    g.add_argument("--fp16-io", action="store_true",
+                   help="fp16 pipeline: make graph inputs/outputs float16 too (default: keep float32 I/O)")
+    g.add_argument("--emit", metavar="OUT.onnx", help="write the chosen candidate's model (atomically; never over "
+                                                      "the input)")
+
+
+def run(args: argparse.Namespace) -> int:
+
+    with Progress("planning", enabled=not args.quiet) as bar:
+        p = plan(args.model, targets=args.target, dims=parse_dims(args.dim), batch=args.batch,
+                 max_latency_ms=args.max_latency_ms, target_files=args.target_file, max_batch=args.max_batch,
+                 progress=bar.update, prompt_len=args.prompt_len, gen_len=args.gen_len,
+                 max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp,
+                 passes=PassOptions(args.passes, args.max_drift, args.calibration, args.int4_block_size,
+                                    not args.fp16_io),
+                 emit=args.emit, loop_trips=args.loop_trips)
+    doc = json.dumps(p.to_dict(), indent=2)
+    if args.out:
+
+        write_atomic(args.out, doc + "\n", refuse={Path(args.model)})
+    if args.json:
+        print(doc)
+    elif args.quiet:
+        print(chosen_line(p))
+    else:
+        table = table_renderer(sys.stdout)
+        kernels = len(p.chosen.all_kernels) if args.verbose and p.chosen else args.top
+        print(render_plan(p, top=kernels, table=table))
+        if args.verbose:
+            print("\n" + render_candidates(p, table=table))
+    return 0 if p.chosen is not None else 1

@@ -1,0 +1,50 @@
+"""If, Loop and Scan timed per target from their bodies' own kernels, not as one fused kernel.
+
+A body is predicted like a small model of its own (its kernels fused as the target's runtime fuses them, each
+with its launch) and counted as often as it runs; If takes its slower branch on each target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from planner.model.analyze import Analysis
+from planner.model.controlflow import Body, bodies, is_control_flow
+from planner.predict.roofline import COMPUTE, MEMORY
+
+
+def _body_time(body: Body, analysis, target, new_predictor: Callable) -> tuple[float, float, float, str]:
+    """(seconds, compute s, memory s, peaks used) of one node run of `body` on `target`: its own kernels, fused
+    as the target's runtime fuses them, each with its launch, times its repeats."""
+    if "predictor" not in body.memo:  # node costs and kernels are shared by every target and call
+        body.memo["predictor"] = new_predictor()
+        body.memo["analysis"] = Analysis(graph=body.graph, binding=analysis.binding)
+    p = body.memo["predictor"].predict(body.memo["analysis"], target)
+    k = body.repeats
+    used = sorted({kp.time.peak_used for kp in p.kernels if kp.time.peak_used != "none"})
+    return (k * sum(kp.time.seconds for kp in p.kernels), k * sum(kp.time.compute_s for kp in p.kernels),
+            k * sum(kp.time.memory_s for kp in p.kernels), "+".join(used) or "none")
+
+
+def control_flow_times(timed: tuple, analysis, target, new_predictor: Callable) -> tuple:
+    """Re-time each If/Loop/Scan kernel on `target` from its bodies instead of as one fused kernel.
+
+    One roofline over a body's summed cost would charge a single launch for trips x nodes kernels and time
+    MatMuls at the vector peak; predicting the body like a small model of its own keeps both right. If takes
+    its slower branch on this target. `new_predictor` (the Predictor class) times each body with its own caches.
+    """
+    if not any(is_control_flow(analysis.graph.nodes[kp.kernel.nodes[0]]) for kp in timed):
+        return timed
+    out = []
+    for kp in timed:
+        node = analysis.graph.nodes[kp.kernel.nodes[0]]
+        found = bodies(node) if is_control_flow(node) and len(kp.kernel.nodes) == 1 else None
+        if not found:
+            out.append(kp)
+            continue
+        secs, comp, mem, used = max(_body_time(b, analysis, target, new_predictor) for b in found)
+        t = replace(kp.time, seconds=secs, compute_s=comp, memory_s=mem, bound=COMPUTE if comp > mem else MEMORY,
+                    peak_used=used, launch_dominated=False)
+        out.append(replace(kp, time=t))
+    return tuple(out)

@@ -1,0 +1,143 @@
+"""What kind of kernel a node runs, as calibrations name them: its family, its precision, its steps.
+
+A calibrated host measures a rate per family (planner.calibration.rates); every other target ignores the name."""
+
+from __future__ import annotations
+
+from planner.costs import OpClass
+from planner.model.ir import NodeInfo
+from planner.model.recurrent import GATES
+from planner.targets.host import nchwc_block_size
+
+_INT8_MATRIX = {"QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
+                "QGemm", "MatMulIntegerToFloat", "QAttention", "DynamicQuantizeLSTM"}
+
+
+def compute_dtype(node: NodeInfo) -> str:
+    """The precision a node's arithmetic runs at, which picks the target's peak."""
+    if node.op_type in _INT8_MATRIX:
+        return "int8"
+    for t in node.inputs:
+        if t is not None and not t.is_weight:
+            return t.dtype
+    for t in node.inputs:
+        if t is not None:
+            return t.dtype
+    return "float32"
+
+
+_GEMM_LIKE = {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "TransposeMatMul", "FusedMatMulActivation",
+              "GemmFastGelu", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
+              "QGemm", "MatMulInteger16", "Einsum"}
+
+
+_CONV_LIKE = {"Conv", "FusedConv", "NhwcConv", "NhwcFusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
+
+
+_RNN_LIKE = frozenset(GATES)  # LSTM, GRU, RNN and the quantized LSTM
+
+
+_DOMAIN_TAG = {"": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
+
+
+_ROW_WISE = {"Softmax", "LogSoftmax", "LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
+             "SkipSimplifiedLayerNormalization", "RMSNormalization", "ReduceMean", "ReduceSum", "ReduceMax"}
+
+
+SHORT_ROWS = 128  # a row-wise op over rows shorter than this is its own family ("Softmax:short")
+
+
+LONG_RUN = 64  # a Transpose whose output keeps runs of this many input elements in order is "Transpose:long"
+
+
+def contiguous_run(node: NodeInfo) -> int:
+    """How many consecutive input elements a Transpose moves together: the product of the trailing dims its
+    permutation leaves in place (ShuffleNet's channel shuffle [1, g, c, h, w] -> [1, c, g, h, w] moves h·w at a
+    time; attention's [b, s, h, d] -> [b, h, s, d] moves d). Measured here, a Transpose of 784-element runs
+    streams 3x faster than one of 32-element runs. 1 when the shape or permutation is unknown."""
+    x = node.in_shape(0)
+    if not x:
+        return 1
+    perm = list(node.attr("perm") or range(len(x) - 1, -1, -1))
+    if sorted(perm) != list(range(len(x))):  # not a permutation of this rank: the model is wrong, not us
+        return 1
+    run, i = 1, len(x) - 1
+    while i >= 0 and perm[i] == i:
+        run *= x[i]
+        i -= 1
+    return run
+
+
+def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
+    """The kind of kernel a node runs, as calibrations name them.
+
+    Matrix ops group by algorithm: "gemm" (MatMul-like), "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
+    input channel per group), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which onnxruntime's blocked
+    layout makes of a BatchNormalization; a calibration times it by its bytes), "conv_grouped_1x1" (other
+    groups, a 1x1 stride-1 kernel: one GEMM per group straight off the input), "conv_grouped" (other groups:
+    im2col per group first, several times slower than the 1x1 case at the same intensity), "lstm", "gru", "rnn",
+    prefixed "nchwc." for onnxruntime's blocked-layout kernels ("nchwc.conv_nchw": a blocked conv reading a
+    plain NCHW input, as first layers do), a dense one whose output is one channel block suffixed ":1block"
+    (see ONE_BLOCK); every other op is its own family, its op type with the domain
+    tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool"); row-wise ops (softmax, normalisations, reductions) over
+    rows shorter than SHORT_ROWS are a family of their own ("Softmax:short"), their cost being mostly per row;
+    a Transpose that moves runs of LONG_RUN or more elements is "Transpose:long" (contiguous_run).
+    """
+    tag = _DOMAIN_TAG.get(node.domain, node.domain + ".")
+    if op_class == OpClass.MATRIX:
+        if node.op_type in ("Gemm", "FusedGemm", "QGemm"):
+            return "gemm_bias"  # y = A·B + C: the bias initialises the output, B is usually transposed
+        if node.op_type in _GEMM_LIKE:
+            return "gemm"
+        if node.op_type in _RNN_LIKE:
+            return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
+        if node.op_type in _CONV_LIKE:
+            w = node.in_shape(3 if node.op_type in ("QLinearConv",) else 1)
+            group = node.attr("group", 1) or 1
+            depthwise = group > 1 and w is not None and len(w) > 1 and w[1] == 1
+            grouped = group > 1 and not depthwise
+            if tag == "ms.":  # FusedConv runs the plain Conv kernel (im2col + GEMM per group), then its activation
+                tag = ""
+            if depthwise:
+                return tag + ("conv_dw_1x1" if _pointwise(node, w) else "conv_dw")
+            if grouped:
+                return tag + ("conv_grouped_1x1" if _pointwise(node, w) else "conv_grouped")
+            x = node.in_shape(0)
+            first_layer = tag == "nchwc." and x is not None and len(x) > 1 and x[1] % 8  # plain NCHW input
+            family = "nchwc.conv_nchw" if first_layer else tag + "conv"
+            if tag == "nchwc." and w is not None and 0 < w[0] <= _nchwc_block():
+                family += ONE_BLOCK
+            return family
+    if node.op_type == "Transpose" and contiguous_run(node) >= LONG_RUN:
+        return f"{tag}Transpose:long"  # whole rows move: a copy of long runs, not a gather of single elements
+    if node.op_type in _ROW_WISE:
+        x = node.in_shape(0)
+        if x and x[-1] < SHORT_ROWS:
+            return f"{tag}{node.op_type}:short"  # per-row overheads dominate short rows
+    return tag + node.op_type
+
+
+ONE_BLOCK = ":1block"
+
+
+def _nchwc_block() -> int:
+
+    return nchwc_block_size()
+
+
+def _pointwise(node: NodeInfo, w: tuple | None) -> bool:
+    """A 1x1 kernel at stride 1 and no padding: every output pixel reads exactly its own input pixel."""
+    kernel = node.attr("kernel_shape") or (list(w[2:]) if w is not None and len(w) > 2 else None)
+    if not kernel or any(k != 1 for k in kernel):
+        return False
+    return all(s == 1 for s in (node.attr("strides") or [1])) and not any(node.attr("pads") or [0])
+
+
+def kernel_steps(node: NodeInfo) -> int:
+    """Sequential steps inside one kernel: an RNN runs its sequence one time step after another."""
+    if node.op_type not in _RNN_LIKE:
+        return 1
+    x = node.in_shape(0)
+    if x is None or len(x) != 3:
+        return 1
+    return max(1, x[1] if node.attr("layout", 0) == 1 else x[0])

@@ -1,0 +1,81 @@
+"""What a target's hardware reaches: the terms the roofline adds up, from the spec sheet or from measurement.
+
+The roofline (planner.predict.roofline) is one formula over a kernel's terms:
+
+    t = max(compute_s, memory_s - serial_s) + serial_s + fixed_s
+
+and a `Rates` object says what the terms are for one kernel. Every target carries one. `SPEC` is the spec
+sheet: FLOPs at peak x compute efficiency, bytes at bandwidth x memory efficiency, the launch overhead, no
+serial part. A calibrated host carries planner.calibration.rates.CalibratedRates instead, which answers the
+same questions from what `plan calibrate` measured (rates by kernel family and intensity, bandwidth by working
+set, fixed costs per family, weights read serially, GEMVs and recurrent layers as they were timed). Whatever
+is calibrated lives there; the roofline never asks which kind it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from planner.costs import OpClass, OpCost
+from planner.model.recurrent import RecurrentShape
+
+if TYPE_CHECKING:  # target.py holds a Rates; a Rates reads a Target's numbers
+    from planner.targets.target import Target
+
+
+@dataclass(frozen=True)
+class Work:
+    """One kernel as the rates see it."""
+
+    cost: OpCost
+    op_class: OpClass
+    family: str  # which calibrated rate times it (planner.predict.families.kernel_family), "" when none applies
+    peak_key: str  # the peak its arithmetic runs at ("fp32", "int8", "vector", ...)
+    peak_flops_per_s: float
+    intensity: float  # FLOPs per byte
+    resident_bytes: float = 0.0  # what its weights share the memory hierarchy with (the model's weights)
+    steps: int = 1  # > 1: this is one step of a kernel that runs that many (an RNN's time steps)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A kernel's time in parts. `serial_s` is the part of `memory_s` that does not hide under the arithmetic
+    (a CPU reads a GEMM's packed weights between bursts of FMAs); `arithmetic_hidden`: the measured memory
+    term already holds the arithmetic (a GEMV timed whole), so compute_s is reported but not added."""
+
+    compute_s: float
+    memory_s: float
+    fixed_s: float  # per kernel: the launch and the family's own cost
+    serial_s: float = 0.0
+    arithmetic_hidden: bool = False
+
+
+class Rates(Protocol):
+    def terms(self, work: Work, target: Target) -> Terms:
+        """The roofline's terms for `work` on `target`."""
+        ...
+
+    def layer_seconds(self, work: Work, shape: RecurrentShape, steps: int) -> float | None:
+        """A recurrent layer's time beyond its launch, where these rates know it whole; None otherwise."""
+        ...
+
+
+class SpecRates:
+    """The spec sheet: peak x compute efficiency, bandwidth x memory efficiency, the launch overhead."""
+
+    def terms(self, work: Work, target: Target) -> Terms:
+        cost = work.cost
+        bandwidth = target.mem_bw_bytes_per_s * target.memory_efficiency
+        weights = min(cost.weight_bytes, cost.bytes)
+        memory_s = (cost.bytes - weights) / bandwidth if cost.bytes else 0.0
+        if weights:
+            memory_s += weights / bandwidth
+        compute_s = cost.flops / (work.peak_flops_per_s * target.compute_efficiency) if cost.flops else 0.0
+        return Terms(compute_s, memory_s, target.launch_overhead_s + 0.0)
+
+    def layer_seconds(self, work: Work, shape: RecurrentShape, steps: int) -> float | None:
+        return None
+
+
+SPEC = SpecRates()
