@@ -10,14 +10,14 @@ from planner.costs import lookup
 from planner.errors import PlannerError
 from planner.llm import plan_decoder
 from planner.llm.decoder import recognise
-from planner.model.analyze import Analyzer
+from planner.model.analyze import Analysis, Analyzer
 from planner.model.controlflow import iter_nodes
-from planner.model.loader import load_model
+from planner.model.loader import LoadedModel, load_model
 from planner.output.emit import emit_model
 from planner.predict.fusion import graph_costs
 from planner.search.plan_types import ModelSummary, Plan, candidate_report
-from planner.search.sweep import DEFAULT_MAX_BATCH, search
-from planner.search.variants import PassOptions, optimize
+from planner.search.sweep import DEFAULT_MAX_BATCH, Candidate, search
+from planner.search.variants import Optimized, PassOptions, optimize
 
 
 def _unknown_ops(analyzer_graph) -> list[str]:
@@ -52,28 +52,54 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     resolved = resolve_targets(spec, target_files)
     loaded = load_model(path)
     decoder = recognise(loaded.model)
-    if decoder is not None and (emit is not None or (passes is not None and passes.mode not in ("auto", "none"))):
-        raise PlannerError(f"{path}: --passes and --emit apply to non-decoder models for now (decoders are planned "
-                           "by planner.llm, which does not run pass pipelines yet)")
+    _check_options(path, decoder is not None, passes, emit, prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)
     if decoder is not None:
         return plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len, gen_len,
                             max_ttft_ms, max_tpot_ms, tp)
-    if any(x is not None for x in (prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)):
-        raise PlannerError(f"{path}: --prompt-len, --gen-len, --max-ttft-ms, --max-tpot-ms and --tp apply to "
-                           "decoders only, and this model has no past key/value inputs and present outputs")
     analyzer = Analyzer(loaded, loop_trips=loop_trips)
     base = analyzer.analyze(dims, batch=batch)
     passes = passes or PassOptions()
-    optimized = optimize(loaded, analyzer, dims, passes, resolved)
+    optimized = optimize(loaded, analyzer, dims, passes, resolved)  # pass pipelines run, verified, drift measured
     result = search(analyzer, resolved, dims, batch=batch, max_latency_ms=max_latency_ms, max_batch=max_batch,
-                    progress=progress, variants=optimized.variants)
-    reports = {id(c): _report(c) for c in result.candidates}
-    g = base.graph
+                    progress=progress, variants=optimized.variants)  # predict every candidate, choose
     notes = list(base.notes) + optimized.notes
     if emit is not None and result.chosen is not None:
-        chosen = result.chosen.variant.name if result.chosen.variant else "none"
-        emit_model(optimized.models[chosen], emit, loaded.path, chosen, external=bool(loaded.external_files))
-        notes.append(f"emitted the chosen candidate's model ({chosen}) to {emit}")
+        notes.append(_emit(result.chosen, optimized, emit, loaded))
+    summary = _summary(loaded, analyzer, base, batch, max_batch, notes)
+    reports = {id(c): _report(c) for c in result.candidates}
+    return Plan(
+        model=summary,
+        chosen=reports[id(result.chosen)] if result.chosen else None,
+        candidates=[reports[id(c)] for c in result.candidates],
+        constraints={"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
+                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.max_drift},
+        best_per_target={k: reports[id(c)] for k, c in result.best_per_target.items()},
+        pipelines=optimized.reports,
+    )
+
+
+def _check_options(path: str | os.PathLike, is_decoder: bool, passes: PassOptions | None,
+                   emit: str | os.PathLike | None, *decoder_only: object) -> None:
+    """Refuse options that do not apply to this kind of model, on one line."""
+    if is_decoder and (emit is not None or (passes is not None and passes.mode not in ("auto", "none"))):
+        raise PlannerError(f"{path}: --passes and --emit apply to non-decoder models for now (decoders are planned "
+                           "by planner.llm, which does not run pass pipelines yet)")
+    if not is_decoder and any(x is not None for x in decoder_only):
+        raise PlannerError(f"{path}: --prompt-len, --gen-len, --max-ttft-ms, --max-tpot-ms and --tp apply to "
+                           "decoders only, and this model has no past key/value inputs and present outputs")
+
+
+def _emit(chosen: Candidate, optimized: Optimized, out: str | os.PathLike, loaded: LoadedModel) -> str:
+    """Write the chosen candidate's model; the note that says so."""
+    name = chosen.variant.name if chosen.variant else "none"
+    emit_model(optimized.models[name], out, loaded.path, name, external=bool(loaded.external_files))
+    return f"emitted the chosen candidate's model ({name}) to {out}"
+
+
+def _summary(loaded: LoadedModel, analyzer: Analyzer, base: Analysis, batch: int | None, max_batch: int,
+             notes: list[str]) -> ModelSummary:
+    """The model block of the plan: digest, bound dims and the defaults used, size, unknown ops, notes."""
+    g = base.graph
     defaults = list(base.binding.defaults_used)
     swept = batch is None and analyzer.batch_sweepable and max_batch > 1
     if swept:  # the batch was searched, not defaulted
@@ -84,21 +110,12 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     if base.unknown_shapes:
         notes.append(f"{len(base.unknown_shapes)} tensor shapes stayed unknown (their bytes count as 0): "
                      + ", ".join(base.unknown_shapes[:5]))
-    summary = ModelSummary(
+    return ModelSummary(
         path=str(loaded.path), sha256=loaded.sha256, dims=dict(base.binding.values),
         defaults_used=defaults,
         flops=sum(c.cost.flops for c in graph_costs(g)), weight_bytes=g.weight_bytes,
         unknown_ops=_unknown_ops(g), nodes=len(g.nodes), opset=g.opset, batch_dim=analyzer.spec.batch,
         batch_fixed=None if analyzer.spec.batch else analyzer.spec.fixed_batch, notes=notes,
-    )
-    return Plan(
-        model=summary,
-        chosen=reports[id(result.chosen)] if result.chosen else None,
-        candidates=[reports[id(c)] for c in result.candidates],
-        constraints={"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
-                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.max_drift},
-        best_per_target={k: reports[id(c)] for k, c in result.best_per_target.items()},
-        pipelines=optimized.reports,
     )
 
 

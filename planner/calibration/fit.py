@@ -37,7 +37,8 @@ import dataclasses
 import datetime as _dt
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -45,8 +46,9 @@ import onnx
 from planner.calibration.benches import mixed_graph
 from planner.calibration.host import as_executed
 from planner.calibration.overheads import fit_line
-from planner.calibration.rates import apply, bytes_timed, interpolate_loglog, weight_stream
+from planner.calibration.rates import GEMV_FIXED, apply, bytes_timed, interpolate_loglog, weight_stream
 from planner.calibration.recurrent import fit as fit_recurrent
+from planner.calibration.samples import Measurements, Sample
 from planner.calibration.store import RECURRENT, Calibration, CalibrationFileError, Curve
 from planner.calibration.timing import run_overhead
 from planner.model.analyze import Analyzer
@@ -122,27 +124,69 @@ def fit_weight_chains(samples: list) -> tuple[float, Curve]:
     return fixed, _falling(tuple(points))
 
 
-def fit(m) -> Calibration:
-    """Curves from a planner.calibration.suite.Measurements (see the module docstring)."""
+@dataclass(frozen=True)
+class _Sources:
+    """A calibration's samples by how they were timed (planner.calibration.samples.Sample.source)."""
 
-    try:
-        import onnxruntime
+    chains: list  # per node of a chain of tiny nodes of one family: that family's fixed cost
+    weights: list  # per node of a chain of GEMVs with weights of their own: weight reads, nothing else
+    mixed: list  # whole mixed graphs: checked against the fit at the end (the graph node overhead)
+    profiled: list  # single nodes, profiled (and activation chains)
+    stream: list  # of those, the Add streams: the bandwidth curve
 
-        ort_version = onnxruntime.__version__
-    except ImportError:  # pragma: no cover - calibrate needs it anyway
-        ort_version = ""
-    chains = [s for s in m.samples if s.source == "chain"]
-    weight_chains = [s for s in m.samples if s.source == "weights"]  # they time weight reads, nothing else
-    mixed = [s for s in m.samples if s.source == "mixed"]  # whole graphs: checked against the fit at the end
-    profiled = [s for s in m.samples if s.source not in ("chain", "weights", "mixed")]
-    stream = [s for s in profiled if s.label.startswith("Add stream")]
-    raw_fixed = {s.family: s.seconds for s in chains}
-    bandwidth = _falling(_merge((s.bytes, s.bytes / s.seconds) for s in stream if s.bytes))
-    gemv_fixed, weight_bw = fit_weight_chains(weight_chains)
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> _Sources:
+        profiled = [s for s in samples if s.source not in ("chain", "weights", "mixed")]
+        return cls([s for s in samples if s.source == "chain"], [s for s in samples if s.source == "weights"],
+                   [s for s in samples if s.source == "mixed"], profiled,
+                   [s for s in profiled if s.label.startswith("Add stream")])
+
+
+def fit(m: Measurements) -> Calibration:
+    """Curves from a calibration's measurements (see the module docstring), step by step."""
+    src = _Sources.of(m.samples)
+    bandwidth = _falling(_merge((s.bytes, s.bytes / s.seconds) for s in src.stream if s.bytes))
     if not bandwidth:
         raise CalibrationFileError("calibration measured no streaming kernel; cannot fit a bandwidth curve")
+    gemv_fixed, weight_bw = fit_weight_chains(src.weights)
+    fixed = _fixed_costs(src, bandwidth)
+    if weight_bw:
+        fixed[GEMV_FIXED] = gemv_fixed
+    net = _Net(fixed, weight_bw)
+    rate_curves, throughput_curves = _rate_curves(src, net)
+    cal = Calibration(
+        fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
+        run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
+        profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
+        rate_curves=rate_curves, recurrent_costs=_recurrent_costs(src.profiled),
+        throughput_curves=throughput_curves,
+        kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
+        weight_residency=dict(m.weight_residency), probe_s=m.probe_s,
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=_ort_version(),
+        quick=m.quick, seconds=round(m.seconds, 2),
+        samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps,
+                       s.weight_bytes, s.working_set, list(s.shape)) for s in m.samples),
+        notes=tuple(m.notes),
+    )
+    if len(src.mixed) < 2:
+        return cal
+    return dataclasses.replace(cal, graph_node_overhead_s=mixed_residual(cal, src.mixed))
 
-    def prelim_seconds(s) -> float:
+
+def _ort_version() -> str:
+    try:
+        import onnxruntime
+    except ImportError:  # pragma: no cover - calibrate needs it anyway
+        return ""
+    return onnxruntime.__version__
+
+
+def _fixed_costs(src: _Sources, bandwidth: Curve) -> dict[str, float]:
+    """Per family, a tiny node's time beyond what the profiled samples' curves give it; per op class, the
+    median of its families (for families never chained); per recurrent family, per time step."""
+    profiled = src.profiled
+
+    def prelim_seconds(s: Sample) -> float:
         """What the profiled samples say a node like this chain's tiny one takes, fixed cost aside."""
         if s.op_class == "matrix":
             pts = [(x.intensity, x.flops / x.seconds) for x in profiled if x.family == s.family and x.flops]
@@ -151,14 +195,15 @@ def fit(m) -> Calibration:
         curve = _merge(pts) or bandwidth
         return s.bytes / interpolate_loglog(curve, s.bytes) if s.bytes else 0.0
 
-    fixed = {fam: max(0.0, t - prelim_seconds(next(s for s in chains if s.family == fam)))
-             for fam, t in raw_fixed.items()}
+    raw = {s.family: s.seconds for s in src.chains}
+    fixed = {fam: max(0.0, t - prelim_seconds(next(s for s in src.chains if s.family == fam)))
+             for fam, t in raw.items()}
     for fam in fixed:  # a fixed cost cannot be most of the quickest node of that family ever measured
         seen = [s.seconds for s in profiled if s.family == fam]
         if seen:
             fixed[fam] = min(fixed[fam], 0.5 * min(seen))
     by_class: dict[str, list[float]] = defaultdict(list)
-    for s in chains:
+    for s in src.chains:
         by_class[s.op_class].append(fixed[s.family])
     for op_class, values in by_class.items():
         fixed.setdefault(op_class, statistics.median(values))
@@ -167,61 +212,65 @@ def fit(m) -> Calibration:
         rnn = [s for s in profiled if s.family == fam and s.flops]
         if len(rnn) < 2:
             continue
-
         step = [s.seconds / s.steps for s in rnn]
         c0, _ = fit_line([s.flops for s in rnn], step)  # t = fixed + flops / rate: the intercept
         fixed[fam] = min(max(c0, 0.0), 0.5 * min(step))
-    if weight_bw:
-        fixed["weight_stream"] = gemv_fixed
+    return fixed
 
-    def net(s) -> float:
-        """Seconds of one step beyond the fixed cost (a sample's flops and bytes are per step; an RNN's fixed
-        cost is per step too); a single-step matrix kernel's also beyond reading its weights from where the
-        microbenchmark keeps them (roofline.kernel_time adds them back at the model's working set)."""
-        f = fixed.get(s.family, fixed.get(s.op_class, 0.0))
-        steps = getattr(s, "steps", 1)
-        per_step = s.seconds / steps
-        if steps > 1:
-            return max(per_step - f, 0.1 * per_step)
-        return max(s.seconds - f - weight_read(s), 0.1 * s.seconds)
 
-    def weight_read(s) -> float:
-        """The sample's weight read where roofline.kernel_time adds weight reads to the arithmetic, else 0."""
-        w = getattr(s, "weight_bytes", 0)
-        if (s.op_class != "matrix" or not w or not weight_bw or getattr(s, "steps", 1) > 1
-                or weight_stream(s.flops, s.bytes, w)):
+@dataclass(frozen=True)
+class _Net:
+    """A sample's seconds net of what the rates add back separately: its family's fixed cost, and a single-step
+    matrix kernel's weight read from where the microbenchmark keeps them (the calibrated rates add them back at
+    the model's working set)."""
+
+    fixed: dict[str, float]
+    weight_bw: Curve
+
+    def fixed_of(self, s: Sample) -> float:
+        return self.fixed.get(s.family, self.fixed.get(s.op_class, 0.0))
+
+    def seconds(self, s: Sample) -> float:
+        """Seconds of one step beyond the fixed cost (an RNN's flops, bytes and fixed cost are per step)."""
+        if s.steps > 1:
+            per_step = s.seconds / s.steps
+            return max(per_step - self.fixed_of(s), 0.1 * per_step)
+        return max(s.seconds - self.fixed_of(s) - self.weight_read(s), 0.1 * s.seconds)
+
+    def weight_read(self, s: Sample) -> float:
+        """The sample's weight read where the rates add weight reads to the arithmetic, else 0."""
+        w = s.weight_bytes
+        if s.op_class != "matrix" or not w or not self.weight_bw or s.steps > 1 or weight_stream(s.flops, s.bytes, w):
             return 0.0
-        return w / interpolate_loglog(weight_bw, s.bytes)
+        return w / interpolate_loglog(self.weight_bw, s.bytes)
 
-    def weight_bound(s) -> bool:
+    def weight_bound(self, s: Sample) -> bool:
         """Reading the weights is most of this kernel's time: it says nothing of the arithmetic rate."""
-        f = fixed.get(s.family, fixed.get(s.op_class, 0.0))
-        return weight_read(s) > 2 / 3 * max(s.seconds - f, 1e-12)
+        return self.weight_read(s) > 2 / 3 * max(s.seconds - self.fixed_of(s), 1e-12)
 
+
+def _rate_curves(src: _Sources, net: _Net) -> tuple[dict[str, Curve], dict[str, Curve]]:
+    """(FLOP-rate curves over intensity per "<family>.<peak>", bytes/s curves over working set per family)."""
     rate_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     stream_points: dict[str, list[tuple[float, float]]] = defaultdict(list)  # weight streams (GEMVs)
     thru_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for s in profiled:
+    for s in src.profiled:
         by_bytes = bytes_timed(s.family, s.op_class)
         if not by_bytes and s.flops and s.bytes:
-            if weight_bound(s):
+            if net.weight_bound(s):
                 continue
-            point = (s.intensity, s.flops / net(s))
-            streams = s.steps == 1 and weight_stream(s.flops, s.bytes, getattr(s, "weight_bytes", 0))
+            point = (s.intensity, s.flops / net.seconds(s))
+            streams = s.steps == 1 and weight_stream(s.flops, s.bytes, s.weight_bytes)
             keys = [f"{s.family}.{s.peak_key}"]
             if s.family == "gemm":  # the fallback for matrix kernels of a family never measured
                 keys.append(f"matrix.{s.peak_key}")
             for key in keys:
                 (stream_points if streams else rate_points)[key].append(point)
-        elif by_bytes and s.bytes and s not in stream:
-            thru_points[s.family].append((s.bytes, s.bytes / net(s)))
-    vector_rates = [s.flops / net(s) for s in profiled if s.op_class == "vector" and s.flops and s not in stream]
-    layers: dict[str, list[tuple[RecurrentShape, int, float]]] = defaultdict(list)
-    for s in profiled:
-        if s.family in RECURRENT and s.steps > 1 and len(getattr(s, "shape", ())) == 5:
-            layers[f"{s.family}.{s.peak_key}"].append((RecurrentShape(*s.shape), s.steps, s.seconds))
-    recurrent_costs = {k: c for k, c in ((k, fit_recurrent(v)) for k, v in layers.items()) if c}
-    # GEMVs of one intensity differ by where their weights live, which kernel_time times separately: their
+        elif by_bytes and s.bytes and s not in src.stream:
+            thru_points[s.family].append((s.bytes, s.bytes / net.seconds(s)))
+    vector_rates = [s.flops / net.seconds(s) for s in src.profiled
+                    if s.op_class == "vector" and s.flops and s not in src.stream]
+    # GEMVs of one intensity differ by where their weights live, which the rates time separately: their
     # arithmetic is the fastest of them (weights in cache). Different kernels sharing an intensity: the median.
     # Past the GEMVs, the curve is the other kernels' alone, made non-decreasing; a GEMV point below their
     # intensities only extends it, and never above their fastest rate.
@@ -233,23 +282,16 @@ def fit(m) -> Calibration:
         rate_curves[key] = _isotonic(tuple(below)) + curve
     if vector_rates:  # an unmeasured elementwise op: the median measured one's arithmetic rate
         rate_curves["vector.vector"] = ((1.0, statistics.median(vector_rates)),)
-    cal = Calibration(
-        fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
-        run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
-        profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
-        rate_curves=rate_curves, recurrent_costs=recurrent_costs,
-        throughput_curves={k: _falling(_merge(v)) for k, v in thru_points.items()},
-        kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
-        weight_residency=dict(getattr(m, "weight_residency", {})),
-        probe_s=getattr(m, "probe_s", None),
-        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=ort_version,
-        quick=getattr(m, "quick", False), seconds=round(m.seconds, 2),
-        samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps,
-                       getattr(s, "weight_bytes", 0), getattr(s, "working_set", 0), list(getattr(s, "shape", ())))
-                      for s in m.samples),
-        notes=tuple(m.notes),
-    )
-    return dataclasses.replace(cal, graph_node_overhead_s=mixed_residual(cal, mixed)) if len(mixed) >= 2 else cal
+    return rate_curves, {k: _falling(_merge(v)) for k, v in thru_points.items()}
+
+
+def _recurrent_costs(profiled: list[Sample]) -> dict[str, dict[str, float]]:
+    """planner.calibration.recurrent's costs per "<family>.<peak>", from the layers measured whole."""
+    layers: dict[str, list[tuple[RecurrentShape, int, float]]] = defaultdict(list)
+    for s in profiled:
+        if s.family in RECURRENT and s.steps > 1 and len(s.shape) == 5:
+            layers[f"{s.family}.{s.peak_key}"].append((RecurrentShape(*s.shape), s.steps, s.seconds))
+    return {k: c for k, c in ((k, fit_recurrent(v)) for k, v in layers.items()) if c}
 
 
 def mixed_residual(cal: Calibration, samples: list) -> float:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from planner.calibration.benches import MIXED_BLOCKS, activation_chain, chain_steps, mixed_graph, weight_chain
 from planner.calibration.overheads import (
-    ChainTiming,
     chain_samples,
     chain_timings,
     overhead_timings,
@@ -74,16 +73,9 @@ def calibrate(threads: int = 1, quick: bool = False, progress: Callable[[int, in
         import onnxruntime  # noqa: F401
     except ImportError:
         raise CalibrationError("plan calibrate needs onnxruntime (pip install onnxruntime)") from None
-
     start = time.perf_counter()
-    benches = suite(quick)
-    n_chains = 3 if quick else len(chain_steps()) - 1
-    n_passes = 1 if quick else PASSES
-    chains_w = weight_chains(quick)
-    chains_a = ACTIVATION_CHAINS if not quick else ACTIVATION_CHAINS[:1]
-    mixed = MIXED_BLOCKS
-    steps = (len(benches) + len(chains_w) + len(chains_a) + len(mixed)) * n_passes + n_chains + (5 if quick else 11)
-    bar = _Steps(steps, progress)
+    run = _Run(threads, quick)
+    bar = _Steps(run.steps, progress)
     with tempfile.TemporaryDirectory(prefix="planner-calibrate-") as tmp:
         work = Path(tmp)
         gate = QuietGate(threads, budget_s=6.0 if not quick else 1.0)  # bounded: under a minute in all
@@ -91,66 +83,101 @@ def calibrate(threads: int = 1, quick: bool = False, progress: Callable[[int, in
         # the overheads are timed at the start and again at the end, and every sample is made from the
         # quickest of the two once both are in (overheads_from): one burst cannot skew them all
         overhead_times = [overhead_timings(threads, quick, work, bar.step, gate)]
-        runs = 30 if not quick else 5
-        notes: list[str] = []
         workspace = runtime_memory(threads, work)
         residency = weight_residency(threads, work, workspace)
         bar.step("runtime memory")
-        passes: list[list[Callable[[Overheads], list[Sample]]]] = []
-        weight_sessions: dict[tuple, object] = {}
-        tiny: list[ChainTiming] = []
-        for i in range(n_passes):
-            samples: list[Callable[[Overheads], list[Sample]]] = []
-            if i == 0:  # chains already take the quicker of two interleaved measurements
-                gate.wait(1.0 if not quick else 0.05)
-                tiny = chain_timings(threads, quick, work, bar.step)
-            for b in benches:
-                gate.wait(1.0 if not quick else 0.05)
-                try:
-                    p = profiled(b, threads, runs, 0.15 if not quick else 0.05, work, e2e=True)
-                except PlannerError as e:  # one kernel this build lacks must not sink the calibration
-                    if i == 0:
-                        notes.append(f"{b.label}: skipped ({e})")
-                else:
-                    samples.append(lambda o, p=p, label=b.label: samples_of(p, o, label))
-                bar.step(b.label)
-            for k, length, transposed in chains_w:
-                key = (k, length, transposed)
-                if key not in weight_sessions:  # built once, timed in every pass (256 MiB take seconds to build)
-                    bench = weight_chain(k, length, transposed)
-                    weight_sessions[key] = (bench, make_session(bench.model, session_options(threads)))
-                bench, session = weight_sessions[key]
-                gate.wait(1.0 if not quick else 0.05)
-                t = e2e_seconds(bench, threads, 200 if not quick else 20, 0.2 if not quick else 0.05, session)
-                samples.append(lambda o, a=(bench, k, length, transposed, t): [weight_chain_sample(*a, o)])
-                bar.step(bench.label)
-            for h, m, k in chains_a:
-                gate.wait(1.0 if not quick else 0.05)
-                bench = activation_chain(h, m, k)
-                t = e2e_seconds(bench, threads, 200 if not quick else 20, 0.1 if not quick else 0.05)
-                samples.append(lambda o, a=(bench, h, m, k, t): [activation_chain_sample(*a, o)])
-                bar.step(bench.label)
-            for blocks in mixed:
-                bench = mixed_graph(blocks)
-                times = []
-                for _ in range(MIXED_REPEATS if not quick else 1):  # a difference of two: each its quickest
-                    gate.wait(1.0 if not quick else 0.05)
-                    times.append(e2e_seconds(bench, threads, 400 if not quick else 40, 0.15 if not quick else 0.05))
-                whole = mixed_sample(blocks, min(times))  # needs no overheads
-                samples.append(lambda o, s=whole: [s])
-                bar.step(bench.label)
-            passes.append(samples)
-        weight_sessions.clear()
+        gate.wait(run.pause_s)
+        tiny = chain_timings(threads, quick, work, bar.step)  # the quicker of two interleaved timings already
+        passes = [run.one_pass(i, work, gate, bar) for i in range(run.passes)]
+        run.weight_sessions.clear()
         if not quick:
             overhead_times.append(overhead_timings(threads, quick, work, bar.step, gate, repeats=2))
         o = overheads_from(*overhead_times)
         made = [[s for pending in p for s in pending(o)] for p in passes]
         made[0] += chain_samples(tiny, o.launch_s)
         if gate.noisy:
-            notes.append(f"the machine was busy: {gate.noisy} microbenchmarks ran after {gate.waited_s:.0f} s of "
-                         "waiting for a quiet moment (planner.ort.quiet)")
+            run.notes.append(f"the machine was busy: {gate.noisy} microbenchmarks ran after {gate.waited_s:.0f} s "
+                             "of waiting for a quiet moment (planner.ort.quiet)")
     return Measurements(threads=threads, launch_overhead_s=o.launch_s, run_overhead_s=o.run_s,
                         run_overhead_per_io_s=o.per_io_s, profiler_bias_s=o.profiler_bias_s, samples=quickest(made),
                         workspace_bytes=workspace, weight_residency=residency,
-                        seconds=time.perf_counter() - start, notes=notes, quick=quick, probe_s=gate.best_s,
+                        seconds=time.perf_counter() - start, notes=run.notes, quick=quick, probe_s=gate.best_s,
                         busy=gate.noisy)
+
+
+Pending = Callable[[Overheads], list[Sample]]  # a timing waiting for the final overheads to become samples
+
+
+class _Run:
+    """One calibration's suite and its knobs; one_pass times everything once."""
+
+    def __init__(self, threads: int, quick: bool) -> None:
+        self.threads, self.quick = threads, quick
+        self.benches = suite(quick)
+        self.chains_w = weight_chains(quick)
+        self.chains_a = ACTIVATION_CHAINS if not quick else ACTIVATION_CHAINS[:1]
+        self.passes = 1 if quick else PASSES
+        self.pause_s = 1.0 if not quick else 0.05  # the most a microbenchmark waits for a quiet moment
+        n_chains = 3 if quick else len(chain_steps()) - 1
+        per_pass = len(self.benches) + len(self.chains_w) + len(self.chains_a) + len(MIXED_BLOCKS)
+        self.steps = per_pass * self.passes + n_chains + (5 if quick else 11)
+        self.weight_sessions: dict[tuple, tuple] = {}  # built once, timed in every pass (256 MiB take seconds)
+        self.notes: list[str] = []
+
+    def one_pass(self, i: int, work: Path, gate: QuietGate, bar: _Steps) -> list[Pending]:
+        return [*self._profiled(i, work, gate, bar), *self._weight_chains(gate, bar),
+                *self._activation_chains(gate, bar), *self._mixed(gate, bar)]
+
+    def _profiled(self, i: int, work: Path, gate: QuietGate, bar: _Steps) -> list[Pending]:
+        out: list[Pending] = []
+        for b in self.benches:
+            gate.wait(self.pause_s)
+            try:
+                p = profiled(b, self.threads, 30 if not self.quick else 5, 0.15 if not self.quick else 0.05, work,
+                             e2e=True)
+            except PlannerError as e:  # one kernel this build lacks must not sink the calibration
+                if i == 0:
+                    self.notes.append(f"{b.label}: skipped ({e})")
+            else:
+                out.append(lambda o, p=p, label=b.label: samples_of(p, o, label))
+            bar.step(b.label)
+        return out
+
+    def _weight_chains(self, gate: QuietGate, bar: _Steps) -> list[Pending]:
+        out: list[Pending] = []
+        for k, length, transposed in self.chains_w:
+            key = (k, length, transposed)
+            if key not in self.weight_sessions:
+                bench = weight_chain(k, length, transposed)
+                self.weight_sessions[key] = (bench, make_session(bench.model, session_options(self.threads)))
+            bench, session = self.weight_sessions[key]
+            gate.wait(self.pause_s)
+            t = e2e_seconds(bench, self.threads, 200 if not self.quick else 20, 0.2 if not self.quick else 0.05,
+                            session)
+            out.append(lambda o, a=(bench, k, length, transposed, t): [weight_chain_sample(*a, o)])
+            bar.step(bench.label)
+        return out
+
+    def _activation_chains(self, gate: QuietGate, bar: _Steps) -> list[Pending]:
+        out: list[Pending] = []
+        for h, m, k in self.chains_a:
+            gate.wait(self.pause_s)
+            bench = activation_chain(h, m, k)
+            t = e2e_seconds(bench, self.threads, 200 if not self.quick else 20, 0.1 if not self.quick else 0.05)
+            out.append(lambda o, a=(bench, h, m, k, t): [activation_chain_sample(*a, o)])
+            bar.step(bench.label)
+        return out
+
+    def _mixed(self, gate: QuietGate, bar: _Steps) -> list[Pending]:
+        out: list[Pending] = []
+        for blocks in MIXED_BLOCKS:
+            bench = mixed_graph(blocks)
+            times = []
+            for _ in range(MIXED_REPEATS if not self.quick else 1):  # a difference of two: each its quickest
+                gate.wait(self.pause_s)
+                times.append(e2e_seconds(bench, self.threads, 400 if not self.quick else 40,
+                                         0.15 if not self.quick else 0.05))
+            whole = mixed_sample(blocks, min(times))  # needs no overheads
+            out.append(lambda o, s=whole: [s])
+            bar.step(bench.label)
+        return out

@@ -1,9 +1,8 @@
 """LLM decoders: prefill and decode phases, KV cache, token economics and tensor parallelism.
 
-    planner.llm.decoder      recognise a decoder; the dims of its two phases (also what `plan validate` binds)
-    planner.llm.phases   a phase as kernel groups affine in the batch; roofline time per target and TP degree
-    planner.llm.plan     the search over target x devices x batch and the plan document
-    planner.output.decoder_text   the plan as text
+    decoder   recognise a decoder; the dims of its two phases (also what `plan validate` binds)
+    phases    a phase as kernel groups affine in the batch; roofline time per target and TP degree
+    plan      the search over target x devices x batch and the plan document (as text: output.decoder_text)
 """
 
 from planner.llm.plan import DEFAULT_GEN_LEN, DEFAULT_PROMPT_LEN, TP_DEGREES, DecoderPlanner, plan_decoder
