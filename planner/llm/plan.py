@@ -408,16 +408,36 @@ def plan_decoder(loaded: LoadedModel, info: DecoderInfo, targets: Sequence[Targe
     for c in sorted(ok, key=_rank):
         best.setdefault(c.target.name, reports[id(c)])
     formula, graph_kv = dp.graph_kv_check()
-    kv_note = (f"KV cache check: formula {formula:,} B = graph's present tensors {graph_kv:,} B at the decode context"
-               if formula == graph_kv else
-               f"KV cache formula {formula:,} B differs from the graph's present tensors {graph_kv:,} B")
-    notes.append(kv_note)
+    notes.append(f"KV cache check: formula {formula:,} B = graph's present tensors {graph_kv:,} B at the decode "
+                 "context" if formula == graph_kv else
+                 f"KV cache formula {formula:,} B differs from the graph's present tensors {graph_kv:,} B")
     for a in (prefill1, decode1):
         notes.extend(n for n in a.notes if n not in notes)
     rows = _position_rows(decode1.graph)
     if rows is not None and rows < dp.longest_context:
         notes.append(f"the model's position table has {rows} rows: a context of {dp.longest_context} tokens "
                      "(prompt + generated) indexes past it and fails at run time; planned anyway")
+    tp_summary = _tensor_parallel(targets, configs, notes)
+    wbytes = decode1.graph.weight_bytes
+    decoder = _decoder_block(dp, info, targets, decode1, prefill1, (formula, graph_kv), tp_summary)
+    decoder["planning_s"] = time.perf_counter() - started
+    constraints = {"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
+                   "targets": [t.name for t in targets], "prompt_len": prompt_len, "gen_len": gen_len,
+                   "max_ttft_ms": max_ttft_ms, "max_tpot_ms": max_tpot_ms, "tp": list(tp) if tp else None}
+    summary = ModelSummary(
+        path=str(loaded.path), sha256=loaded.sha256, dims=dict(dp.dims[DECODE]),
+        defaults_used=defaults + list(decode1.binding.defaults_used),
+        flops=decoder["decode_flops_per_token"], weight_bytes=wbytes, unknown_ops=_unknown_ops(decode1.graph),
+        nodes=len(decode1.graph.nodes), opset=decode1.graph.opset, batch_dim=dp.analyzer.spec.batch,
+        batch_fixed=None if dp.analyzer.spec.batch else dp.analyzer.spec.fixed_batch, notes=notes, decoder=decoder,
+    )
+    return Plan(model=summary, chosen=reports[id(chosen)] if chosen else None,
+                candidates=[reports[id(c)] for c in configs], constraints=constraints, best_per_target=best)
+
+
+def _tensor_parallel(targets: Sequence[Target], configs: list[_Config], notes: list[str]) -> dict[str, dict]:
+    """Per target, the best admissible configuration at each device count (else why none), and the cheapest
+    count; a note per target that tried more than one."""
     tp_summary: dict[str, dict] = {}
     for t in targets:
         per: dict[str, object] = {}
@@ -443,6 +463,14 @@ def plan_decoder(loaded: LoadedModel, info: DecoderInfo, targets: Sequence[Targe
                              f"{'s' if cheapest != '1' else ''}")
         else:
             tp_summary[t.name] = {"by_devices": per, "cheapest_devices": None}
+    return tp_summary
+
+
+def _decoder_block(dp: DecoderPlanner, info: DecoderInfo, targets: Sequence[Target], decode1, prefill1,
+                   kv_check: tuple[int, int], tp_summary: dict[str, dict]) -> dict:
+    """The plan's `decoder` block: what was inferred, the phases' settings and sizes, the KV cache check."""
+    formula, graph_kv = kv_check
+    prompt_len, gen_len = dp.prompt_len, dp.gen_len
     wbytes = decode1.graph.weight_bytes
     decoder = {
         "layers": info.layers, "kv_heads": info.kv_heads, "head_dim": info.head_dim, "kv_dtype": info.kv_dtype,
@@ -461,17 +489,5 @@ def plan_decoder(loaded: LoadedModel, info: DecoderInfo, targets: Sequence[Targe
                   "captured-graph replay (15 us + 0.58 us per kernel), the eager figure in phases.decode",
         "tensor_parallel": tp_summary,
         "phases_affine_in_batch": all(p.affine for p in dp._phases.values()),
-        "planning_s": time.perf_counter() - started,
     }
-    constraints = {"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
-                   "targets": [t.name for t in targets], "prompt_len": prompt_len, "gen_len": gen_len,
-                   "max_ttft_ms": max_ttft_ms, "max_tpot_ms": max_tpot_ms, "tp": list(tp) if tp else None}
-    summary = ModelSummary(
-        path=str(loaded.path), sha256=loaded.sha256, dims=dict(dp.dims[DECODE]),
-        defaults_used=defaults + list(decode1.binding.defaults_used),
-        flops=decoder["decode_flops_per_token"], weight_bytes=wbytes, unknown_ops=_unknown_ops(decode1.graph),
-        nodes=len(decode1.graph.nodes), opset=decode1.graph.opset, batch_dim=dp.analyzer.spec.batch,
-        batch_fixed=None if dp.analyzer.spec.batch else dp.analyzer.spec.fixed_batch, notes=notes, decoder=decoder,
-    )
-    return Plan(model=summary, chosen=reports[id(chosen)] if chosen else None,
-                candidates=[reports[id(c)] for c in configs], constraints=constraints, best_per_target=best)
+    return decoder

@@ -136,38 +136,12 @@ def load_target_file(path: str | Path) -> Target:
     """Parse and validate one target file; any problem is a TargetFileError naming the file and field."""
     path = Path(path)
     r = _Reader(path, {})
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except OSError as e:
-        r.fail(f"cannot read target file ({e.strerror or e})")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        r.fail(f"invalid TOML ({e})")
-    r.data = data
-
+    r.data = data = _read_toml(r, path)
     unknown = sorted(set(data) - _TOP_LEVEL)
     if unknown:
         r.fail(f"unknown top-level key {unknown[0]!r}")
-    name = r.string(data, "name", "name", required=True)
-    if not _NAME_RE.match(name) or name in (HOST, ALL):
-        r.fail(f"name {name!r} must be lower-case letters, digits, '.', '_' or '-' and not "
-               f"'{HOST}' or '{ALL}'")
-    full_name = r.string(data, "full_name", "full_name", required=True)
-    kind = r.string(data, "kind", "kind", required=True)
-    if kind not in KINDS:
-        r.fail(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
-
-    matrix_table = data.get("matrix_peak_flops_per_s")
-    if not isinstance(matrix_table, Mapping) or not matrix_table:
-        r.fail("missing required section [matrix_peak_flops_per_s] (at least one dense peak)")
-    matrix: dict[str, float] = {}
-    for dtype in matrix_table:
-        if dtype not in MATRIX_DTYPES:
-            r.fail(f"unknown matrix dtype {dtype!r} in [matrix_peak_flops_per_s] "
-                   f"(known: {', '.join(MATRIX_DTYPES)})")
-        matrix[dtype] = float(r.number(matrix_table, dtype, f"[matrix_peak_flops_per_s] {dtype}",
-                                       f"matrix.{dtype}", required=True))
-
+    name, full_name, kind = _identity(r, data)
+    matrix = _matrix_peaks(r, data)
     vector = r.section("vector", required=True)
     memory = r.section("memory", required=True)
     eff = r.section("efficiency", required=True)
@@ -186,33 +160,9 @@ def load_target_file(path: str | Path) -> Target:
     memory_eff = num(eff, "efficiency", "memory", "efficiency.memory", required=True, at_most=1.0)
     launch = num(eff, "efficiency", "launch_overhead_s", "efficiency.launch_overhead", required=True)
     workspace = num(eff, "efficiency", "workspace_bytes", "efficiency.workspace", required=True)
-
-    link_text = r.string(link, "description", "[interconnect] description", required=False)
-    link_bw = num(link, "interconnect", "bytes_per_s", "interconnect.bandwidth", required=False)
-    # A device count is configuration rather than a measurement, so a bare integer is accepted too.
-    max_devices = link.get("max_devices")
-    if not isinstance(max_devices, int) or isinstance(max_devices, bool):
-        max_devices = num(link, "interconnect", "max_devices", "interconnect.max_devices", required=False,
-                          integer=True)
-    elif max_devices < 1:
-        r.fail(f"[interconnect] max_devices must be a positive whole number, got {max_devices!r}")
-
-    usd = num(price, "price", "usd_per_hour", "price", required=bool(price))
-    instance = r.string(price, "instance", "[price] instance", required=False)
-    when = ", ".join(x for x in (r.string(price, "region", "[price] region", required=False),
-                                  r.string(price, "date", "[price] date", required=False)) if x)
-    if usd is not None and when:
-        r.sources["price"] = f"{r.sources['price']} ({when})"
-
-    runtime_name = r.string(runtime, "name", "[runtime] name", required=True)
-    if runtime_name not in RUNTIMES:
-        r.fail(f"unknown runtime {runtime_name!r} (known: {', '.join(RUNTIMES)})")
-    fp32_peak = r.string(runtime, "fp32_matmul_peak", "[runtime] fp32_matmul_peak", required=False,
-                         default="fp32")
-    if fp32_peak not in MATRIX_DTYPES:
-        r.fail(f"[runtime] fp32_matmul_peak {fp32_peak!r} is not a matrix dtype "
-               f"(known: {', '.join(MATRIX_DTYPES)})")
-
+    link_text, link_bw, max_devices = _interconnect(r, link)
+    usd, instance = _price(r, price)
+    runtime_name, fp32_peak = _runtime(r, runtime)
     return Target(
         name=name,
         full_name=full_name,
@@ -239,6 +189,82 @@ def load_target_file(path: str | Path) -> Target:
         caveats=r.caveats,
         path=str(path),
     )
+
+
+def _read_toml(r: _Reader, path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        r.fail(f"cannot read target file ({e.strerror or e})")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        r.fail(f"invalid TOML ({e})")
+
+
+def _identity(r: _Reader, data: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(name, full_name, kind), each checked."""
+    name = r.string(data, "name", "name", required=True)
+    if not _NAME_RE.match(name) or name in (HOST, ALL):
+        r.fail(f"name {name!r} must be lower-case letters, digits, '.', '_' or '-' and not "
+               f"'{HOST}' or '{ALL}'")
+    full_name = r.string(data, "full_name", "full_name", required=True)
+    kind = r.string(data, "kind", "kind", required=True)
+    if kind not in KINDS:
+        r.fail(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    return name, full_name, kind
+
+
+def _matrix_peaks(r: _Reader, data: Mapping[str, Any]) -> dict[str, float]:
+    """[matrix_peak_flops_per_s]: at least one dense peak, every key a known precision."""
+    matrix_table = data.get("matrix_peak_flops_per_s")
+    if not isinstance(matrix_table, Mapping) or not matrix_table:
+        r.fail("missing required section [matrix_peak_flops_per_s] (at least one dense peak)")
+    matrix: dict[str, float] = {}
+    for dtype in matrix_table:
+        if dtype not in MATRIX_DTYPES:
+            r.fail(f"unknown matrix dtype {dtype!r} in [matrix_peak_flops_per_s] "
+                   f"(known: {', '.join(MATRIX_DTYPES)})")
+        matrix[dtype] = float(r.number(matrix_table, dtype, f"[matrix_peak_flops_per_s] {dtype}",
+                                       f"matrix.{dtype}", required=True))
+    return matrix
+
+
+def _interconnect(r: _Reader, link: Mapping[str, Any]) -> tuple[str, float | None, float | None]:
+    """(description, bytes/s per device and direction, devices per node)."""
+    link_text = r.string(link, "description", "[interconnect] description", required=False)
+    link_bw = r.number(link, "bytes_per_s", "[interconnect] bytes_per_s", "interconnect.bandwidth", required=False)
+    # A device count is configuration rather than a measurement, so a bare integer is accepted too.
+    max_devices = link.get("max_devices")
+    if not isinstance(max_devices, int) or isinstance(max_devices, bool):
+        max_devices = r.number(link, "max_devices", "[interconnect] max_devices", "interconnect.max_devices",
+                               required=False, integer=True)
+    elif max_devices < 1:
+        r.fail(f"[interconnect] max_devices must be a positive whole number, got {max_devices!r}")
+    return link_text, link_bw, max_devices
+
+
+def _price(r: _Reader, price: Mapping[str, Any]) -> tuple[float | None, str]:
+    """(USD per hour, instance); the region and date join the price's source."""
+    usd = r.number(price, "usd_per_hour", "[price] usd_per_hour", "price", required=bool(price))
+    instance = r.string(price, "instance", "[price] instance", required=False)
+    when = ", ".join(x for x in (r.string(price, "region", "[price] region", required=False),
+                                  r.string(price, "date", "[price] date", required=False)) if x)
+    if usd is not None and when:
+        r.sources["price"] = f"{r.sources['price']} ({when})"
+    return usd, instance
+
+
+def _runtime(r: _Reader, runtime: Mapping[str, Any]) -> tuple[str, str]:
+    """(runtime name, the peak an fp32 GEMM runs at)."""
+    runtime_name = r.string(runtime, "name", "[runtime] name", required=True)
+    if runtime_name not in RUNTIMES:
+        r.fail(f"unknown runtime {runtime_name!r} (known: {', '.join(RUNTIMES)})")
+    fp32_peak = r.string(runtime, "fp32_matmul_peak", "[runtime] fp32_matmul_peak", required=False,
+                         default="fp32")
+    if fp32_peak not in MATRIX_DTYPES:
+        r.fail(f"[runtime] fp32_matmul_peak {fp32_peak!r} is not a matrix dtype "
+               f"(known: {', '.join(MATRIX_DTYPES)})")
+    return runtime_name, fp32_peak
 
 
 @functools.cache
