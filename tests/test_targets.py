@@ -1,4 +1,4 @@
-"""Target files load, validate and carry the spec-sheet numbers of /work/shared/hwtargets-reference.md.
+"""Target files load, validate and carry the spec-sheet numbers of docs/hwtargets-reference.md.
 
 Hand-checked numbers are the ones a roofline is most sensitive to and easiest to get wrong (dense vs sparse,
 GB vs GiB, instance vs per-GPU price). Every broken-file case must fail with one line naming the file.

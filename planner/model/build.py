@@ -101,22 +101,67 @@ def build_graph(m: onnx.ModelProto, weight_inputs: set[str] = frozenset(), fold_
     `fold_constants=False` keeps nodes whose inputs are all constant: a graph a runtime already optimized
     (planner.ort.executed) runs the ones it left."""
     g = m.graph
-    shapes: dict[str, tuple[tuple[int, ...] | None, str]] = {}
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
-        shapes[vi.name] = _vi_shape(vi)
-    roles: dict[str, str] = {}
-    for t in g.initializer:
-        shapes[t.name] = (tuple(int(d) for d in t.dims), dtype_name(t.data_type))
-        roles[t.name] = WEIGHT
-    for t in g.sparse_initializer:
-        shapes[t.values.name] = (tuple(int(d) for d in t.dims), dtype_name(t.values.data_type))
-        roles[t.values.name] = WEIGHT
-    for name in weight_inputs:
-        roles[name] = WEIGHT
-    inputs = [i.name for i in g.input if i.name not in roles]
+    tensor = _Tensors.declared(g, weight_inputs)
+    inputs = [i.name for i in g.input if i.name not in tensor.roles]
     for name in inputs:
-        roles[name] = INPUT
-    available = set(roles)
+        tensor.roles[name] = INPUT
+    implicit = _implicit_refs(g)
+    order = _execution_order(g, set(tensor.roles), implicit)
+    nodes, node_implicit, folded = _nodes(g, order, tensor, implicit, fold_constants)
+    # Rebuild tensors now that roles are final, and re-point node tensors at them.
+    read = {t.name for n in nodes for t in n.inputs if t is not None}
+    read |= {x for names in node_implicit.values() for x in names}
+    outputs = [o.name for o in g.output]
+    tensors: dict[str, TensorInfo] = {}
+    written = {t.name for n in nodes for t in n.outputs if t is not None}
+    for name in set(tensor.shapes) | read | written | set(tensor.roles):
+        t = tensor(name)
+        if t is not None:
+            tensors[name] = t
+    nodes = [NodeInfo(n.name, n.op_type, n.domain,
+                      tuple(None if t is None else tensors[t.name] for t in n.inputs),
+                      tuple(None if t is None else tensors[t.name] for t in n.outputs), n.attrs) for n in nodes]
+    weights = sorted(x for x in read | set(outputs) if tensor.roles.get(x) == WEIGHT)
+    return Graph(nodes=nodes, tensors=tensors, inputs=inputs, outputs=outputs, weights=weights,
+                 opset=default_opset(m), dag=_dag(nodes, node_implicit), implicit_inputs=node_implicit,
+                 folded_nodes=folded)
+
+
+class _Tensors:
+    """What is known of each tensor by name (shape and dtype, role); called, a TensorInfo, sizes checked."""
+
+    def __init__(self, shapes: dict[str, tuple[tuple[int, ...] | None, str]], roles: dict[str, str]) -> None:
+        self.shapes, self.roles = shapes, roles
+
+    @classmethod
+    def declared(cls, g: onnx.GraphProto, weight_inputs: set[str]) -> _Tensors:
+        """From the graph's declarations: value infos, initializers (weights) and inputs that are weights."""
+        shapes: dict[str, tuple[tuple[int, ...] | None, str]] = {}
+        for vi in list(g.input) + list(g.value_info) + list(g.output):
+            shapes[vi.name] = _vi_shape(vi)
+        roles: dict[str, str] = {}
+        for t in g.initializer:
+            shapes[t.name] = (tuple(int(d) for d in t.dims), dtype_name(t.data_type))
+            roles[t.name] = WEIGHT
+        for t in g.sparse_initializer:
+            shapes[t.values.name] = (tuple(int(d) for d in t.dims), dtype_name(t.values.data_type))
+            roles[t.values.name] = WEIGHT
+        for name in weight_inputs:
+            roles[name] = WEIGHT
+        return cls(shapes, roles)
+
+    def __call__(self, name: str) -> TensorInfo | None:
+        if not name:
+            return None
+        shape, dtype = self.shapes.get(name, (None, "undefined"))
+        if shape is not None and any(d < 0 for d in shape):
+            shape = None
+        check_tensor_size(name, shape, DTYPE_BITS.get(dtype, 32))  # an inferred size past 2^63 bytes is refused
+        return TensorInfo(name, shape, dtype, self.roles.get(name, ACTIVATION))
+
+
+def _implicit_refs(g: onnx.GraphProto) -> dict[int, set[str]]:
+    """Per node index, the outer-scope tensors its subgraphs read (an If branch reading a tensor of the graph)."""
     implicit: dict[int, set[str]] = {}
     for i, n in enumerate(g.node):
         refs: set[str] = set()
@@ -128,17 +173,13 @@ def build_graph(m: onnx.ModelProto, weight_inputs: set[str] = frozenset(), fold_
                     refs |= outer_refs(sg)
         if refs:
             implicit[i] = refs
-    order = _execution_order(g, available, implicit)
+    return implicit
 
-    def tensor(name: str) -> TensorInfo | None:
-        if not name:
-            return None
-        shape, dtype = shapes.get(name, (None, "undefined"))
-        if shape is not None and any(d < 0 for d in shape):
-            shape = None
-        check_tensor_size(name, shape, DTYPE_BITS.get(dtype, 32))  # an inferred size past 2^63 bytes is refused
-        return TensorInfo(name, shape, dtype, roles.get(name, ACTIVATION))
 
+def _nodes(g: onnx.GraphProto, order: list[int], tensor: _Tensors, implicit: dict[int, set[str]],
+           fold_constants: bool) -> tuple[list[NodeInfo], dict[int, list[str]], int]:
+    """The nodes that run, in execution order (constants and, if asked, nodes of constants only folded into
+    weights), the outer tensors each reads, and how many were folded."""
     nodes: list[NodeInfo] = []
     node_implicit: dict[int, list[str]] = {}
     folded = 0
@@ -147,16 +188,17 @@ def build_graph(m: onnx.ModelProto, weight_inputs: set[str] = frozenset(), fold_
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
             for a in n.attribute:
                 if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
-                    shapes.setdefault(n.output[0], (tuple(int(d) for d in a.t.dims), dtype_name(a.t.data_type)))
-            roles[n.output[0]] = WEIGHT
+                    tensor.shapes.setdefault(n.output[0], (tuple(int(d) for d in a.t.dims),
+                                                           dtype_name(a.t.data_type)))
+            tensor.roles[n.output[0]] = WEIGHT
             folded += 1
             continue
         ins = [x for x in n.input if x] + sorted(implicit.get(i, ()))
         if (fold_constants and ins and n.op_type not in _NONDETERMINISTIC and not implicit.get(i)
-                and all(roles.get(x) == WEIGHT for x in ins)):
+                and all(tensor.roles.get(x) == WEIGHT for x in ins)):
             for o in n.output:
                 if o:
-                    roles[o] = WEIGHT
+                    tensor.roles[o] = WEIGHT
             folded += 1
             continue
         attrs = {a.name: _attr_value(a) for a in n.attribute}
@@ -164,20 +206,11 @@ def build_graph(m: onnx.ModelProto, weight_inputs: set[str] = frozenset(), fold_
             node_implicit[len(nodes)] = sorted(implicit[i])
         nodes.append(NodeInfo(n.name or f"{n.op_type}_{i}", n.op_type, n.domain if n.domain != "ai.onnx" else "",
                               tuple(tensor(x) for x in n.input), tuple(tensor(x) for x in n.output), attrs))
-    # Rebuild tensors now that roles are final, and re-point node tensors at them.
-    read = {t.name for n in nodes for t in n.inputs if t is not None}
-    read |= {x for names in node_implicit.values() for x in names}
-    outputs = [o.name for o in g.output]
-    tensors: dict[str, TensorInfo] = {}
-    written = {t.name for n in nodes for t in n.outputs if t is not None}
-    for name in set(shapes) | read | written | set(roles):
-        t = tensor(name)
-        if t is not None:
-            tensors[name] = t
-    nodes = [NodeInfo(n.name, n.op_type, n.domain,
-                      tuple(None if t is None else tensors[t.name] for t in n.inputs),
-                      tuple(None if t is None else tensors[t.name] for t in n.outputs), n.attrs) for n in nodes]
-    weights = sorted(x for x in read | set(outputs) if roles.get(x) == WEIGHT)
+    return nodes, node_implicit, folded
+
+
+def _dag(nodes: list[NodeInfo], node_implicit: dict[int, list[str]]) -> nx.DiGraph:
+    """Producer -> consumer edges, each labelled with the tensor it carries."""
     dag = nx.DiGraph()
     dag.add_nodes_from(range(len(nodes)))
     producer = {t.name: i for i, n in enumerate(nodes) for t in n.outputs if t is not None}
@@ -186,5 +219,4 @@ def build_graph(m: onnx.ModelProto, weight_inputs: set[str] = frozenset(), fold_
         for name in names:
             if name in producer:
                 dag.add_edge(producer[name], i, tensor=name)
-    return Graph(nodes=nodes, tensors=tensors, inputs=inputs, outputs=outputs, weights=weights,
-                 opset=default_opset(m), dag=dag, implicit_inputs=node_implicit, folded_nodes=folded)
+    return dag

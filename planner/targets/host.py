@@ -22,7 +22,7 @@ _BW_PER_CORE_BYTES_PER_S = 10e9  # nominal: a DDR4/DDR5 core streams roughly thi
 _BW_CAP_BYTES_PER_S = 100e9  # nominal: a few channels' worth; a single process rarely sees a socket's peak
 _DEFAULT_MEMORY_BYTES = 8 * 2**30
 _WORKSPACE_BYTES = 64 * 2**20
-# [S-NABLE] in /work/shared/hwtargets-reference.md: c7i.xlarge on-demand, us-east-1, 4 vCPU.
+# [S-NABLE] in docs/hwtargets-reference.md: c7i.xlarge on-demand, us-east-1, 4 vCPU.
 _C7I_XLARGE_USD_PER_HOUR = 0.1785
 _C7I_XLARGE_VCPUS = 4
 _NOMINAL = "nominal until calibrated"
@@ -201,28 +201,9 @@ def detect_host() -> Target:
     per_cycle, isa = _vector_isa(flags, machine)
     fp32 = cores * clock * per_cycle
     base = f"{cores} cores x {clock / 1e9:.2f} GHz ({clock_how})"
-    matrix = {"fp32": fp32}
     sources = {"matrix.fp32": f"{base} x {per_cycle} FLOP/cycle ({isa}); reference section 3",
                "vector.fp32": f"{base} x {per_cycle} FLOP/cycle ({isa}); reference section 3"}
-    extras = []
-    if "amx_int8" in flags:
-        matrix["int8"] = cores * clock * 2048
-        sources["matrix.int8"] = f"{base} x 2048 INT8 op/cycle (AMX) [C-AMX]"
-        extras.append("AMX-INT8")
-    elif flags & {"avx512_vnni", "avx_vnni", "asimddp"}:
-        matrix["int8"] = 4 * fp32
-        sources["matrix.int8"] = "4x the fp32 rate per cycle (VNNI / dot-product int8)"
-        extras.append("VNNI")
-    if "amx_bf16" in flags:
-        matrix["bf16"] = cores * clock * 1024
-        sources["matrix.bf16"] = f"{base} x 1024 BF16 FLOP/cycle (AMX) [C-AMX]"
-        extras.append("AMX-BF16")
-    elif "avx512_bf16" in flags:
-        matrix["bf16"] = 2 * fp32
-        sources["matrix.bf16"] = "2x the fp32 rate per cycle (AVX512-BF16 dot products)"
-        extras.append("AVX512-BF16")
-    if "avx512_fp16" in flags:
-        extras.append("AVX512-FP16 (not modelled)")
+    matrix, extras = _matrix_peaks(flags, cores, clock, fp32, base, sources)
     for key in matrix:
         caveats[f"matrix.{key}"] = f"{_NOMINAL}: formula peak at the reported clock"
     caveats["vector.fp32"] = caveats["matrix.fp32"]
@@ -236,13 +217,7 @@ def detect_host() -> Target:
     if cache is not None:
         sources["memory.cache"] = "/sys/devices/system/cpu/cpu0/cache (largest level, shared)"
 
-    sources["efficiency.compute"] = sources["efficiency.memory"] = "nominal default"
-    sources["efficiency.launch_overhead"] = "nominal: ORT CPU per-node dispatch"
-    sources["efficiency.workspace"] = "nominal: ORT CPU arena and thread pool"
-    for key in ("efficiency.compute", "efficiency.memory", "efficiency.launch_overhead"):
-        caveats[key] = _NOMINAL
-    sources["price"] = "[S-NABLE] c7i.xlarge $0.1785/h us-east-1, per vCPU x logical CPUs"
-    caveats["price"] = "nominal: c7i.xlarge price per vCPU; host has no real price"
+    _nominal_runtime(sources, caveats)
 
     isa_text = ", ".join([isa.split(",")[0], *extras])
     return Target(
@@ -279,3 +254,41 @@ def nchwc_block_size() -> int:
     for every blocked convolution."""
 
     return 16 if "avx512f" in _flags(_cpuinfo()) else 8
+
+
+def _matrix_peaks(flags: set[str], cores: int, clock: float, fp32: float, base: str, sources: dict[str, str]
+                  ) -> tuple[dict[str, float], list[str]]:
+    """Matrix peaks per precision from the CPU's extensions (AMX, VNNI, BF16), with their sources; and the
+    extensions' names for the target's full name."""
+    matrix = {"fp32": fp32}
+    extras = []
+    if "amx_int8" in flags:
+        matrix["int8"] = cores * clock * 2048
+        sources["matrix.int8"] = f"{base} x 2048 INT8 op/cycle (AMX) [C-AMX]"
+        extras.append("AMX-INT8")
+    elif flags & {"avx512_vnni", "avx_vnni", "asimddp"}:
+        matrix["int8"] = 4 * fp32
+        sources["matrix.int8"] = "4x the fp32 rate per cycle (VNNI / dot-product int8)"
+        extras.append("VNNI")
+    if "amx_bf16" in flags:
+        matrix["bf16"] = cores * clock * 1024
+        sources["matrix.bf16"] = f"{base} x 1024 BF16 FLOP/cycle (AMX) [C-AMX]"
+        extras.append("AMX-BF16")
+    elif "avx512_bf16" in flags:
+        matrix["bf16"] = 2 * fp32
+        sources["matrix.bf16"] = "2x the fp32 rate per cycle (AVX512-BF16 dot products)"
+        extras.append("AVX512-BF16")
+    if "avx512_fp16" in flags:
+        extras.append("AVX512-FP16 (not modelled)")
+    return matrix, extras
+
+
+def _nominal_runtime(sources: dict[str, str], caveats: dict[str, str]) -> None:
+    """Efficiencies, launch, workspace and price: nominal until `plan calibrate`, and said so."""
+    sources["efficiency.compute"] = sources["efficiency.memory"] = "nominal default"
+    sources["efficiency.launch_overhead"] = "nominal: ORT CPU per-node dispatch"
+    sources["efficiency.workspace"] = "nominal: ORT CPU arena and thread pool"
+    for key in ("efficiency.compute", "efficiency.memory", "efficiency.launch_overhead"):
+        caveats[key] = _NOMINAL
+    sources["price"] = "[S-NABLE] c7i.xlarge $0.1785/h us-east-1, per vCPU x logical CPUs"
+    caveats["price"] = "nominal: c7i.xlarge price per vCPU; host has no real price"
