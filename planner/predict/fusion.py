@@ -58,6 +58,13 @@ def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse
                   dispatch_views: bool = False) -> list[Kernel]:
     """`dispatch_views`: metadata-only nodes are launched too (onnxruntime runs a Reshape node), as kernels that
     move no bytes; otherwise they are no kernel at all."""
+    groups, internal = _groups(graph, costs, fuse_epilogue, fuse_elementwise, dispatch_views)
+    return [_kernel(graph, costs, members, hidden) for members, hidden in zip(groups, internal, strict=False)]
+
+
+def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_elementwise: bool,
+            dispatch_views: bool) -> tuple[list[list[int]], list[list[str]]]:
+    """Node indices per kernel, in launch order, and the tensors that never leave each kernel."""
     consumers = graph.consumers()
     for i, names in graph.implicit_inputs.items():
         for name in names:
@@ -112,21 +119,22 @@ def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse
             for o in n.outputs:
                 if o is not None:
                     tail[o.name] = len(groups) - 1
+    return groups, internal
 
-    kernels = []
-    for members, hidden in zip(groups, internal, strict=False):
-        total = OpCost()
-        for m in members:
-            total = total + costs[m].cost
-        saved = sum(graph.tensors[t].nbytes for t in hidden)
-        total = OpCost(total.flops, max(0, total.bytes_read - saved), max(0, total.bytes_written - saved),
-                       total.weight_bytes)
-        anchor = graph.nodes[members[0]]
-        kernels.append(Kernel(
-            name=anchor.name, nodes=tuple(members), op_types=tuple(graph.nodes[m].op_type for m in members),
-            op_class=costs[members[0]].op_class, dtype=compute_dtype(anchor), cost=total,
-            unknown=any(not costs[m].known for m in members),
-            family=kernel_family(anchor, costs[members[0]].op_class), steps=kernel_steps(anchor),
-            recurrent=shape_of(anchor),
-        ))
-    return kernels
+
+def _kernel(graph: Graph, costs: list[NodeCost], members: list[int], hidden: list[str]) -> Kernel:
+    """One kernel: its members' costs added, less the bytes of the tensors that stay inside it."""
+    total = OpCost()
+    for m in members:
+        total = total + costs[m].cost
+    saved = sum(graph.tensors[t].nbytes for t in hidden)
+    total = OpCost(total.flops, max(0, total.bytes_read - saved), max(0, total.bytes_written - saved),
+                   total.weight_bytes)
+    anchor = graph.nodes[members[0]]
+    return Kernel(
+        name=anchor.name, nodes=tuple(members), op_types=tuple(graph.nodes[m].op_type for m in members),
+        op_class=costs[members[0]].op_class, dtype=compute_dtype(anchor), cost=total,
+        unknown=any(not costs[m].known for m in members),
+        family=kernel_family(anchor, costs[members[0]].op_class), steps=kernel_steps(anchor),
+        recurrent=shape_of(anchor),
+    )
