@@ -15,8 +15,9 @@ from planner.model.build import build_graph
 from planner.predict.fusion import build_kernels, graph_costs
 from planner.predict.memory import peak_activation_bytes
 from planner.predict.predictor import predict
-from planner.predict.roofline import COMPUTE, MEMORY, kernel_time
+from planner.predict.roofline import COMPUTE, MEMORY, kernel_time, roofline
 from planner.targets.catalog import bundled_targets
+from planner.targets.rates import SPEC, Terms, Work
 
 GPU_TARGETS = [t for t in bundled_targets().values() if t.kind == "gpu"]
 
@@ -122,3 +123,33 @@ def test_reshape_aliases_its_input():
     g = _graph(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size])],
                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [32, 32])], [shape])
     assert peak_activation_bytes(g, graph_costs(g)) == 2 * size * 4
+
+
+# ---- the formula and the spec sheet's terms, worked by hand ------------------------------------------------
+
+
+def test_roofline_formula_plain_serial_and_hidden_arithmetic():
+    plain = roofline(Terms(compute_s=2.0, memory_s=5.0, fixed_s=1.0), 3.0, "fp32")
+    assert (plain.seconds, plain.bound, plain.launch_dominated) == (6.0, MEMORY, False)  # max(2, 5) + 1
+    # 2 s of the 5 s of memory run after the arithmetic: max(3, 5 - 2) + 2 + 1; arithmetic 3 > the serial 2
+    serial = roofline(Terms(compute_s=3.0, memory_s=5.0, fixed_s=1.0, serial_s=2.0), 3.0, "fp32")
+    assert (serial.seconds, serial.bound) == (6.0, COMPUTE)
+    assert (serial.compute_s, serial.memory_s) == (3.0, 5.0)  # reported as measured, whatever the formula adds
+    # a GEMV timed whole: its memory term holds its arithmetic, so 4 s of compute add nothing: 2 + 1
+    hidden = roofline(Terms(compute_s=4.0, memory_s=2.0, fixed_s=1.0, arithmetic_hidden=True), 1.0, "fp32")
+    assert (hidden.seconds, hidden.bound, hidden.compute_s) == (3.0, MEMORY, 4.0)
+    tiny = roofline(Terms(compute_s=1e-9, memory_s=2e-9, fixed_s=1e-6), 0.5, "vector")
+    assert tiny.launch_dominated and tiny.seconds == pytest.approx(1e-6 + 2e-9)
+
+
+def test_spec_rates_are_peak_and_bandwidth_times_their_efficiencies():
+    t = dataclasses.replace(get_target("a10g"), compute_efficiency=0.5, memory_efficiency=0.8,
+                            mem_bw_bytes_per_s=1e11, launch_overhead_s=5e-6)
+    flops, nbytes, weights = 2 * 10**9, 10**9, 4 * 10**8
+    cost = OpCost(flops, nbytes - 10**8, 10**8, weights)  # 1e9 bytes in all, 4e8 of them weights
+    work = Work(cost, OpClass.MATRIX, "gemm", "fp32", 1e12, flops / nbytes)
+    terms = SPEC.terms(work, t)
+    assert terms.compute_s == pytest.approx(flops / (1e12 * 0.5))  # 4 ms
+    assert terms.memory_s == pytest.approx(nbytes / (1e11 * 0.8))  # 12.5 ms, weights or not
+    assert (terms.fixed_s, terms.serial_s, terms.arithmetic_hidden) == (5e-6, 0.0, False)
+    assert SPEC.layer_seconds(work, None, 10) is None  # only a calibration knows a recurrent layer whole

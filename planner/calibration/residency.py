@@ -42,10 +42,11 @@ def residency_model(kind: str) -> tuple[bytes, int]:
 
 
 def weight_residency(threads: int, workdir: Path, workspace: int | None) -> dict[str, float]:
-    """Resident bytes per weight byte for each kind of weight (planner.predict.memory.residency_kind): onnxruntime keeps
-    an initializer and also its prepacked (MatMul) or NCHWc-reordered (Conv) form, so a model's memory is
-    not its weights once. Each model is measured like `plan validate` measures (planner.ort.measure, a fresh
-    process), less the tiny model's resident memory (`workspace`). 2026-12-02 here: gemm 1.70, conv 3.25."""
+    """Resident bytes per weight byte for each kind of weight (planner.predict.memory.residency_kind):
+    onnxruntime keeps an initializer and also its prepacked (MatMul) or NCHWc-reordered (Conv) form, so a
+    model's memory is not its weights once (docs/fidelity.md: about 1.7-2.0 and 3.1-3.3). Each model is measured
+    like `plan validate` measures (planner.ort.measure, a fresh process), less the tiny model's resident memory
+    (`workspace`)."""
 
     if not workspace:
         return {}
