@@ -108,6 +108,26 @@ def fmt_si(v: float, unit: str) -> str:
     return f"{v:.3g} {unit}"
 
 
+@dataclass(frozen=True)
+class _Axes:
+    """The plot area and its log-log scales: decades xa..xb of intensity, ya..yb of FLOP/s."""
+
+    xa: int
+    xb: int
+    ya: int
+    yb: int
+    left: int
+    top: int
+    pw: int
+    ph: int
+
+    def X(self, v: float) -> float:
+        return self.left + (math.log10(v) - self.xa) / (self.xb - self.xa) * self.pw
+
+    def Y(self, v: float) -> float:
+        return self.top + (self.yb - math.log10(v)) / (self.yb - self.ya) * self.ph
+
+
 def roofline_svg(kernels: Sequence[dict[str, Any]], target: Target, width: int = 760, height: int = 460,
                  element_id: str = "roofline") -> str:
     """The chart for one plan on `target`; `kernels` are plan kernel dicts (all_kernels, or the top list)."""
@@ -121,14 +141,7 @@ def roofline_svg(kernels: Sequence[dict[str, Any]], target: Target, width: int =
     xa, xb = _decades(min(xs) / 2, max(xs) * 4)
     ya, yb = _decades(min(ys) / 2, max(ys) * 2)
     left, right, top, bottom = 78, 24, 20, 52
-    pw, ph = width - left - right, height - top - bottom
-
-    def X(v: float) -> float:
-        return left + (math.log10(v) - xa) / (xb - xa) * pw
-
-    def Y(v: float) -> float:
-        return top + (yb - math.log10(v)) / (yb - ya) * ph
-
+    ax = _Axes(xa, xb, ya, yb, left, top, width - left - right, height - top - bottom)
     title = f"Roofline of {target.full_name or target.name}"
     desc = (f"{len(pts)} kernels as points at (arithmetic intensity, achieved FLOP/s); memory roof "
             f"{fmt_si(bw, 'B/s')}; ceilings " + ", ".join(f"{c.key} {fmt_si(c.flops_per_s, 'FLOP/s')}" for c in ceils))
@@ -137,33 +150,48 @@ def roofline_svg(kernels: Sequence[dict[str, Any]], target: Target, width: int =
            f'font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">',
            f'<title id="{element_id}-title">{escape(title)}</title>',
            f'<desc id="{element_id}-desc">{escape(desc)}</desc>',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#ffffff" stroke="#a0aec0"/>']
-    # grid and ticks at every decade
-    out.append('<g class="grid" stroke="#edf2f7">')
-    for e in range(xa + 1, xb):
+           f'<rect x="{left}" y="{top}" width="{ax.pw}" height="{ax.ph}" fill="#ffffff" stroke="#a0aec0"/>']
+    out += _grid(ax, height)
+    out += _roof(ax, ceils, bw, max(ridges), target)
+    out += _kernel_points(ax, pts)
+    out += _legend(ax)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _grid(ax: _Axes, height: int) -> list[str]:
+    """Grid lines and ticks at every decade, and the axis titles."""
+    X, Y, left, top, pw, ph = ax.X, ax.Y, ax.left, ax.top, ax.pw, ax.ph
+    out = ['<g class="grid" stroke="#edf2f7">']
+    for e in range(ax.xa + 1, ax.xb):
         out.append(f'<line x1="{X(10.0 ** e):.1f}" y1="{top}" x2="{X(10.0 ** e):.1f}" y2="{top + ph}"/>')
-    for e in range(ya + 1, yb):
+    for e in range(ax.ya + 1, ax.yb):
         out.append(f'<line x1="{left}" y1="{Y(10.0 ** e):.1f}" x2="{left + pw}" y2="{Y(10.0 ** e):.1f}"/>')
     out.append("</g>")
     out.append('<g class="ticks" fill="#4a5568">')
-    for e in range(xa, xb + 1):
+    for e in range(ax.xa, ax.xb + 1):
         out.append(f'<text x="{X(10.0 ** e):.1f}" y="{top + ph + 16}" text-anchor="middle">{fmt_intensity(e)}</text>')
-    for e in range(ya, yb + 1):
+    for e in range(ax.ya, ax.yb + 1):
         out.append(f'<text x="{left - 6}" y="{Y(10.0 ** e) + 4:.1f}" text-anchor="end">{fmt_rate(e, "")}</text>')
     out.append("</g>")
     out.append(f'<text x="{left + pw / 2}" y="{height - 12}" text-anchor="middle" fill="#2d3748">'
                "arithmetic intensity (FLOP per byte moved)</text>")
     out.append(f'<text transform="translate(16 {top + ph / 2}) rotate(-90)" text-anchor="middle" fill="#2d3748">'
                "achieved FLOP/s</text>")
-    # the roof: memory diagonal up to the highest ridge, then one horizontal ceiling per precision
-    lo_x = max(10.0 ** xa, 10.0 ** ya / bw)
-    hi_x = min(max(ridges), 10.0 ** xb)
-    out.append('<g class="roof" fill="none" stroke-width="2">')
+    return out
+
+
+def _roof(ax: _Axes, ceils: list, bw: float, ridge: float, target: Target) -> list[str]:
+    """The memory diagonal up to the highest ridge, then one horizontal ceiling per precision, labelled."""
+    X, Y, left, pw, ph = ax.X, ax.Y, ax.left, ax.pw, ax.ph
+    lo_x = max(10.0 ** ax.xa, 10.0 ** ax.ya / bw)
+    hi_x = min(ridge, 10.0 ** ax.xb)
+    out = ['<g class="roof" fill="none" stroke-width="2">']
     out.append(f'<line class="memory-roof" data-bytes-per-s="{bw:.6g}" x1="{X(lo_x):.1f}" y1="{Y(lo_x * bw):.1f}" '
                f'x2="{X(hi_x):.1f}" y2="{Y(hi_x * bw):.1f}" stroke="#2d3748"/>')
     for i, c in enumerate(ceils):
         color = CEILING_COLORS[i % len(CEILING_COLORS)]
-        x0 = max(c.flops_per_s / bw, 10.0 ** xa)
+        x0 = max(c.flops_per_s / bw, 10.0 ** ax.xa)
         out.append(f'<line class="ceiling" data-key="{escape(c.key)}" data-flops-per-s="{c.flops_per_s:.6g}" '
                    f'x1="{X(x0):.1f}" y1="{Y(c.flops_per_s):.1f}" x2="{left + pw}" y2="{Y(c.flops_per_s):.1f}" '
                    f'stroke="{color}"' + (' stroke-dasharray="6 4"' if i else "") + "/>")
@@ -179,31 +207,37 @@ def roofline_svg(kernels: Sequence[dict[str, Any]], target: Target, width: int =
         out.append(f'<text x="{left + pw - 4}" y="{y:.1f}" text-anchor="end" fill="{color}">'
                    f"{escape(c.key)} {fmt_si(c.flops_per_s, 'FLOP/s')} (peak {fmt_si(c.peak_flops_per_s, '')}"
                    f" x {target.compute_efficiency:g})</text>")
-    angle = -math.degrees(math.atan((ph / (yb - ya)) / (pw / (xb - xa))))
+    angle = -math.degrees(math.atan((ph / (ax.yb - ax.ya)) / (pw / (ax.xb - ax.xa))))
     lx = X(lo_x) + 8
     ly = Y(lo_x * bw) - 8
     out.append(f'<text x="{lx:.1f}" y="{ly:.1f}" transform="rotate({angle:.1f} {lx:.1f} {ly:.1f})" fill="#2d3748">'
                f"memory {fmt_si(bw, 'B/s')} (x {target.memory_efficiency:g})</text>")
     out.append("</g>")
-    # kernels, largest first so small ones stay visible on top
-    out.append('<g class="kernels" fill-opacity="0.7" stroke="#ffffff" stroke-width="0.8">')
+    return out
+
+
+def _kernel_points(ax: _Axes, pts: list) -> list[str]:
+    """One circle per kernel, its area its share of latency; largest first so small ones stay visible on top."""
+    out = ['<g class="kernels" fill-opacity="0.7" stroke="#ffffff" stroke-width="0.8">']
     for p in sorted(pts, key=lambda p: -p.time_ms):
         r = 3 + 12 * math.sqrt(max(p.share, 0.0))
         tip = (f"{p.name} ({p.ops}): {p.time_ms:.4g} ms, {100 * p.share:.1f}% of latency, {p.bound}-bound, "
                f"{p.intensity:.3g} FLOP/B, {fmt_si(p.achieved_flops_per_s, 'FLOP/s')}")
-        out.append(f'<circle class="kernel {escape(p.bound)}" cx="{X(p.intensity):.1f}" '
-                   f'cy="{Y(p.achieved_flops_per_s):.1f}" r="{r:.1f}" fill="{COLORS.get(p.bound, "#718096")}" '
+        out.append(f'<circle class="kernel {escape(p.bound)}" cx="{ax.X(p.intensity):.1f}" '
+                   f'cy="{ax.Y(p.achieved_flops_per_s):.1f}" r="{r:.1f}" fill="{COLORS.get(p.bound, "#718096")}" '
                    f'data-name="{escape(p.name)}" data-intensity="{p.intensity:.6g}" '
                    f'data-flops-per-s="{p.achieved_flops_per_s:.6g}" data-time-ms="{p.time_ms:.6g}">'
                    f"<title>{escape(tip)}</title></circle>")
     out.append("</g>")
-    # legend
-    lx0, ly0 = left + 10, top + 16
-    out.append('<g class="legend" font-size="11" fill="#2d3748">')
+    return out
+
+
+def _legend(ax: _Axes) -> list[str]:
+    lx0, ly0 = ax.left + 10, ax.top + 16
+    out = ['<g class="legend" font-size="11" fill="#2d3748">']
     for i, (bound, color) in enumerate(COLORS.items()):
         out.append(f'<circle cx="{lx0 + 5}" cy="{ly0 + 16 * i - 4}" r="5" fill="{color}" fill-opacity="0.7"/>')
         out.append(f'<text x="{lx0 + 15}" y="{ly0 + 16 * i}">{bound}-bound kernel</text>')
     out.append(f'<text x="{lx0}" y="{ly0 + 32}">point area: share of latency</text>')
     out.append("</g>")
-    out.append("</svg>")
-    return "\n".join(out)
+    return out
