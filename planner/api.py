@@ -107,6 +107,9 @@ def _summary(loaded: LoadedModel, analyzer: Analyzer, base: Analysis, batch: int
         notes.append(f"batch swept over 1, 2, 4, ... up to {max_batch} or what fits")
     if loaded.converted_from_opset:
         notes.append(f"opset {loaded.converted_from_opset} upgraded to 7 for planning")
+    if loaded.dynamic_dims:
+        notes.append(f"{loaded.dynamic_dims} dims declared -1 (any size) planned as symbolic dims, as onnxruntime "
+                     "reads them")
     if base.unknown_shapes:
         notes.append(f"{len(base.unknown_shapes)} tensor shapes stayed unknown (their bytes count as 0): "
                      + ", ".join(base.unknown_shapes[:5]))

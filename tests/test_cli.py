@@ -63,7 +63,7 @@ def test_input_model_unchanged_and_not_overwritten(capsys, tmp_path):
     (["{truncated}"], "not an ONNX model"),
     (["{cnn}", "--target", "nope"], "known targets"),
     (["{cnn}", "--dim", "batch"], "NAME=VALUE"),
-    (["{cnn}", "--dim", "batch=abc"], "positive integer"),
+    (["{cnn}", "--dim", "batch=abc"], "whole number"),
     (["{cnn}", "--dim", "nosuch=3"], "no such symbolic dim"),
     (["{cnn}", "--batch", "0"], "must be positive"),
     (["{cnn}", "--frobnicate"], "unrecognized arguments"),

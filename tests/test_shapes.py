@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
-from planner.errors import DimError
+import planner
+from planner.commands.args import parse_dims
+from planner.errors import DimError, PlannerError
+from planner.model.analyze import Analyzer
+from planner.model.loader import load_model
 from planner.model.shapes import bind_dims, dim_spec
 
 
@@ -52,3 +59,52 @@ def test_bad_bindings(dims, batch, match):
     spec = dim_spec(_model([("x", ["N", 8])]))
     with pytest.raises(DimError, match=match):
         bind_dims(spec, dims, batch)
+
+
+# ---- dims of -1 and of 0 (issue #16: both refused although onnxruntime runs them) ---------------------------
+
+
+def _matmul_any_rows(path, first_dim):
+    """y = x @ W with x [first_dim, 8] and W [8, 16]; onnxruntime reads a declared -1 as "any size"."""
+    w = numpy_helper.from_array(np.zeros((8, 16), np.float32), "W")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [first_dim, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [first_dim, 16])], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_a_dim_declared_minus_one_is_planned_as_a_symbolic_dim(tmp_path):
+    path = _matmul_any_rows(tmp_path / "m.onnx", -1)
+    before = path.read_bytes()
+    p = planner.plan(path, targets="a10g", batch=4, passes=None)
+    assert p.model.dims == {"x:0": 4}  # the input's first axis, named as unnamed dims are
+    assert p.model.flops == 2 * 4 * 8 * 16  # a [4, 8] x [8, 16] product
+    assert any("2 dims declared -1" in n for n in p.model.notes)  # the input's and the output's
+    assert path.read_bytes() == before  # the file is never touched
+
+
+def test_other_negative_dims_are_still_refused(tmp_path):
+    with pytest.raises(PlannerError, match="negative dim"):
+        load_model(_matmul_any_rows(tmp_path / "m.onnx", -3))
+
+
+def test_zero_binds_a_past_length_only():
+    assert parse_dims(["past_sequence_length=0"]) == {"past_sequence_length": 0}
+    with pytest.raises(DimError, match="0 or more"):
+        parse_dims(["past_sequence_length=-1"])
+    m = _model([("ids", ["batch_size", "sequence_length"]),
+                ("past", ["batch_size", 4, "past_sequence_length", 16]),
+                ("mask", ["batch_size", "total_sequence_length"])])
+    b = bind_dims(dim_spec(m), {"past_sequence_length": 0, "sequence_length": 16}, batch=1)
+    assert b.values["past_sequence_length"] == 0 and b.values["total_sequence_length"] == 16  # 0 + 16
+    with pytest.raises(DimError, match="0 only for a past"):
+        bind_dims(dim_spec(m), {"sequence_length": 0}, batch=1)
+
+
+def test_a_decoder_prefill_with_an_empty_cache_is_analyzed(tmp_path):
+    decoder = Path(__file__).resolve().parent.parent / "models" / "decoder.onnx"
+    a = Analyzer(load_model(decoder)).analyze({"past_sequence_length": 0, "sequence_length": 16,
+                                               "total_sequence_length": 16}, batch=1)
+    past = a.graph.tensors["past_key_values.0.key"]
+    assert past.shape == (1, 2, 0, 16) and past.nbytes == 0  # [batch, kv heads, past, head size], empty

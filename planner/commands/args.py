@@ -9,6 +9,8 @@ from planner.errors import DimError
 
 
 def parse_dims(items: Sequence[str]) -> dict[str, int]:
+    """NAME=VALUE pairs; VALUE a whole number, 0 included (an empty KV cache): which dims may be 0 is the
+    model's to say (planner.model.shapes.bind_dims)."""
     dims: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -17,9 +19,9 @@ def parse_dims(items: Sequence[str]) -> dict[str, int]:
         try:
             v = int(value)
         except ValueError:
-            raise DimError(f"--dim '{item}': VALUE must be a positive integer") from None
-        if v <= 0:
-            raise DimError(f"--dim '{item}': VALUE must be a positive integer")
+            raise DimError(f"--dim '{item}': VALUE must be a whole number") from None
+        if v < 0:
+            raise DimError(f"--dim '{item}': VALUE must be 0 or more")
         dims[name.strip()] = v
     return dims
 

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from planner.errors import ModelLoadError
 from planner.model.limits import check_declared_sizes
+from planner.model.shapes import mark_dynamic
 from planner.model.walk import iter_graphs
 from planner.model.wellformed import check_well_formed
 
@@ -31,6 +32,7 @@ class LoadedModel:
     sha256: str
     external_files: dict[str, int] = field(default_factory=dict)  # relative location -> file size
     converted_from_opset: int | None = None  # set when an old opset was upgraded for planning
+    dynamic_dims: int = 0  # dims declared -1 ("any size"), planned as symbolic dims (shapes.mark_dynamic)
 
 
 def _sha256(path: Path) -> str:
@@ -153,6 +155,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         raise ModelLoadError(f"{p}: opset {opset} is newer than this onnx ({onnx.__version__}) knows (max {latest})")
     check_well_formed(model)  # names are text, attributes have their schema's types
     sizes = _check_external(model, p.parent)
+    dynamic = mark_dynamic(model)  # before the size checks: -1 is "any size" there, not a negative dim
     check_declared_sizes(model)
     converted = None
     if 0 < opset < MIN_OPSET:
@@ -164,4 +167,4 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
                 f"{p}: opset {opset} is older than {MIN_OPSET} and could not be upgraded ({e})"
             ) from None
     return LoadedModel(model=model, path=p, sha256=hashlib.sha256(data).hexdigest(),
-                       external_files=sizes, converted_from_opset=converted)
+                       external_files=sizes, converted_from_opset=converted, dynamic_dims=dynamic)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import onnx
 
 from planner.errors import DimError
+from planner.model.walk import iter_graphs
 
 BATCH_DEFAULT, SEQUENCE_DEFAULT, IMAGE_DEFAULT, OTHER_DEFAULT = 1, 128, 224, 1
 MAX_DIM = 1 << 40
@@ -103,7 +104,8 @@ def bind_dims(spec: DimSpec, user: dict[str, int], batch: int | None) -> Binding
         if v == 0 and spec.kinds.get(k) == "past":
             continue  # an empty KV cache: a decoder's prefill binds its past length to 0
         if v <= 0 or v > MAX_DIM:
-            raise DimError(f"--dim {k}={v}: a dim must be a positive integer up to {MAX_DIM}")
+            zero = " (0 only for a past / KV cache length)" if v == 0 else ""
+            raise DimError(f"--dim {k}={v}: a dim must be a positive integer up to {MAX_DIM}{zero}")
     unknown = [k for k in user if k not in spec.names]
     if unknown:
         known = ", ".join(spec.names) or "none (all dims are fixed)"
@@ -191,3 +193,21 @@ def apply_binding(sk: onnx.ModelProto, spec: DimSpec, binding: Binding, fixed_ba
             if vi.type.HasField("tensor_type"):
                 vi.type.tensor_type.ClearField("shape")
     return m
+
+
+def mark_dynamic(model: onnx.ModelProto) -> int:
+    """Turn every declared dim of -1 into an unnamed symbolic dim, in place; returns how many there were.
+
+    Some exporters write -1 for "any size"; onnxruntime reads it as a dynamic dim (a session reports it as
+    None), so the planner binds it like any other symbolic dim (an input's is named "input:axis"). Other
+    negative dims stay what they are: invalid, and planner.model.limits refuses them."""
+    count = 0
+    for g in iter_graphs(model.graph):
+        for vi in [*g.input, *g.output, *g.value_info]:
+            if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+                continue
+            for d in vi.type.tensor_type.shape.dim:
+                if d.HasField("dim_value") and d.dim_value == -1:
+                    d.ClearField("dim_value")
+                    count += 1
+    return count
