@@ -16,6 +16,7 @@ from planner.costs import node_cost
 from planner.model.analyze import Analyzer
 from planner.model.controlflow import DEFAULT_LOOP_TRIPS
 from planner.model.loader import load_model
+from planner.ort.executed import ort_analysis
 from planner.search.variants import PassOptions
 
 F = TensorProto.FLOAT
@@ -251,3 +252,13 @@ def test_loop_time_is_trips_times_the_body_planned_alone(tmp_path):
         [kl] = [k for k in looped.best_per_target[target].kernels if k.ops == "Loop"]
         assert kl.time_ms == pytest.approx(trips * k1.time_ms, rel=1e-9)
         assert kl.flops == trips * k1.flops
+
+
+def test_the_graph_onnxruntime_executes_counts_if_bodies_too(tmp_path):
+    """`plan predict` / `validate` / `--target host` cost onnxruntime's optimized graph: its If must carry its
+    branches (issue #16: a whole model inside a top-level If was predicted 10-14x too fast, costed by bytes)."""
+    b = 4
+    a = ort_analysis(load_model(_if_model(tmp_path)), batch=b)
+    [n] = [n for n in a.graph.nodes if n.op_type == "If"]
+    assert node_cost(n).cost.flops == 2 * b * D * 2 * D  # the then branch's MatMul, the larger one
+    assert any("If" in note for note in a.notes)

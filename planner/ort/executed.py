@@ -41,6 +41,7 @@ from planner.costs.linalg import broadcast_shapes
 from planner.errors import DimError
 from planner.model.analyze import Analysis, Analyzer
 from planner.model.build import build_graph
+from planner.model.controlflow import resolve_control_flow
 from planner.model.ir import NodeInfo, dtype_name
 from planner.model.loader import LoadedModel
 from planner.model.shapes import anonymous_dim_name
@@ -340,6 +341,8 @@ def ort_analysis(loaded: LoadedModel, dims: dict[str, int] | None = None, batch:
     opt = optimized_model(loaded)
     inferred, notes = infer_optimized(opt, original)
     graph = build_graph(inferred, fold_constants=False)
+    graph, flow_notes = resolve_control_flow(graph, inferred, analyzer.loop_trips)  # If/Loop/Scan bodies run too
+    notes += flow_notes
     used = set(graph.consumers()) | set(graph.outputs)
     unknown = [t.name for n in graph.nodes for t in n.outputs if t is not None and t.shape is None and t.name in used]
     return Analysis(graph=graph, binding=original.binding,
