@@ -36,7 +36,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
          prompt_len: int | None = None, gen_len: int | None = None, max_ttft_ms: float | None = None,
          max_tpot_ms: float | None = None, tp: Sequence[int] | None = None,
          passes: PassOptions | None = None, emit: str | os.PathLike | None = None,
-         loop_trips: int | None = None) -> Plan:
+         loop_trips: int | None = None, threads: int = 1) -> Plan:
     """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
 
     A decoder with a KV cache is planned by planner.llm instead (prefill and decode, tokens, tensor parallelism);
@@ -47,9 +47,12 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     `passes` picks the pass pipelines searched with targets and batches (planner.search.variants; default auto);
     `emit` writes the chosen candidate's model there (planner.output.emit).
 
-    `loop_trips` counts each Loop whose trip count the model does not fix (planner.model.controlflow; default 1)."""
+    `loop_trips` counts each Loop whose trip count the model does not fix (planner.model.controlflow; default 1).
+
+    `threads`: the intra-op threads a CPU deployment on `host` uses; host is calibrated for them where this
+    machine has been (`plan calibrate --threads N`)."""
     spec = targets if isinstance(targets, str) else ",".join(targets)
-    resolved = resolve_targets(spec, target_files)
+    resolved = resolve_targets(spec, target_files, threads)
     loaded = load_model(path)
     decoder = recognise(loaded.model)
     _check_options(path, decoder is not None, passes, emit, prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)
@@ -72,7 +75,8 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
         chosen=reports[id(result.chosen)] if result.chosen else None,
         candidates=[reports[id(c)] for c in result.candidates],
         constraints={"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
-                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.max_drift},
+                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.max_drift,
+                     "threads": threads},
         best_per_target={k: reports[id(c)] for k, c in result.best_per_target.items()},
         pipelines=optimized.reports,
     )

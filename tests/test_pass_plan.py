@@ -136,8 +136,10 @@ def test_host_predictions_follow_what_each_pipeline_measures_here(monkeypatch):
     import planner.search.variants as po
 
     fake = {"none": 10e-3, "int8-dynamic": 5e-3}  # int8 measures 2x faster; everything else 1.01x (noise)
+    threads_timed = []
 
-    def measure(models, feeds, budget_s=0, shrink=False):
+    def measure(models, feeds, budget_s=0, shrink=False, threads=1):
+        threads_timed.append(threads)
         return {**{n: (fake.get(n, 10e-3 / 1.01), 9) for n in models}, "_batch": 8}
 
     monkeypatch.setattr(po, "measure_on_host", measure)
@@ -155,6 +157,28 @@ def test_host_predictions_follow_what_each_pipeline_measures_here(monkeypatch):
     assert at8["fp16"].rejected.startswith("measured on this machine: x1.01")
     assert any(n.startswith("host: measured x2.00") for n in at8["int8-dynamic"].notes)
     assert sum(k.time_ms for k in p.chosen.all_kernels) == pytest.approx(p.chosen.latency_ms, rel=1e-9)
+    assert threads_timed == [1]  # the pipelines are timed at the threads the plan is for
+
+
+def test_host_plans_follow_the_thread_count(monkeypatch):
+    """`--threads 2`: host is the 2-thread calibration's (or nominal at 2 threads), the pipelines are timed at 2
+    threads, and the plan says so in its constraints and its notes."""
+    import planner.search.variants as po
+
+    threads_timed = []
+
+    def measure(models, feeds, budget_s=0, shrink=False, threads=1):
+        threads_timed.append(threads)
+        return {**{n: (10e-3, 9) for n in models}, "_batch": 8}
+
+    monkeypatch.setattr(po, "measure_on_host", measure)
+    po._CACHE.clear()
+    try:
+        p = planner.plan(ENCODER, targets=["host"], max_batch=8, threads=2)
+    finally:
+        po._CACHE.clear()
+    assert threads_timed == [2] and p.constraints["threads"] == 2
+    assert any("ORT_ENABLE_ALL, 2 threads" in n for n in p.chosen.notes)
 
 
 def test_int8_static_with_user_calibration_npz(tmp_path, capsys):

@@ -32,7 +32,7 @@ class HostTarget:
 
 def calibrated_host(threads: int = DEFAULT_THREADS, path: str | os.PathLike | None = None) -> HostTarget:
     """`host` with this machine's calibration for `threads` applied where there is one."""
-    base = detect_host()
+    base = replace(detect_host(), threads=threads)
     found = find(threads, path)
     if found.calibration is None:
         return HostTarget(base, None, [f"host is uncalibrated: {found.why}"])
@@ -40,18 +40,15 @@ def calibrated_host(threads: int = DEFAULT_THREADS, path: str | os.PathLike | No
                       [f"host calibrated {found.calibration.created} from {found.path}"])
 
 
-def _host() -> Target:
-    return calibrated_host().target
+def get_target(name: str, extra: Sequence[Target] = (), threads: int = DEFAULT_THREADS) -> Target:
+    """A bundled (or `extra`) target by name; `host` at `threads` intra-op threads, calibrated for them where
+    this machine has been."""
+    return catalog.get_target(name, extra, lambda: calibrated_host(threads).target)
 
 
-def get_target(name: str, extra: Sequence[Target] = ()) -> Target:
-    """A bundled (or `extra`) target by name; `host` calibrated for this machine where it has been."""
-    return catalog.get_target(name, extra, _host)
-
-
-def resolve_targets(spec: str, target_files: Sequence[str] = ()) -> list[Target]:
-    """catalog.resolve_targets with `host` calibrated for this machine where it has been."""
-    return catalog.resolve_targets(spec, target_files, _host)
+def resolve_targets(spec: str, target_files: Sequence[str] = (), threads: int = DEFAULT_THREADS) -> list[Target]:
+    """catalog.resolve_targets with `host` at `threads` threads, calibrated for them where it has been."""
+    return catalog.resolve_targets(spec, target_files, lambda: calibrated_host(threads).target)
 
 
 
@@ -112,9 +109,10 @@ def predict_host(predictor, analyzer: Analyzer, analysis: Analysis, host: Target
         p = predictor.predict(analysis, host, precision)
         return replace(p, notes=p.notes + (f"host: planned as stored, not as onnxruntime runs it ({e})",))
     g = ort.graph
-    target, _, _ = ort_host_target(DEFAULT_THREADS, len(g.inputs) + len(g.outputs))
+    target, _, _ = ort_host_target(host.threads, len(g.inputs) + len(g.outputs))
     p = predictor.predict(ort, replace(target, name=host.name), precision)
-    return replace(p, notes=p.notes + ("host: onnxruntime's optimized graph (ORT_ENABLE_ALL, 1 thread)",))
+    threads = f"{host.threads} thread{'s' if host.threads != 1 else ''}"
+    return replace(p, notes=p.notes + (f"host: onnxruntime's optimized graph (ORT_ENABLE_ALL, {threads})",))
 
 
 def as_executed(t: Target, run_s: float) -> Target:

@@ -10,7 +10,7 @@ from pathlib import Path
 from passes import get_pipeline
 from planner.api import plan
 from planner.atomic import write_atomic
-from planner.commands.args import parse_dims, positive_float, positive_int, tp_degrees
+from planner.commands.args import parse_dims, positive_float, positive_int, threads, tp_degrees
 from planner.output.console import table_renderer
 from planner.output.plan_text import chosen_line, render_candidates, render_plan
 from planner.output.progress import Progress
@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=positive_int, default=8, help="kernels shown at the terminal (default 8)")
     p.add_argument("--loop-trips", type=positive_int, metavar="N",
                    help="iterations of each Loop whose trip count the model does not fix (default 1)")
+    p.add_argument("--threads", type=threads, default=1,
+                   help="onnxruntime intra-op threads for --target host (its calibration for them; default 1)")
     llm = p.add_argument_group("decoders (models with past key/value inputs)")
     llm.add_argument("--prompt-len", type=positive_int, help="prompt tokens per request (default 512)")
     llm.add_argument("--gen-len", type=positive_int, help="generated tokens per request (default 128)")
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                  max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp,
                  passes=PassOptions(args.passes, args.max_drift, args.calibration, args.int4_block_size,
                                     not args.fp16_io),
-                 emit=args.emit, loop_trips=args.loop_trips)
+                 emit=args.emit, loop_trips=args.loop_trips, threads=args.threads)
     doc = json.dumps(p.to_dict(), indent=2)
     if args.out:
 

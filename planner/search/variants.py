@@ -13,7 +13,6 @@ the original), about 0.5 to 1.5 s for the shipped models. `--passes none` skips 
 from __future__ import annotations
 
 import hashlib
-import os
 import statistics
 import sys
 import time
@@ -189,7 +188,7 @@ def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: 
                        runs: dict[str, tuple]) -> None:
     """Time every variant on this machine and scale its host predictions to the measured ratio (see optimize)."""
 
-    cached = runs.setdefault(_HOST_MEASURED, {})
+    cached = runs.setdefault((_HOST_MEASURED, host.threads), {})
     names = [v.name for v in out.variants]
     base_analyzer = out.variants[0].analyzer
     sweepable = base_analyzer.batch_sweepable and base_analyzer.spec.batch is not None
@@ -197,7 +196,7 @@ def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: 
         feeds = runs[_REFERENCE][0].feeds[0]
         cached.clear()
         cached.update(measure_on_host({v.name: out.models[v.name] for v in out.variants}, feeds,
-                                      shrink=sweepable))
+                                      shrink=sweepable, threads=host.threads))
     batch = cached["_batch"]
     predictor = Predictor()
     b = batch if sweepable else None
@@ -231,16 +230,16 @@ def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: 
 
 
 def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: float = HOST_BUDGET_S,
-                    shrink: bool = False) -> dict:
+                    shrink: bool = False, threads: int = 1) -> dict:
     """Median seconds per model over interleaved rounds (each round runs every model once, rotating the
     order), onnxruntime CPU with ORT_ENABLE_ALL and intra-op spinning off so that one session's idle threads do
     not steal the next one's cores. Other processes share the CPU: interleaving and medians keep the ratios
     fair. Stops after HOST_MAX_ROUNDS or when past the budget with at least HOST_MIN_ROUNDS. With `shrink`, a
     model whose first run takes over HOST_SLOW_RUN_S is timed at batch 1 (the first row of `feeds`) instead.
+    `threads`: the intra-op threads the host is planned for, so that the ratio is the one the plan predicts.
     Returns {name: (median seconds, rounds)} plus "_batch": the batch timed."""
     import onnxruntime as ort
 
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     sessions = {}
     for name, m in models.items():
         so = ort.SessionOptions()

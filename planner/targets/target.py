@@ -45,6 +45,7 @@ class Target:
     interconnect: str = ""
     interconnect_bytes_per_s: float | None = None  # per device, one direction, for tensor parallelism
     max_devices: int = 1  # devices per node available to tensor parallelism
+    threads: int = 1  # intra-op threads of a CPU runtime: what `host` is calibrated and planned for (--threads)
     sources: Mapping[str, str] = field(default_factory=dict)  # field -> where the number comes from
     caveats: Mapping[str, str] = field(default_factory=dict)  # field -> "derived ..." / "unconfirmed ..."
     path: str = ""  # the file it was read from
