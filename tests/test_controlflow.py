@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,14 +11,21 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from planner.api import plan
+from planner.calibration.benches import SUBGRAPH_BENCHES
+from planner.calibration.fit import bench_prediction, subgraph_residuals
 from planner.calibration.host import get_target
+from planner.calibration.rates import apply
+from planner.calibration.samples import Sample
+from planner.calibration.store import Calibration
 from planner.cli import main
 from planner.costs import node_cost
 from planner.model.analyze import Analyzer
 from planner.model.controlflow import DEFAULT_LOOP_TRIPS
 from planner.model.loader import load_model
 from planner.ort.executed import ort_analysis
+from planner.predict.predictor import predict
 from planner.search.variants import PassOptions
+from planner.targets.host import detect_host, host_fingerprint
 
 F = TensorProto.FLOAT
 D = 64  # feature width
@@ -262,3 +270,42 @@ def test_the_graph_onnxruntime_executes_counts_if_bodies_too(tmp_path):
     [n] = [n for n in a.graph.nodes if n.op_type == "If"]
     assert node_cost(n).cost.flops == 2 * b * D * 2 * D  # the then branch's MatMul, the larger one
     assert any("If" in note for note in a.notes)
+
+
+def test_each_body_run_costs_the_calibrated_subgraph_run(tmp_path):
+    """On a calibrated host, every run of a body adds what onnxruntime pays to run a subgraph (calibration:
+    If and Loop benches against their predicted nodes); a Scan iteration costs a Loop's; spec targets add 0."""
+    trips, per_loop, per_if = 5, 0.7e-6, 0.4e-6
+    host = apply(detect_host(), _calibration())
+    timed = apply(detect_host(), _calibration(kernel_fixed_s={"vector": 0.25e-6, "subgraph.Loop": per_loop,
+                                                              "subgraph.If": per_if}))
+    loop = Analyzer(load_model(_loop_model(tmp_path, m_value=trips))).analyze(batch=1)
+    assert predict(loop, timed).latency_s - predict(loop, host).latency_s == pytest.approx(trips * per_loop)
+    branch = Analyzer(load_model(_if_model(tmp_path))).analyze(batch=1)
+    assert predict(branch, timed).latency_s - predict(branch, host).latency_s == pytest.approx(per_if)
+    a10g = get_target("a10g")
+    assert a10g.rates.subgraph_run_s("Loop", a10g) == 0.0
+    assert timed.rates.subgraph_run_s("Scan", timed) == per_loop
+
+
+def _calibration(**kw) -> Calibration:
+    base = dict(fingerprint=host_fingerprint(), threads=1, launch_overhead_s=0.5e-6, run_overhead_s=8e-6,
+                run_overhead_per_io_s=1e-6, profiler_bias_s=3e-6, bandwidth_curve=((1e3, 2e10), (1e9, 2e10)),
+                weight_bandwidth_curve=(), rate_curves={"gemm.fp32": ((1.0, 1e10), (100.0, 1e11))},
+                throughput_curves={}, kernel_fixed_s={"vector": 0.25e-6}, workspace_bytes=12e6,
+                created="2026-01-01T00:00:00+00:00", quick=True)
+    base.update(kw)
+    return Calibration(**base)
+
+
+def test_subgraph_residual_is_the_slope_of_measured_less_predicted():
+    """Measured = predicted + 3 us per run of the bench + 0.5 us per body run: the residual is the 0.5 us."""
+    cal = _calibration()
+    samples = []
+    for n in (8, 40):
+        _, predicted = bench_prediction(cal, SUBGRAPH_BENCHES["Loop"](n))
+        samples.append(Sample("Loop", "vector", "vector", 0, 0, predicted + 3e-6 + n * 0.5e-6, f"loop {n}",
+                              "subgraph", steps=n))
+    assert subgraph_residuals(cal, samples) == {"subgraph.Loop": pytest.approx(0.5e-6)}
+    faster = [dataclasses.replace(s, seconds=s.seconds - s.steps * 1e-6) for s in samples]  # below prediction
+    assert subgraph_residuals(cal, faster) == {"subgraph.Loop": 0.0}

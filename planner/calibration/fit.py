@@ -43,10 +43,10 @@ from pathlib import Path
 
 import onnx
 
-from planner.calibration.benches import mixed_graph
+from planner.calibration.benches import SUBGRAPH_BENCHES, Bench, mixed_graph
 from planner.calibration.host import as_executed
 from planner.calibration.overheads import fit_line
-from planner.calibration.rates import GEMV_FIXED, apply, bytes_timed, interpolate_loglog, weight_stream
+from planner.calibration.rates import GEMV_FIXED, SUBGRAPH_FIXED, apply, bytes_timed, interpolate_loglog, weight_stream
 from planner.calibration.recurrent import fit as fit_recurrent
 from planner.calibration.samples import Measurements, Sample
 from planner.calibration.store import RECURRENT, Calibration, CalibrationFileError, Curve
@@ -131,15 +131,16 @@ class _Sources:
     chains: list  # per node of a chain of tiny nodes of one family: that family's fixed cost
     weights: list  # per node of a chain of GEMVs with weights of their own: weight reads, nothing else
     mixed: list  # whole mixed graphs: checked against the fit at the end (the graph node overhead)
+    subgraph: list  # If and Loop benches end to end: checked against the fit last (a subgraph run's cost)
     profiled: list  # single nodes, profiled (and activation chains)
     stream: list  # of those, the Add streams: the bandwidth curve
 
     @classmethod
     def of(cls, samples: Sequence[Sample]) -> _Sources:
-        profiled = [s for s in samples if s.source not in ("chain", "weights", "mixed")]
+        profiled = [s for s in samples if s.source not in ("chain", "weights", "mixed", "subgraph")]
         return cls([s for s in samples if s.source == "chain"], [s for s in samples if s.source == "weights"],
-                   [s for s in samples if s.source == "mixed"], profiled,
-                   [s for s in profiled if s.label.startswith("Add stream")])
+                   [s for s in samples if s.source == "mixed"], [s for s in samples if s.source == "subgraph"],
+                   profiled, [s for s in profiled if s.label.startswith("Add stream")])
 
 
 def fit(m: Measurements) -> Calibration:
@@ -168,9 +169,12 @@ def fit(m: Measurements) -> Calibration:
                        s.weight_bytes, s.working_set, list(s.shape)) for s in m.samples),
         notes=tuple(m.notes),
     )
-    if len(src.mixed) < 2:
-        return cal
-    return dataclasses.replace(cal, graph_node_overhead_s=mixed_residual(cal, src.mixed))
+    if len(src.mixed) >= 2:
+        cal = dataclasses.replace(cal, graph_node_overhead_s=mixed_residual(cal, src.mixed))
+    runs = subgraph_residuals(cal, src.subgraph)
+    if runs:
+        cal = dataclasses.replace(cal, kernel_fixed_s=dict(sorted({**cal.kernel_fixed_s, **runs}.items())))
+    return cal
 
 
 def _ort_version() -> str:
@@ -305,17 +309,32 @@ def mixed_residual(cal: Calibration, samples: list) -> float:
     return min(max((r1 - r0) / (n1 - n0), 0.0), 1e-6) if n1 > n0 else 0.0
 
 
-def mixed_predictions(cal: Calibration, blocks: Iterable[int]) -> list[tuple[int, float]]:
-    """(nodes onnxruntime runs, predicted seconds) of mixed_graph(b) for each b, as `plan predict` would time
-    it under `cal` (planner.ort.executed: the optimized graph, every node dispatched)."""
-
-    target = apply(detect_host(), cal)
-    out = []
-    for b in blocks:
-        model = onnx.load_from_string(mixed_graph(b).model)
-        loaded = LoadedModel(model=model, path=Path("mixed.onnx"), sha256=f"planner-mixed-graph-{b}")
-        analysis = ort_analysis(loaded, analyzer=Analyzer(loaded))
-        g = analysis.graph
-        run = run_overhead(cal.run_overhead_s, cal.run_overhead_per_io_s, len(g.inputs) + len(g.outputs))
-        out.append((len(g.nodes), Predictor().predict(analysis, as_executed(target, run)).latency_s))
+def subgraph_residuals(cal: Calibration, samples: list) -> dict[str, float]:
+    """Per subgraph kind (If, Loop), what one run of a body costs beyond its nodes as `cal` predicts them: the
+    slope of (measured - predicted) over the benches' run counts, so the per-run cost cancels; never below 0.
+    Keyed as the rates read it (rates.SUBGRAPH_FIXED + "." + the op)."""
+    out = {}
+    for op in sorted({s.family for s in samples}):
+        mine = sorted((s for s in samples if s.family == op), key=lambda s: s.steps)
+        if len(mine) < 2 or mine[-1].steps <= mine[0].steps:
+            continue
+        (_, p0), (_, p1) = (bench_prediction(cal, SUBGRAPH_BENCHES[op](s.steps)) for s in (mine[0], mine[-1]))
+        residual = ((mine[-1].seconds - p1) - (mine[0].seconds - p0)) / (mine[-1].steps - mine[0].steps)
+        out[f"{SUBGRAPH_FIXED}.{op}"] = max(residual, 0.0)
     return out
+
+
+def bench_prediction(cal: Calibration, bench: Bench) -> tuple[int, float]:
+    """(nodes onnxruntime runs, predicted seconds) of a bench, as `plan predict` would time it under `cal`
+    (planner.ort.executed: the optimized graph, every node dispatched)."""
+    loaded = LoadedModel(model=onnx.load_from_string(bench.model), path=Path("bench.onnx"),
+                         sha256=f"planner-bench-{bench.label}")
+    analysis = ort_analysis(loaded, analyzer=Analyzer(loaded))
+    g = analysis.graph
+    run = run_overhead(cal.run_overhead_s, cal.run_overhead_per_io_s, len(g.inputs) + len(g.outputs))
+    return len(g.nodes), Predictor().predict(analysis, as_executed(apply(detect_host(), cal), run)).latency_s
+
+
+def mixed_predictions(cal: Calibration, blocks: Iterable[int]) -> list[tuple[int, float]]:
+    """(nodes onnxruntime runs, predicted seconds) of mixed_graph(b) for each b under `cal`."""
+    return [bench_prediction(cal, mixed_graph(b)) for b in blocks]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnx
 
-from planner.calibration.benches import Bench, chain, chain_steps, tiny_chain
+from planner.calibration.benches import SUBGRAPH_BENCHES, Bench, chain, chain_steps, tiny_chain
 from planner.calibration.samples import Sample
 from planner.calibration.timing import Overheads, e2e_seconds, profiled
 from planner.costs import OpClass, node_cost
@@ -80,6 +80,26 @@ def overhead_timings(threads: int, quick: bool, workdir: Path, progress: Callabl
     p = profiled(chain(128), threads, 20 if not quick else 5, 0.5, workdir)
     out["bias"] = _trimmed_mean(list(p.node_s.values()))
     progress("profiler bias")
+    return out
+
+
+SUBGRAPH_RUNS = (8, 200)  # subgraph runs in the short and the long bench: their difference cancels the per-run cost
+
+
+def subgraph_samples(threads: int, quick: bool, gate: QuietGate | None = None) -> list[Sample]:
+    """End-to-end times of the If and Loop benches at two run counts (planner.calibration.fit.subgraph_residuals
+    turns them into a cost per subgraph run beyond what its nodes are predicted to take)."""
+    counts = (8, 40) if quick else SUBGRAPH_RUNS
+    out = []
+    for op, build in SUBGRAPH_BENCHES.items():
+        for n in counts:
+            bench = build(n)
+            best = []
+            for _ in range(1 if quick else CHAIN_REPEATS):
+                if gate is not None:
+                    gate.wait(0.5)
+                best.append(e2e_seconds(bench, threads, 40 if quick else 80, 0.1))
+            out.append(Sample(op, "vector", "vector", 0, 0, min(best), bench.label, "subgraph", steps=n))
     return out
 
 

@@ -15,6 +15,8 @@
     GEMVs       a weight stream on a host that timed GEMV chains takes their fixed cost ("weight_stream") plus
                 its bytes at the measured weight-reading speed, which has the arithmetic in it
     RNN layers  a recurrent layer whose sizes are known takes planner.calibration.recurrent's fitted costs
+    subgraphs   each run of an If / Loop body costs what an If chain or a Loop of tiny Adds measured beyond
+                their nodes' predicted time (fit.subgraph_residuals); a Scan iteration as a Loop's
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from planner.targets.target import Target
 
 GEMV_INTENSITY = 4.0  # FLOPs per byte: a GEMM with fewer rows than about this many is a weight stream
 GEMV_FIXED = "weight_stream"  # kernel_fixed_s key: a weight stream's cost per call beyond its family's
+SUBGRAPH_FIXED = "subgraph"  # kernel_fixed_s "subgraph.If" / ".Loop": one body run beyond its nodes' predicted time
 
 BYTES_TIMED = frozenset({"conv_dw_1x1", "nchwc.conv_dw_1x1"})  # matrix families timed by bytes, not FLOPs
 """A 1x1 depthwise convolution does one multiply-add per element it reads: its intensity is the same at every
@@ -147,6 +150,10 @@ class CalibratedRates:
             serial = weights / self.weight_bytes_per_s(weights_in_play, target)
             return Terms(compute_s, memory_s, fixed, serial_s=serial)
         return Terms(compute_s, memory_s, fixed)
+
+    def subgraph_run_s(self, op_type: str, target: Target) -> float:
+        kind = "Loop" if op_type == "Scan" else op_type
+        return self.kernel_fixed_s.get(f"{SUBGRAPH_FIXED}.{kind}", 0.0)
 
     def layer_seconds(self, work: Work, shape: RecurrentShape, steps: int) -> float | None:
         costs = self.recurrent_costs.get(f"{work.family}.{work.peak_key}")

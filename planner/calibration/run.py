@@ -16,6 +16,7 @@ from planner.calibration.overheads import (
     chain_timings,
     overhead_timings,
     overheads_from,
+    subgraph_samples,
 )
 from planner.calibration.residency import runtime_memory, weight_residency
 from planner.calibration.samples import CalibrationError, Measurements, Sample
@@ -88,13 +89,15 @@ def calibrate(threads: int = 1, quick: bool = False, progress: Callable[[int, in
         bar.step("runtime memory")
         gate.wait(run.pause_s)
         tiny = chain_timings(threads, quick, work, bar.step)  # the quicker of two interleaved timings already
+        subgraph = subgraph_samples(threads, quick, gate)
+        bar.step("subgraph runs")
         passes = [run.one_pass(i, work, gate, bar) for i in range(run.passes)]
         run.weight_sessions.clear()
         if not quick:
             overhead_times.append(overhead_timings(threads, quick, work, bar.step, gate, repeats=2))
         o = overheads_from(*overhead_times)
         made = [[s for pending in p for s in pending(o)] for p in passes]
-        made[0] += chain_samples(tiny, o.launch_s)
+        made[0] += chain_samples(tiny, o.launch_s) + subgraph
         if gate.noisy:
             run.notes.append(f"the machine was busy: {gate.noisy} microbenchmarks ran after {gate.waited_s:.0f} s "
                              "of waiting for a quiet moment (planner.ort.quiet)")
@@ -120,7 +123,7 @@ class _Run:
         self.pause_s = 1.0 if not quick else 0.05  # the most a microbenchmark waits for a quiet moment
         n_chains = 3 if quick else len(chain_steps()) - 1
         per_pass = len(self.benches) + len(self.chains_w) + len(self.chains_a) + len(MIXED_BLOCKS)
-        self.steps = per_pass * self.passes + n_chains + (5 if quick else 11)
+        self.steps = per_pass * self.passes + n_chains + (6 if quick else 12)
         self.weight_sessions: dict[tuple, tuple] = {}  # built once, timed in every pass (256 MiB take seconds)
         self.notes: list[str] = []
 

@@ -23,7 +23,7 @@ class Sample:
     source: str = "profile"  # "profile": one node, profiled; "chain": per node of a chain of tiny ones, no
     #   profiler; "weights": per node of a chain of GEMVs with weights of their own (weight_chain), no profiler;
     #   "series": per node of a chain of small matrix nodes (activation_chain), no profiler; "mixed": a whole
-    #   mixed_graph end to end (steps: its blocks)
+    #   mixed_graph end to end (steps: its blocks); "subgraph": an If or Loop bench end to end (steps: its runs)
     steps: int = 1  # sequential steps (RNN time steps): flops and bytes are per step, seconds for all of them
     weight_bytes: int = 0  # of `bytes`, those of initializers (weights), read once per step
     working_set: int = 0  # weights in play around this node (a weight chain's total); 0: its own bytes

@@ -14,16 +14,19 @@ from planner.model.controlflow import Body, bodies, is_control_flow
 from planner.predict.roofline import COMPUTE, MEMORY
 
 
-def _body_time(body: Body, analysis, target, new_predictor: Callable) -> tuple[float, float, float, str]:
+def _body_time(body: Body, op_type: str, analysis, target, new_predictor: Callable
+               ) -> tuple[float, float, float, str]:
     """(seconds, compute s, memory s, peaks used) of one node run of `body` on `target`: its own kernels, fused
-    as the target's runtime fuses them, each with its launch, times its repeats."""
+    as the target's runtime fuses them, each with its launch, plus what running a subgraph costs the runtime
+    (the target's rates: measured on a calibrated host), times its repeats."""
     if "predictor" not in body.memo:  # node costs and kernels are shared by every target and call
         body.memo["predictor"] = new_predictor()
         body.memo["analysis"] = Analysis(graph=body.graph, binding=analysis.binding)
     p = body.memo["predictor"].predict(body.memo["analysis"], target)
     k = body.repeats
     used = sorted({kp.time.peak_used for kp in p.kernels if kp.time.peak_used != "none"})
-    return (k * sum(kp.time.seconds for kp in p.kernels), k * sum(kp.time.compute_s for kp in p.kernels),
+    run_s = sum(kp.time.seconds for kp in p.kernels) + target.rates.subgraph_run_s(op_type, target)
+    return (k * run_s, k * sum(kp.time.compute_s for kp in p.kernels),
             k * sum(kp.time.memory_s for kp in p.kernels), "+".join(used) or "none")
 
 
@@ -43,7 +46,7 @@ def control_flow_times(timed: tuple, analysis, target, new_predictor: Callable) 
         if not found:
             out.append(kp)
             continue
-        secs, comp, mem, used = max(_body_time(b, analysis, target, new_predictor) for b in found)
+        secs, comp, mem, used = max(_body_time(b, node.op_type, analysis, target, new_predictor) for b in found)
         t = replace(kp.time, seconds=secs, compute_s=comp, memory_s=mem, bound=COMPUTE if comp > mem else MEMORY,
                     peak_used=used, launch_dominated=False)
         out.append(replace(kp, time=t))

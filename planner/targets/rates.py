@@ -60,6 +60,10 @@ class Rates(Protocol):
         """A recurrent layer's time beyond its launch, where these rates know it whole; None otherwise."""
         ...
 
+    def subgraph_run_s(self, op_type: str, target: Target) -> float:
+        """What one run of an If / Loop / Scan (`op_type`) body costs beyond its own kernels."""
+        ...
+
 
 class SpecRates:
     """The spec sheet: peak x compute efficiency, bandwidth x memory efficiency, the launch overhead."""
@@ -76,6 +80,9 @@ class SpecRates:
 
     def layer_seconds(self, work: Work, shape: RecurrentShape, steps: int) -> float | None:
         return None
+
+    def subgraph_run_s(self, op_type: str, target: Target) -> float:
+        return 0.0  # no spec sheet says; a body's kernels each carry their launch
 
 
 SPEC = SpecRates()
