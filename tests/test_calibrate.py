@@ -24,6 +24,11 @@ def test_quick_calibration_end_to_end(tmp_path, monkeypatch, capsys):
     assert cal.fingerprint == host_fingerprint() and cal.threads == 1 and cal.quick
     assert len(cal.bandwidth_curve) >= 2 and all(b > 1e8 for _, b in cal.bandwidth_curve)
     assert "gemm.fp32" in cal.rate_curves and "nchwc.conv.fp32" in cal.rate_curves
+    # int8 as dynamic quantization ships a CNN: ConvInteger (im2col + a u8 GEMM) and the quantize step
+    assert "conv.int8" in cal.rate_curves and "DynamicQuantizeLinear" in cal.throughput_curves
+    # subgraph runs: an If chain and a Loop, each at two run counts
+    assert sorted((s[0], s[8]) for s in cal.samples if s[7] == "subgraph") == [("If", 8), ("If", 40), ("Loop", 8),
+                                                                                ("Loop", 40)]
     assert 0 < cal.launch_overhead_s < 1e-4 and cal.profiler_bias_s >= 0
     assert cal.throughput_curves and cal.kernel_fixed_s
     # the samples say what was measured: every family the curves name came from a microbenchmark of ours

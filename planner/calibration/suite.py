@@ -130,6 +130,25 @@ def _int8_benches(quick: bool) -> list[Bench]:
     return out
 
 
+# ConvInteger as onnxruntime's dynamic quantization ships a CNN (u8 activations and weights): (input channels,
+# output channels, image side, kernel side); onnxruntime runs it as im2col + a u8 GEMM, not the blocked layout
+CONV_INTEGER = [(64, 64, 56, 3), (64, 256, 56, 1), (256, 64, 56, 1), (128, 128, 28, 3), (512, 128, 28, 1),
+                (256, 256, 14, 3), (1024, 256, 14, 1), (512, 512, 7, 3), (16, 32, 32, 3), (3, 32, 112, 3)]
+
+
+def _conv_integer_benches(quick: bool) -> list[Bench]:
+    u8 = TensorProto.UINT8
+    out = []
+    for cin, cout, side, k in CONV_INTEGER[:2] if quick else CONV_INTEGER:
+        w = weight("w", [cout, cin, k, k], 1, np.uint8)
+        pads = [k // 2] * 4
+        out.append(single(f"ConvInteger {cin}->{cout} {side}x{side} k{k}", "ConvInteger",
+                          [("x", [1, cin, side, side], u8)], [1, cout, side, side],
+                          [w, scalar("xz", 3, np.uint8), scalar("wz", 128, np.uint8)], attrs={"pads": pads},
+                          out_elem=TensorProto.INT32))
+    return out
+
+
 def _rnn_benches(quick: bool) -> list[Bench]:
     # (op, sequence, batch, input, hidden): per family, enough layers to fit planner.model.recurrent's seven costs apart
     # (batch 1 to 64, hidden 32 to 256, input a quarter to four times the hidden size, 8 to 64 steps)
@@ -166,6 +185,14 @@ def _stream_benches(quick: bool) -> list[Bench]:
         shape = [n // 1024, 1024]  # 2-D: onnx's data propagation walks every element of a 1-D tensor
         out.append(single(f"Add stream {n * 12 >> 10} KiB", "Add", [("a", shape, F), ("b", shape, F)], shape))
     return out
+
+
+def _dynamic_quantize(shape: list[int]) -> Bench:
+    """DynamicQuantizeLinear: a pass for the range, a pass to quantize (dynamic int8 runs one before every
+    quantized MatMul or Conv); its scale and zero point are outputs nobody here reads."""
+    node = helper.make_node("DynamicQuantizeLinear", ["a"], ["out0", "scale", "zero"], name="bench")
+    return Bench(f"DynamicQuantizeLinear {shape}",
+                 make([node], [vi("a", shape)], [vi("out0", shape, TensorProto.UINT8)]), {"a": rand(shape, 10)})
 
 
 def _vector_benches(quick: bool) -> list[Bench]:
@@ -214,6 +241,7 @@ def _vector_benches(quick: bool) -> list[Bench]:
             single(f"FastGelu {shape}", "FastGelu", [("a", shape, F)], shape, [weight("c", [cols])], domain=MS),
             single(f"SkipLayerNormalization {shape}", "SkipLayerNormalization", [("a", shape, F), ("s", shape, F)],
                    shape, [weight("g", [cols]), weight("bb", [cols], 2)], domain=MS),
+            _dynamic_quantize(shape),
         ]
         short = [rows_ * cols // 32, 32]  # the same elements in rows of 32: attention over a short context
         rows += [
@@ -243,4 +271,4 @@ def _vector_benches(quick: bool) -> list[Bench]:
 
 def suite(quick: bool = False) -> list[Bench]:
     return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick)
-            + _int8_benches(quick) + _rnn_benches(quick) + _vector_benches(quick))
+            + _int8_benches(quick) + _conv_integer_benches(quick) + _rnn_benches(quick) + _vector_benches(quick))
