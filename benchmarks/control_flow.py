@@ -13,7 +13,6 @@ thread. Prints predicted against measured for both.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -21,11 +20,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from with_and_without import report, without
 
-from planner.calibration.host import predict_ort
 from planner.calibration.store import default_path
-from planner.model.loader import load_model
-from planner.ort.measure import measure
 
 F = TensorProto.FLOAT
 
@@ -90,12 +87,8 @@ def loop(path: Path, trips: int, size: int) -> Path:
     return _save(path, helper.make_graph([node], "g", [_vi("x", [1, size])], [_vi("y", [1, size])], inits))
 
 
-def without_subgraph_costs(src: Path, dst: Path) -> Path:
-    doc = json.loads(src.read_text())
-    for entry in doc["calibrations"].values():
-        entry["kernel_fixed_s"] = {k: v for k, v in entry["kernel_fixed_s"].items() if not k.startswith("subgraph")}
-    dst.write_text(json.dumps(doc))
-    return dst
+def _drop_subgraph_costs(entry: dict) -> None:
+    entry["kernel_fixed_s"] = {k: v for k, v in entry["kernel_fixed_s"].items() if not k.startswith("subgraph")}
 
 
 def main() -> int:
@@ -106,20 +99,13 @@ def main() -> int:
     cal = args.calibration or default_path()
     with tempfile.TemporaryDirectory(prefix="planner-control-flow-") as tmp:
         d = Path(tmp)
-        before = without_subgraph_costs(cal, d / "without.json")
+        before = without(cal, d / "without.json", _drop_subgraph_costs)
         cases = [("MLP inside an If, batch 16", if_mlp(d / "if_mlp.onnx"), {"batch": 16}),
                  ("the same MLP, no If, batch 16", plain_mlp(d / "mlp.onnx"), {"batch": 16}),
                  ("50 Ifs around [1, 64] Adds", if_chain(d / "ifs.onnx"), {}),
                  ("Loop, 100 trips of a [1, 64] Add", loop(d / "loop.onnx", 100, 64), {}),
                  ("Loop, 20 trips of a [1, 4096] Add", loop(d / "loop_big.onnx", 20, 4096), {})]
-        print(f"{'model':36} {'measured':>11} {'predicted':>11} {'error':>7}   {'without':>11} {'error':>7}")
-        for label, path, dims in cases:
-            loaded = load_model(path)
-            now = predict_ort(loaded, 1, dims, None, cal).prediction.latency_s
-            old = predict_ort(loaded, 1, dims, None, before).prediction.latency_s
-            measured = measure(path, dims, threads=1, runs=args.runs).latency_s
-            print(f"{label:36} {measured * 1e3:9.4f} ms {now * 1e3:8.4f} ms {now / measured - 1:+7.1%}   "
-                  f"{old * 1e3:8.4f} ms {old / measured - 1:+7.1%}")
+        report(cases, cal, before, args.runs)
     return 0
 
 

@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import logging
 import sys
 import tempfile
 from pathlib import Path
 
 import onnx
+from with_and_without import report, without
 
-from planner.calibration.host import predict_ort
 from planner.calibration.store import default_path
-from planner.model.loader import load_model
-from planner.ort.measure import measure
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -43,13 +40,9 @@ def quantized(src: Path, dst: Path) -> Path:
     return dst
 
 
-def without_int8_conv(src: Path, dst: Path) -> Path:
-    doc = json.loads(src.read_text())
-    for entry in doc["calibrations"].values():
-        entry["rate_curves"] = {k: v for k, v in entry["rate_curves"].items() if not k.startswith("conv.int8")}
-        entry["throughput_curves"].pop("DynamicQuantizeLinear", None)
-    dst.write_text(json.dumps(doc))
-    return dst
+def _drop_int8_conv(entry: dict) -> None:
+    entry["rate_curves"] = {k: v for k, v in entry["rate_curves"].items() if not k.startswith("conv.int8")}
+    entry["throughput_curves"].pop("DynamicQuantizeLinear", None)
 
 
 def main() -> int:
@@ -60,17 +53,9 @@ def main() -> int:
     cal = args.calibration or default_path()
     with tempfile.TemporaryDirectory(prefix="planner-quantized-") as tmp:
         d = Path(tmp)
-        before = without_int8_conv(cal, d / "without.json")
-        print(f"{'model (dynamic int8)':22} {'measured':>11} {'predicted':>11} {'error':>7}   "
-              f"{'without':>11} {'error':>7}")
-        for i, (label, src, dims) in enumerate(MODELS):
-            path = quantized(src, d / f"model{i}.onnx")
-            loaded = load_model(path)
-            now = predict_ort(loaded, 1, dims, None, cal).prediction.latency_s
-            old = predict_ort(loaded, 1, dims, None, before).prediction.latency_s
-            measured = measure(path, dims, threads=1, runs=args.runs).latency_s
-            print(f"{label:22} {measured * 1e3:8.3f} ms {now * 1e3:8.3f} ms {now / measured - 1:+7.1%}   "
-                  f"{old * 1e3:8.3f} ms {old / measured - 1:+7.1%}")
+        before = without(cal, d / "without.json", _drop_int8_conv)
+        cases = [(label, quantized(src, d / f"model{i}.onnx"), dims) for i, (label, src, dims) in enumerate(MODELS)]
+        report(cases, cal, before, args.runs, title="model (dynamic int8)")
     return 0
 
 
