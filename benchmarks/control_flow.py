@@ -12,7 +12,6 @@ thread. Prints predicted against measured for both.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -20,9 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from with_and_without import report, without
-
-from planner.calibration.store import default_path
+from with_and_without import arguments, report, without
 
 F = TensorProto.FLOAT
 
@@ -92,11 +89,7 @@ def _drop_subgraph_costs(entry: dict) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calibration", type=Path, default=None, help="calibration file (default: the user cache)")
-    ap.add_argument("--runs", type=int, default=20)
-    args = ap.parse_args()
-    cal = args.calibration or default_path()
+    cal, runs = arguments(__doc__, 20)
     with tempfile.TemporaryDirectory(prefix="planner-control-flow-") as tmp:
         d = Path(tmp)
         before = without(cal, d / "without.json", _drop_subgraph_costs)
@@ -105,7 +98,7 @@ def main() -> int:
                  ("50 Ifs around [1, 64] Adds", if_chain(d / "ifs.onnx"), {}),
                  ("Loop, 100 trips of a [1, 64] Add", loop(d / "loop.onnx", 100, 64), {}),
                  ("Loop, 20 trips of a [1, 4096] Add", loop(d / "loop_big.onnx", 20, 4096), {})]
-        report(cases, cal, before, args.runs)
+        report(cases, cal, before, runs)
     return 0
 
 

@@ -11,7 +11,6 @@ measured them: the u8 GEMM rate for a ConvInteger), then measures it with onnxru
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
@@ -20,9 +19,7 @@ import tempfile
 from pathlib import Path
 
 import onnx
-from with_and_without import report, without
-
-from planner.calibration.store import default_path
+from with_and_without import arguments, report, without
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -46,16 +43,12 @@ def _drop_int8_conv(entry: dict) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calibration", type=Path, default=None, help="calibration file (default: the user cache)")
-    ap.add_argument("--runs", type=int, default=10)
-    args = ap.parse_args()
-    cal = args.calibration or default_path()
+    cal, runs = arguments(__doc__, 10)
     with tempfile.TemporaryDirectory(prefix="planner-quantized-") as tmp:
         d = Path(tmp)
         before = without(cal, d / "without.json", _drop_int8_conv)
         cases = [(label, quantized(src, d / f"model{i}.onnx"), dims) for i, (label, src, dims) in enumerate(MODELS)]
-        report(cases, cal, before, args.runs, title="model (dynamic int8)")
+        report(cases, cal, before, runs, title="model (dynamic int8)")
     return 0
 
 

@@ -6,13 +6,24 @@ entries to drop (what the planner did before it measured them) and which models 
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from planner.calibration.host import predict_ort
+from planner.calibration.store import default_path
 from planner.model.loader import load_model
 from planner.ort.measure import measure
+
+
+def arguments(doc: str | None, runs: int) -> tuple[Path, int]:
+    """(calibration file, runs per model) from the command line: --calibration (default: the user cache), --runs."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calibration", type=Path, default=None, help="calibration file (default: the user cache)")
+    ap.add_argument("--runs", type=int, default=runs)
+    args = ap.parse_args()
+    return args.calibration or default_path(), args.runs
 
 
 def without(src: Path, dst: Path, drop: Callable[[dict], None]) -> Path:
