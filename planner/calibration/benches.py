@@ -177,30 +177,26 @@ def tiny_chain(name: str, n: int) -> Bench:
                  {"x": rand(shape, 7)})
 
 
-def subgraph_chain(n: int, wrapped: bool, size: int = 16) -> Bench:
-    """n tiny Adds in a row; `wrapped`: each inside an If (then: the Add, else: a Sub), so that what an If call
-    costs beyond its nodes can be told from the same Adds unwrapped."""
+def if_chain(n: int, size: int = 16) -> Bench:
+    """n tiny Adds in a row, each inside an If (then: the Add, else: a Sub), so that what an If call costs beyond
+    its nodes can be told from what they are predicted to take."""
     nodes, prev = [], "x"
     for i in range(n):
         out = "y" if i == n - 1 else f"t{i}"
-        add = helper.make_node("Add", [prev, prev], [out if not wrapped else f"a{i}"], name=f"add{i}")
-        if wrapped:
-            sub = helper.make_node("Sub", [prev, prev], [f"s{i}"], name=f"sub{i}")
-            then_g = helper.make_graph([add], f"then{i}", [], [vi(f"a{i}", [size, size])])
-            else_g = helper.make_graph([sub], f"else{i}", [], [vi(f"s{i}", [size, size])])
-            nodes.append(helper.make_node("If", ["c"], [out], name=f"if{i}", then_branch=then_g, else_branch=else_g))
-        else:
-            nodes.append(add)
+        then_g = helper.make_graph([helper.make_node("Add", [prev, prev], [f"a{i}"], name=f"add{i}")], f"then{i}",
+                                   [], [vi(f"a{i}", [size, size])])
+        else_g = helper.make_graph([helper.make_node("Sub", [prev, prev], [f"s{i}"], name=f"sub{i}")], f"else{i}",
+                                   [], [vi(f"s{i}", [size, size])])
+        nodes.append(helper.make_node("If", ["c"], [out], name=f"if{i}", then_branch=then_g, else_branch=else_g))
         prev = out
-    inputs = [vi("x", [size, size])] + ([vi("c", [], TensorProto.BOOL)] if wrapped else [])
-    feeds = {"x": rand([size, size], 7), **({"c": np.array(True)} if wrapped else {})}
-    return Bench(f"{'if-wrapped' if wrapped else 'plain'} adds x{n}", make(nodes, inputs, [vi("y", [size, size])]),
-                 feeds)
+    return Bench(f"if-wrapped adds x{n}",
+                 make(nodes, [vi("x", [size, size]), vi("c", [], TensorProto.BOOL)], [vi("y", [size, size])]),
+                 {"x": rand([size, size], 7), "c": np.array(True)})
 
 
 def loop_chain(trips: int, size: int = 16) -> Bench:
     """A Loop of `trips` iterations whose body is one tiny Add (and the condition passed through), so that what
-    an iteration costs beyond its nodes can be told from the same Adds unrolled."""
+    an iteration costs beyond its nodes can be told from what they are predicted to take."""
     body = helper.make_graph(
         [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["h", "h"], ["h_out"])],
         "body", [vi("i", [], TensorProto.INT64), vi("cond_in", [], TensorProto.BOOL), vi("h", [size, size])],
@@ -211,7 +207,7 @@ def loop_chain(trips: int, size: int = 16) -> Bench:
                  {"x": rand([size, size], 7)})
 
 
-SUBGRAPH_BENCHES = {"If": lambda n: subgraph_chain(n, wrapped=True), "Loop": loop_chain}  # op -> bench of n runs
+SUBGRAPH_BENCHES = {"If": if_chain, "Loop": loop_chain}  # op -> its bench of n body runs
 
 
 def weight_chain(k: int, length: int, transposed: bool = False) -> Bench:
@@ -250,7 +246,7 @@ def activation_chain(h: int, m: int, k: int, length: int = CHAIN_LENGTH) -> Benc
 
 
 # A transformer-like block of small nodes, repeated: a few blocks and many, so that the difference per node is free
-# of the per-run cost (mixed_residual in planner.calibration.store)
+# of the per-run cost (mixed_residual in planner.calibration.fit)
 MIXED_BLOCKS = (4, 24)
 
 

@@ -304,9 +304,15 @@ def mixed_residual(cal: Calibration, samples: list) -> float:
     chain measures a node among nodes of its kind; among other kinds each costs more (measured here, one row:
     24 blocks, 408 nodes, predicted 20% under their 117 us, 4 blocks 14% under; 70 ns a node)."""
     predicted = mixed_predictions(cal, [s.steps for s in samples])
-    points = sorted((n, s.seconds - p) for s, (n, p) in zip(samples, predicted, strict=True))
-    (n0, r0), (n1, r1) = points[0], points[-1]
-    return min(max((r1 - r0) / (n1 - n0), 0.0), 1e-6) if n1 > n0 else 0.0
+    slope = _residual_slope([(n, s.seconds - p) for s, (n, p) in zip(samples, predicted, strict=True)])
+    return min(max(slope, 0.0), 1e-6) if slope is not None else 0.0
+
+
+def _residual_slope(points: list[tuple[float, float]]) -> float | None:
+    """The slope of (count, measured - predicted) between the smallest and the largest count: what each unit
+    adds beyond the prediction, with the per-run cost cancelled. None when the counts do not differ."""
+    (n0, r0), (n1, r1) = min(points), max(points)
+    return (r1 - r0) / (n1 - n0) if n1 > n0 else None
 
 
 def subgraph_residuals(cal: Calibration, samples: list) -> dict[str, float]:
@@ -315,12 +321,10 @@ def subgraph_residuals(cal: Calibration, samples: list) -> dict[str, float]:
     Keyed as the rates read it (rates.SUBGRAPH_FIXED + "." + the op)."""
     out = {}
     for op in sorted({s.family for s in samples}):
-        mine = sorted((s for s in samples if s.family == op), key=lambda s: s.steps)
-        if len(mine) < 2 or mine[-1].steps <= mine[0].steps:
-            continue
-        (_, p0), (_, p1) = (bench_prediction(cal, SUBGRAPH_BENCHES[op](s.steps)) for s in (mine[0], mine[-1]))
-        residual = ((mine[-1].seconds - p1) - (mine[0].seconds - p0)) / (mine[-1].steps - mine[0].steps)
-        out[f"{SUBGRAPH_FIXED}.{op}"] = max(residual, 0.0)
+        slope = _residual_slope([(s.steps, s.seconds - bench_prediction(cal, SUBGRAPH_BENCHES[op](s.steps))[1])
+                                 for s in samples if s.family == op])
+        if slope is not None:
+            out[f"{SUBGRAPH_FIXED}.{op}"] = max(slope, 0.0)
     return out
 
 

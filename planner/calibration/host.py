@@ -51,8 +51,6 @@ def resolve_targets(spec: str, target_files: Sequence[str] = (), threads: int = 
     return catalog.resolve_targets(spec, target_files, lambda: calibrated_host(threads).target)
 
 
-
-
 @dataclass
 class OrtPrediction:
     prediction: Prediction

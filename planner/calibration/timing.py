@@ -163,7 +163,7 @@ def activation_chain_sample(bench: Bench, h: int, m: int, k: int, e2e_s: float, 
 
 
 def mixed_sample(blocks: int, e2e_s: float) -> Sample:
-    """A mixed graph's end-to-end time, for planner.calibration.store.mixed_residual (not a node's)."""
+    """A mixed graph's end-to-end time, for planner.calibration.fit.mixed_residual (not a node's)."""
     return Sample("mixed", "vector", "vector", 0, 0, e2e_s, f"mixed x{blocks}", "mixed", steps=blocks)
 
 

@@ -105,7 +105,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             x = node.in_shape(0)
             first_layer = tag == "nchwc." and x is not None and len(x) > 1 and x[1] % 8  # plain NCHW input
             family = "nchwc.conv_nchw" if first_layer else tag + "conv"
-            if tag == "nchwc." and w is not None and 0 < w[0] <= _nchwc_block():
+            if tag == "nchwc." and w is not None and 0 < w[0] <= nchwc_block_size():
                 family += ONE_BLOCK
             return family
     if node.op_type == "Transpose" and contiguous_run(node) >= LONG_RUN:
@@ -118,11 +118,6 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
 
 
 ONE_BLOCK = ":1block"
-
-
-def _nchwc_block() -> int:
-
-    return nchwc_block_size()
 
 
 def _pointwise(node: NodeInfo, w: tuple | None) -> bool:

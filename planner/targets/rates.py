@@ -72,11 +72,13 @@ class SpecRates:
         cost = work.cost
         bandwidth = target.mem_bw_bytes_per_s * target.memory_efficiency
         weights = min(cost.weight_bytes, cost.bytes)
+        # weights and the rest as two terms, as the calibrated rates take them (at two bandwidths there): one
+        # bandwidth here, but the same sum keeps every plan the same to the last bit
         memory_s = (cost.bytes - weights) / bandwidth if cost.bytes else 0.0
         if weights:
             memory_s += weights / bandwidth
         compute_s = cost.flops / (work.peak_flops_per_s * target.compute_efficiency) if cost.flops else 0.0
-        return Terms(compute_s, memory_s, target.launch_overhead_s + 0.0)
+        return Terms(compute_s, memory_s, target.launch_overhead_s)
 
     def layer_seconds(self, work: Work, shape: RecurrentShape, steps: int) -> float | None:
         return None
