@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 TARGET_DIR: Path = Path(__file__).resolve().parent
+RUNTIME_DIR: Path = TARGET_DIR / "runtimes"  # runtime profiles (planner.targets.runtime), one TOML each
 
 
 def bundled_files() -> list[Path]:

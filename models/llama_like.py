@@ -57,7 +57,7 @@ IR_VERSION = 8  # the lowest IR version that carries opset 17; loads in every on
 EXTERNAL_THRESHOLD = 1024  # initializers smaller than this many bytes stay inline
 ALIGNMENT = 4096  # external-data offsets are multiples of this
 INIT_STD = 0.02
-WEIGHT_FORMATS = ("dense", "int4")
+WEIGHT_FORMATS = ("dense", "int4", "int8")
 INT4_BLOCK_SIZE = 32  # MatMul4BitsQuantizer's default block size
 MS_DOMAIN = "com.microsoft"
 
@@ -235,12 +235,16 @@ def make_decoder(
     ``weights="int4"``: every projection and ``lm_head`` is a ``com.microsoft::MatMulNBits`` (bits 4,
     ``block_size``, symmetric, no zero points) reading ``<weight>_Q4`` packed uint8 [N, K / block_size,
     block_size / 2] and ``<weight>_scales`` [N * K / block_size] in the model's float dtype, as onnxruntime's
-    ``MatMul4BitsQuantizer`` lays them out; the embedding and the norms stay in the float dtype. Inline values
-    are random codes, not a quantisation of the dense model: the graph is for planning and runs, not accuracy.
+    ``MatMul4BitsQuantizer`` lays them out (``weights="int8"``: bits 8, ``<weight>_Q8`` [N, K / block_size,
+    block_size], onnxruntime's 8-bit MatMulNBits layout); the embedding and the norms stay in the float dtype.
+    Inline values are random codes, not a quantisation of the dense model: the graph is for planning and runs,
+    not accuracy.
     """
     if weights not in WEIGHT_FORMATS:
         raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, not {weights!r}")
-    int4 = weights == "int4"
+    int4 = weights != "dense"  # a MatMulNBits format: "int4" or "int8"
+    bits = 8 if weights == "int8" else 4
+    suffix = f"_Q{bits}"
     h, d = cfg.hidden_size, cfg.head_dim
     nh, nkv = cfg.num_heads, cfg.num_kv_heads
     fdt = _ONNX_DTYPE[cfg.dtype]
@@ -254,15 +258,15 @@ def make_decoder(
         if not int4:
             return w.add(name, (k, n), "random")
         blocks = -(-k // block_size)
-        packed = w.add(f"{name}_Q4", (n, blocks, block_size // 2), "packed")
+        packed = w.add(f"{name}{suffix}", (n, blocks, block_size * bits // 8), "packed")
         return packed, w.add(f"{name}_scales", (n * blocks,), "scales"), k, n
 
     def linear(x: str, weight, name: str, outputs=None) -> str:
         if not int4:
             return g.op("MatMul", [x, weight], name, outputs=outputs)
         packed, scales, k, n = weight
-        return g.op("MatMulNBits", [x, packed, scales], f"{name}_Q4", outputs=outputs, domain=MS_DOMAIN,
-                    K=k, N=n, bits=4, block_size=block_size)
+        return g.op("MatMulNBits", [x, packed, scales], f"{name}{suffix}", outputs=outputs, domain=MS_DOMAIN,
+                    K=k, N=n, bits=bits, block_size=block_size)
 
     # ---- inputs / outputs -------------------------------------------------------------------------------
     inputs = [
@@ -427,7 +431,7 @@ def make_decoder(
         "max_position": cfg.max_position, "dtype": cfg.dtype, "num_parameters": cfg.num_parameters,
     }
     if int4:
-        props.update(weights="int4", block_size=block_size)
+        props.update(weights=weights, block_size=block_size)
     helper.set_model_props(model, {k: str(v) for k, v in props.items()})
     return model, w.external_size
 
@@ -447,6 +451,7 @@ def build_decoder(
     sparse: bool = True,
     seed: int = 0,
     weights: str = "dense",
+    block_size: int = INT4_BLOCK_SIZE,
 ) -> Path:
     """Build the decoder described by ``cfg`` and write it to ``path``; returns the path.
 
@@ -465,7 +470,8 @@ def build_decoder(
             f"{cfg.name}: {cfg.num_parameters:,} parameters are too many to embed; use external_data=True"
         )
     location = path.name + ".data" if external_data else None
-    model, data_size = make_decoder(cfg, external_location=location, seed=seed, weights=weights)
+    model, data_size = make_decoder(cfg, external_location=location, seed=seed, weights=weights,
+                                    block_size=block_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     if external_data and sparse:
         data_path = path.with_name(location)

@@ -18,6 +18,7 @@ from planner.predict.fusion import graph_costs
 from planner.search.plan_types import ModelSummary, Plan, candidate_report
 from planner.search.sweep import DEFAULT_MAX_BATCH, Candidate, search
 from planner.search.variants import Optimized, PassOptions, optimize
+from planner.targets.runtime import DEFAULT_GPU_PROFILE, apply_profile, get_profile
 
 
 def _unknown_ops(analyzer_graph) -> list[str]:
@@ -36,7 +37,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
          prompt_len: int | None = None, gen_len: int | None = None, max_ttft_ms: float | None = None,
          max_tpot_ms: float | None = None, tp: Sequence[int] | None = None,
          passes: PassOptions | None = None, emit: str | os.PathLike | None = None,
-         loop_trips: int | None = None, threads: int = 1) -> Plan:
+         loop_trips: int | None = None, threads: int = 1, runtime: str | None = None) -> Plan:
     """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
 
     A decoder with a KV cache is planned by planner.llm instead (prefill and decode, tokens, tensor parallelism);
@@ -50,9 +51,28 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     `loop_trips` counts each Loop whose trip count the model does not fix (planner.model.controlflow; default 1).
 
     `threads`: the intra-op threads a CPU deployment on `host` uses; host is calibrated for them where this
-    machine has been (`plan calibrate --threads N`)."""
+    machine has been (`plan calibrate --threads N`).
+
+    `runtime`: the engine GPU targets serve with (a profile in hwtargets/runtimes/: ort-cuda, the default,
+    ort-cuda-graph, tensorrt, llm-engine, framework-eager, framework-graph); CPU targets keep theirs."""
     spec = targets if isinstance(targets, str) else ",".join(targets)
     resolved = resolve_targets(spec, target_files, threads)
+    profile = get_profile(runtime or DEFAULT_GPU_PROFILE)
+    if runtime is not None:
+        resolved = [apply_profile(t, profile) for t in resolved]
+    p = _plan(path, resolved, dims, batch, max_latency_ms, max_batch, progress, prompt_len, gen_len, max_ttft_ms,
+              max_tpot_ms, tp, passes, emit, loop_trips, threads)
+    p.constraints["runtime"] = runtime  # None: each GPU target with its default engine (ort-cuda)
+    if runtime is not None and any(t.kind in profile.kinds for t in resolved):
+        p.model.notes.append(f"GPU targets as {profile.name} runs them: {profile.description}")
+    return p
+
+
+def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, batch: int | None,
+          max_latency_ms: float | None, max_batch: int, progress: Callable[[int, int], None] | None,
+          prompt_len: int | None, gen_len: int | None, max_ttft_ms: float | None, max_tpot_ms: float | None,
+          tp: Sequence[int] | None, passes: PassOptions | None, emit: str | os.PathLike | None,
+          loop_trips: int | None, threads: int) -> Plan:
     loaded = load_model(path)
     decoder = recognise(loaded.model)
     _check_options(path, decoder is not None, passes, emit, prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)

@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=positive_int, default=8, help="kernels shown at the terminal (default 8)")
     p.add_argument("--loop-trips", type=positive_int, metavar="N",
                    help="iterations of each Loop whose trip count the model does not fix (default 1)")
+    p.add_argument("--runtime", metavar="PROFILE",
+                   help="the engine GPU targets serve with: ort-cuda (default), ort-cuda-graph, tensorrt, llm-engine, "
+                        "framework-eager, framework-graph (hwtargets/runtimes/)")
     p.add_argument("--threads", type=threads, default=1,
                    help="onnxruntime intra-op threads for --target host (its calibration for them; default 1)")
     llm = p.add_argument_group("decoders (models with past key/value inputs)")
@@ -99,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                  max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp,
                  passes=PassOptions(args.passes, args.max_drift, args.calibration, args.int4_block_size,
                                     not args.fp16_io),
-                 emit=args.emit, loop_trips=args.loop_trips, threads=args.threads)
+                 emit=args.emit, loop_trips=args.loop_trips, threads=args.threads,
+                 runtime=args.runtime)
     doc = json.dumps(p.to_dict(), indent=2)
     if args.out:
 

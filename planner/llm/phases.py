@@ -42,12 +42,9 @@ from planner.predict.fusion import Kernel
 from planner.predict.memory import live_bytes_per_step
 from planner.predict.predictor import Predictor
 from planner.predict.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
+from planner.targets.runtime import GRAPH_LAUNCH_S, GRAPH_PER_KERNEL_S
 from planner.targets.target import Target
 
-# [M-LAUNCH-OCANNL] github.com/ahrefs/ocannl/issues/488 (hwtargets-reference.md): "graph ~15 us + 0.58 us/node".
-GRAPH_LAUNCH_S = 15e-6
-GRAPH_PER_KERNEL_S = 0.58e-6
-GRAPH_RUNTIMES = ("onnxruntime-cuda", "onnxruntime-rocm")
 # github.com/NVIDIA/nccl/issues/1259: small all-reduce on 2 x H100 (NVLink, NCCL 2.20) takes about 6 us.
 ALLREDUCE_LATENCY_S = 6e-6
 ALLREDUCES_PER_LAYER = 2
@@ -81,6 +78,7 @@ class KernelGroup:
     slope: OpCost
     names: tuple[str, ...]
     weight_cap: int = 0  # bytes of the weights the kernel reads: a gather never reads more of its table
+    family: str = ""  # the kernel family (planner.predict.families): a weight-only kernel's carries its bits
 
     @property
     def count(self) -> int:
@@ -115,6 +113,7 @@ class PhaseTime:
     launch_s: float
     eager_launch_s: float  # the launch cost had every kernel been launched on its own
     comm_s: float
+    host_s: float  # the host's dispatch time for the step (a framework's per-kernel cost); seconds >= host_s
     flops: int  # per device
     bytes: int  # per device
     bound: str
@@ -191,7 +190,7 @@ class Phase:
             if g.op_class == OpClass.VIEW:
                 continue
             c = g.cost(batch, devices)
-            kt = kernel_time(c, g.op_class, g.dtype, target)
+            kt = kernel_time(c, g.op_class, g.dtype, target, g.family)
             r = max(kt.compute_s, kt.memory_s)
             timed.append(GroupTime(g, kt, r + per_kernel))
             roof += r * g.count
@@ -205,9 +204,14 @@ class Phase:
         if graph_launch:
             launch += GRAPH_LAUNCH_S
         comm = self.comm_seconds(batch, target, devices)
+        # A host that dispatches kernel by kernel (and each collective) runs ahead of the GPU while the GPU is
+        # the slower; once the GPU's kernels are shorter than the dispatch, the host sets the pace
+        host = 0.0 if graph_launch else target.host_per_kernel_s * (
+            sum(g.count for g in self.groups(batch) if g.op_class != OpClass.VIEW)
+            + (ALLREDUCES_PER_LAYER * self.layers + 1 if devices > 1 else 0))
         bound = COMPUTE if by_bound[COMPUTE] > by_bound[MEMORY] else MEMORY
-        return PhaseTime(roof + launch + comm, roof, comp, mem, launch, eager, comm, flops, nbytes, bound,
-                         tuple(timed))
+        return PhaseTime(max(roof + launch + comm, host), roof, comp, mem, launch, eager, comm, host, flops,
+                         nbytes, bound, tuple(timed))
 
     def comm_seconds(self, batch: int, target: Target, devices: int) -> float:
         if devices == 1:
@@ -272,10 +276,11 @@ def _group(a: Analysis, lo: list[Kernel], hi: list[Kernel], b_lo: int, b_hi: int
             base, slope = fit
         cap = sum({t.name: t.nbytes for m in k_lo.nodes for t in a.graph.nodes[m].inputs
                    if t is not None and t.is_weight}.values()) if slope.weight_bytes else 0
-        key = (k_lo.label, k_lo.op_class, k_lo.dtype, k_lo.unknown, _sharded(a, k_lo, hidden), base, slope, cap)
+        key = (k_lo.label, k_lo.op_class, k_lo.dtype, k_lo.unknown, _sharded(a, k_lo, hidden), base, slope, cap,
+               k_lo.family)
         groups.setdefault(key, []).append(k_lo.name)
-    return [KernelGroup(label, oc, dt, unk, sh, base, slope, tuple(names), cap)
-            for (label, oc, dt, unk, sh, base, slope, cap), names in groups.items()]
+    return [KernelGroup(label, oc, dt, unk, sh, base, slope, tuple(names), cap, family)
+            for (label, oc, dt, unk, sh, base, slope, cap, family), names in groups.items()]
 
 
 def build_phase(analyzer: Analyzer, predictor: Predictor, name: str, dims: dict[str, int], layers: int,

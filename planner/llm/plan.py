@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from planner.costs import lookup
 from planner.errors import DimError, PlannerError
 from planner.llm.decoder import DECODE, PREFILL, DecoderInfo, mean_context, phase_dims
-from planner.llm.phases import GRAPH_RUNTIMES, Phase, PhaseTime, build_phase
+from planner.llm.phases import Phase, PhaseTime, build_phase
 from planner.model.analyze import Analyzer
 from planner.model.loader import LoadedModel
 from planner.predict.predictor import SECONDS_PER_HOUR, Predictor, stored_precision
@@ -197,8 +197,8 @@ class DecoderPlanner:
 
     def configure(self, target: Target, devices: int, batch: int, max_batch_fits: int) -> _Config:
         switches = (target.fuse_epilogue, target.fuse_elementwise)
-        graph = target.runtime in GRAPH_RUNTIMES
-        prefill = self.phase(PREFILL, switches).time(batch, target, devices)
+        graph = target.cuda_graphs in ("decode", "all")
+        prefill = self.phase(PREFILL, switches).time(batch, target, devices, graph_launch=target.cuda_graphs == "all")
         decode = self.phase(DECODE, switches).time(batch, target, devices, graph_launch=graph)
         mem = self.memory(target, devices, batch)
         used = mem["weights"] + mem["activations"] + mem["workspace"] + mem["kv_cache"]

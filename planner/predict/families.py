@@ -8,6 +8,7 @@ from planner.costs import OpClass
 from planner.model.ir import NodeInfo
 from planner.model.recurrent import GATES
 from planner.targets.host import nchwc_block_size
+from planner.targets.rates import WEIGHT_BITS_SEP
 
 _INT8_MATRIX = {"QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
                 "QGemm", "MatMulIntegerToFloat", "QAttention", "DynamicQuantizeLSTM"}
@@ -108,6 +109,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             if tag == "nchwc." and w is not None and 0 < w[0] <= nchwc_block_size():
                 family += ONE_BLOCK
             return family
+    if node.op_type in ("MatMulNBits", "MatMulBnb4"):  # weight-only: what it costs to dequantize depends on bits
+        return f"{tag}{node.op_type}{WEIGHT_BITS_SEP}{node.attr('bits', 4) if node.op_type == 'MatMulNBits' else 4}"
     if node.op_type == "Transpose" and contiguous_run(node) >= LONG_RUN:
         return f"{tag}Transpose:long"  # whole rows move: a copy of long runs, not a gather of single elements
     if node.op_type in _ROW_WISE:

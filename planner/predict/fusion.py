@@ -77,11 +77,23 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
     tail: dict[str, int] = {}  # tensor -> group whose last member wrote it
     anchor_pos: list[int] = []
 
+    def epilogue(i: int) -> bool:
+        """Can run inside its producer's kernel: an elementwise op, and on a runtime that fuses elementwise chains
+        (TensorRT, XLA) also a layout change or a (de)quantization, which it folds into the producer's store."""
+        return costs[i].epilogue or (fuse_elementwise and graph.nodes[i].op_type in _FOLDED_WHEN_FUSING)
+
     def can_absorb(g: int) -> bool:
         first = costs[groups[g][0]]
         if first.op_class == OpClass.MATRIX:
             return fuse_epilogue
-        return fuse_elementwise and all(costs[m].epilogue for m in groups[g])
+        return fuse_elementwise and all(epilogue(m) for m in groups[g])
+
+    def attention(g: int) -> bool:
+        """A group that a fusing runtime runs as one attention kernel: it starts with Q x K^T (a MatMul of two
+        activations) and has not yet taken its P x V."""
+        first = graph.nodes[groups[g][0]]
+        return (fuse_elementwise and first.op_type == "MatMul" and _activations(first)
+                and sum(graph.nodes[m].op_type == "MatMul" for m in groups[g]) == 1)
 
     for i, n in enumerate(graph.nodes):
         c = costs[i]
@@ -92,13 +104,31 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
                 anchor_pos.append(i)
             continue
         joined = False
-        if c.epilogue and (fuse_epilogue or fuse_elementwise):
+        if fuse_elementwise and n.op_type in _ATTENTION_INNER and n.inputs and n.inputs[0] is not None:
+            # flash attention (TensorRT's fMHA, the LLM engines' kernels): scores and probabilities never
+            # leave the kernel; Softmax and Q x K^T's epilogue join it, then P x V closes it
+            t = n.inputs[0]
+            g = tail.get(t.name)
+            if g is not None and attention(g) and len(consumers.get(t.name, [])) == 1 and t.name not in outputs \
+                    and (n.op_type != "MatMul" or _activations(n)):
+                groups[g].append(i)
+                internal[g].append(t.name)
+                del tail[t.name]
+                for o in n.outputs:
+                    if o is not None:
+                        tail[o.name] = g
+                joined = True
+        if not joined and epilogue(i) and (fuse_epilogue or fuse_elementwise):
             for t in n.inputs:
                 if t is None or t.name not in tail:
                     continue
                 g = tail[t.name]
                 out = n.outputs[0] if n.outputs else None
-                if (len(consumers.get(t.name, [])) != 1 or t.name in outputs or not can_absorb(g)
+                readers = consumers.get(t.name, [])
+                # one reader, or (a runtime that fuses elementwise chains) only elementwise readers: x * f(x), as
+                # in GELU, reads x twice inside one kernel
+                shared = len(readers) > 1 and fuse_elementwise and all(epilogue(r) for r in readers)
+                if ((len(readers) != 1 and not shared) or t.name in outputs or not can_absorb(g)
                         or out is None or out.numel is None or t.numel is None or out.numel != t.numel):
                     continue
                 others = [x.name for x in n.inputs if x is not None and x.name != t.name]
@@ -122,13 +152,26 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
     return groups, internal
 
 
+_FOLDED_WHEN_FUSING = frozenset({"Transpose", "Cast", "QuantizeLinear", "DequantizeLinear"})
+_ATTENTION_INNER = ("Cast", "Softmax", "MatMul")  # fp16 models cast the scores to fp32 around the softmax
+
+
+def _activations(n) -> bool:
+    """Both operands of a MatMul are activations (attention's Q x K^T or P x V), not a weight."""
+    ins = [t for t in n.inputs[:2] if t is not None]
+    return len(ins) == 2 and not any(t.is_weight for t in ins)
+
+
 def _kernel(graph: Graph, costs: list[NodeCost], members: list[int], hidden: list[str]) -> Kernel:
     """One kernel: its members' costs added, less the bytes of the tensors that stay inside it."""
     total = OpCost()
     for m in members:
         total = total + costs[m].cost
     saved = sum(graph.tensors[t].nbytes for t in hidden)
-    total = OpCost(total.flops, max(0, total.bytes_read - saved), max(0, total.bytes_written - saved),
+    # each member that reads a hidden tensor was charged for it (GELU reads x twice); none of those reads happen
+    reads = sum(graph.tensors[t.name].nbytes for m in members for t in graph.nodes[m].inputs
+                if t is not None and t.name in set(hidden))
+    total = OpCost(total.flops, max(0, total.bytes_read - reads), max(0, total.bytes_written - saved),
                    total.weight_bytes)
     anchor = graph.nodes[members[0]]
     return Kernel(

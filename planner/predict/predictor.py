@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from planner.costs import NodeCost
+from planner.costs import NodeCost, OpClass
 from planner.model.analyze import Analysis
 from planner.predict.bodies import control_flow_times
 from planner.predict.fusion import Kernel, build_kernels, graph_costs
@@ -127,7 +127,9 @@ class Predictor:
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
                                                       k.steps, recurrent=k.recurrent)) for k in kernels)
         timed = control_flow_times(timed, analysis, target, Predictor)  # If/Loop/Scan: their bodies' kernels
-        latency = sum(k.time.seconds for k in timed) + target.run_overhead_s
+        # a host that dispatches kernel by kernel (a framework) sets the pace once the GPU's kernels are shorter
+        host = target.host_per_kernel_s * sum(1 for k in timed if k.kernel.op_class != OpClass.VIEW)
+        latency = max(sum(k.time.seconds for k in timed), host) + target.run_overhead_s
         if precision is None:
             precision = self._precision.setdefault(id(analysis), stored_precision(analysis))
         return Prediction(

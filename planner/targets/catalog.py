@@ -13,6 +13,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,10 +25,12 @@ except ModuleNotFoundError:  # Python < 3.11
 from hwtargets import bundled_files
 from planner.errors import TargetFileError, UnknownTargetError
 from planner.targets.host import detect_host
+from planner.targets.runtime import DEFAULT_GPU_PROFILE, get_profile
 from planner.targets.target import MATRIX_DTYPES, Target
 
 KINDS = ("gpu", "cpu", "accelerator")
 RUNTIMES = ("onnxruntime-cuda", "onnxruntime-rocm", "onnxruntime-cpu", "neuron", "xla")
+GPU_RUNTIMES = ("onnxruntime-cuda", "onnxruntime-rocm")
 HOST = "host"
 ALL = "all"
 
@@ -163,7 +166,7 @@ def load_target_file(path: str | Path) -> Target:
     link_text, link_bw, max_devices = _interconnect(r, link)
     usd, instance = _price(r, price)
     runtime_name, fp32_peak = _runtime(r, runtime)
-    return Target(
+    target = Target(
         name=name,
         full_name=full_name,
         kind=kind,
@@ -189,6 +192,11 @@ def load_target_file(path: str | Path) -> Target:
         caveats=r.caveats,
         path=str(path),
     )
+    if runtime_name in GPU_RUNTIMES:  # what the default GPU engine adds (its fusion switches are the file's)
+        profile = get_profile(DEFAULT_GPU_PROFILE)
+        target = replace(target, runtime_profile=profile.name, cuda_graphs=profile.cuda_graphs,
+                         dequant_flops_per_weight=dict(profile.dequant_flops_per_weight))
+    return target
 
 
 def _read_toml(r: _Reader, path: Path) -> dict[str, Any]:

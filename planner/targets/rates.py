@@ -24,6 +24,29 @@ if TYPE_CHECKING:  # target.py holds a Rates; a Rates reads a Target's numbers
     from planner.targets.target import Target
 
 
+WEIGHT_BITS_SEP = ":w"  # a weight-only kernel's family carries its weights' bits: "ms.MatMulNBits:w4"
+
+
+def weight_bits(family: str) -> int | None:
+    """The weight bits of a weight-only kernel's family ("ms.MatMulNBits:w4" -> 4); None for any other."""
+    _, sep, bits = family.rpartition(WEIGHT_BITS_SEP)
+    return int(bits) if sep and bits.isdigit() else None
+
+
+def dequant_seconds(work: Work, target: Target) -> float:
+    """What a weight-only kernel spends turning its packed weights back into floats on the vector units.
+
+    A batch-1 GEMV over int4 weights moves a quarter of the fp16 bytes but converts every weight (extract, an
+    int-to-float conversion at a quarter of the FMA rate, the scale) before its FMA: on the engines measured this
+    work, not the bytes, bounds the kernel (published int4 decode is 1.5-2x fp16, not 3-4x). Weights are counted
+    as weight bytes x 8 / bits (block scales included: 1/8 more at block 32 with fp16 scales)."""
+    bits = weight_bits(work.family)
+    per_weight = target.dequant_flops_per_weight.get(bits, 0.0) if bits else 0.0
+    if not per_weight or not work.cost.weight_bytes:
+        return 0.0
+    return work.cost.weight_bytes * 8 / bits * per_weight / target.vector_flops_per_s
+
+
 @dataclass(frozen=True)
 class Work:
     """One kernel as the rates see it."""
@@ -78,7 +101,7 @@ class SpecRates:
         if weights:
             memory_s += weights / bandwidth
         compute_s = cost.flops / (work.peak_flops_per_s * target.compute_efficiency) if cost.flops else 0.0
-        return Terms(compute_s, memory_s, target.launch_overhead_s)
+        return Terms(compute_s + dequant_seconds(work, target), memory_s, target.launch_overhead_s)
 
     def layer_seconds(self, work: Work, shape: RecurrentShape, steps: int) -> float | None:
         return None

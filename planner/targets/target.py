@@ -14,6 +14,9 @@ from planner.targets.rates import SPEC, Rates
 # Precisions a matrix peak may be given for. Integer peaks are in OP/s, counted like FLOP/s.
 MATRIX_DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4")
 
+# Which runs replay as a captured CUDA graph: none, the decode steps of a decoder, or every run
+CUDA_GRAPHS = ("none", "decode", "all")
+
 # Maps tensor dtypes (planner.model.ir names) to the peak key that computes them.
 DTYPE_TO_PEAK = {
     "float64": "fp64", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16",
@@ -56,6 +59,13 @@ class Target:
     weight_residency: Mapping[str, float] = field(default_factory=dict)
     run_overhead_s: float = 0.0  # fixed cost per inference on top of the kernels (the runtime's Run call)
     dispatch_views: bool = False  # the runtime launches every node, even metadata-only ones (Reshape, Shape)
+    # The engine on a GPU target (planner.targets.runtime, hwtargets/runtimes/*.toml): its name, which runs
+    # replay as a CUDA graph, the host's dispatch time per kernel (a run takes at least kernels x that), and the
+    # vector FLOP-equivalents a weight-only kernel spends dequantizing one weight, by bits
+    runtime_profile: str = ""
+    cuda_graphs: str = "none"
+    host_per_kernel_s: float = 0.0
+    dequant_flops_per_weight: Mapping[int, float] = field(default_factory=dict)
 
     def matrix_peak(self, dtype: str) -> tuple[float, str]:
         """Peak for a GEMM/conv whose operands are `dtype`, and the precision that really runs.
