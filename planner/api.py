@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from planner.calibration.host import resolve_targets
 from planner.costs import lookup
 from planner.errors import PlannerError
+from planner.fleet.block import FleetRequest, plan_fleet
 from planner.llm import plan_decoder
 from planner.llm.decoder import recognise
 from planner.model.analyze import Analysis, Analyzer
@@ -36,7 +38,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
          prompt_len: int | None = None, gen_len: int | None = None, max_ttft_ms: float | None = None,
          max_tpot_ms: float | None = None, tp: Sequence[int] | None = None,
          passes: PassOptions | None = None, emit: str | os.PathLike | None = None,
-         loop_trips: int | None = None, threads: int = 1) -> Plan:
+         loop_trips: int | None = None, threads: int = 1, fleet: FleetRequest | None = None) -> Plan:
     """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
 
     A decoder with a KV cache is planned by planner.llm instead (prefill and decode, tokens, tensor parallelism);
@@ -50,9 +52,19 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     `loop_trips` counts each Loop whose trip count the model does not fix (planner.model.controlflow; default 1).
 
     `threads`: the intra-op threads a CPU deployment on `host` uses; host is calibrated for them where this
-    machine has been (`plan calibrate --threads N`)."""
+    machine has been (`plan calibrate --threads N`).
+
+    `fleet`: traffic and an SLO; the plan then carries a `fleet` block (planner.fleet: replicas, batching
+    policy, simulated percentiles and $ a month per target, the cheapest)."""
     spec = targets if isinstance(targets, str) else ",".join(targets)
     resolved = resolve_targets(spec, target_files, threads)
+    p = _plan(path, resolved, dims, batch, max_latency_ms, max_batch, progress, prompt_len, gen_len,
+              max_ttft_ms, max_tpot_ms, tp, passes, emit, loop_trips, threads)
+    return p if fleet is None else replace(p, fleet=plan_fleet(p, fleet, resolved))
+
+
+def _plan(path, resolved, dims, batch, max_latency_ms, max_batch, progress, prompt_len, gen_len,
+          max_ttft_ms, max_tpot_ms, tp, passes, emit, loop_trips, threads) -> Plan:
     loaded = load_model(path)
     decoder = recognise(loaded.model)
     _check_options(path, decoder is not None, passes, emit, prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)
