@@ -7,6 +7,7 @@ per target and tensor-parallel degree, TTFT and TPOT at each batch that fits (pl
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,9 +84,17 @@ def plan_fleet(plan: Plan, request: FleetRequest, targets: Sequence[Target] = ()
         "chosen": chosen.to_dict() if chosen else None,
         "per_target": [o.to_dict() for o in sorted(options, key=lambda o: o.target)],
         "target_kinds": {t.name: t.kind for t in targets},
-        "instance_types": {t.name: t.price_instance for t in targets if t.price_instance},
+        "instance_types": {t.name: _instance_type(t.price_instance) for t in targets
+                           if _instance_type(t.price_instance)},
         "search_s": time.perf_counter() - started,
     }
+
+
+def _instance_type(priced: str) -> str | None:
+    """The cloud instance type a target's price names ("g5.xlarge (1x A10G, ...)" -> "g5.xlarge"), as a
+    Kubernetes node selector takes it; None where the price names no such type (Lambda, Vultr, a TPU pod)."""
+    head = priced.split(" ")[0] if priced else ""
+    return head if re.fullmatch(r"[a-z][a-z0-9-]*\.[0-9]*[a-z]+", head) else None
 
 
 def _best_degree(options: list[FleetOption]) -> list[FleetOption]:

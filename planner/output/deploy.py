@@ -91,7 +91,7 @@ def kubernetes_manifest(plan: Plan, name: str) -> str:
     if not decoder:
         container["args"] = ["tritonserver", "--model-repository=/models"]
         container["volumeMounts"] = [{"name": "model-repository", "mountPath": "/models"}]
-    pod = {"containers": [container]}
+    pod: dict = {"containers": [container]}
     if not decoder:
         pod["volumes"] = [{"name": "model-repository",
                            "persistentVolumeClaim": {"claimName": f"{name}-model-repository"}}]
@@ -106,11 +106,11 @@ def kubernetes_manifest(plan: Plan, name: str) -> str:
         notes["onnx-planner/serve-with"] = (f"an LLM engine with continuous batching, max {c['max_batch']} "
                                             "sequences in flight (vLLM --max-num-seqs); set the image and args")
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
-                  "metadata": {"name": name, "labels": labels, "annotations": notes},
-                  "spec": {"replicas": c["replicas"], "selector": {"matchLabels": labels},
-                           "template": {"metadata": {"labels": labels}, "spec": pod}}}
+                  "metadata": {"name": name, "labels": dict(labels), "annotations": notes},
+                  "spec": {"replicas": c["replicas"], "selector": {"matchLabels": dict(labels)},
+                           "template": {"metadata": {"labels": dict(labels)}, "spec": pod}}}
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-               "spec": {"selector": labels, "ports": [{"port": 8000, "targetPort": 8000, "name": "http"},
+               "spec": {"selector": dict(labels), "ports": [{"port": 8000, "targetPort": 8000, "name": "http"},
                                                       {"port": 8001, "targetPort": 8001, "name": "grpc"}]}}
     return yaml.safe_dump_all([deployment, service], sort_keys=False)
 
@@ -121,6 +121,8 @@ def check_triton(text: str, plan: Plan) -> None:
     want_batch = c["max_batch"] if plan.model.batch_dim is not None else 0
     if cfg.max_batch_size != want_batch or len(cfg.instance_group) != 1 or not cfg.input:
         raise DeployError("config.pbtxt does not carry the plan's max batch and instance group")
+    if want_batch and not cfg.HasField("dynamic_batching"):
+        raise DeployError("config.pbtxt has no dynamic_batching")
     if want_batch and cfg.dynamic_batching.max_queue_delay_microseconds != round(c["max_queue_delay_ms"] * 1e3):
         raise DeployError("config.pbtxt does not carry the plan's max queue delay")
 
