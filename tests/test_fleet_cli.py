@@ -102,3 +102,27 @@ def test_emit_deploy_over_a_file_writes_nothing(capsys, tmp_path):
     code, _, err = _run(capsys, MODELS / "cnn.onnx", "--target", "t4", "--passes", "none", "--qps", "10",
                         "--emit-deploy", f, "-q")
     assert code == 2 and "exists and is not a folder" in err and f.read_text() == "mine"
+
+
+def test_check_gates_on_the_monthly_cost(capsys, cnn_fleet):
+    doc, out = cnn_fleet
+    base = out / "plan.json"
+    cost = doc["fleet"]["chosen"]["monthly_cost_at_traffic_usd"]
+    code, text, err = _run(capsys, "check", MODELS / "cnn.onnx", "--baseline", base, "--metric", "monthly-cost")
+    assert code == 0, err
+    assert text.startswith("ok: monthly cost unchanged") and f"${cost:,.0f}/month" in text
+    code, text, _ = _run(capsys, "check", MODELS / "cnn.onnx", "--baseline", base, "--metric", "monthly-cost",
+                         "--max-monthly-usd", str(cost / 2), "--json")
+    verdict = json.loads(text)
+    assert code == 1 and verdict["verdict"] == "regression"
+    assert verdict["reasons"] == [f"monthly cost ${cost:,.0f} exceeds --max-monthly-usd {cost / 2:,.0f}"]
+
+
+def test_check_monthly_cost_needs_traffic(capsys, tmp_path):
+    base = tmp_path / "plain.json"
+    assert main([str(MODELS / "cnn.onnx"), "--target", "t4", "--passes", "none", "--out", str(base), "-q"]) == 0
+    capsys.readouterr()
+    code, _, err = _run(capsys, "check", MODELS / "cnn.onnx", "--baseline", base, "--metric", "monthly-cost")
+    assert code == 2 and err.count("\n") == 1 and "the baseline has no fleet block" in err
+    code, _, err = _run(capsys, "check", MODELS / "cnn.onnx", "--baseline", base, "--qps", "10")
+    assert code == 2 and "go with --metric monthly-cost" in err

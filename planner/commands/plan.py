@@ -57,6 +57,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
+    g = add_traffic_arguments(p)
+    g.add_argument("--emit-deploy", metavar="DIR",
+                   help="write the chosen fleet's Triton model repository entry and Kubernetes manifest to DIR")
+
+
+def add_traffic_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--qps / --traffic and the SLO flags (plan and plan check --metric monthly-cost share them)."""
     g = p.add_argument_group("fleet (traffic in, replicas and batching out; planner.fleet)")
     g.add_argument("--qps", metavar="RATE", help="Poisson arrivals at RATE requests/s: size a fleet for them")
     g.add_argument("--traffic", metavar="SPEC",
@@ -66,8 +73,7 @@ def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--p{q}-ms", type=positive_float, metavar="MS", help=f"limit on the p{q} request latency")
     g.add_argument("--ttft-p95-ms", type=positive_float, metavar="MS", help="decoders: limit on the p95 TTFT")
     g.add_argument("--tpot-p95-ms", type=positive_float, metavar="MS", help="decoders: limit on the p95 TPOT")
-    g.add_argument("--emit-deploy", metavar="DIR",
-                   help="write the chosen fleet's Triton model repository entry and Kubernetes manifest to DIR")
+    return g
 
 
 def fleet_request(args: argparse.Namespace) -> FleetRequest | None:
@@ -75,7 +81,7 @@ def fleet_request(args: argparse.Namespace) -> FleetRequest | None:
     traffic = parse_traffic(args.qps, args.traffic)
     slo = Slo.of({("latency", 50): args.p50_ms, ("latency", 95): args.p95_ms, ("latency", 99): args.p99_ms,
                   ("ttft", 95): args.ttft_p95_ms, ("tpot", 95): args.tpot_p95_ms})
-    if traffic is None and (slo or args.emit_deploy):
+    if traffic is None and (slo or getattr(args, "emit_deploy", None)):
         raise PlannerError("--p50/--p95/--p99-ms, --ttft/--tpot-p95-ms and --emit-deploy need traffic: "
                            "--qps RATE or --traffic SPEC")
     return None if traffic is None else FleetRequest(traffic, slo)

@@ -90,6 +90,11 @@ def plan_fleet(plan: Plan, request: FleetRequest, targets: Sequence[Target] = ()
     }
 
 
+def _monthly_rank(o: FleetOption) -> tuple:
+    cost = o.monthly_cost_at_traffic_usd
+    return (cost if cost is not None else float("inf"), o.replicas * o.devices_per_replica)
+
+
 def _instance_type(priced: str) -> str | None:
     """The cloud instance type a target's price names ("g5.xlarge (1x A10G, ...)" -> "g5.xlarge"), as a
     Kubernetes node selector takes it; None where the price names no such type (Lambda, Vultr, a TPU pod)."""
@@ -105,8 +110,7 @@ def _best_degree(options: list[FleetOption]) -> list[FleetOption]:
     out = []
     for group in by_target.values():
         ok = [o for o in group if o.rejected is None]
-        best = min(ok, key=lambda o: (o.monthly_cost_usd if o.monthly_cost_usd is not None else float("inf"),
-                                      o.replicas * o.devices_per_replica)) if ok else group[0]
+        best = min(ok, key=_monthly_rank) if ok else group[0]
         for o in group:
             if o is not best:
                 best.policies.append({"devices": o.devices_per_replica, "replicas": o.replicas,

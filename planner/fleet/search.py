@@ -205,23 +205,24 @@ def _policy_row(r: Sized, best: Sized | None) -> dict:
 
 
 def choose(options: list[FleetOption]) -> FleetOption | None:
-    """The cheapest fleet a month across targets (unpriced ones by fewest devices, after the priced); every
-    other option's reason."""
+    """The cheapest fleet a month at the traffic (a diurnal day's fleet scaled hour by hour; flat traffic: the
+    peak fleet all month) across targets, unpriced ones by fewest devices after the priced; every other
+    option's reason."""
     ok = [o for o in options if o.rejected is None]
     if not ok:
         return None
 
     def rank(o: FleetOption) -> tuple:
-        cost = o.monthly_cost_usd
+        cost = o.monthly_cost_at_traffic_usd
         return (cost if cost is not None else math.inf, o.replicas * o.devices_per_replica, o.target)
 
     chosen = min(ok, key=rank)
     for o in ok:
         if o is chosen:
             continue
-        if o.monthly_cost_usd is not None and chosen.monthly_cost_usd:
-            o.rejected = (f"lost: ${o.monthly_cost_usd:,.0f}/month, "
-                          f"{100 * (o.monthly_cost_usd / chosen.monthly_cost_usd - 1):.0f}% more than the chosen fleet")
+        mine, best = o.monthly_cost_at_traffic_usd, chosen.monthly_cost_at_traffic_usd
+        if mine is not None and best:
+            o.rejected = f"lost: ${mine:,.0f}/month, {100 * (mine / best - 1):.0f}% more than the chosen fleet"
         else:
             o.rejected = "lost: no price for this target, ranked by devices"
     return chosen

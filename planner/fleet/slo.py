@@ -55,3 +55,15 @@ class Slo:
 
     def to_dict(self) -> dict:
         return {f"{m}_p{q}_ms": ms for m, q, ms in self.limits_ms}
+
+    @staticmethod
+    def from_dict(d: dict) -> Slo:
+        """The inverse of to_dict ("latency_p99_ms": 80); SloError on a key it does not write."""
+        limits: dict[tuple[str, int], float] = {}
+        for key, ms in d.items():
+            metric, _, rest = key.partition("_p")
+            q = rest.removesuffix("_ms")
+            if not q.isdigit() or not isinstance(ms, (int, float)):
+                raise SloError(f"the baseline's SLO key {key!r} is not one this planner writes")
+            limits[(metric, int(q))] = float(ms)
+        return Slo.of(limits)

@@ -181,3 +181,21 @@ def read_trace(path: str) -> Traffic:
     rate = (len(t) - 1) / span
     lengths = {k: cols[k][order].astype(int) if k in cols else None for k in ("prompt_tokens", "output_tokens")}
     return Traffic("trace", rate, rate, trace=Trace(t, **lengths), source=str(path))
+
+
+def traffic_from_dict(d: dict) -> Traffic:
+    """The traffic a plan's fleet block was sized for (`plan check` re-sizes under it); TrafficError if the block
+    is not one this planner writes."""
+    try:
+        kind, rate, peak = d["kind"], float(d["rate_per_s"]), float(d["peak_per_s"])
+        if kind == "poisson":
+            return poisson(rate)
+        if kind == "bursty":
+            return Traffic("bursty", rate, rate, cv=float(d["cv"]))
+        if kind == "diurnal":
+            return diurnal(peak, float(min(d["hourly_per_s"])))
+        if kind == "trace":
+            return read_trace(str(d["source"]))
+    except (KeyError, TypeError, ValueError):
+        pass
+    raise TrafficError(f"the baseline's fleet traffic {d!r} is not one this planner reads")
