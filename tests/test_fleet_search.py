@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from planner.fleet.llm import DecoderCurve, size_decoder
 from planner.fleet.search import ServiceCurve, choose, size_target, smallest_fleet
 from planner.fleet.slo import Slo, SloError
 from planner.fleet.traffic import HOURS_PER_MONTH, TrafficError, diurnal, parse_traffic, poisson
@@ -133,3 +134,24 @@ def test_slo_refuses_what_it_cannot_measure():
     with pytest.raises(SloError):
         Slo.of({("latency", 90): 10})
     assert Slo.of({("latency", 99): 80, ("latency", 50): None}).describe() == "latency p99 <= 80 ms"
+
+
+def _decoder(prefill_ms=(10, 16), decode_ms=(2, 3), fit=8, price=1.0, devices=1):
+    return DecoderCurve("x", devices, (1, 2), tuple(p * MS for p in prefill_ms), tuple(d * MS for d in decode_ms),
+                        fit, 100, 5, price)
+
+
+def test_decoder_replicas_grow_with_the_traffic():
+    # at 2 in flight a replica finishes 2 requests per 16 + 4 x 3 = 28 ms: at most 71 req/s, so 200 req/s
+    # needs at least floor(200 / 71.4) + 1 = 3 replicas
+    slo = Slo.of({("ttft", 95): 200, ("tpot", 95): 20})
+    small, big = (size_decoder(_decoder(fit=2), poisson(q), slo, requests=400) for q in (5, 200))
+    assert small.replicas == 1 and big.replicas >= 3
+    assert big.extra["max_seqs_in_flight"] <= 2 and big.latency_ms["ttft_p95"] <= 200
+    # $ per 1M output tokens at the traffic: replicas x $1/h over 200 req/s x 5 tokens x 3600 s
+    assert big.extra["cost_per_million_output_tokens_usd"] == pytest.approx(big.replicas / (200 * 5 * 3600) * 1e6)
+
+
+def test_decoder_limits_that_no_fleet_meets():
+    o = size_decoder(_decoder(), poisson(1), Slo.of({("ttft", 95): 5}))
+    assert o.rejected == "one prefill alone takes 10 ms, over the TTFT limit 5 ms"
