@@ -101,6 +101,7 @@ def kubernetes_manifest(plan: Plan, name: str) -> str:
     notes = {"onnx-planner/target": c["target"], "onnx-planner/max-batch": str(c["max_batch"]),
              "onnx-planner/max-queue-delay-ms": f"{c['max_queue_delay_ms']:g}",
              "onnx-planner/predicted-p99-ms": f"{c['latency_ms']['p99']:.4g}",
+             "onnx-planner/planned-dims": ",".join(f"{k}={v}" for k, v in plan.model.dims.items()),
              "onnx-planner/monthly-cost-usd": "" if c["monthly_cost_usd"] is None else f"{c['monthly_cost_usd']:.0f}"}
     if decoder:
         notes["onnx-planner/serve-with"] = (f"an LLM engine with continuous batching, max {c['max_batch']} "
