@@ -155,3 +155,10 @@ def test_decoder_replicas_grow_with_the_traffic():
 def test_decoder_limits_that_no_fleet_meets():
     o = size_decoder(_decoder(), poisson(1), Slo.of({("ttft", 95): 5}))
     assert o.rejected == "one prefill alone takes 10 ms, over the TTFT limit 5 ms"
+
+
+def test_without_a_latency_limit_the_fleet_just_keeps_up():
+    # no SLO: the largest batch, no delay, and the fewest replicas that keep up: 3000 / (32 / 37 ms) -> 4
+    o = size_target(_curve(5, 1), poisson(3000), Slo.of({}))
+    assert (o.max_batch, o.max_queue_delay_ms, o.replicas) == (32, 0, 4)
+    assert all(p["max_queue_delay_ms"] == 0 for p in o.policies)

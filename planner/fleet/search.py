@@ -140,7 +140,7 @@ def policies(curve: ServiceCurve, tightest_s: float) -> tuple[list[Policy], list
                                                         f"tightest limit {tightest_s * 1e3:g} ms"})
             continue
         out.append(Policy(b, 0.0))
-        if b > 1:
+        if b > 1 and math.isfinite(tightest_s):  # no latency limit: nothing to spend on waiting
             out.append(Policy(b, (tightest_s - s) / 4))
     return out, skipped
 
