@@ -9,7 +9,7 @@ For each of models/cnn.onnx, models/encoder.onnx and models/decoder.onnx:
    each batch on this machine (host's stored calibration, made by `plan calibrate`; --calibrate makes it first),
    from which the predicted saturation throughput of one replica is B / latency(B).
 2. Serve: a worker process (multiprocessing, spawn) holds one onnxruntime session (--threads intra-op threads)
-   behind a queue with the dynamic batcher of planner.fleet.batcher: a batch leaves when B requests wait or the
+   behind a queue (a pipe) with the dynamic batcher of planner.fleet.batcher: a batch leaves when B requests wait or the
    oldest has waited the max delay, at most B; its inputs are one request's inputs concatenated B times.
 3. Load: the main process sends open-loop Poisson arrivals at 10% ("light"), 70% and 90% of the predicted
    capacity for --seconds each; a request's latency runs from its scheduled arrival to the end of its batch's
@@ -31,10 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import queue
 import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -72,40 +72,41 @@ def _one_request(model_path: str, dims: dict[str, int], decoder_dims: dict[str, 
 
 
 def serve(model_path: str, dims: dict[str, int], decoder_dims: dict[str, int] | None, max_batch: int,
-          max_delay_s: float, threads: int, requests: mp.Queue, results: mp.Queue) -> None:
-    """The dynamic batcher over one onnxruntime session: (id, arrival) in, (ids, done, size) out."""
+          max_delay_s: float, threads: int, requests: Connection, results: Connection) -> None:
+    """The dynamic batcher over one onnxruntime session: (id, arrival) in, (ids, done, size) out. Pipes, not
+    multiprocessing.Queue: a few microseconds a message instead of tens, which at thousands of requests a
+    second would otherwise be the server's cost, not the model's."""
     from planner.ort.session import make_session, session_options
 
     sess = make_session(model_path, session_options(threads))
     one = _one_request(model_path, dims, decoder_dims, sess)
     for b in range(1, max_batch + 1):  # warm every batch size once
         sess.run(None, {k: np.concatenate([v] * b) for k, v in one.items()})
-    results.put("ready")
+    results.send("ready")
     stop = False
     while not stop:
-        first = requests.get()
+        first = requests.recv()
         if first is None:
             break
         batch = [first]
         deadline = first[1] + max_delay_s
         while len(batch) < max_batch:
             wait = deadline - time.perf_counter()
-            try:
-                nxt = requests.get(timeout=wait) if wait > 0 else requests.get_nowait()
-            except queue.Empty:
+            if not requests.poll(max(0.0, wait)):
                 break
+            nxt = requests.recv()
             if nxt is None:
                 stop = True
                 break
             batch.append(nxt)
         sess.run(None, {k: np.concatenate([v] * len(batch)) for k, v in one.items()})
-        results.put(([i for i, _ in batch], time.perf_counter(), len(batch)))
+        results.send(([i for i, _ in batch], time.perf_counter(), len(batch)))
 
 
 # ---- the load generator (main process) -----------------------------------------------------------------------
 
 
-def drive(requests: mp.Queue, results: mp.Queue, arrivals: np.ndarray) -> np.ndarray:
+def drive(requests: Connection, results: Connection, arrivals: np.ndarray) -> np.ndarray:
     """Send open-loop arrivals (s from now); latency of each request from its scheduled arrival."""
     t0 = time.perf_counter() + 0.05
     scheduled = t0 + arrivals
@@ -115,14 +116,14 @@ def drive(requests: mp.Queue, results: mp.Queue, arrivals: np.ndarray) -> np.nda
             delay = t - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            requests.put((i, float(t)))
+            requests.send((i, float(t)))
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
     done = np.zeros(len(arrivals))
     left = len(arrivals)
     while left:
-        ids, t, _ = results.get()
+        ids, t, _ = results.recv()
         done[ids] = t
         left -= len(ids)
     sender.join()
@@ -161,12 +162,13 @@ def bench(name: str, args: argparse.Namespace, rows: list[dict]) -> None:
           + ", ".join(f"{x}: {s * 1e3:.3g}" for x, s in zip(curve.batches, curve.latency_s, strict=True))
           + f"; capacity at batch {b}: {capacity:.4g} req/s", file=sys.stderr, flush=True)
     ctx = mp.get_context("spawn")
-    requests, results = ctx.Queue(), ctx.Queue()
+    serve_in, requests = ctx.Pipe(duplex=False)  # (receiving end, sending end)
+    results, serve_out = ctx.Pipe(duplex=False)
     worker = ctx.Process(target=serve, args=(str(MODELS[name]), dims, decoder_dims, b, delay, args.threads,
-                                             requests, results), daemon=True)
+                                             serve_in, serve_out), daemon=True)
     worker.start()
     try:
-        if results.get(timeout=300) != "ready":
+        if not results.poll(300) or results.recv() != "ready":
             raise RuntimeError("the server did not start")
         for label, frac in LOADS:
             rate = frac * capacity
@@ -184,7 +186,7 @@ def bench(name: str, args: argparse.Namespace, rows: list[dict]) -> None:
         rows.append({"model": name, "load": "saturation", "requests": n, "capacity_pred_per_s": capacity,
                      "capacity_meas_per_s": n / (time.perf_counter() - started - 0.05)})
     finally:
-        requests.put(None)
+        requests.send(None)
         worker.join(timeout=30)
 
 
