@@ -126,3 +126,13 @@ def test_check_monthly_cost_needs_traffic(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "the baseline has no fleet block" in err
     code, _, err = _run(capsys, "check", MODELS / "cnn.onnx", "--baseline", base, "--qps", "10")
     assert code == 2 and "go with --metric monthly-cost" in err
+
+
+def test_a_fleet_over_every_bundled_target_is_quick(capsys):
+    # the bar is an answer in under 5 s for all bundled targets; the search itself takes about 0.5 s here
+    code, out, err = _run(capsys, MODELS / "cnn.onnx", "--target", "all", "--passes", "none", "--qps", "300",
+                          "--p99-ms", "80", "--json")
+    assert code == 0, err
+    fleet = json.loads(out)["fleet"]
+    assert fleet["search_s"] < 5
+    assert len(fleet["per_target"]) == len(json.loads(out)["constraints"]["targets"])

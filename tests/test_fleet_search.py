@@ -162,3 +162,15 @@ def test_without_a_latency_limit_the_fleet_just_keeps_up():
     o = size_target(_curve(5, 1), poisson(3000), Slo.of({}))
     assert (o.max_batch, o.max_queue_delay_ms, o.replicas) == (32, 0, 4)
     assert all(p["max_queue_delay_ms"] == 0 for p in o.policies)
+
+
+def test_a_trace_is_split_among_replicas(tmp_path):
+    # 201 requests 10 ms apart: 100 req/s; at batch 32 (37 ms) a replica keeps up with 865 req/s, so one does,
+    # and a share of 1/1000 of the trace still holds a request
+    f = tmp_path / "t.csv"
+    f.write_text("arrival_s\n" + "".join(f"{i / 100}\n" for i in range(201)))
+    t = parse_traffic(None, str(f))
+    assert t.rate_per_s == pytest.approx(100)
+    o = size_target(_curve(5, 1), t, _p99(60))
+    assert o.replicas == 1 and o.latency_ms["p99"] == pytest.approx(6)  # nobody waits: s(1) = 6 ms
+    assert len(t.arrivals(1000, 0, seed=0)[0]) >= 1

@@ -79,6 +79,7 @@ class Traffic:
             idx = np.arange(len(self.trace.arrivals_s))
             if share > 1:
                 idx = idx[rng.integers(0, share, size=len(idx)) == 0]
+                idx = idx if len(idx) else np.arange(1)  # a share so thin it holds nobody: one request
             return self.trace.arrivals_s[idx] - (self.trace.arrivals_s[idx[0]] if len(idx) else 0.0), idx
         rate = self.peak_per_s / share
         if self.cv == 1.0:
