@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
                                     not args.fp16_io),
                  emit=args.emit, loop_trips=args.loop_trips, threads=args.threads, fleet=fleet)
     if args.emit_deploy and p.fleet is not None:
-        write_deployment(args.emit_deploy, p, args.model)
+        for todo in write_deployment(args.emit_deploy, p, args.model):
+            print(f"plan: note: {todo}", file=sys.stderr)
     doc = json.dumps(p.to_dict(), indent=2)
     if args.out:
 

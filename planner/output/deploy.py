@@ -144,8 +144,9 @@ def check_kubernetes(text: str, plan: Plan) -> None:
         raise DeployError("kubernetes.yaml: the GPU count per pod does not match the plan")
 
 
-def write_deployment(out_dir: str | os.PathLike, plan: Plan, model_path: str) -> list[Path]:
-    """Render, check, then write each file atomically; refuse when no fleet was chosen or DIR is not a folder."""
+def write_deployment(out_dir: str | os.PathLike, plan: Plan, model_path: str) -> list[str]:
+    """Render, check, then write each file atomically; refuse when no fleet was chosen or DIR is not a folder.
+    Returns what the user must still do, if anything (a pass pipeline's model is theirs to place)."""
     if plan.fleet is None or plan.fleet["chosen"] is None:
         raise DeployError(f"--emit-deploy {out_dir}: no fleet meets the SLO, nothing to deploy")
     out = Path(out_dir)
@@ -153,17 +154,21 @@ def write_deployment(out_dir: str | os.PathLike, plan: Plan, model_path: str) ->
         raise DeployError(f"--emit-deploy {out_dir}: exists and is not a folder")
     name = model_name(model_path)
     files: dict[Path, str | bytes] = {}
+    todo = []
     if plan.model.decoder is None:
         text = triton_config(plan, model_path, name)
         check_triton(text, plan)
         files[out / "triton" / name / "config.pbtxt"] = text
-        if plan.fleet["chosen"]["pipeline"] == "none":
+        pipeline = plan.fleet["chosen"]["pipeline"]
+        if pipeline == "none":
             files[out / "triton" / name / "1" / "model.onnx"] = Path(model_path).read_bytes()
+        else:
+            todo.append(f"the fleet runs the {pipeline} pipeline's model: write it with --emit and put it at "
+                        f"{out / 'triton' / name / '1' / 'model.onnx'}")
     manifest = kubernetes_manifest(plan, name)
     check_kubernetes(manifest, plan)
     files[out / "kubernetes.yaml"] = manifest
-    written = []
     for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        written.append(write_atomic(path, data, refuse={Path(model_path)}))
-    return written
+        write_atomic(path, data, refuse={Path(model_path)})
+    return todo
