@@ -108,3 +108,21 @@ def test_a_prefill_stalls_the_sequences_in_flight():
     # TPOT: request 0 (31 - 10) / 4 = 5.25 ms with the stall; request 1 (33 - 22) / 4 = 2.75 ms
     assert s.percentiles_s[("tpot", 50)] == pytest.approx(4 * MS)
     assert s.percentiles_s[("latency", 50)] == pytest.approx((31 + 21.5) / 2 * MS)
+
+
+def test_a_decode_step_follows_the_contexts_in_flight():
+    # the plan timed a step at its mean context 100 + 5 // 2 = 102 tokens (2 ms); each token of context costs
+    # 0.01 ms of KV reads. One request: steps at contexts 101, 102, 103, 104 take 1.99, 2.00, 2.01, 2.02 ms,
+    # so it finishes at 10 + 8.02 ms with TPOT 2.005 ms
+    c = DecoderCurve("x", 1, (1, 2), (10 * MS, 16 * MS), (2 * MS, 3 * MS), 8, 100, 5, 1.0, kv_s_per_token=0.01 * MS)
+    assert c.mean_context == 102 and c.decode(2, 2 * 102) == pytest.approx(3 * MS)
+    s = _run([0], 4, c)
+    assert s.percentiles_s[("latency", 50)] == pytest.approx(18.02 * MS)
+    assert s.percentiles_s[("tpot", 50)] == pytest.approx(2.005 * MS)
+    # an arrival at 11.5 ms joins at the next step boundary (11.99 ms); its prefill runs to 21.99 ms, then two in
+    # flight at contexts 102 + 101: 3 + (203 - 204) x 0.01 = 2.99 ms, then 3.01, 3.03 ms: request 0 is done at
+    # 31.02 ms; request 1's last step alone at context 104 takes 2 + 2 x 0.01 = 2.02 ms: done at 33.04 ms
+    s = _run([0, 11.5], 4, c)
+    assert s.percentiles_s[("ttft", 50)] == pytest.approx((10 + 10.49) / 2 * MS)
+    assert s.percentiles_s[("latency", 50)] == pytest.approx((31.02 + (33.04 - 11.5)) / 2 * MS)
+    assert s.percentiles_s[("tpot", 50)] == pytest.approx(((31.02 - 10) / 4 + (33.04 - 21.99) / 4) / 2 * MS)

@@ -43,7 +43,11 @@ def service_curves(plan: Plan) -> list[ServiceCurve]:
     return curves
 
 
-def decoder_curves(plan: Plan, prompt_len: int, gen_len: int) -> list[DecoderCurve]:
+def decoder_curves(plan: Plan, prompt_len: int, gen_len: int, targets: Sequence[Target] = ()) -> list[DecoderCurve]:
+    """Per target and tensor-parallel degree; with the target (its bandwidth), a decode step also follows the
+    contexts in flight (planner.fleet.llm)."""
+    kv_per_token = (plan.model.decoder or {}).get("kv_bytes_per_token") or 0
+    bandwidth = {t.name: t.mem_bw_bytes_per_s * t.memory_efficiency for t in targets}
     groups: dict[tuple[str, int], list[CandidateReport]] = {}
     for c in plan.candidates:
         if _usable(c) and c.ttft_ms is not None:
@@ -51,9 +55,10 @@ def decoder_curves(plan: Plan, prompt_len: int, gen_len: int) -> list[DecoderCur
     curves = []
     for (target, devices), cs in groups.items():
         cs = sorted(cs, key=lambda c: c.batch)
+        kv_s = kv_per_token / bandwidth[target] / devices if target in bandwidth else 0.0
         curves.append(DecoderCurve(target, devices, tuple(c.batch for c in cs), tuple(c.ttft_ms / 1e3 for c in cs),
                                    tuple(c.tpot_ms / 1e3 for c in cs), max(c.max_batch_fits or c.batch for c in cs),
-                                   prompt_len, gen_len, cs[0].price_usd_per_hour))
+                                   prompt_len, gen_len, cs[0].price_usd_per_hour, kv_s))
     return curves
 
 
@@ -66,7 +71,7 @@ def plan_fleet(plan: Plan, request: FleetRequest, targets: Sequence[Target] = ()
         raise SloError("--ttft-p95-ms and --tpot-p95-ms apply to decoders only; use --p50/--p95/--p99-ms")
     if decoder is not None:
         options = [size_decoder(c, request.traffic, request.slo, request.seed)
-                   for c in decoder_curves(plan, decoder["prompt_len"], decoder["gen_len"])]
+                   for c in decoder_curves(plan, decoder["prompt_len"], decoder["gen_len"], targets)]
         options = _best_degree(options)
     else:
         options = [size_target(c, request.traffic, request.slo, request.seed) for c in service_curves(plan)]

@@ -11,10 +11,15 @@ One replica (a tensor-parallel group of `devices`) runs iterations. Each iterati
             cache freed) at its last
 
 prefill(k) and decode(b) are the decoder plan's TTFT and TPOT at batch k and b (planner.llm.plan; straight lines
-between the batches it planned). Prefill first is vLLM's default scheduler without chunked prefill: a prefill
-stalls the sequences in flight, which is what TPOT's tail shows. Known simplifications: a decode step is timed
-at the plan's mean context (decode cost is affine in the context, so this is exact on average for requests of
-the plan's lengths, and approximate for a trace's); chunked prefill is not modelled; the KV cache is reserved
+between the batches it planned). A decode step depends on the contexts in flight too: the plan timed it at its
+mean context, and each token of context above or below that adds or saves reading its KV cache,
+
+    decode(b, contexts) = TPOT(b) + (sum of contexts - b x mean context) x kv_bytes_per_token / (bandwidth x eff.)
+
+(per device under tensor parallelism; the memory term of the roofline, exact where attention is memory-bound,
+as decode is). Prefill first is vLLM's default scheduler without chunked prefill: a prefill stalls the
+sequences in flight, which is what TPOT's tail shows. Known simplifications: a prefill is scaled by its prompt
+tokens (linear: attention's quadratic part is not); chunked prefill is not modelled; the KV cache is reserved
 whole at admission (vLLM's paged cache grows per block and preempts instead: it admits somewhat more).
 """
 
@@ -48,12 +53,25 @@ class DecoderCurve:
     prompt_len: int
     gen_len: int
     price_usd_per_hour: float | None  # the replica: all its devices
+    # Seconds a decode step spends per token of context of one sequence (per device): reading its KV cache,
+    # kv_bytes_per_token / (bandwidth x memory efficiency), split over the devices. 0: steps at the mean context.
+    kv_s_per_token: float = 0.0
+
+    @property
+    def mean_context(self) -> int:
+        """The context the plan timed its decode step at (planner.llm.decoder.mean_context)."""
+        return self.prompt_len + max(1, self.gen_len // 2)
 
     def prefill(self, k: int, tokens: int) -> float:
         return float(np.interp(k, self.batches, self.prefill_s)) * tokens / (k * self.prompt_len)
 
-    def decode(self, b: int) -> float:
-        return float(np.interp(b, self.batches, self.decode_s))
+    def decode(self, b: int, context_sum: int | None = None) -> float:
+        """One step with b sequences in flight whose contexts add up to `context_sum` (default: b at the mean
+        context): the plan's step, plus or minus the KV cache read for the contexts above or below its mean."""
+        t = float(np.interp(b, self.batches, self.decode_s))
+        if context_sum is None or not self.kv_s_per_token:
+            return t
+        return max(t + (context_sum - b * self.mean_context) * self.kv_s_per_token, 0.0)
 
     @property
     def kv_tokens(self) -> int:
@@ -92,7 +110,7 @@ def simulate_continuous(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.n
             wake.succeed()
 
     def replica():
-        running: list[list[int]] = []  # [request, tokens still to generate]
+        running: list[list[int]] = []  # [request, tokens still to generate, context of its next step]
         reserved = 0
         while state["finished"] < n:
             if not running and not waiting:
@@ -105,19 +123,20 @@ def simulate_continuous(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.n
                 reserved += need[i]
             steps = 1
             if new:
-                step = curve.prefill(len(new), int(prompt[new].sum()))
+                took = curve.prefill(len(new), int(prompt[new].sum()))
             else:
-                step = curve.decode(len(running))
-                steps = _steps_until_change(running, waiting, max_seqs, step, env.now, state["arrived"], arrivals_s)
-            state["busy"] += step * steps
-            state["seq_time"] += step * steps * (len(running) + len(new))
-            yield env.timeout(step * steps)
+                steps, took = _steps_until_change(running, waiting, max_seqs, curve, env.now, state["arrived"],
+                                                  arrivals_s)
+            state["busy"] += took
+            state["seq_time"] += took * (len(running) + len(new))
+            yield env.timeout(took)
             if not new:
                 for r in running:
                     r[1] -= steps
+                    r[2] += steps
             for i in new:
                 first[i] = env.now
-                running.append([i, int(output[i]) - 1])
+                running.append([i, int(output[i]) - 1, int(prompt[i]) + 1])
             for r in [r for r in running if r[1] <= 0]:
                 done[r[0]] = env.now
                 reserved -= need[r[0]]
@@ -139,15 +158,24 @@ def simulate_continuous(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.n
     return LlmStats(pct, float(output.sum()) / span, state["busy"] / span, state["seq_time"] / span)
 
 
-def _steps_until_change(running: list[list[int]], waiting: deque[int], max_seqs: int, step: float, now: float,
-                        arrived: int, arrivals_s: np.ndarray) -> int:
-    """Decode steps that run back to back before the batch can change: until the first sequence in flight
-    finishes, or, when a new arrival could be admitted, until the step boundary at which it would be. Running
-    them as one timeout gives the same times as stepping one by one (the simulation's cost is events, not steps)."""
-    k = min(r[1] for r in running)
-    if not waiting and len(running) < max_seqs and arrived < len(arrivals_s):
-        k = min(k, max(1, math.ceil((arrivals_s[arrived] - now) / step - 1e-9)))
-    return max(1, k)
+def _steps_until_change(running: list[list[int]], waiting: deque[int], max_seqs: int, curve: DecoderCurve,
+                        now: float, arrived: int, arrivals_s: np.ndarray) -> tuple[int, float]:
+    """Decode steps that run back to back before the batch can change, and their time: until the first sequence
+    in flight finishes, or, when a new arrival could be admitted, until the step boundary at which it would be.
+    Running them as one timeout gives the same times as stepping one by one (the simulation's cost is events,
+    not steps). Step j of them has every context j tokens longer than the first."""
+    b = len(running)
+    k = max(1, min(r[1] for r in running))
+    context = sum(r[2] for r in running)
+    steps = np.arange(k)
+    if curve.kv_s_per_token:  # decode(b, context + j x b) for every j at once
+        over = context - b * curve.mean_context + steps * b
+        ends = np.cumsum(np.maximum(curve.decode(b) + over * curve.kv_s_per_token, 0.0))
+    else:
+        ends = curve.decode(b) * (steps + 1)
+    if not waiting and b < max_seqs and arrived < len(arrivals_s):
+        k = min(k, int(np.searchsorted(ends, arrivals_s[arrived] - now - 1e-12)) + 1)
+    return k, float(ends[k - 1])
 
 
 def _lengths(traffic: Traffic, idx: np.ndarray, curve: DecoderCurve) -> tuple[np.ndarray, np.ndarray]:

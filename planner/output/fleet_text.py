@@ -20,9 +20,11 @@ def fleet_line(fleet: dict) -> str:
     policy = (f"max {c['max_batch']} sequences in flight" if "max_seqs_in_flight" in c else
               f"max batch {c['max_batch']}, max queue delay {fmt_num(c['max_queue_delay_ms'])} ms")
     devices = f" x {c['devices_per_replica']} devices" if c["devices_per_replica"] > 1 else ""
+    lat = c["latency_ms"]
+    shown = (f"TTFT p95 {fmt_num(lat['ttft_p95'])} ms, TPOT p95 {fmt_num(lat['tpot_p95'])} ms"
+             if "ttft_p95" in lat else f"p99 {fmt_num(lat['p99'])} ms")
     return (f"fleet    {c['target']}: {c['replicas']} replica{'s' if c['replicas'] > 1 else ''}{devices}, {policy}, "
-            f"utilization {100 * c['utilization']:.0f}%, p99 {fmt_num(c['latency_ms']['p99'])} ms, "
-            f"{_money(c['monthly_cost_usd'])}/month")
+            f"utilization {100 * c['utilization']:.0f}%, {shown}, {_money(c['monthly_cost_at_traffic_usd'])}/month")
 
 
 def render_fleet(fleet: dict, table: Callable[..., str] = render_table) -> str:
