@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from planner.calibration.host import resolve_targets
 from planner.costs import lookup
 from planner.errors import PlannerError
+from planner.fleet.block import FleetRequest, plan_fleet
 from planner.llm import plan_decoder
 from planner.llm.decoder import recognise
 from planner.model.analyze import Analysis, Analyzer
@@ -37,7 +39,8 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
          prompt_len: int | None = None, gen_len: int | None = None, max_ttft_ms: float | None = None,
          max_tpot_ms: float | None = None, tp: Sequence[int] | None = None,
          passes: PassOptions | None = None, emit: str | os.PathLike | None = None,
-         loop_trips: int | None = None, threads: int = 1, runtime: str | None = None) -> Plan:
+         loop_trips: int | None = None, threads: int = 1, runtime: str | None = None,
+         fleet: FleetRequest | None = None) -> Plan:
     """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
 
     A decoder with a KV cache is planned by planner.llm instead (prefill and decode, tokens, tensor parallelism);
@@ -54,7 +57,10 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     machine has been (`plan calibrate --threads N`).
 
     `runtime`: the engine GPU targets serve with (a profile in hwtargets/runtimes/: ort-cuda, the default,
-    ort-cuda-graph, tensorrt, llm-engine, framework-eager, framework-graph); CPU targets keep theirs."""
+    ort-cuda-graph, tensorrt, llm-engine, framework-eager, framework-graph); CPU targets keep theirs.
+
+    `fleet`: traffic and an SLO; the plan then carries a `fleet` block (planner.fleet: replicas, batching
+    policy, simulated percentiles and $ a month per target, the cheapest)."""
     spec = targets if isinstance(targets, str) else ",".join(targets)
     resolved = resolve_targets(spec, target_files, threads)
     profile = get_profile(runtime or DEFAULT_GPU_PROFILE)
@@ -65,7 +71,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     p.constraints["runtime"] = runtime  # None: each GPU target with its default engine (ort-cuda)
     if runtime is not None and any(t.kind in profile.kinds for t in resolved):
         p.model.notes.append(f"GPU targets as {profile.name} runs them: {profile.description}")
-    return p
+    return p if fleet is None else replace(p, fleet=plan_fleet(p, fleet, resolved))
 
 
 def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, batch: int | None,

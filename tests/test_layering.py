@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("planner.calibration",),  # measure this machine, fit rates, the calibrated host, validate
     ("planner.search",),  # pass pipelines as variants, the sweep over targets and batches, plan types
     ("planner.llm",),  # decoders: prefill and decode, KV cache, tensor parallelism
+    ("planner.fleet",),  # traffic in, fleet out: simulated batching over replicas, the cheapest fleet per target
     ("planner.output",),  # text, tables, reports, plan files, the emitted model
     ("planner.api",),  # plan(): the pipeline top to bottom
     ("planner.ci",),  # plan check / plan diff: compare two plans, gate on a baseline

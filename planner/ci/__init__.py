@@ -4,4 +4,5 @@
     compare_text   comparisons and check results as text and markdown
     gate           re-plan under a baseline's settings, pin its configuration, judge the metric
     github         GitHub Actions annotations and the job summary
+    fleet_gate     `plan check --metric monthly-cost`: the cheapest fleet's $ a month at a stated traffic
 """

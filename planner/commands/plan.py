@@ -11,7 +11,13 @@ from passes import get_pipeline
 from planner.api import plan
 from planner.atomic import write_atomic
 from planner.commands.args import parse_dims, positive_float, positive_int, threads, tp_degrees
+from planner.errors import PlannerError
+from planner.fleet.block import FleetRequest
+from planner.fleet.slo import Slo
+from planner.fleet.traffic import parse_traffic
 from planner.output.console import table_renderer
+from planner.output.deploy import write_deployment
+from planner.output.fleet_text import fleet_line, render_fleet
 from planner.output.plan_text import chosen_line, render_candidates, render_plan
 from planner.output.progress import Progress
 from planner.search.variants import DEFAULT_MAX_DRIFT, PassOptions
@@ -46,10 +52,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     llm.add_argument("--tp", type=tp_degrees, metavar="N[,N...]",
                      help="tensor-parallel degrees to try, from 1, 2, 4, 8 (default: all the target allows)")
     add_pass_arguments(p)
+    add_fleet_arguments(p)
     loud = p.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true", help="print only the chosen plan's line; no progress bar")
     loud.add_argument("-v", "--verbose", action="store_true",
                       help="every kernel and every configuration tried, with why each lost")
+
+
+def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
+    g = add_traffic_arguments(p)
+    g.add_argument("--emit-deploy", metavar="DIR",
+                   help="write the chosen fleet's Triton model repository entry and Kubernetes manifest to DIR")
+
+
+def add_traffic_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--qps / --traffic and the SLO flags (plan and plan check --metric monthly-cost share them)."""
+    g = p.add_argument_group("fleet (traffic in, replicas and batching out; planner.fleet)")
+    g.add_argument("--qps", metavar="RATE", help="Poisson arrivals at RATE requests/s: size a fleet for them")
+    g.add_argument("--traffic", metavar="SPEC",
+                   help="poisson:RATE, bursty:RATE[:CV], diurnal:PEAK[:TROUGH], or a CSV trace (arrival_s, and "
+                        "for decoders prompt_tokens, output_tokens)")
+    for q in (50, 95, 99):
+        g.add_argument(f"--p{q}-ms", type=positive_float, metavar="MS", help=f"limit on the p{q} request latency")
+    g.add_argument("--ttft-p95-ms", type=positive_float, metavar="MS", help="decoders: limit on the p95 TTFT")
+    g.add_argument("--tpot-p95-ms", type=positive_float, metavar="MS", help="decoders: limit on the p95 TPOT")
+    return g
+
+
+def fleet_request(args: argparse.Namespace) -> FleetRequest | None:
+    """Traffic and SLO from the arguments; None without traffic (an SLO alone is refused)."""
+    traffic = parse_traffic(args.qps, args.traffic)
+    slo = Slo.of({("latency", 50): args.p50_ms, ("latency", 95): args.p95_ms, ("latency", 99): args.p99_ms,
+                  ("ttft", 95): args.ttft_p95_ms, ("tpot", 95): args.tpot_p95_ms})
+    if traffic is None and (slo or getattr(args, "emit_deploy", None)):
+        raise PlannerError("--p50/--p95/--p99-ms, --ttft/--tpot-p95-ms and --emit-deploy need traffic: "
+                           "--qps RATE or --traffic SPEC")
+    return None if traffic is None else FleetRequest(traffic, slo)
 
 
 def _passes_mode(s: str) -> str:
@@ -95,6 +133,7 @@ def add_pass_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
+    fleet = fleet_request(args)
     with Progress("planning", enabled=not args.quiet) as bar:
         p = plan(args.model, targets=args.target, dims=parse_dims(args.dim), batch=args.batch,
                  max_latency_ms=args.max_latency_ms, target_files=args.target_file, max_batch=args.max_batch,
@@ -102,8 +141,11 @@ def run(args: argparse.Namespace) -> int:
                  max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp,
                  passes=PassOptions(args.passes, args.max_drift, args.calibration, args.int4_block_size,
                                     not args.fp16_io),
-                 emit=args.emit, loop_trips=args.loop_trips, threads=args.threads,
+                 emit=args.emit, loop_trips=args.loop_trips, threads=args.threads, fleet=fleet,
                  runtime=args.runtime)
+    if args.emit_deploy and p.fleet is not None:
+        for todo in write_deployment(args.emit_deploy, p, args.model):
+            print(f"plan: note: {todo}", file=sys.stderr)
     doc = json.dumps(p.to_dict(), indent=2)
     if args.out:
 
@@ -111,11 +153,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(doc)
     elif args.quiet:
-        print(chosen_line(p))
+        print(chosen_line(p) if p.fleet is None else fleet_line(p.fleet))
     else:
         table = table_renderer(sys.stdout)
         kernels = len(p.chosen.all_kernels) if args.verbose and p.chosen else args.top
         print(render_plan(p, top=kernels, table=table))
         if args.verbose:
             print("\n" + render_candidates(p, table=table))
+        if p.fleet is not None:
+            print("\n" + render_fleet(p.fleet, table=table))
+    if p.fleet is not None:
+        return 0 if p.fleet["chosen"] is not None else 1
     return 0 if p.chosen is not None else 1

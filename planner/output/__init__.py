@@ -7,4 +7,7 @@
     planfile       read a plan JSON back (baselines, diffs); the schema
     emit           write the chosen model (atomically, never over the input)
     report/        `plan report`: HTML or markdown with a roofline chart
+    fleet_text     the plan's fleet block as a table and a line
+    deploy         --emit-deploy: Triton config.pbtxt and a Kubernetes manifest, parsed back before writing
+    triton_proto   the part of Triton's ModelConfig we write, as a protobuf message (for that check)
 """

@@ -100,6 +100,8 @@ class Plan:
     best_per_target: dict[str, CandidateReport]
     # Per pass pipeline tried: its passes with counts, time and drift after each, the final drift, why rejected.
     pipelines: list[dict] = field(default_factory=list)
+    # Traffic and an SLO in (planner.fleet): replicas, batching policy, percentiles and $ a month per target.
+    fleet: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def clean(x: Any) -> Any:
@@ -119,6 +121,7 @@ class Plan:
             "best_per_target": {k: _brief(v) for k, v in self.best_per_target.items()},
             "candidates": [_brief(c) for c in self.candidates],
             "pipelines": self.pipelines,
+            **({"fleet": self.fleet} if self.fleet is not None else {}),
         })
 
 
