@@ -52,13 +52,23 @@ class PassOptions:
     calibration: str | None = None  # .npz of inputs for int8-static and for measuring drift
     int4_block_size: int = 32
     fp16_keep_io: bool = True
+    int4_symmetric: bool = True  # False: a uint8 zero point per block
+    int4_lm_head: bool = True  # False: a decoder's lm_head stays float
+    eval_text: str | None = None  # decoders: the text perplexity is measured on (None: the bundled one)
+    gen_tokens: int = 32  # decoders: greedy tokens generated per seeded prompt to verify a pass
+
+    def context_options(self) -> dict:
+        """What the passes read from PassContext.options."""
+        return {"int4_block_size": self.int4_block_size, "fp16_keep_io": self.fp16_keep_io,
+                "int4_symmetric": self.int4_symmetric, "int4_lm_head": self.int4_lm_head}
 
     @property
     def explicit(self) -> bool:
         return self.mode not in ("auto", "none")
 
     def key(self) -> tuple:
-        return (self.calibration, self.int4_block_size, self.fp16_keep_io)
+        return (self.calibration, self.int4_block_size, self.fp16_keep_io, self.int4_symmetric, self.int4_lm_head,
+                self.eval_text, self.gen_tokens)
 
 
 @dataclass
@@ -298,8 +308,7 @@ def _run_pipelines(loaded: LoadedModel, pipelines: list, options: PassOptions, v
         calibration = [generate_inputs(model, seed=s, dims=verify_dims) for s in (101, 102, 103, 104)]
         generated = True
     ctx = PassContext(calibration=calibration, calibration_generated=generated,
-                      options={"int4_block_size": options.int4_block_size, "fp16_keep_io": options.fp16_keep_io},
-                      warn=warn)
+                      options=options.context_options(), warn=warn)
     runner = Runner(model, reference, ctx)
     cached[_REFERENCE] = (reference,)
     for p in todo:
