@@ -88,6 +88,14 @@ def add_pass_arguments(p: argparse.ArgumentParser) -> None:
                    help="fp16 pipeline: make graph inputs/outputs float16 too (default: keep float32 I/O)")
     g.add_argument("--emit", metavar="OUT.onnx", help="write the chosen candidate's model (atomically; never over "
                                                       "the input)")
+    g.add_argument("--int4-asymmetric", action="store_true",
+                   help="int4: a zero point per block (default: symmetric)")
+    g.add_argument("--int4-float-lm-head", action="store_true",
+                   help="int4 on a decoder: keep the lm_head (the MatMul writing logits) float")
+    g.add_argument("--eval-text", metavar="FILE",
+                   help="decoders: the text whose perplexity judges a pass (default: a bundled paragraph)")
+    g.add_argument("--verify-tokens", type=positive_int, default=32, metavar="N",
+                   help="decoders: greedy tokens generated per seeded prompt to verify a pass (default 32)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
                  progress=bar.update, prompt_len=args.prompt_len, gen_len=args.gen_len,
                  max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp,
                  passes=PassOptions(args.passes, args.max_drift, args.calibration, args.int4_block_size,
-                                    not args.fp16_io),
+                                    not args.fp16_io, not args.int4_asymmetric, not args.int4_float_lm_head,
+                                    args.eval_text, args.verify_tokens),
                  emit=args.emit, loop_trips=args.loop_trips, threads=args.threads)
     doc = json.dumps(p.to_dict(), indent=2)
     if args.out:
