@@ -60,7 +60,8 @@ class Drift:
         if not math.isfinite(self.cosine) or 1 - self.cosine > max_drift:
             return f"drift: cosine {self.cosine:.5f} < {1 - max_drift:g} (--max-drift {max_drift:g})"
         if self.top1 is not None and 1 - self.top1 > max_drift:
-            return f"drift: top-1 agreement {self.top1:.3f} < {1 - max_drift:g} (--max-drift {max_drift:g})"
+            what = "token agreement" if self.generation else "top-1 agreement"
+            return f"drift: {what} {self.top1:.3f} < {1 - max_drift:g} (--max-drift {max_drift:g})"
         change = (self.generation or {}).get("perplexity_change")
         if change is not None and (not math.isfinite(change) or change > max_drift):
             return f"drift: perplexity {100 * change:+.2f}% > +{100 * max_drift:g}% (--max-drift {max_drift:g})"

@@ -63,7 +63,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
         result = plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len,
                               gen_len, max_ttft_ms, max_tpot_ms, tp, optimized=optimized)
         result.constraints.update({"passes": (passes or PassOptions()).mode,
-                                   "max_drift": (passes or PassOptions()).max_drift})
+                                   "max_drift": (passes or PassOptions()).drift_limit(decoder=True)})
         if emit is not None and result.chosen is not None:
             result.model.notes.append(_emit_decoder(result.chosen.pipeline, optimized, emit, loaded))
         return result
@@ -83,7 +83,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
         chosen=reports[id(result.chosen)] if result.chosen else None,
         candidates=[reports[id(c)] for c in result.candidates],
         constraints={"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
-                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.max_drift,
+                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.drift_limit(),
                      "threads": threads},
         best_per_target={k: reports[id(c)] for k, c in result.best_per_target.items()},
         pipelines=optimized.reports,

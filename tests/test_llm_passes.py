@@ -70,6 +70,19 @@ def test_drift_limit_applies_to_agreement(tiny):
     assert p.chosen.pipeline == "none"
 
 
+def test_decoders_default_to_a_generation_drift_limit_of_0_1(tiny, tiny_plan):
+    """Without --max-drift a decoder's pipelines must agree on >= 90% of tokens: int8-dynamic (0.992 here) is
+    admitted, int4 (0.883 on this random-init decoder, whose logits are near-uniform) is refused, saying why."""
+    p = plan(tiny, targets=["c7i-xlarge"], passes=PassOptions("int8-dynamic,int4"), prompt_len=P, gen_len=G)
+    agree = {r["pipeline"]: r["drift"]["generation"]["agreement"] for r in p.pipelines if r["drift"]}
+    assert agree["int8-dynamic"] >= 0.9 > agree["int4"]
+    assert p.constraints["max_drift"] == 0.1
+    int4 = [c for c in p.candidates if c.pipeline == "int4"]
+    assert all(c.rejected == f"drift: token agreement {agree['int4']:.3f} < 0.9 (--max-drift 0.1)" for c in int4)
+    assert any(c.rejected is None or c.rejected.startswith("lost") for c in p.candidates
+               if c.pipeline == "int8-dynamic")
+
+
 def test_projection_matches_what_the_quantizer_writes():
     """The shapes-only int4 layout (passes.projection) against onnxruntime's MatMulNBitsQuantizer on the same
     model: the same MatMuls, and per node the same bytes: N x ceil(K/32) x (16 + 4)."""

@@ -14,7 +14,7 @@ from planner.commands.args import parse_dims, positive_float, positive_int, thre
 from planner.output.console import table_renderer
 from planner.output.plan_text import chosen_line, render_candidates, render_plan
 from planner.output.progress import Progress
-from planner.search.variants import DEFAULT_MAX_DRIFT, PassOptions
+from planner.search.variants import DECODER_MAX_DRIFT, DEFAULT_MAX_DRIFT, PassOptions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,10 +75,12 @@ def add_pass_arguments(p: argparse.ArgumentParser) -> None:
                         "int4, fp16, and int8-static when --calibration is given), none (the model as stored), or "
                         "names. Each pipeline runs once per model with onnxruntime verification after every "
                         "pass: about 0.5-1.5 s for the shipped models")
-    g.add_argument("--max-drift", type=_drift_limit, default=DEFAULT_MAX_DRIFT, metavar="X",
+    g.add_argument("--max-drift", type=_drift_limit, default=None, metavar="X",
                    help=f"reject pipelines whose outputs drift more than X from the original's: cosine "
                         f"similarity >= 1-X and, for classifier-like outputs, top-1 agreement >= 1-X (default "
-                        f"{DEFAULT_MAX_DRIFT}: cosine >= 0.99, top-1 >= 0.99)")
+                        f"{DEFAULT_MAX_DRIFT}: cosine >= 0.99, top-1 >= 0.99). Decoders, judged by generation: "
+                        f"token agreement and per-step logit cosine >= 1-X, perplexity within +X (default "
+                        f"{DECODER_MAX_DRIFT})")
     g.add_argument("--calibration", metavar="NPZ",
                    help="inputs (.npz, one array per graph input, first axis = batch) for int8-static calibration "
                         "and for measuring drift; default: seeded generated inputs")

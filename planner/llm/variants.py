@@ -148,8 +148,8 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
         sub = LoadedModel(model=result.model, path=loaded.path,
                           sha256=f"{loaded.sha256}:{p.name}:{digest.hex()[:16]}")
         drift = result.drift.to_dict() if result.drift else None
-        out.variants.append(DecoderVariant(p.name, p.precision, sub, tuple(result.applied), drift,
-                                           result.drift.violates(options.max_drift) if result.drift else None))
+        too_far = result.drift.violates(options.drift_limit(decoder=True)) if result.drift else None
+        out.variants.append(DecoderVariant(p.name, p.precision, sub, tuple(result.applied), drift, too_far))
     host = next((t for t in targets if t.name == "host"), None)
     if host is not None and len(out.variants) > 1:
         _time_on_host(out, info, host, prompt_len, gen_len)
