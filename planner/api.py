@@ -110,8 +110,8 @@ def _emit_decoder(name: str, optimized: DecoderVariants, out: str | os.PathLike,
     v = next(v for v in optimized.variants if v.name == name)
     if v.projected:
         raise PlannerError(f"--emit: the chosen plan is int4 projected from shapes ({loaded.path} keeps its weights "
-                           "as external data, never read for planning): quantize a self-contained copy with "
-                           "--passes int4, or emit with --passes none")
+                           "as external data, never read for planning, and quantizing such decoders is not "
+                           "supported yet): plan with --passes none to emit the stored model")
     emit_model(v.model, out, loaded.path, name, external=bool(loaded.external_files))
     return f"emitted the chosen candidate's model ({name}) to {out}"
 

@@ -169,10 +169,12 @@ def _project(out: DecoderVariants, loaded: LoadedModel, options: PassOptions) ->
                       external_files=loaded.external_files)
     why = "projected from shapes (external-data weights are never read for planning): drift not measured"
     out.variants.append(DecoderVariant("int4", "int4", sub, ("int4 (projected)",), None, None, None, True))
+    out.reports.append({"pipeline": "none", "precision": None, "passes": [], "steps": [], "drift": None,
+                        "rejected": None, "note": "the model as stored"})
     out.reports.append({"pipeline": "int4", "precision": "int4", "passes": ["int4 (projected)"], "steps": [],
                         "drift": None, "rejected": None, "projected": True, "matmuls": rewritten, "note": why})
     out.notes.append(f"int4 planned from shapes: {rewritten} MatMuls as MatMulNBits (block "
-                     f"{options.int4_block_size}); quantize with --passes int4 on a self-contained copy to emit it")
+                     f"{options.int4_block_size}); not emitted (quantizing external-data decoders: not supported yet)")
 
 
 def _time_on_host(out: DecoderVariants, info: DecoderInfo, host: Target, prompt_len: int, gen_len: int) -> None:
