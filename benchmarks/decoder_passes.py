@@ -3,8 +3,8 @@
 For each decoder it builds (offline, random init) it runs, with onnxruntime on this CPU:
 
     original            the decoder as built
-    ours:<pipeline>     each pipeline the planner runs on decoders (passes.pipelines: fused, int8-dynamic, int4,
-                        fp16), verified after every pass by generation (planner.llm.generation)
+    ours:<pipeline>     each pipeline the planner runs on decoders (passes.pipelines: fused, int8-dynamic,
+                        int8-weight, int4, fp16), verified after every pass by generation (planner.llm.generation)
     ort-dynamic         onnxruntime's quantize_dynamic with its defaults (QInt8 weights), by hand
     ort-nbits           onnxruntime's MatMulNBitsQuantizer with its defaults (block 128, asymmetric), by hand
     optimum-dynamic     optimum's ORTQuantizer, dynamic int8, avx512_vnni config (only when optimum is installed)
@@ -62,7 +62,7 @@ from planner.search.variants import PassOptions  # noqa: E402
 SIZES = {"small": (512, 4, 8, 4, 1408), "base": (1024, 8, 16, 8, 2816)}
 VOCAB, POSITIONS = 32000, 512
 PROMPT, GEN = 128, 64  # the timed workload: decode at context P + G // 2
-PIPELINES = ("fused", "int8-dynamic", "int4", "fp16")
+PIPELINES = ("fused", "int8-dynamic", "int8-weight", "int4", "fp16")
 HF = ("gpt2", "llama-hf", "qwen2")
 
 

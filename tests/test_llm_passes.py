@@ -31,7 +31,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_plan(tiny):
-    return plan(tiny, targets=["c7i-xlarge"], passes=PassOptions("fused,int8-dynamic,int4", max_drift=0.2),
+    return plan(tiny, targets=["c7i-xlarge"], passes=PassOptions("fused,int8-dynamic,int8-weight,int4", max_drift=0.2),
                 prompt_len=P, gen_len=G)
 
 
@@ -60,6 +60,16 @@ def test_int4_on_the_tiny_decoder_is_verified_by_generation_and_planned(tiny_pla
     cands = {c.pipeline: c for c in tiny_plan.candidates}
     assert cands["int4"].precision == "int4" and cands["int8-dynamic"].precision == "int8"
     assert cands["int4"].drift["generation"]["agreement"] == g["agreement"]
+
+
+def test_int8_weight_only_bytes_by_hand(tiny_plan):
+    """int8-weight: MatMulNBits at 8 bits, one float32 scale per block of 32: N x K/32 x (32 + 4) B per weight,
+    90,112 x 36 / 32 = 101,376 B in all, so 360,448 - 101,376 = 259,072 B lighter than 'fused'."""
+    w = tiny_plan.model.decoder["precisions"]
+    assert sum(n * (k // 32) * (32 + 4) for k, n in _matmul_shapes(TINY)) == 101_376
+    assert w["fused"]["weight_bytes"] - w["int8-weight"]["weight_bytes"] == 4 * 90_112 - 101_376
+    c = next(c for c in tiny_plan.candidates if c.pipeline == "int8-weight")
+    assert c.precision == "int8" and c.drift["generation"]["agreement"] >= 0.9
 
 
 def test_drift_limit_applies_to_agreement(tiny):

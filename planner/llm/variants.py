@@ -32,7 +32,7 @@ from planner.model.loader import LoadedModel
 from planner.search.variants import AUTO_MAX_BYTES, HOST_MIN_SPEEDUP, PassOptions, measure_on_host, select_pipelines
 from planner.targets.target import Target
 
-DECODER_PIPELINES = ("fused", "int8-dynamic", "int4", "fp16")  # what `auto` runs on a decoder
+DECODER_PIPELINES = ("fused", "int8-dynamic", "int8-weight", "int4", "fp16")  # what `auto` runs on a decoder
 HOST_PHASE_BUDGET_S = 1.0
 _RUNS: dict[tuple, dict[str, object]] = {}  # (sha256, pass options) -> pipeline -> its PipelineResult
 
@@ -157,7 +157,9 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
 
 
 def _stored_precision(info: DecoderInfo) -> str:
-    return "int4" if info.weights.endswith("int4") else ("fp16" if info.kv_dtype == "float16" else "fp32")
+    if info.weights.startswith("MatMulNBits"):
+        return info.weights.rsplit(" ", 1)[-1]  # "int4", "int8"
+    return "fp16" if info.kv_dtype == "float16" else "fp32"
 
 
 def _project(out: DecoderVariants, loaded: LoadedModel, options: PassOptions) -> None:
