@@ -175,3 +175,15 @@ def test_bad_decoder_pass_options_exit_2_on_one_line(tiny, tmp_path, capsys, arg
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_host_phases_follow_the_measured_ratio(tiny):
+    """On host each variant's decode step and prefill are timed against the stored model's (batch 1,
+    interleaved) and its host predictions scaled so that, at batch 1, TPOT(variant) / TPOT(stored) is the
+    measured decode time ratio, and TTFT likewise for prefill."""
+    p = plan(tiny, targets=["host"], passes=PassOptions("fused"), prompt_len=P, gen_len=G, batch=1)
+    host = next(r for r in p.pipelines if r["pipeline"] == "fused")["host_measured"]
+    assert host["decode_speedup"] == pytest.approx(host["original_decode_ms"] / host["decode_ms"])
+    by = {c.pipeline: c for c in p.candidates}
+    assert by["none"].tpot_ms / by["fused"].tpot_ms == pytest.approx(host["decode_speedup"], rel=1e-6)
+    assert by["none"].ttft_ms / by["fused"].ttft_ms == pytest.approx(host["prefill_speedup"], rel=1e-6)

@@ -120,8 +120,7 @@ class _Decoder:
     def empty_past(self, batch: int) -> dict[str, np.ndarray]:
         out = {}
         for past, _, axis in self.pairs:
-            shape = [batch if isinstance(d, str) or d is None else d for d in self.inputs[past].shape]
-            shape = [d if isinstance(d, int) else batch for d in shape]
+            shape = [d if isinstance(d, int) else batch for d in self.inputs[past].shape]  # symbolic: the batch
             shape[axis] = 0
             out[past] = np.zeros(shape, dtype=self._dtype(past))
         return out
