@@ -9,6 +9,7 @@
                                                                                    runtimes have no kernel for it)
     int8-static   cleanup + quantize_static (QDQ, calibrated)               int8   (auto only with --calibration)
     int4          fused + MatMulNBits                                       int4
+    int8-weight   fused + MatMulNBits at 8 bits (weight-only)               int8   (named only; decoders' auto)
     fp16          fused + float16                                           fp16
 """
 
@@ -29,4 +30,6 @@ register_pipeline(Pipeline("fused-int8", FUSED + ("int8-dynamic",), "fused, int8
 register_pipeline(Pipeline("int8-static", ("cleanup", "int8-static"), "cleanup, int8 QDQ with calibration",
                            auto=False))
 register_pipeline(Pipeline("int4", FUSED + ("int4",), "fused, 4-bit MatMul weights (MatMulNBits)"))
+register_pipeline(Pipeline("int8-weight", FUSED + ("int8-weight",), "fused, 8-bit MatMul weights (MatMulNBits)",
+                           auto=False))
 register_pipeline(Pipeline("fp16", FUSED + ("fp16",), "fused, float16"))

@@ -7,8 +7,12 @@
     int8-static    quantize_static, QDQ format: Conv/MatMul/Gemm weights int8 per channel, activations uint8 with
                    ranges calibrated (MinMax) on inputs from the user's .npz, or on seeded generated inputs with a
                    printed warning that accuracy numbers from random data mean little.
+    int8-weight    the same tool at 8 bits: weight-only int8 (activations stay float), the same options.
     int4           MatMulNBitsQuantizer: MatMul weights to 4-bit blocks (block size a parameter, default 32,
-                   symmetric) in com.microsoft::MatMulNBits; accuracy_level 4 lets the CPU run int8 × int4.
+                   symmetric unless `int4_symmetric` is False: then a uint8 zero point per block) in
+                   com.microsoft::MatMulNBits; accuracy_level 4 lets the CPU run int8 × int4. A decoder's lm_head
+                   (the MatMul that writes `logits`) is quantized too unless `int4_lm_head` is False: it is the
+                   largest single weight of a small-vocabulary model and the most sensitive one.
     fp16           onnxruntime.transformers.float16: weights and arithmetic in float16; `fp16_keep_io` (default
                    on) keeps float32 graph inputs and outputs so callers feed what they fed before.
 Each reports the weight bytes before and after.
@@ -142,11 +146,10 @@ class Int8Static(Pass):
         return _result(model, q)
 
 
-@register_pass
-class Int4Weights(Pass):
-    name = "int4"
-    description = "onnxruntime MatMulNBitsQuantizer: 4-bit block-quantized MatMul weights (MatMulNBits)"
-    precision = "int4"
+class _NBitsWeights(Pass):
+    """Weight-only block quantization of MatMul weights into com.microsoft::MatMulNBits (`bits` per weight)."""
+
+    bits = 4
     exact = False
 
     def check(self, model: onnx.ModelProto) -> str | None:
@@ -167,15 +170,51 @@ class Int4Weights(Pass):
 
             raise PlannerError(f"int4 block size {block}: must be a power of two >= 16")
         level = ctx.options.get("int4_accuracy_level", 4)
-        cfg = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, accuracy_level=level)
+        symmetric = bool(ctx.options.get("int4_symmetric", True))
+        exclude = [] if ctx.options.get("int4_lm_head", True) else lm_head_nodes(model)
+        cfg = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=symmetric, accuracy_level=level,
+                                           bits=self.bits)
         before = copy_model(model)
         with _quiet():
-            q = MatMulNBitsQuantizer(model, block_size=block, is_symmetric=True, accuracy_level=level,
-                                     algo_config=cfg)
+            q = MatMulNBitsQuantizer(model, bits=self.bits, block_size=block, is_symmetric=symmetric,
+                                     accuracy_level=level, nodes_to_exclude=exclude, algo_config=cfg)
             q.process()
         out = q.model.model
         r = _result(before, out)
-        return PassResult(r.model, r.changed, {**r.counts, "block_size": block}, r.notes)
+        counts = {**r.counts, "block_size": block, "symmetric": int(symmetric), "kept_float": len(exclude)}
+        return PassResult(r.model, r.changed, counts, r.notes)
+
+
+@register_pass
+class Int4Weights(_NBitsWeights):
+    name = "int4"
+    description = "onnxruntime MatMulNBitsQuantizer: 4-bit block-quantized MatMul weights (MatMulNBits)"
+    precision = "int4"
+    bits = 4
+
+
+@register_pass
+class Int8Weights(_NBitsWeights):
+    name = "int8-weight"
+    description = "onnxruntime MatMulNBitsQuantizer, bits 8: weight-only int8 MatMul weights (MatMulNBits)"
+    precision = "int8"
+    bits = 8
+
+
+def lm_head_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the MatMul nodes that write the `logits` output (a decoder's lm_head), directly or through one
+    Reshape/Cast (onnx_ir names unnamed nodes, so names are set here where missing)."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for name in [o.name for o in model.graph.output if "logits" in o.name]:
+        node = producer.get(name)
+        if node is not None and node.op_type in ("Reshape", "Cast", "Identity"):
+            node = producer.get(node.input[0])
+        if node is not None and node.op_type == "MatMul":
+            if not node.name:
+                node.name = f"lm_head_matmul_{len(out)}"
+            out.append(node.name)
+    return out
 
 
 @register_pass

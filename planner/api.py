@@ -10,8 +10,9 @@ from planner.calibration.host import resolve_targets
 from planner.costs import lookup
 from planner.errors import PlannerError
 from planner.fleet.block import FleetRequest, plan_fleet
-from planner.llm import plan_decoder
+from planner.llm import DEFAULT_GEN_LEN, DEFAULT_PROMPT_LEN, plan_decoder
 from planner.llm.decoder import recognise
+from planner.llm.variants import DecoderVariants, optimize_decoder
 from planner.model.analyze import Analysis, Analyzer
 from planner.model.controlflow import iter_nodes
 from planner.model.loader import LoadedModel, load_model
@@ -83,8 +84,15 @@ def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, 
     decoder = recognise(loaded.model)
     _check_options(path, decoder is not None, passes, emit, prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)
     if decoder is not None:
-        return plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len, gen_len,
-                            max_ttft_ms, max_tpot_ms, tp)
+        optimized = optimize_decoder(loaded, decoder, passes or PassOptions(), resolved,
+                                     prompt_len or DEFAULT_PROMPT_LEN, gen_len or DEFAULT_GEN_LEN)
+        result = plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len,
+                              gen_len, max_ttft_ms, max_tpot_ms, tp, optimized=optimized)
+        result.constraints.update({"passes": (passes or PassOptions()).mode,
+                                   "max_drift": (passes or PassOptions()).drift_limit(decoder=True)})
+        if emit is not None and result.chosen is not None:
+            result.model.notes.append(_emit_decoder(result.chosen.pipeline, optimized, emit, loaded))
+        return result
     analyzer = Analyzer(loaded, loop_trips=loop_trips)
     base = analyzer.analyze(dims, batch=batch)
     passes = passes or PassOptions()
@@ -101,7 +109,7 @@ def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, 
         chosen=reports[id(result.chosen)] if result.chosen else None,
         candidates=[reports[id(c)] for c in result.candidates],
         constraints={"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
-                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.max_drift,
+                     "targets": [t.name for t in resolved], "passes": passes.mode, "max_drift": passes.drift_limit(),
                      "threads": threads},
         best_per_target={k: reports[id(c)] for k, c in result.best_per_target.items()},
         pipelines=optimized.reports,
@@ -111,9 +119,6 @@ def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, 
 def _check_options(path: str | os.PathLike, is_decoder: bool, passes: PassOptions | None,
                    emit: str | os.PathLike | None, *decoder_only: object) -> None:
     """Refuse options that do not apply to this kind of model, on one line."""
-    if is_decoder and (emit is not None or (passes is not None and passes.mode not in ("auto", "none"))):
-        raise PlannerError(f"{path}: --passes and --emit apply to non-decoder models for now (decoders are planned "
-                           "by planner.llm, which does not run pass pipelines yet)")
     if not is_decoder and any(x is not None for x in decoder_only):
         raise PlannerError(f"{path}: --prompt-len, --gen-len, --max-ttft-ms, --max-tpot-ms and --tp apply to "
                            "decoders only, and this model has no past key/value inputs and present outputs")
@@ -123,6 +128,17 @@ def _emit(chosen: Candidate, optimized: Optimized, out: str | os.PathLike, loade
     """Write the chosen candidate's model; the note that says so."""
     name = chosen.variant.name if chosen.variant else "none"
     emit_model(optimized.models[name], out, loaded.path, name, external=bool(loaded.external_files))
+    return f"emitted the chosen candidate's model ({name}) to {out}"
+
+
+def _emit_decoder(name: str, optimized: DecoderVariants, out: str | os.PathLike, loaded: LoadedModel) -> str:
+    """Write the chosen decoder variant's model; a projected int4 (weights never read) cannot be written."""
+    v = next(v for v in optimized.variants if v.name == name)
+    if v.projected:
+        raise PlannerError(f"--emit: the chosen plan is int4 projected from shapes ({loaded.path} keeps its weights "
+                           "as external data, never read for planning, and quantizing such decoders is not "
+                           "supported yet): plan with --passes none to emit the stored model")
+    emit_model(v.model, out, loaded.path, name, external=bool(loaded.external_files))
     return f"emitted the chosen candidate's model ({name}) to {out}"
 
 

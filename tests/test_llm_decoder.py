@@ -226,21 +226,29 @@ def test_7b_int4_lowers_decode_bytes_and_pays_the_dequantization(llama7b):
 
 
 def test_70b_does_not_fit_one_h100_and_gets_a_tensor_parallel_plan(big):
+    """fp16 (the model as stored) needs 2+ H100s; int4, projected from shapes (planner.llm.variants), fits on
+    one: 70B x 0.5625 B is about 40 GB of an H100's 80 GB. The plan says so and both are candidates."""
     p = plan(big["70b"], targets="h100-sxm,a10g", prompt_len=512, gen_len=128, max_batch=64)
     d = p.model.decoder
     assert d["layers"] == 80 and d["kv_heads"] == 8 and d["head_dim"] == 128
-    one = [c for c in p.candidates if c.target == "h100-sxm" and c.devices == 1]
+    stored = [c for c in p.candidates if c.pipeline == "none"]
+    one = [c for c in stored if c.target == "h100-sxm" and c.devices == 1]
     assert len(one) == 1 and one[0].rejected.startswith("does not fit") and not one[0].fits
-    assert p.chosen.target == "h100-sxm" and p.chosen.devices in (2, 4, 8)
+    fp16 = min((c for c in stored if c.target == "h100-sxm" and c.fits), key=lambda c: c.cost_per_million_usd)
+    assert fp16.devices in (2, 4, 8)
     cheapest = d["tensor_parallel"]["h100-sxm"]["cheapest_devices"]
-    assert cheapest == p.chosen.devices
+    assert cheapest == fp16.devices
     assert any(f"cheapest tensor-parallel degree is {cheapest}" in n for n in p.model.notes)
     assert any("tensor parallelism not available on a10g" in n for n in p.model.notes)
     weights = p.model.weight_bytes
-    assert p.chosen.memory["weights"] == math.ceil(weights / p.chosen.devices)
+    assert fp16.memory["weights"] == math.ceil(weights / fp16.devices)
     kv_bytes_per_token = 2 * 80 * 8 * 128 * 2
-    assert p.chosen.kv_cache_bytes == kv_bytes_per_token * (512 + 128) * p.chosen.batch
-    assert p.chosen.price_usd_per_hour == pytest.approx(6.88 * p.chosen.devices)
+    assert fp16.kv_cache_bytes == kv_bytes_per_token * (512 + 128) * fp16.batch
+    assert fp16.price_usd_per_hour == pytest.approx(6.88 * fp16.devices)
+    int4 = [c for c in p.candidates if c.pipeline == "int4" and c.target == "h100-sxm" and c.devices == 1]
+    assert any(c.fits for c in int4) and p.chosen.pipeline == "int4" and p.chosen.devices == 1
+    assert any("h100-sxm: precision changes what fits: fp16 (none) on 2 devices, int4 (int4) on 1 device" in n
+               for n in p.model.notes)
 
 
 def test_allreduce_time_by_hand(tiny_planner):

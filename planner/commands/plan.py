@@ -20,7 +20,7 @@ from planner.output.deploy import write_deployment
 from planner.output.fleet_text import fleet_line, render_fleet
 from planner.output.plan_text import chosen_line, render_candidates, render_plan
 from planner.output.progress import Progress
-from planner.search.variants import DEFAULT_MAX_DRIFT, PassOptions
+from planner.search.variants import DECODER_MAX_DRIFT, DEFAULT_MAX_DRIFT, PassOptions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -116,10 +116,12 @@ def add_pass_arguments(p: argparse.ArgumentParser) -> None:
                         "int4, fp16, and int8-static when --calibration is given), none (the model as stored), or "
                         "names. Each pipeline runs once per model with onnxruntime verification after every "
                         "pass: about 0.5-1.5 s for the shipped models")
-    g.add_argument("--max-drift", type=_drift_limit, default=DEFAULT_MAX_DRIFT, metavar="X",
+    g.add_argument("--max-drift", type=_drift_limit, default=None, metavar="X",
                    help=f"reject pipelines whose outputs drift more than X from the original's: cosine "
                         f"similarity >= 1-X and, for classifier-like outputs, top-1 agreement >= 1-X (default "
-                        f"{DEFAULT_MAX_DRIFT}: cosine >= 0.99, top-1 >= 0.99)")
+                        f"{DEFAULT_MAX_DRIFT}: cosine >= 0.99, top-1 >= 0.99). Decoders, judged by generation: "
+                        f"token agreement and per-step logit cosine >= 1-X, perplexity within +X (default "
+                        f"{DECODER_MAX_DRIFT})")
     g.add_argument("--calibration", metavar="NPZ",
                    help="inputs (.npz, one array per graph input, first axis = batch) for int8-static calibration "
                         "and for measuring drift; default: seeded generated inputs")
@@ -129,6 +131,14 @@ def add_pass_arguments(p: argparse.ArgumentParser) -> None:
                    help="fp16 pipeline: make graph inputs/outputs float16 too (default: keep float32 I/O)")
     g.add_argument("--emit", metavar="OUT.onnx", help="write the chosen candidate's model (atomically; never over "
                                                       "the input)")
+    g.add_argument("--int4-asymmetric", action="store_true",
+                   help="int4: a zero point per block (default: symmetric)")
+    g.add_argument("--int4-float-lm-head", action="store_true",
+                   help="int4 on a decoder: keep the lm_head (the MatMul writing logits) float")
+    g.add_argument("--eval-text", metavar="FILE",
+                   help="decoders: the text whose perplexity judges a pass (default: a bundled paragraph)")
+    g.add_argument("--verify-tokens", type=positive_int, default=32, metavar="N",
+                   help="decoders: greedy tokens generated per seeded prompt to verify a pass (default 32)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
                  progress=bar.update, prompt_len=args.prompt_len, gen_len=args.gen_len,
                  max_ttft_ms=args.max_ttft_ms, max_tpot_ms=args.max_tpot_ms, tp=args.tp,
                  passes=PassOptions(args.passes, args.max_drift, args.calibration, args.int4_block_size,
-                                    not args.fp16_io),
+                                    not args.fp16_io, not args.int4_asymmetric, not args.int4_float_lm_head,
+                                    args.eval_text, args.verify_tokens),
                  emit=args.emit, loop_trips=args.loop_trips, threads=args.threads, fleet=fleet,
                  runtime=args.runtime)
     if args.emit_deploy and p.fleet is not None:

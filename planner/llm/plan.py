@@ -21,8 +21,9 @@ from dataclasses import dataclass, replace
 
 from planner.costs import lookup
 from planner.errors import DimError, PlannerError
-from planner.llm.decoder import DECODE, PREFILL, DecoderInfo, mean_context, phase_dims
+from planner.llm.decoder import DECODE, PREFILL, DecoderInfo, mean_context, phase_dims, recognise
 from planner.llm.phases import Phase, PhaseTime, build_phase
+from planner.llm.variants import DecoderVariant, DecoderVariants
 from planner.model.analyze import Analyzer
 from planner.model.loader import LoadedModel
 from planner.predict.predictor import SECONDS_PER_HOUR, Predictor, stored_precision
@@ -49,6 +50,7 @@ class _Config:
     max_batch_fits: int
     kv_cache_bytes: int  # the batch's whole cache at the longest context (all devices)
     rejected: str | None = None
+    variant: str = "none"  # the pass pipeline whose model this configuration runs
 
     # ---- the economics ------------------------------------------------------------------------------------
     prompt_len: int = 0
@@ -122,6 +124,7 @@ class DecoderPlanner:
         self.predictor = Predictor()
         self.excluded = frozenset(p.name for p in info.past) | frozenset(info.present)
         self._phases: dict[tuple, Phase] = {}
+        self.scale: dict[tuple[str, str], float] = {}  # (target, phase) -> factor: measured over predicted
 
     def phase(self, name: str, switches: tuple[bool, bool]) -> Phase:
         key = (name, switches)
@@ -200,6 +203,10 @@ class DecoderPlanner:
         graph = target.cuda_graphs in ("decode", "all")
         prefill = self.phase(PREFILL, switches).time(batch, target, devices, graph_launch=target.cuda_graphs == "all")
         decode = self.phase(DECODE, switches).time(batch, target, devices, graph_launch=graph)
+        if (target.name, PREFILL) in self.scale:
+            prefill = replace(prefill, seconds=prefill.seconds * self.scale[(target.name, PREFILL)])
+        if (target.name, DECODE) in self.scale:
+            decode = replace(decode, seconds=decode.seconds * self.scale[(target.name, DECODE)])
         mem = self.memory(target, devices, batch)
         used = mem["weights"] + mem["activations"] + mem["workspace"] + mem["kv_cache"]
         return _Config(target, devices, batch, prefill, decode, mem, used <= mem["capacity"], max_batch_fits,
@@ -261,6 +268,15 @@ def search_decoder(dp: DecoderPlanner, targets: Sequence[Target], batch: int | N
                     c.rejected = (f"request latency {c.latency_s * 1e3:.3g} ms exceeds --max-latency-ms "
                                   f"{max_latency_ms:g}")
                 configs.append(c)
+    mark_losers(configs)
+    return configs
+
+
+def mark_losers(configs: list[_Config]) -> None:
+    """Every admissible configuration but the cheapest gets its reason: how much more it costs."""
+    for c in configs:
+        if c.rejected is not None and c.rejected.startswith("lost:"):
+            c.rejected = None
     ok = [c for c in configs if c.rejected is None]
     if ok:
         chosen = min(ok, key=_rank)
@@ -274,7 +290,6 @@ def search_decoder(dp: DecoderPlanner, targets: Sequence[Target], batch: int | N
                               "chosen plan")
             else:
                 c.rejected = "lost: no price for this target, ranked by tokens/s"
-    return configs
 
 
 # ---- the document ----------------------------------------------------------------------------------------
@@ -381,7 +396,9 @@ def _unknown_ops(graph) -> list[str]:
 def plan_decoder(loaded: LoadedModel, info: DecoderInfo, targets: Sequence[Target], dims: dict[str, int] | None,
                  batch: int | None, max_latency_ms: float | None, max_batch: int, prompt_len: int | None,
                  gen_len: int | None, max_ttft_ms: float | None, max_tpot_ms: float | None,
-                 tp: Sequence[int] | None, top: int = TOP_KERNELS) -> Plan:
+                 tp: Sequence[int] | None, top: int = TOP_KERNELS, optimized: DecoderVariants | None = None) -> Plan:
+    """The decoder's plan over precision (the stored model and each verified pass pipeline in `optimized`) x
+    target x tensor-parallel degree x batch: the cheapest admissible configuration is chosen."""
     started = time.perf_counter()
     defaults = []
     if prompt_len is None:
@@ -394,16 +411,34 @@ def plan_decoder(loaded: LoadedModel, info: DecoderInfo, targets: Sequence[Targe
         if n not in TP_DEGREES:
             raise PlannerError(f"--tp {n}: tensor-parallel degree must be one of {', '.join(map(str, TP_DEGREES))}")
     dp = DecoderPlanner(loaded, info, prompt_len, gen_len, dims)
-    notes: list[str] = []
+    notes: list[str] = list(optimized.notes) if optimized else []
+    variants = [v for v in (optimized.variants if optimized else []) if v.name != "none"]
+    planners: dict[str, DecoderPlanner] = {"none": dp}
+    for v in variants:
+        v_info = recognise(v.model) or info
+        planners[v.name] = DecoderPlanner(v.loaded, v_info, prompt_len, gen_len, dims)
     configs = search_decoder(dp, targets, batch, max_batch, max_ttft_ms, max_tpot_ms, max_latency_ms, tp, notes)
+    for v in variants:
+        vp = planners[v.name]
+        _scale_to_host(dp, vp, v, targets, notes)
+        more = search_decoder(vp, targets, batch, max_batch, max_ttft_ms, max_tpot_ms, max_latency_ms, tp, [])
+        for c in more:
+            c.variant = v.name
+            if c.rejected is None or c.rejected.startswith("lost:"):
+                host_no = (v.host or {}).get("rejected") if c.target.name == "host" else None
+                c.rejected = v.rejected or host_no
+        configs += more
+    mark_losers(configs)
     decode1 = dp.analyzer.analyze(dp.dims[DECODE], batch=dp.anchor_batch)
     prefill1 = dp.analyzer.analyze(dp.dims[PREFILL], batch=dp.anchor_batch)
     precision = stored_precision(decode1)
-    reports = {id(c): _report(c, precision, top) for c in configs}
+    by_name = {v.name: v for v in variants}
+    reports = {id(c): _variant_report(_report(c, precision, top), by_name.get(c.variant)) for c in configs}
     ok = [c for c in configs if c.admissible]
     chosen = min(ok, key=_rank) if ok else None
     if chosen is not None:  # only the chosen plan lists every kernel
-        reports[id(chosen)] = replace(reports[id(chosen)], all_kernels=_request_kernels(dp, chosen))
+        reports[id(chosen)] = replace(reports[id(chosen)], all_kernels=_request_kernels(planners[chosen.variant],
+                                                                                         chosen))
     best: dict[str, CandidateReport] = {}
     for c in sorted(ok, key=_rank):
         best.setdefault(c.target.name, reports[id(c)])
@@ -417,9 +452,11 @@ def plan_decoder(loaded: LoadedModel, info: DecoderInfo, targets: Sequence[Targe
     if rows is not None and rows < dp.longest_context:
         notes.append(f"the model's position table has {rows} rows: a context of {dp.longest_context} tokens "
                      "(prompt + generated) indexes past it and fails at run time; planned anyway")
-    tp_summary = _tensor_parallel(targets, configs, notes)
+    tp_summary = _tensor_parallel(targets, [c for c in configs if c.variant == "none"], notes)
+    notes.extend(precision_notes(configs, {"none": precision, **{v.name: v.precision for v in variants}}))
     wbytes = decode1.graph.weight_bytes
     decoder = _decoder_block(dp, info, targets, decode1, prefill1, (formula, graph_kv), tp_summary)
+    decoder["precisions"] = {name: {"weight_bytes": p.weight_bytes} for name, p in planners.items()}
     decoder["planning_s"] = time.perf_counter() - started
     constraints = {"max_latency_ms": max_latency_ms, "batch": batch, "max_batch": max_batch,
                    "targets": [t.name for t in targets], "prompt_len": prompt_len, "gen_len": gen_len,
@@ -432,7 +469,55 @@ def plan_decoder(loaded: LoadedModel, info: DecoderInfo, targets: Sequence[Targe
         batch_fixed=None if dp.analyzer.spec.batch else dp.analyzer.spec.fixed_batch, notes=notes, decoder=decoder,
     )
     return Plan(model=summary, chosen=reports[id(chosen)] if chosen else None,
-                candidates=[reports[id(c)] for c in configs], constraints=constraints, best_per_target=best)
+                candidates=[reports[id(c)] for c in configs], constraints=constraints, best_per_target=best,
+                pipelines=list(optimized.reports) if optimized else [])
+
+
+def _variant_report(r: CandidateReport, v: DecoderVariant | None) -> CandidateReport:
+    if v is None:
+        return r
+    notes = list(r.notes)
+    if v.projected:
+        notes.append("int4 projected from shapes: weights never read, drift not measured, not emitted")
+    if v.host and r.target == "host":
+        notes.append(f"host: measured decode step x{v.host['decode_speedup']:.2f}, prefill "
+                     f"x{v.host['prefill_speedup']:.2f} the stored model's speed (batch 1, interleaved)")
+    return replace(r, precision=v.precision, passes=list(v.passes), drift=v.drift, pipeline=v.name, notes=notes)
+
+
+def _scale_to_host(stored: DecoderPlanner, vp: DecoderPlanner, v: DecoderVariant, targets: Sequence[Target],
+                   notes: list[str]) -> None:
+    """On host, scale the variant's phases so that, at batch 1, its time relative to the stored model's is the
+    measured one (the spec-sheet CPU peaks cannot tell its int8 / int4 kernels apart as well as running can)."""
+    host = next((t for t in targets if t.name == "host"), None)
+    if host is None or not v.host:
+        return
+    switches = (host.fuse_epilogue, host.fuse_elementwise)
+    for phase, key in ((DECODE, "decode_speedup"), (PREFILL, "prefill_speedup")):
+        before, after = stored.phase(phase, switches), vp.phase(phase, switches)
+        predicted = before.time(1, host).seconds / after.time(1, host).seconds
+        vp.scale[(host.name, phase)] = predicted / v.host[key]
+    notes.append(f"host: {v.name} measured x{v.host['decode_speedup']:.2f} per decode step and "
+                 f"x{v.host['prefill_speedup']:.2f} per prefill against the stored model (batch 1, "
+                 f"{v.host['rounds']} interleaved rounds); its host phases scaled to match")
+
+
+def precision_notes(configs: list[_Config], precisions: dict[str, str]) -> list[str]:
+    """Where a precision changes what fits: per target, the fewest devices each variant fits on."""
+    fewest: dict[str, dict[str, int | None]] = {}
+    for c in configs:
+        per = fewest.setdefault(c.target.name, {})
+        per.setdefault(c.variant, None)
+        if c.fits and (per[c.variant] is None or c.devices < per[c.variant]):
+            per[c.variant] = c.devices
+    out = []
+    for target, per in fewest.items():
+        if len(per) < 2 or len(set(per.values())) < 2:
+            continue
+        parts = [f"{precisions.get(v, v)} ({v}) on {n} device{'s' if n > 1 else ''}" if n else
+                 f"{precisions.get(v, v)} ({v}) does not fit" for v, n in per.items()]
+        out.append(f"{target}: precision changes what fits: " + ", ".join(parts))
+    return out
 
 
 def _tensor_parallel(targets: Sequence[Target], configs: list[_Config], notes: list[str]) -> dict[str, dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from planner.output.passes_text import pipeline_lines
 from planner.output.text import render_table, summary_lines
 from planner.search.plan_types import CandidateReport, Plan
 from planner.units import fmt_bytes, fmt_flops, fmt_num
@@ -11,7 +12,8 @@ from planner.units import fmt_bytes, fmt_flops, fmt_num
 
 def _row(c: CandidateReport, mark: str) -> list[str]:
     fit = "fits" if c.fits else "NO FIT"
-    return [mark + c.target, c.precision, str(c.devices), str(c.batch), fmt_num(c.ttft_ms), fmt_num(c.tpot_ms),
+    precision = c.precision if c.pipeline == "none" else f"{c.precision} [{c.pipeline}]"
+    return [mark + c.target, precision, str(c.devices), str(c.batch), fmt_num(c.ttft_ms), fmt_num(c.tpot_ms),
             fmt_num(c.tokens_per_s), f"{fmt_bytes(c.peak_memory_bytes)} / {fmt_bytes(c.memory['capacity'])} {fit}",
             fmt_num(c.cost_per_million_input_tokens_usd, 4), fmt_num(c.cost_per_million_output_tokens_usd, 4),
             c.bound]
@@ -54,6 +56,9 @@ def render_decoder_plan(plan: Plan, top: int = 8, table: Callable[..., str] = re
                + (f" and meets {', '.join(limits)}" if limits else "") + "):")
     out.append(table(HEADERS, rows, right={2, 3, 4, 5, 6, 8, 9}))
     out.append("")
+    passes = pipeline_lines(plan)  # pipelines tried: generation agreement, host timings, the chosen one's drift
+    if passes:
+        out += passes + [""]
     if chosen is None:
         why = sorted({c.rejected for c in plan.candidates if c.rejected and not c.rejected.startswith("lost")})
         out.append("no plan: no configuration fits and meets the constraints (" + "; ".join(why[:3]) + ")")

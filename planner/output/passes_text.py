@@ -9,6 +9,10 @@ from planner.units import fmt_bytes
 def _drift_text(d: dict | None) -> str:
     if not d:
         return "-"
+    g = d.get("generation")
+    if g:  # a decoder, judged by generation (planner.llm.generation)
+        return (f"agree {g['agreement']:.3f} (greedy {g['greedy_agreement']:.3f}) over {g['tokens']} tokens, "
+                f"cos min {g['cosine_min']:.4f}, ppl {100 * g['perplexity_change']:+.2f}%")
     text = f"cos {d['cosine']:.5f}, max abs {d['max_abs_err']:.3g}"
     if d.get("top1") is not None:
         text += f", top-1 {d['top1']:.3f}"
@@ -50,6 +54,10 @@ def pipeline_lines(plan: Plan) -> list[str]:
             line = f"  {mark} {name:<13} {passes:<48} drift {_drift_text(r.get('drift')):<40} "
             if weights is not None:
                 line += f"weights {fmt_bytes(weights)}  "
+            host = r.get("host_measured") or {}
+            if "decode_speedup" in host:  # a decoder's phases timed here
+                line += (f"host decode x{host['decode_speedup']:.2f} ({host['decode_ms']:.3g} ms/token), prefill "
+                         f"x{host['prefill_speedup']:.2f}  ")
             out.append((line + status).rstrip())
             for d in dropped:
                 out.append(f"      dropped {d}")

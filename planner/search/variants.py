@@ -35,6 +35,10 @@ from planner.search.sweep import Variant
 from planner.targets.target import Target
 
 DEFAULT_MAX_DRIFT = 0.01  # 1 - cosine similarity, and top-1 disagreement for classifier-like outputs
+# Decoders are judged by generation (planner.llm.generation): teacher-forced token agreement >= 90%, per-step logit
+# cosine >= 0.9, perplexity within +10%. One forward pass's 0.99 would refuse every int4 decoder: near-tied
+# logits flip at some step of a 4 x 32-token generation even for quantizations that serve well.
+DECODER_MAX_DRIFT = 0.1
 AUTO_MAX_BYTES = 512 * 2**20  # auto mode does not run onnxruntime verification on bigger models
 AUTO_MAX_NODES = 1000  # ... nor the rewriters on bigger graphs (each variant also multiplies the search's work)
 AUTO_MAX_INPUT_BYTES = 256 * 2**20  # ... nor when the seeded verification inputs alone would be this big
@@ -48,17 +52,33 @@ _CACHE: dict[tuple, dict[str, tuple]] = {}  # (sha256, options, dims) -> pipelin
 @dataclass(frozen=True)
 class PassOptions:
     mode: str = "auto"  # "auto", "none", or comma-separated pipeline names
-    max_drift: float = DEFAULT_MAX_DRIFT
+    max_drift: float | None = None  # None: DEFAULT_MAX_DRIFT, or DECODER_MAX_DRIFT for decoders
     calibration: str | None = None  # .npz of inputs for int8-static and for measuring drift
     int4_block_size: int = 32
     fp16_keep_io: bool = True
+    int4_symmetric: bool = True  # False: a uint8 zero point per block
+    int4_lm_head: bool = True  # False: a decoder's lm_head stays float
+    eval_text: str | None = None  # decoders: the text perplexity is measured on (None: the bundled one)
+    gen_tokens: int = 32  # decoders: greedy tokens generated per seeded prompt to verify a pass
+
+    def drift_limit(self, decoder: bool = False) -> float:
+        """--max-drift as given, else the default for the kind of model."""
+        if self.max_drift is not None:
+            return self.max_drift
+        return DECODER_MAX_DRIFT if decoder else DEFAULT_MAX_DRIFT
+
+    def context_options(self) -> dict:
+        """What the passes read from PassContext.options."""
+        return {"int4_block_size": self.int4_block_size, "fp16_keep_io": self.fp16_keep_io,
+                "int4_symmetric": self.int4_symmetric, "int4_lm_head": self.int4_lm_head}
 
     @property
     def explicit(self) -> bool:
         return self.mode not in ("auto", "none")
 
     def key(self) -> tuple:
-        return (self.calibration, self.int4_block_size, self.fp16_keep_io)
+        return (self.calibration, self.int4_block_size, self.fp16_keep_io, self.int4_symmetric, self.int4_lm_head,
+                self.eval_text, self.gen_tokens)
 
 
 @dataclass
@@ -174,7 +194,7 @@ def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | Non
             report["rejected"] = f"same model as '{seen[digest]}'"
             continue
         seen[digest] = p.name
-        drift_reason = result.drift.violates(options.max_drift) if result.drift else None
+        drift_reason = result.drift.violates(options.drift_limit()) if result.drift else None
         out.variants.append(Variant(p.name, sub_analyzer, p.precision, tuple(result.applied),
                                     result.drift.to_dict() if result.drift else None, drift_reason))
         out.models[p.name] = result.model
@@ -298,8 +318,7 @@ def _run_pipelines(loaded: LoadedModel, pipelines: list, options: PassOptions, v
         calibration = [generate_inputs(model, seed=s, dims=verify_dims) for s in (101, 102, 103, 104)]
         generated = True
     ctx = PassContext(calibration=calibration, calibration_generated=generated,
-                      options={"int4_block_size": options.int4_block_size, "fp16_keep_io": options.fp16_keep_io},
-                      warn=warn)
+                      options=options.context_options(), warn=warn)
     runner = Runner(model, reference, ctx)
     cached[_REFERENCE] = (reference,)
     for p in todo:
