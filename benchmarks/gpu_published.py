@@ -41,6 +41,7 @@ from planner.llm.plan import DecoderPlanner  # noqa: E402
 from planner.model.analyze import Analyzer  # noqa: E402
 from planner.model.loader import load_model  # noqa: E402
 from planner.predict.predictor import Predictor  # noqa: E402
+from planner.search.variants import PassOptions  # noqa: E402
 from planner.targets.runtime import apply_profile, get_profile  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "gpu_published.csv"
@@ -166,12 +167,14 @@ def tp_choice(models: Models, max_tpot_ms: float) -> list[str]:
     for name in ("a100-80gb", "h100-sxm"):
         for runtime in ("llm-engine", "framework-eager"):
             p = plan(models.path("llama2-70b", "fp16"), targets=name, prompt_len=512, gen_len=128, batch=1,
-                     max_tpot_ms=max_tpot_ms, tp=[2, 4, 8], runtime=runtime)
+                     max_tpot_ms=max_tpot_ms, tp=[2, 4, 8], runtime=runtime, passes=PassOptions("none"))
             per = p.model.decoder["tensor_parallel"][name]["by_devices"]
             tpots = ", ".join(f"TP{n} {v['tpot_ms']:.1f} ms" if isinstance(v, dict) else f"TP{n} rejected"
                               for n, v in sorted(per.items(), key=lambda kv: int(kv[0])))
             chosen = p.chosen.devices if p.chosen else None
+            why = next((n.split("; ", 1)[1] for n in p.model.notes if "tensor-parallel degree" in n and "; " in n), "")
             out.append(f"{name:10s} {runtime:16s} TPOT <= {max_tpot_ms:g} ms: picks TP{chosen} ({tpots})")
+            out.append(f"{'':10s} {'':16s} why: {why}")
     return out
 
 

@@ -16,8 +16,8 @@ from planner.api import plan
 from planner.calibration.host import get_target
 from planner.cli import main
 from planner.errors import PlannerError
+from planner.llm.collectives import allreduce_seconds
 from planner.llm.decoder import DECODE, PREFILL, decoder_bindings, mean_context, phase_dims, phase_feeds, recognise
-from planner.llm.phases import ALLREDUCE_LATENCY_S
 from planner.llm.plan import DecoderPlanner
 from planner.model.loader import load_model
 from planner.predict.predictor import SECONDS_PER_HOUR
@@ -255,11 +255,20 @@ def test_allreduce_time_by_hand(tiny_planner):
     h100 = get_target("h100-sxm")
     n, batch, layers, hidden, vocab, fp32 = 4, 8, 2, 64, 256, 4
     ph = tiny_planner.phase(DECODE, (True, False))
-    message = batch * 1 * hidden * fp32  # one token per request
-    allreduce = 2 * (n - 1) / n * message / h100.interconnect_bytes_per_s + ALLREDUCE_LATENCY_S
-    allgather = (n - 1) / n * batch * vocab * fp32 / h100.interconnect_bytes_per_s + ALLREDUCE_LATENCY_S
+    link, hop, base = h100.interconnect_bytes_per_s, 1e-6, 4e-6
+    message = batch * 1 * hidden * fp32  # one token per request: 2 KB, so latency decides
+    ring = 2 * (n - 1) / n * message / link + 2 * (n - 1) * hop  # 6 hops
+    tree = 2 * message / link + 2 * 2 * hop  # 2 log2(4) = 4 hops: the tree wins for 2 KB
+    assert tree < ring
+    allreduce = base + tree
+    allgather = base + (n - 1) / n * batch * vocab * fp32 / link + (n - 1) * hop
     assert ph.comm_seconds(batch, h100, n) == pytest.approx(2 * layers * allreduce + allgather)
     assert ph.comm_seconds(batch, h100, 1) == 0
+    # 2 devices: 4 us + 2 hops = the ~6 us NCCL measured for a small all-reduce on 2 x H100 (nccl issue 1259)
+    assert allreduce_seconds(16, 2, link, hop) == pytest.approx(6e-6, rel=0.01)
+    # a 64 MB message goes by ring: 2 (N - 1) / N of it over the link
+    big = 64e6
+    assert allreduce_seconds(big, 8, link, hop) == pytest.approx(base + 2 * 7 / 8 * big / link + 14 * hop)
 
 
 def test_economics_by_hand(tiny_planner):

@@ -144,3 +144,22 @@ def test_plan_states_the_engine_and_refuses_an_unknown_one(capsys):
     code = main([str(MODELS / "cnn.onnx"), "--target", "a10g", "--runtime", "pytorch"])
     out, err = capsys.readouterr()
     assert code == 2 and "unknown runtime profile" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_small_gemm_leaves_most_of_a_gpu_idle_by_hand():
+    from planner.targets.rates import wave_utilization
+
+    # BERT-base at 384 tokens: [384 x 768] output = 3 x 6 tiles of 128 x 128 on 108 SMs; 64 x 64 tiles
+    # (6 x 12 = 72 at half the rate) do better, and K = 768 splits in 2 (>= 256 deep): 144 of 216 slots busy
+    rows, cols, k = 384, 768, 768
+    flops = 2 * rows * cols * k
+    big = 18 / 108
+    small = 0.5 * 72 / 108
+    split_big = 36 / 108
+    split_small = 0.5 * 144 / 216
+    assert wave_utilization((rows, cols, 1), 108, flops) == pytest.approx(max(big, small, split_big, split_small))
+    # a big GEMM fills whole waves: 32 x 32 = 1024 tiles on 108 SMs run in 10 waves, 1024 / 1080 busy
+    assert wave_utilization((4096, 4096, 1), 108, 2 * 4096 ** 3) == pytest.approx(1024 / 1080)
+    # no units known (CPU targets, TPUs): the spec sheet's rate as it is
+    cpu = get_target("c7i-xlarge")
+    assert cpu.compute_units is None

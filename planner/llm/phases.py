@@ -19,12 +19,8 @@ heads and the MLP by its intermediate size, so every matrix kernel and every ker
 per-intermediate tensors costs 1/N per device; kernels on the residual stream ([batch, seq, hidden] and the
 [batch, seq, 1] norm statistics) run replicated on each device. Each layer adds two all-reduces of
 batch x seq x hidden activations (after o_proj and after down_proj), and the vocab-split logits one
-all-gather, over the target's interconnect:
-
-    ring all-reduce = 2 (N - 1) / N x bytes / interconnect + ALLREDUCE_LATENCY_S
-    all-gather      =   (N - 1) / N x bytes / interconnect + ALLREDUCE_LATENCY_S
-
-not overlapped with compute (an upper bound on their cost).
+all-gather, over the target's interconnect, timed by planner.llm.collectives (a bandwidth term and a latency
+term that grows with the devices; ring or tree by size), not overlapped with compute.
 """
 
 from __future__ import annotations
@@ -36,6 +32,7 @@ import numpy as np
 
 from planner.costs import OpClass, OpCost
 from planner.errors import PlannerError
+from planner.llm.collectives import allgather_seconds, allreduce_seconds
 from planner.model.analyze import Analysis, Analyzer
 from planner.model.ir import DTYPE_BITS
 from planner.predict.fusion import Kernel
@@ -45,8 +42,6 @@ from planner.predict.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
 from planner.targets.runtime import GRAPH_LAUNCH_S, GRAPH_PER_KERNEL_S
 from planner.targets.target import Target
 
-# github.com/NVIDIA/nccl/issues/1259: small all-reduce on 2 x H100 (NVLink, NCCL 2.20) takes about 6 us.
-ALLREDUCE_LATENCY_S = 6e-6
 ALLREDUCES_PER_LAYER = 2
 
 
@@ -79,10 +74,18 @@ class KernelGroup:
     names: tuple[str, ...]
     weight_cap: int = 0  # bytes of the weights the kernel reads: a gather never reads more of its table
     family: str = ""  # the kernel family (planner.predict.families): a weight-only kernel's carries its bits
+    grid_base: tuple[int, int, int] | None = None  # its GEMM output grid: base + batch x slope per component
+    grid_slope: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def count(self) -> int:
         return len(self.names)
+
+    def grid(self, batch: int) -> tuple[int, int, int] | None:
+        if self.grid_base is None:
+            return None
+        rows, cols, mats = (b + batch * s for b, s in zip(self.grid_base, self.grid_slope, strict=True))
+        return rows, cols, mats
 
     def cost(self, batch: int, devices: int = 1) -> OpCost:
         b, s = self.base, self.slope
@@ -190,7 +193,7 @@ class Phase:
             if g.op_class == OpClass.VIEW:
                 continue
             c = g.cost(batch, devices)
-            kt = kernel_time(c, g.op_class, g.dtype, target, g.family)
+            kt = kernel_time(c, g.op_class, g.dtype, target, g.family, grid=g.grid(batch))
             r = max(kt.compute_s, kt.memory_s)
             timed.append(GroupTime(g, kt, r + per_kernel))
             roof += r * g.count
@@ -219,9 +222,9 @@ class Phase:
         bw = target.interconnect_bytes_per_s
         if not bw:
             raise PlannerError(f"{target.name}: no interconnect bandwidth for tensor parallelism")
-        n = devices
-        allreduce = 2 * (n - 1) / n * batch * self.residual_bytes / bw + ALLREDUCE_LATENCY_S
-        allgather = (n - 1) / n * batch * self.logits_bytes / bw + ALLREDUCE_LATENCY_S
+        hop = target.hop_latency_s
+        allreduce = allreduce_seconds(batch * self.residual_bytes, devices, bw, hop)
+        allgather = allgather_seconds(batch * self.logits_bytes, devices, bw, hop)
         return ALLREDUCES_PER_LAYER * self.layers * allreduce + allgather
 
 
@@ -276,11 +279,29 @@ def _group(a: Analysis, lo: list[Kernel], hi: list[Kernel], b_lo: int, b_hi: int
             base, slope = fit
         cap = sum({t.name: t.nbytes for m in k_lo.nodes for t in a.graph.nodes[m].inputs
                    if t is not None and t.is_weight}.values()) if slope.weight_bytes else 0
+        grid = _grid_fit(k_lo.grid, k_hi.grid, b_lo, b_hi)
         key = (k_lo.label, k_lo.op_class, k_lo.dtype, k_lo.unknown, _sharded(a, k_lo, hidden), base, slope, cap,
-               k_lo.family)
+               k_lo.family, grid)
         groups.setdefault(key, []).append(k_lo.name)
-    return [KernelGroup(label, oc, dt, unk, sh, base, slope, tuple(names), cap, family)
-            for (label, oc, dt, unk, sh, base, slope, cap, family), names in groups.items()]
+    return [KernelGroup(label, oc, dt, unk, sh, base, slope, tuple(names), cap, family,
+                        *(grid if grid else (None, (0, 0, 0))))
+            for (label, oc, dt, unk, sh, base, slope, cap, family, grid), names in groups.items()]
+
+
+def _grid_fit(lo: tuple[int, int, int] | None, hi: tuple[int, int, int] | None, b_lo: int, b_hi: int
+              ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    """(base, slope) of a GEMM grid through the two anchors (b_lo == 0: the grid at b_hi, no slope); None when
+    either is unknown or a component does not grow by whole steps."""
+    if lo is None or hi is None:
+        return None
+    if b_lo == 0:
+        return hi, (0, 0, 0)
+    span = b_hi - b_lo
+    slope = tuple((y - x) // span for x, y in zip(lo, hi, strict=True))
+    if any((y - x) % span for x, y in zip(lo, hi, strict=True)):
+        return None
+    base = tuple(x - b_lo * d for x, d in zip(lo, slope, strict=True))
+    return base, slope
 
 
 def build_phase(analyzer: Analyzer, predictor: Predictor, name: str, dims: dict[str, int], layers: int,

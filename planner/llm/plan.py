@@ -545,10 +545,30 @@ def _tensor_parallel(targets: Sequence[Target], configs: list[_Config], notes: l
             tp_summary[t.name] = {"by_devices": per, "cheapest_devices": int(cheapest)}
             if len(per) > 1:
                 notes.append(f"{t.name}: cheapest tensor-parallel degree is {cheapest} device"
-                             f"{'s' if cheapest != '1' else ''}")
+                             f"{'s' if cheapest != '1' else ''}" + _why_degree(cheapest, per))
         else:
             tp_summary[t.name] = {"by_devices": per, "cheapest_devices": None}
     return tp_summary
+
+
+def _why_degree(chosen: str, per: dict[str, object]) -> str:
+    """Why not the other degrees: more devices buy less time per token than they cost (per-step collectives and
+    latency stop the scaling), fewer do not fit or miss a limit."""
+    best = per[chosen]
+    assert isinstance(best, dict)
+    parts = []
+    for key in sorted(per, key=int):
+        other = per[key]
+        if key == chosen:
+            continue
+        if isinstance(other, dict):
+            cost, base = other["cost_per_million_usd"], best["cost_per_million_usd"]
+            price = f", {cost / base:.2f}x the cost per request" if cost and base else ""
+            parts.append(f"TP{key}: TPOT {other['tpot_ms']:.3g} ms against {best['tpot_ms']:.3g} "
+                         f"({best['tpot_ms'] / other['tpot_ms']:.2f}x as fast){price}")
+        elif isinstance(other, str):
+            parts.append(f"TP{key}: {other.removeprefix('lost: ')}")
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def _decoder_block(dp: DecoderPlanner, info: DecoderInfo, targets: Sequence[Target], decode1, prefill1,

@@ -120,6 +120,35 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     return tag + node.op_type
 
 
+def gemm_grid(node: NodeInfo) -> tuple[int, int, int] | None:
+    """A matrix node's output as the GEMM a GPU runs: (rows, columns, independent matrices). A MatMul against a
+    2-D weight is one GEMM over all leading dims (cuBLAS folds [batch, seq] into rows); one of two activations
+    is a batch of GEMMs (attention); a convolution is an implicit GEMM of output pixels x output channels per
+    group. None where the output shape is not known."""
+    y = node.outputs[0] if node.outputs else None
+    shape = y.shape if y is not None else None
+    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        return None
+    if node.op_type in _CONV_LIKE:
+        if len(shape) < 3:
+            return None
+        group = node.attr("group", 1) or 1
+        pixels = shape[0]
+        for d in shape[2:]:
+            pixels *= d
+        return pixels, max(shape[1] // group, 1), group
+    if node.op_type not in _GEMM_LIKE and node.op_type not in ("MatMulNBits", "MatMulBnb4"):
+        return None
+    b = node.inputs[1] if len(node.inputs) > 1 else None
+    cols = shape[-1]
+    lead = 1
+    for d in shape[:-1]:
+        lead *= d
+    if len(shape) <= 2 or b is None or b.is_weight or (b.shape is not None and len(b.shape) <= 2):
+        return lead, cols, 1
+    return shape[-2], cols, lead // shape[-2]
+
+
 ONE_BLOCK = ":1block"
 
 

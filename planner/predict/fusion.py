@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from planner.costs import NodeCost, OpClass, OpCost, node_cost
 from planner.model.ir import Graph
 from planner.model.recurrent import RecurrentShape, shape_of
-from planner.predict.families import compute_dtype, kernel_family, kernel_steps
+from planner.predict.families import compute_dtype, gemm_grid, kernel_family, kernel_steps
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Kernel:
     family: str = ""  # which calibrated rate times it (kernel_family of the anchor)
     steps: int = 1  # sequential steps it runs (an RNN's time steps; kernel_steps of the anchor)
     recurrent: RecurrentShape | None = None  # an RNN layer's sizes (planner.model.recurrent.shape_of the anchor)
+    grid: tuple[int, int, int] | None = None  # a matrix kernel's output as a GEMM (families.gemm_grid)
 
     @property
     def label(self) -> str:
@@ -58,13 +59,15 @@ def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse
                   dispatch_views: bool = False) -> list[Kernel]:
     """`dispatch_views`: metadata-only nodes are launched too (onnxruntime runs a Reshape node), as kernels that
     move no bytes; otherwise they are no kernel at all."""
-    groups, internal = _groups(graph, costs, fuse_epilogue, fuse_elementwise, dispatch_views)
-    return [_kernel(graph, costs, members, hidden) for members, hidden in zip(groups, internal, strict=False)]
+    groups = _groups(graph, costs, fuse_epilogue, fuse_elementwise, dispatch_views)
+    views = set() if dispatch_views else {i for i, c in enumerate(costs) if c.op_class == OpClass.VIEW}
+    links = _Links(graph, views)
+    return [_kernel(graph, costs, members, *links.inside(members)) for members in groups]
 
 
 def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_elementwise: bool,
-            dispatch_views: bool) -> tuple[list[list[int]], list[list[str]]]:
-    """Node indices per kernel, in launch order, and the tensors that never leave each kernel."""
+            dispatch_views: bool) -> list[list[int]]:
+    """Node indices per kernel, in launch order."""
     consumers = graph.consumers()
     for i, names in graph.implicit_inputs.items():
         for name in names:
@@ -73,7 +76,6 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
     producer: dict[str, int] = {t.name: i for i, n in enumerate(graph.nodes) for t in n.outputs if t is not None}
 
     groups: list[list[int]] = []
-    internal: list[list[str]] = []  # tensors that never leave each group
     tail: dict[str, int] = {}  # tensor -> group whose last member wrote it
     anchor_pos: list[int] = []
 
@@ -86,7 +88,10 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
         first = costs[groups[g][0]]
         if first.op_class == OpClass.MATRIX:
             return fuse_epilogue
-        return fuse_elementwise and all(epilogue(m) for m in groups[g])
+        head, *rest = groups[g]
+        # a fusing runtime also runs elementwise work after a normalisation (LayerNorm + residual, + quantize)
+        return fuse_elementwise and (epilogue(head) or graph.nodes[head].op_type in _NORM_HEADS) \
+            and all(epilogue(m) for m in rest)
 
     def attention(g: int) -> bool:
         """A group that a fusing runtime runs as one attention kernel: it starts with Q x K^T (a MatMul of two
@@ -100,8 +105,11 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
         if c.op_class == OpClass.VIEW:
             if dispatch_views:
                 groups.append([i])
-                internal.append([])
                 anchor_pos.append(i)
+            elif fuse_elementwise and n.inputs and n.inputs[0] is not None and n.inputs[0].name in tail \
+                    and len(consumers.get(n.inputs[0].name, [])) == 1 and n.outputs and n.outputs[0] is not None:
+                # a reshape between a GEMM and its epilogue moves no data: a fusing runtime carries on through it
+                tail[n.outputs[0].name] = tail.pop(n.inputs[0].name)
             continue
         joined = False
         if fuse_elementwise and n.op_type in _ATTENTION_INNER and n.inputs and n.inputs[0] is not None:
@@ -112,7 +120,6 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
             if g is not None and attention(g) and len(consumers.get(t.name, [])) == 1 and t.name not in outputs \
                     and (n.op_type != "MatMul" or _activations(n)):
                 groups[g].append(i)
-                internal[g].append(t.name)
                 del tail[t.name]
                 for o in n.outputs:
                     if o is not None:
@@ -135,7 +142,6 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
                 if any(producer.get(o, -1) > anchor_pos[g] and producer.get(o) not in groups[g] for o in others):
                     continue
                 groups[g].append(i)
-                internal[g].append(t.name)
                 del tail[t.name]
                 for o in n.outputs:
                     if o is not None:
@@ -144,14 +150,15 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
                 break
         if not joined:
             groups.append([i])
-            internal.append([])
             anchor_pos.append(i)
             for o in n.outputs:
                 if o is not None:
                     tail[o.name] = len(groups) - 1
-    return groups, internal
+    return groups
 
 
+_NORM_HEADS = frozenset({"LayerNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization",
+                         "SkipSimplifiedLayerNormalization", "RMSNormalization", "Softmax"})
 _FOLDED_WHEN_FUSING = frozenset({"Transpose", "Cast", "QuantizeLinear", "DequantizeLinear"})
 _ATTENTION_INNER = ("Cast", "Softmax", "MatMul")  # fp16 models cast the scores to fp32 around the softmax
 
@@ -162,16 +169,55 @@ def _activations(n) -> bool:
     return len(ins) == 2 and not any(t.is_weight for t in ins)
 
 
-def _kernel(graph: Graph, costs: list[NodeCost], members: list[int], hidden: list[str]) -> Kernel:
-    """One kernel: its members' costs added, less the bytes of the tensors that stay inside it."""
+class _Links:
+    """Who reads and who writes each tensor, for deciding what stays inside a kernel."""
+
+    def __init__(self, graph: Graph, views: set[int]) -> None:
+        self.graph, self.views, self.outputs = graph, views, set(graph.outputs)
+        self.consumers = graph.consumers()
+        for i, names in graph.implicit_inputs.items():
+            for name in names:
+                self.consumers.setdefault(name, []).append(i)
+        self.producer = {o.name: i for i, n in enumerate(graph.nodes) for o in n.outputs if o is not None}
+
+    def inside(self, members: list[int]) -> tuple[set[str], set[str]]:
+        """(tensors the members write that never reach memory, the tensors the members read that are those or
+        views of those). A tensor stays inside when it is not a graph output and every reader is a member,
+        looking through reshapes (views) that no kernel launches."""
+        graph, views, inside = self.graph, self.views, set(members)
+
+        def private(name: str) -> bool:
+            readers = self.consumers.get(name, [])
+            if not readers or name in self.outputs:
+                return False
+            return all(r in inside or (r in views and all(private(o.name) for o in graph.nodes[r].outputs
+                                                           if o is not None)) for r in readers)
+
+        def root(name: str) -> str:
+            while self.producer.get(name) in views:
+                src = graph.nodes[self.producer[name]].inputs[0]
+                if src is None:
+                    break
+                name = src.name
+            return name
+
+        written = {o.name for m in members for o in graph.nodes[m].outputs if o is not None and private(o.name)}
+        if not written:
+            return written, set()
+        read = {t.name for m in members for t in graph.nodes[m].inputs if t is not None and root(t.name) in written}
+        return written, read
+
+
+def _kernel(graph: Graph, costs: list[NodeCost], members: list[int], written: set[str], read: set[str]) -> Kernel:
+    """One kernel: its members' costs added, less the bytes of the tensors that stay inside it (each member that
+    reads one was charged for it: GELU reads x twice; none of those reads happen)."""
     total = OpCost()
     for m in members:
         total = total + costs[m].cost
-    saved = sum(graph.tensors[t].nbytes for t in hidden)
-    # each member that reads a hidden tensor was charged for it (GELU reads x twice); none of those reads happen
-    reads = sum(graph.tensors[t.name].nbytes for m in members for t in graph.nodes[m].inputs
-                if t is not None and t.name in set(hidden))
-    total = OpCost(total.flops, max(0, total.bytes_read - reads), max(0, total.bytes_written - saved),
+    saved_w = sum(graph.tensors[t].nbytes for t in written)
+    saved_r = sum(graph.tensors[t.name].nbytes for m in members for t in graph.nodes[m].inputs
+                  if t is not None and t.name in read)
+    total = OpCost(total.flops, max(0, total.bytes_read - saved_r), max(0, total.bytes_written - saved_w),
                    total.weight_bytes)
     anchor = graph.nodes[members[0]]
     return Kernel(
@@ -179,5 +225,5 @@ def _kernel(graph: Graph, costs: list[NodeCost], members: list[int], hidden: lis
         op_class=costs[members[0]].op_class, dtype=compute_dtype(anchor), cost=total,
         unknown=any(not costs[m].known for m in members),
         family=kernel_family(anchor, costs[members[0]].op_class), steps=kernel_steps(anchor),
-        recurrent=shape_of(anchor),
+        recurrent=shape_of(anchor), grid=gemm_grid(anchor) if costs[members[0]].op_class == OpClass.MATRIX else None,
     )

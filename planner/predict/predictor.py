@@ -125,7 +125,7 @@ class Predictor:
                       runtime_copy_bytes=runtime_copies(kernels, target.weight_residency))
         resident = analysis.graph.weight_bytes
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
-                                                      k.steps, recurrent=k.recurrent)) for k in kernels)
+                                                      k.steps, recurrent=k.recurrent, grid=k.grid)) for k in kernels)
         timed = control_flow_times(timed, analysis, target, Predictor)  # If/Loop/Scan: their bodies' kernels
         # a host that dispatches kernel by kernel (a framework) sets the pace once the GPU's kernels are shorter
         host = target.host_per_kernel_s * sum(1 for k in timed if k.kernel.op_class != OpClass.VIEW)

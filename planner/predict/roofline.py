@@ -47,7 +47,8 @@ def roofline(terms: Terms, intensity: float, peak_used: str) -> KernelTime:
 
 
 def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, family: str = "",
-                resident_bytes: float = 0.0, steps: int = 1, recurrent: RecurrentShape | None = None) -> KernelTime:
+                resident_bytes: float = 0.0, steps: int = 1, recurrent: RecurrentShape | None = None,
+                grid: tuple[int, int, int] | None = None) -> KernelTime:
     """`family` ("gemm", "nchwc.conv", "Softmax", ...; planner.predict.families.kernel_family) lets calibrated
     rates pick the rate measured for that kind of kernel. `resident_bytes` is what the kernel's weights share
     the memory hierarchy with (the model's weights, all read once per inference).
@@ -61,7 +62,7 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
     peak, used = target.matrix_peak(dtype) if op_class == OpClass.MATRIX else (target.vector_flops_per_s, "vector")
     if steps > 1:
         return _stepped(cost, op_class, family, peak, used, target, resident_bytes, steps, recurrent)
-    work = Work(cost, op_class, family, used, peak, _intensity(cost), resident_bytes)
+    work = Work(cost, op_class, family, used, peak, _intensity(cost), resident_bytes, grid=grid)
     return roofline(target.rates.terms(work, target), work.intensity, used)
 
 

@@ -40,10 +40,10 @@ _NUMBER_KEYS = frozenset({"value", "source", "derived", "unconfirmed"})
 
 # section -> allowed keys; anything else is most likely a typo that would otherwise be silently ignored.
 _SECTIONS: dict[str, frozenset[str]] = {
-    "vector": frozenset({"fp32_flops_per_s"}),
+    "vector": frozenset({"fp32_flops_per_s", "compute_units"}),
     "memory": frozenset({"capacity_bytes", "bandwidth_bytes_per_s", "cache_bytes"}),
     "efficiency": frozenset({"compute", "memory", "launch_overhead_s", "workspace_bytes"}),
-    "interconnect": frozenset({"description", "bytes_per_s", "max_devices"}),
+    "interconnect": frozenset({"description", "bytes_per_s", "max_devices", "hop_latency_s"}),
     "price": frozenset({"usd_per_hour", "instance", "region", "date"}),
     "runtime": frozenset({"name", "fuse_epilogue", "fuse_elementwise", "fp32_matmul_peak"}),
 }
@@ -156,6 +156,7 @@ def load_target_file(path: str | Path) -> Target:
         return r.number(table, key, f"[{section}] {key}", field, **kw)
 
     vector_fp32 = num(vector, "vector", "fp32_flops_per_s", "vector.fp32", required=True)
+    units = num(vector, "vector", "compute_units", "vector.compute_units", required=False, integer=True)
     capacity = num(memory, "memory", "capacity_bytes", "memory.capacity", required=True)
     bandwidth = num(memory, "memory", "bandwidth_bytes_per_s", "memory.bandwidth", required=True)
     cache = num(memory, "memory", "cache_bytes", "memory.cache", required=False)
@@ -164,6 +165,7 @@ def load_target_file(path: str | Path) -> Target:
     launch = num(eff, "efficiency", "launch_overhead_s", "efficiency.launch_overhead", required=True)
     workspace = num(eff, "efficiency", "workspace_bytes", "efficiency.workspace", required=True)
     link_text, link_bw, max_devices = _interconnect(r, link)
+    hop = num(link, "interconnect", "hop_latency_s", "interconnect.hop_latency", required=False)
     usd, instance = _price(r, price)
     runtime_name, fp32_peak = _runtime(r, runtime)
     target = Target(
@@ -185,9 +187,11 @@ def load_target_file(path: str | Path) -> Target:
         fuse_elementwise=r.boolean(runtime, "fuse_elementwise", "[runtime] fuse_elementwise", False),
         fp32_matmul_peak=fp32_peak,
         cache_bytes=None if cache is None else float(cache),
+        compute_units=None if units is None else int(units),
         interconnect=link_text,
         interconnect_bytes_per_s=None if link_bw is None else float(link_bw),
         max_devices=1 if max_devices is None else int(max_devices),
+        **({} if hop is None else {"hop_latency_s": float(hop)}),
         sources=r.sources,
         caveats=r.caveats,
         path=str(path),

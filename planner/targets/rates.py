@@ -33,6 +33,32 @@ def weight_bits(family: str) -> int | None:
     return int(bits) if sep and bits.isdigit() else None
 
 
+# Output tiles a GPU GEMM kernel assigns to its streaming multiprocessors, and the share of a big tile's
+# per-SM rate a smaller tile reaches (half the operand reuse): [D-WAVES] docs/hwtargets-reference.md section 7.
+TILES = ((128, 128, 1.0), (64, 64, 0.5))
+SPLIT_K = (1, 2, 4, 8)  # slices of K a GEMM with too few output tiles splits into (cuBLAS's split-K)
+MIN_SPLIT_K = 256
+
+
+def wave_utilization(grid: tuple[int, int, int], units: int, flops: int = 0) -> float:
+    """The share of the GPU a GEMM keeps busy: its output tiles run in waves of `units` (one tile per SM at a
+    time), and the last wave is partly empty; the kernel picks the tile size, and where the output has fewer
+    tiles than SMs a split of K into up to 8 slices of at least MIN_SPLIT_K (its depth, from the FLOPs), that
+    finishes first. A BERT-base projection at 384 tokens has 3 x 6 = 18 tiles of 128 x 128 for 108 SMs."""
+    rows, cols, mats = grid
+    depth = flops // (2 * rows * cols * mats) if flops else 0
+    best = 0.0
+    for tr, tc, rate in TILES:
+        tiles = -(-rows // tr) * -(-cols // tc) * mats
+        for split in SPLIT_K:
+            if split > 1 and (tiles >= units or depth < split * MIN_SPLIT_K):
+                break
+            n = tiles * split
+            waves = -(-n // units)
+            best = max(best, rate * n / (waves * units))
+    return min(best, 1.0)
+
+
 def dequant_seconds(work: Work, target: Target) -> float:
     """What a weight-only kernel spends turning its packed weights back into floats on the vector units.
 
@@ -59,6 +85,7 @@ class Work:
     intensity: float  # FLOPs per byte
     resident_bytes: float = 0.0  # what its weights share the memory hierarchy with (the model's weights)
     steps: int = 1  # > 1: this is one step of a kernel that runs that many (an RNN's time steps)
+    grid: tuple[int, int, int] | None = None  # a GEMM's output: (rows, columns, independent matrices)
 
 
 @dataclass(frozen=True)
@@ -101,6 +128,8 @@ class SpecRates:
         if weights:
             memory_s += weights / bandwidth
         compute_s = cost.flops / (work.peak_flops_per_s * target.compute_efficiency) if cost.flops else 0.0
+        if compute_s and work.grid and target.compute_units:
+            compute_s /= wave_utilization(work.grid, target.compute_units, cost.flops)
         return Terms(compute_s + dequant_seconds(work, target), memory_s, target.launch_overhead_s)
 
     def layer_seconds(self, work: Work, shape: RecurrentShape, steps: int) -> float | None:

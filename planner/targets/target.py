@@ -45,9 +45,11 @@ class Target:
     fuse_elementwise: bool = False  # chains of elementwise ops run as one kernel
     fp32_matmul_peak: str = "fp32"  # which peak an fp32 GEMM runs at ("tf32" where the runtime allows it)
     cache_bytes: float | None = None  # last-level cache
+    compute_units: int | None = None  # SMs / CUs: a GEMM's tiles run in waves of these (planner.targets.rates)
     interconnect: str = ""
     interconnect_bytes_per_s: float | None = None  # per device, one direction, for tensor parallelism
     max_devices: int = 1  # devices per node available to tensor parallelism
+    hop_latency_s: float = 1e-6  # one step of a collective over NVLink: derived in planner.llm.collectives
     threads: int = 1  # intra-op threads of a CPU runtime: what `host` is calibrated and planned for (--threads)
     sources: Mapping[str, str] = field(default_factory=dict)  # field -> where the number comes from
     caveats: Mapping[str, str] = field(default_factory=dict)  # field -> "derived ..." / "unconfirmed ..."
