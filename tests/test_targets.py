@@ -18,7 +18,8 @@ from planner.targets.host import detect_host, host_fingerprint
 from planner.targets.target import MATRIX_DTYPES, Target
 
 EXPECTED = {
-    "a10g", "t4", "l4", "l40s", "a10", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "b200",
+    "a10g", "t4", "l4", "l40", "l40s", "a10", "a100-40gb", "a100-80gb", "a100-pcie-80gb", "h100-sxm", "h100-pcie",
+    "h200", "b200",
     "mi300x", "inf2", "tpu-v5e", "c7i-xlarge", "c7i-2xlarge", "c7g-xlarge",
 }
 
