@@ -29,7 +29,14 @@ from planner.errors import PlannerError
 from planner.llm.decoder import DECODE, PREFILL, DecoderInfo, phase_dims, phase_feeds
 from planner.llm.generation import EVAL_TEXT, GenerationReference, position_limit
 from planner.model.loader import LoadedModel
-from planner.search.variants import AUTO_MAX_BYTES, HOST_MIN_SPEEDUP, PassOptions, measure_on_host, select_pipelines
+from planner.search.variants import (
+    AUTO_MAX_BYTES,
+    HOST_MIN_SPEEDUP,
+    PassOptions,
+    measure_on_host,
+    pipeline_report,
+    select_pipelines,
+)
 from planner.targets.target import Target
 
 DECODER_PIPELINES = ("fused", "int8-dynamic", "int8-weight", "int4", "fp16")  # what `auto` runs on a decoder
@@ -130,15 +137,9 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
                         "rejected": None, "note": "the model as stored"})
     for p in pipelines:
         result = runs[p.name]
-        report = {"pipeline": p.name, "precision": p.precision, "passes": result.applied,
-                  "steps": [s.to_dict() for s in result.steps],
-                  "drift": result.drift.to_dict() if result.drift else None, "rejected": result.rejected,
-                  "seconds": round(sum(s.seconds for s in result.steps), 4)}
+        report = pipeline_report(p, result)
         out.reports.append(report)
-        if result.rejected:
-            continue
-        if not result.applied:
-            report["rejected"] = "no pass changed the model: same as 'none'"
+        if report["rejected"]:
             continue
         digest = hashlib.sha256(result.model.SerializeToString(deterministic=True)).digest()
         if digest in seen:

@@ -93,6 +93,15 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
         return fuse_elementwise and (epilogue(head) or graph.nodes[head].op_type in _NORM_HEADS) \
             and all(epilogue(m) for m in rest)
 
+    def join(g: int, i: int, via: str) -> bool:
+        """Node i runs inside kernel g, which it reads through `via`; its outputs are now g's to extend."""
+        groups[g].append(i)
+        del tail[via]
+        for o in graph.nodes[i].outputs:
+            if o is not None:
+                tail[o.name] = g
+        return True
+
     def attention(g: int) -> bool:
         """A group that a fusing runtime runs as one attention kernel: it starts with Q x K^T (a MatMul of two
         activations) and has not yet taken its P x V."""
@@ -119,12 +128,7 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
             g = tail.get(t.name)
             if g is not None and attention(g) and len(consumers.get(t.name, [])) == 1 and t.name not in outputs \
                     and (n.op_type != "MatMul" or _activations(n)):
-                groups[g].append(i)
-                del tail[t.name]
-                for o in n.outputs:
-                    if o is not None:
-                        tail[o.name] = g
-                joined = True
+                joined = join(g, i, t.name)
         if not joined and epilogue(i) and (fuse_epilogue or fuse_elementwise):
             for t in n.inputs:
                 if t is None or t.name not in tail:
@@ -141,12 +145,7 @@ def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_eleme
                 others = [x.name for x in n.inputs if x is not None and x.name != t.name]
                 if any(producer.get(o, -1) > anchor_pos[g] and producer.get(o) not in groups[g] for o in others):
                     continue
-                groups[g].append(i)
-                del tail[t.name]
-                for o in n.outputs:
-                    if o is not None:
-                        tail[o.name] = g
-                joined = True
+                joined = join(g, i, t.name)
                 break
         if not joined:
             groups.append([i])

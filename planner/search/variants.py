@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 import onnx
 
 from passes import get_pipeline, registered_pipelines
-from passes.base import PassContext
-from passes.runner import Runner
+from passes.base import PassContext, Pipeline
+from passes.runner import PipelineResult, Runner
 from passes.verify import VERIFY_BATCH, Reference, generate_inputs, input_shapes, load_npz
 from planner.calibration.host import predict_host
 from planner.errors import PlannerError
@@ -87,6 +87,18 @@ class Optimized:
     models: dict[str, onnx.ModelProto]  # pipeline -> the model it plans (for --emit)
     reports: list[dict] = field(default_factory=list)  # per pipeline: passes, counts, drift, time, why rejected
     notes: list[str] = field(default_factory=list)
+
+
+def pipeline_report(p: Pipeline, result: PipelineResult) -> dict:
+    """A pipeline's entry in the plan's `pipelines`: what ran, its drift, and why it was dropped if it was (by
+    its verification, or because no pass changed the model)."""
+    report = {"pipeline": p.name, "precision": p.precision, "passes": result.applied,
+              "steps": [s.to_dict() for s in result.steps],
+              "drift": result.drift.to_dict() if result.drift else None, "rejected": result.rejected,
+              "seconds": round(sum(s.seconds for s in result.steps), 4)}
+    if not result.rejected and not result.applied:
+        report["rejected"] = "no pass changed the model: same as 'none'"
+    return report
 
 
 def select_pipelines(mode: str, has_calibration: bool) -> list:
@@ -180,15 +192,9 @@ def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | Non
                                 "rejected": None, "note": "the model as stored"})
             continue
         result, sub_analyzer, digest = runs[p.name]
-        report = {"pipeline": p.name, "precision": p.precision, "passes": result.applied,
-                  "steps": [s.to_dict() for s in result.steps],
-                  "drift": result.drift.to_dict() if result.drift else None, "rejected": result.rejected,
-                  "seconds": round(sum(s.seconds for s in result.steps), 4)}
+        report = pipeline_report(p, result)
         out.reports.append(report)
-        if result.rejected:
-            continue
-        if not result.applied:
-            report["rejected"] = "no pass changed the model: same as 'none'"
+        if report["rejected"]:
             continue
         if digest in seen:
             report["rejected"] = f"same model as '{seen[digest]}'"
