@@ -1,0 +1,109 @@
+"""The serving stack's own cost: what a server pays per batch and per request beyond the model's run.
+
+A plan times the model; a server also receives each request, wakes up, gathers a batch, copies inputs together,
+replies. Those costs keep the model instance busy (so they lower the capacity of a replica) or delay a request
+without keeping it busy (a client's send, the reply's way back). Counting neither, a fleet sized at 90% of the
+model's capacity is a fleet past its real one, and its queues grow without bound. So:
+
+    busy time of a batch of b  = model latency(b) + per_batch_s + per_request_s x b
+    a request's latency        = its wait + that busy time + latency_s
+    a batch leaving on the max queue delay leaves timer_late_s after it (a timer's wake-up)
+
+Where the numbers come from: for `host`, a measurement of the very server that serves the model (its loop
+around a model that does nothing, at several batch sizes; benchmarks/fleet_load.py --overhead), stored beside
+the calibration (planner.fleet.overhead_store); for every other target, Triton's published perf_analyzer
+figures in hwtargets/serving/triton.toml (each number with its source; weak, and marked so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+import numpy as np
+
+from hwtargets import SERVING_DIR
+from planner.errors import PlannerError
+
+FIELDS = ("per_batch_s", "per_request_s", "latency_s", "timer_late_s")
+DEFAULT_STACK = "triton"
+
+
+class OverheadError(PlannerError):
+    """A serving-overhead file or entry that is not one."""
+
+
+@dataclass(frozen=True)
+class ServingOverhead:
+    """A serving stack's costs beyond the model (seconds), and where they come from."""
+
+    per_batch_s: float = 0.0  # the instance's time per batch: wake, gather, concatenate, reply
+    per_request_s: float = 0.0  # the instance's time per request in the batch: receive, decode, split
+    latency_s: float = 0.0  # per request, outside the instance's busy time: the client's send, the reply's return
+    timer_late_s: float = 0.0  # how late a batch leaving on the max queue delay leaves
+    source: str = "none: the model's latency only"
+
+    def busy_s(self, batch: int) -> float:
+        """What a batch of `batch` costs the instance beyond the model's run."""
+        return self.per_batch_s + self.per_request_s * batch
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{f: getattr(self, f) for f in FIELDS}, "source": self.source}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any], where: str = "serving overhead") -> ServingOverhead:
+        try:
+            values = {f: float(d.get(f, 0.0)) for f in FIELDS}
+        except (TypeError, ValueError, AttributeError):
+            raise OverheadError(f"{where}: not a serving overhead ({dict(d)!r:.80})") from None
+        bad = [f for f, v in values.items() if not 0 <= v < 1]
+        if bad:
+            raise OverheadError(f"{where}: {bad[0]} must be between 0 and 1 s, not {values[bad[0]]!r}")
+        return ServingOverhead(**values, source=str(d.get("source", where)))
+
+
+NONE = ServingOverhead()
+
+
+def fit_line(batches: Sequence[float], seconds: Sequence[float]) -> tuple[float, float]:
+    """Least squares t = a + b x batch with a, b >= 0 (a cost is never negative: a line that would need one is
+    refitted through the origin or flat). Returns (a, b)."""
+    x, y = np.asarray(batches, float), np.asarray(seconds, float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        raise ValueError("fitting a line needs at least two different batch sizes")
+    b, a = np.polyfit(x, y, 1)
+    if a < 0:
+        a, b = 0.0, float(np.dot(x, y) / np.dot(x, x))
+    if b < 0:
+        a, b = float(np.mean(y)), 0.0
+    return max(0.0, float(a)), max(0.0, float(b))
+
+
+def published(stack: str = DEFAULT_STACK, folder: Path = SERVING_DIR) -> ServingOverhead:
+    """A serving stack's published costs from its data file (hwtargets/serving/STACK.toml): every number a
+    table with `value` and `source` (and `unconfirmed` where the source is weak)."""
+    path = folder / f"{stack}.toml"
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        known = sorted(p.stem for p in folder.glob("*.toml"))
+        raise OverheadError(f"no serving stack '{stack}' (known: {', '.join(known) or 'none'})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise OverheadError(f"{path}: not TOML ({e})") from None
+    values: dict[str, float] = {}
+    for f in FIELDS:
+        entry = data.get(f)
+        if not isinstance(entry, dict) or "value" not in entry or not entry.get("source"):
+            raise OverheadError(f"{path}: {f} needs a table with a value and its source")
+        values[f] = entry["value"]
+    weak = [f for f in FIELDS if data[f].get("unconfirmed")]
+    note = f"{data.get('description', stack)} ({path.name}{'; unconfirmed: ' + ', '.join(weak) if weak else ''})"
+    return ServingOverhead.from_dict({**values, "source": note}, str(path))
