@@ -1,23 +1,33 @@
 """Does the fleet simulator predict a real server on this machine?  (issue #18)
 
     python benchmarks/fleet_load.py [--seconds 20] [--max-batch 8] [--max-delay-ms 2] [--threads 1]
-                                    [--only cnn encoder decoder] [--calibrate] [--json OUT.json]
+                                    [--only cnn encoder decoder] [--calibrate] [--overhead] [--no-overhead]
+                                    [--json OUT.json]
 
-For each of models/cnn.onnx, models/encoder.onnx and models/decoder.onnx:
-
+0. The server's own cost (--overhead; --calibrate does it too): the server below around Identity on a float
+   [batch, 4] (a model that does nothing): at batch 1, 2, 4, 8 a backlog drained, the time per batch beyond the
+   session's Run fitted as per_batch + per_request x batch; at a light load, a request's time outside the server
+   (its send and the server's wake-up, the reply's way back) and how late a batch leaving on the max delay
+   leaves. Stored beside the calibration (planner.fleet.overhead_store), where `plan --target host --qps ...`
+   finds it too.
 1. Predict (nothing has run yet): `plan MODEL --target host --passes none --max-batch B` gives the latency of
-   each batch on this machine (host's stored calibration, made by `plan calibrate`; --calibrate makes it first),
-   from which the predicted saturation throughput of one replica is B / latency(B).
+   each batch on this machine (host's stored calibration, made by `plan calibrate`; --calibrate makes it first);
+   the stored server cost is added as the fleet planner adds it (planner.fleet.search.ServiceCurve), so the
+   predicted saturation throughput of one replica is B / (latency(B) + per_batch + per_request x B).
 2. Serve: a worker process (multiprocessing, spawn) holds one onnxruntime session (--threads intra-op threads)
-   behind a queue (a pipe) with the dynamic batcher of planner.fleet.batcher: a batch leaves when B requests wait or the
-   oldest has waited the max delay, at most B; its inputs are one request's inputs concatenated B times.
+   behind a pipe with the dynamic batcher of planner.fleet.batcher: a request is 16 raw bytes (id, scheduled
+   arrival) and joins the queue when the server reads it; a batch leaves when B requests wait or the oldest has
+   waited the max delay (select(2), microsecond timeouts), at most B; its inputs are one request's inputs
+   concatenated; one raw reply per batch.
 3. Load: the main process sends open-loop Poisson arrivals at 10% ("light"), 70% and 90% of the predicted
-   capacity for --seconds each; a request's latency runs from its scheduled arrival to the end of its batch's
-   run, so a late sender cannot hide queueing. The simulator is run on the very same arrival times.
+   capacity for --seconds each; a request's latency runs from its scheduled arrival to its batch's reply in
+   the main process, so a late sender cannot hide queueing. The simulator is run on the very same arrival times.
 4. Saturate: a backlog of requests sent at once; the measured throughput is requests / time to drain.
 
 Prints, per model and load, predicted and measured p50 and p99 and their errors, then the predicted and
-measured saturation throughput. The issue's bar: p50 and p99 within +-20%, saturation within +-15%.
+measured saturation throughput, and (stderr) the session's measured Run by batch against the plan's latency,
+which separates a miss of the model's prediction from a miss of the server's. The issue's bar: p50 and p99
+within +-20%, saturation within +-15%.
 
 The decoder is served one forward per request (a prefill of --prompt-len tokens with an empty cache, batched
 dynamically) and predicted by the decoder plan's TTFT at each batch: continuous batching is simulated by
