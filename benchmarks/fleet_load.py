@@ -283,7 +283,7 @@ def curve_for(name: str, threads: int, max_batch: int, prompt_len: int) -> tuple
     """The host's predicted latency by batch, the plan's dims, and the decoder's prefill dims (or None)."""
     if name == "decoder":
         p = plan(MODELS[name], targets="host", max_batch=max_batch, threads=threads, prompt_len=prompt_len,
-                 gen_len=1)
+                 gen_len=1, passes=PassOptions("none"))
         c = next(c for c in decoder_curves(p, prompt_len, 1) if c.devices == 1)
         curve = ServiceCurve("host", "none", c.batches, c.prefill_s, c.price_usd_per_hour)
         return curve, {}, dict(p.model.decoder["phase_dims"]["prefill"])

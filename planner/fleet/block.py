@@ -55,8 +55,9 @@ def decoder_curves(plan: Plan, prompt_len: int, gen_len: int, targets: Sequence[
     kv_per_token = (plan.model.decoder or {}).get("kv_bytes_per_token") or 0
     bandwidth = {t.name: t.mem_bw_bytes_per_s * t.memory_efficiency for t in targets}
     groups: dict[tuple[str, int], list[CandidateReport]] = {}
-    for c in plan.candidates:
-        if _usable(c) and c.ttft_ms is not None:
+    best = {t: c.pipeline for t, c in plan.best_per_target.items()}
+    for c in plan.candidates:  # the pipeline that won on each target: one curve, not every variant's points mixed
+        if _usable(c) and c.ttft_ms is not None and c.pipeline == best.get(c.target, c.pipeline):
             groups.setdefault((c.target, c.devices or 1), []).append(c)
     curves = []
     for (target, devices), cs in groups.items():
