@@ -235,6 +235,7 @@ OVERHEAD_REQUESTS = 4000  # per saturation run
 OVERHEAD_REPEATS = 3  # the median of these
 LIGHT_RATE = 300.0  # req/s for the latency outside the server: mostly lone requests
 LIGHT_SECONDS = 4.0
+QUANTILES = 101  # of the time outside the server: every percentile
 
 
 def measure_overhead(max_delay_s: float, threads: int, seed: int) -> tuple[ServingOverhead, dict]:
@@ -242,9 +243,9 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int) -> tuple[Servi
 
     busy time beyond Run at batch b: a backlog of requests drained at max batch b, time per batch (span / batches)
         minus the mean Run; fitted t = per_batch + per_request x b over b in 1, 2, 4, 8 (median of 3 runs each)
-    outside the server, per request: at a light load, the mean lag of a batch's first request from its scheduled
-        arrival to the server reading it (the client's sleep, the pipe, the server's wake-up) plus the mean way
-        back of a reply (the pipe, the client's wake-up)
+    outside the server, per request: at a light load, the lag of a batch's first request from its scheduled
+        arrival to the server reading it (the client's sleep, the pipe, the server's wake-up) plus the way back
+        of its reply (the pipe, the client's wake-up): their mean and their percentiles
     timer lateness: at that light load, the mean of how late batches leaving on the max delay left"""
     samples = []
     with Server(IDENTITY, {}, None, max(OVERHEAD_BATCHES), max_delay_s, threads) as server:
@@ -260,10 +261,11 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int) -> tuple[Servi
         light = server.drive(arrivals - arrivals[0]).batches
     a, per_request = fit_line([b for b, _ in samples], [s for _, s in samples])
     on_delay = light[light[:, 3] >= 0, 3]
-    outside = float(light[:, 2].mean() + light[:, 4].mean())
-    overhead = ServingOverhead(a, per_request, outside, float(on_delay.mean()) if len(on_delay) else 0.0,
+    outside = light[:, 2] + light[:, 4]
+    overhead = ServingOverhead(a, per_request, float(outside.mean()), float(on_delay.mean()) if len(on_delay) else 0.0,
                                source=f"measured here: benchmarks/fleet_load.py's server around Identity, "
-                                      f"{threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}")
+                                      f"{threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}",
+                               latency_quantiles_s=tuple(np.quantile(outside, np.linspace(0, 1, QUANTILES))))
     extra = {"samples": [[b, s] for b, s in samples], "lag_in_s": float(light[:, 2].mean()),
              "reply_back_s": float(light[:, 4].mean()), "batches_on_delay": int(len(on_delay))}
     return overhead, extra

@@ -121,3 +121,17 @@ def test_a_negative_overhead_is_refused():
     with pytest.raises(OverheadError, match="per_request_s must be between 0 and 1 s"):
         ServingOverhead.from_dict({"per_request_s": -1e-6})
     assert json.loads(json.dumps(ServingOverhead(1e-6).to_dict()))["per_batch_s"] == 1e-6
+
+
+def test_the_time_outside_the_server_follows_its_measured_distribution():
+    # quantiles 0.1, 0.2, 1.1 ms at p0, p50, p100: half the draws fall in [0.1, 0.2] ms, half in [0.2, 1.1] ms;
+    # the mean of the straight-line inverse CDF is (0.15 + 0.65) / 2 = 0.4 ms; the p99 is 0.2 + 0.98 x 0.9 ms
+    o = ServingOverhead(latency_s=0.4 * MS, latency_quantiles_s=(0.1 * MS, 0.2 * MS, 1.1 * MS))
+    draws = o.outside_s(100_000, seed=3)
+    assert np.mean(draws) == pytest.approx(0.4 * MS, rel=0.01)
+    assert np.percentile(draws, 99) == pytest.approx((0.2 + 0.98 * 0.9) * MS, rel=0.01)
+    assert np.array_equal(draws, o.outside_s(100_000, seed=3))  # seeded: a search is repeatable
+    assert ServingOverhead(latency_s=0.4 * MS).outside_s(5) == 0.4 * MS
+    assert ServingOverhead.from_dict(o.to_dict()) == o
+    with pytest.raises(OverheadError, match="ascending"):
+        ServingOverhead.from_dict({"latency_quantiles_s": [2e-4, 1e-4]})

@@ -55,9 +55,10 @@ def summarize(latency: np.ndarray, wait: np.ndarray, batches: list[int], busy_s:
 
 
 def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batch: int, max_delay_s: float = 0.0,
-             instances: int = 1, extra_latency_s: float = 0.0, timer_late_s: float = 0.0) -> Stats:
+             instances: int = 1, extra_latency_s: float | np.ndarray = 0.0, timer_late_s: float = 0.0) -> Stats:
     """Run the arrivals (at least one, sorted) through the batcher; every request completes (the run lasts until
-    the queue drains). `extra_latency_s` is added to every request's latency; `timer_late_s` to a max queue delay
+    the queue drains). `extra_latency_s` (one for all, or one per request) is added to each request's latency;
+    `timer_late_s` to a max queue delay
     that is not zero (with none, an idle instance sets no timer)."""
     hold_s = max_delay_s + timer_late_s if max_delay_s > 0 else 0.0
     env = simpy.Environment()

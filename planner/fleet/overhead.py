@@ -6,7 +6,7 @@ without keeping it busy (a client's send, the reply's way back). Counting neithe
 model's capacity is a fleet past its real one, and its queues grow without bound. So:
 
     busy time of a batch of b  = model latency(b) + per_batch_s + per_request_s x b
-    a request's latency        = its wait + that busy time + latency_s
+    a request's latency        = its wait + that busy time + latency_s (drawn from its measured distribution)
     a batch leaving on the max queue delay leaves timer_late_s after it (a timer's wake-up)
 
 Where the numbers come from: for `host`, a measurement of the very server that serves the model (its loop
@@ -49,24 +49,43 @@ class ServingOverhead:
     latency_s: float = 0.0  # per request, outside the instance's busy time: the client's send, the reply's return
     timer_late_s: float = 0.0  # how late a batch leaving on the max queue delay leaves
     source: str = "none: the model's latency only"
+    # Where measured: latency_s's distribution, its quantiles at probabilities evenly spaced from 0 to 1 (a
+    # client's sleep and a wake-up have a tail that a p99 sees; a constant would show only their mean).
+    latency_quantiles_s: tuple[float, ...] = ()
+
+    def outside_s(self, n: int, seed: int = 0) -> float | np.ndarray:
+        """The time outside the server of n requests: seeded draws from the measured distribution, or the
+        constant latency_s where there is none."""
+        q = self.latency_quantiles_s
+        if len(q) < 2:
+            return self.latency_s
+        u = np.random.default_rng(seed).random(n)
+        return np.interp(u, np.linspace(0.0, 1.0, len(q)), q)
 
     def busy_s(self, batch: int) -> float:
         """What a batch of `batch` costs the instance beyond the model's run."""
         return self.per_batch_s + self.per_request_s * batch
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{f: getattr(self, f) for f in FIELDS}, "source": self.source}
+        d = {**{f: getattr(self, f) for f in FIELDS}, "source": self.source}
+        if self.latency_quantiles_s:
+            d["latency_quantiles_s"] = list(self.latency_quantiles_s)
+        return d
 
     @staticmethod
     def from_dict(d: Mapping[str, Any], where: str = "serving overhead") -> ServingOverhead:
         try:
             values = {f: float(d.get(f, 0.0)) for f in FIELDS}
+            quantiles = tuple(float(x) for x in d.get("latency_quantiles_s") or ())
         except (TypeError, ValueError, AttributeError):
             raise OverheadError(f"{where}: not a serving overhead ({dict(d)!r:.80})") from None
         bad = [f for f, v in values.items() if not 0 <= v < 1]
         if bad:
             raise OverheadError(f"{where}: {bad[0]} must be between 0 and 1 s, not {values[bad[0]]!r}")
-        return ServingOverhead(**values, source=str(d.get("source", where)))
+        ascending = all(0 <= a <= b < 1 for a, b in zip(quantiles, quantiles[1:], strict=False))
+        if quantiles and (len(quantiles) < 2 or not ascending):
+            raise OverheadError(f"{where}: latency_quantiles_s must be at least 2 ascending values between 0 and 1 s")
+        return ServingOverhead(**values, source=str(d.get("source", where)), latency_quantiles_s=quantiles)
 
 
 NONE = ServingOverhead()

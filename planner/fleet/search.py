@@ -70,7 +70,8 @@ class ServiceCurve:
     def simulate(self, arrivals_s: np.ndarray, policy: Policy) -> Stats:
         """One replica of this curve under `policy`, the server's costs included."""
         return simulate(arrivals_s, self.service_s, policy.max_batch, policy.max_delay_s,
-                        extra_latency_s=self.overhead.latency_s, timer_late_s=self.overhead.timer_late_s)
+                        extra_latency_s=self.overhead.outside_s(len(arrivals_s)),
+                        timer_late_s=self.overhead.timer_late_s)
 
 
 @dataclass
