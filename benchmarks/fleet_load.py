@@ -75,8 +75,8 @@ LOADS = (("light", 0.1), ("70%", 0.7), ("90%", 0.9))
 # ---- the server (worker process) -----------------------------------------------------------------------------
 
 REQUEST = struct.Struct("<qd")  # a request's id (or a control code below), its scheduled arrival (perf_counter s)
-REPLY = struct.Struct("<ddddi")  # sent at, run s, the first request's lag, how late the max delay fired (-1: not
-# on the delay), batch size; the batch's ids follow as int64
+REPLY = struct.Struct("<dddddi")  # sent at, run s, the first request's lag, how late the max delay fired (-1: not
+# on the delay), the gap since the previous batch's reply, batch size; the batch's ids follow as int64
 STOP, SET_BATCH = -1, -2  # control codes in a request's id; SET_BATCH carries the new max batch in its time
 IDENTITY = "identity"  # the stand-in model that does nothing (the overhead measurement)
 
@@ -128,6 +128,7 @@ def serve(model_path: str, dims: dict[str, int], decoder_dims: dict[str, int] | 
         sess.run(None, {k: np.concatenate([v] * b) for k, v in one.items()})
     results.send_bytes(b"ready")
     pending: tuple[int, float] | None = None
+    last_end = time.perf_counter()
     while True:
         i, t = pending or REQUEST.unpack(requests.recv_bytes())
         pending = None
@@ -154,7 +155,8 @@ def serve(model_path: str, dims: dict[str, int], decoder_dims: dict[str, int] | 
         r0 = time.perf_counter()
         sess.run(None, feeds)
         run_s = time.perf_counter() - r0
-        results.send_bytes(REPLY.pack(time.perf_counter(), run_s, lag, late, b) + np.asarray(ids, np.int64).tobytes())
+        last_end, gap = time.perf_counter(), r0 - last_end
+        results.send_bytes(REPLY.pack(last_end, run_s, lag, late, gap, b) + np.asarray(ids, np.int64).tobytes())
 
 
 # ---- the load generator (main process) -----------------------------------------------------------------------
@@ -164,7 +166,7 @@ def serve(model_path: str, dims: dict[str, int], decoder_dims: dict[str, int] | 
 class Served:
     """What a load saw: each request's latency (scheduled arrival to its reply in this process), the time from
     the first scheduled arrival to the last reply, and per batch [size, run s, first request's lag, delay
-    lateness (-1: left full), reply's way back]."""
+    lateness (-1: left full), reply's way back, gap from the previous batch's end to this Run]."""
 
     latency_s: np.ndarray
     span_s: float
@@ -192,9 +194,9 @@ def drive(requests: Connection, results: Connection, arrivals: np.ndarray) -> Se
     while left:
         msg = results.recv_bytes()
         now = time.perf_counter()
-        sent, run_s, lag, late, b = REPLY.unpack_from(msg)
+        sent, run_s, lag, late, gap, b = REPLY.unpack_from(msg)
         done[np.frombuffer(msg, np.int64, offset=REPLY.size)] = now
-        rows.append((b, run_s, lag, late, now - sent))
+        rows.append((b, run_s, lag, late, now - sent, gap))
         left -= b
     sender.join()
     return Served(done - scheduled, float(done.max() - scheduled[0]), np.asarray(rows))
@@ -235,7 +237,23 @@ OVERHEAD_REQUESTS = 4000  # per saturation run
 OVERHEAD_REPEATS = 3  # the median of these
 LIGHT_RATE = 300.0  # req/s for the latency outside the server: mostly lone requests
 LIGHT_SECONDS = 4.0
+WAKE_RATES = (30.0, 100.0, 1000.0)  # req/s: idle gaps from about 0.1 to 100 ms for the wake-up curve
+WAKE_EDGES_S = (0.0, 0.25e-3, 0.5e-3, 1e-3, 2e-3, 3e-3, 5e-3, 10e-3, 20e-3, 50e-3, 1.0)  # gap bins
+WAKE_MIN_SAMPLES = 10
 QUANTILES = 101  # of the time outside the server: every percentile
+
+
+def wake_curve(batches: np.ndarray, steady_run: dict[int, float]) -> tuple[tuple[float, float], ...]:
+    """(median gap, median extra Run) per bin of gaps with enough batches; the extra never negative."""
+    sizes = batches[:, 0].astype(int)
+    extra = batches[:, 1] - np.array([steady_run.get(b, steady_run[max(steady_run)]) for b in sizes])
+    gaps = batches[:, 5]
+    points = []
+    for lo, hi in zip(WAKE_EDGES_S, WAKE_EDGES_S[1:], strict=False):
+        inside = (gaps >= lo) & (gaps < hi)
+        if inside.sum() >= WAKE_MIN_SAMPLES:
+            points.append((float(np.median(gaps[inside])), max(0.0, float(np.median(extra[inside])))))
+    return tuple(points)
 
 
 def measure_overhead(max_delay_s: float, threads: int, seed: int) -> tuple[ServingOverhead, dict]:
@@ -246,8 +264,11 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int) -> tuple[Servi
     outside the server, per request: at a light load, the lag of a batch's first request from its scheduled
         arrival to the server reading it (the client's sleep, the pipe, the server's wake-up) plus the way back
         of its reply (the pipe, the client's wake-up): their mean and their percentiles
-    timer lateness: at that light load, the mean of how late batches leaving on the max delay left"""
+    timer lateness: at that light load, the mean of how late batches leaving on the max delay left
+    wake-up: at 300, 30, 100 and 1000 req/s, each batch's Run beyond the steady Run at its size (the backlog's),
+        by the gap since the previous batch ended, the median per bin of gaps (wake_curve)"""
     samples = []
+    steady_run: dict[int, float] = {}
     with Server(IDENTITY, {}, None, max(OVERHEAD_BATCHES), max_delay_s, threads) as server:
         for b in OVERHEAD_BATCHES:
             server.set_batch(b)
@@ -256,17 +277,24 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int) -> tuple[Servi
                 served = server.drive(np.zeros(OVERHEAD_REQUESTS))
                 per_batch.append(served.span_s / (OVERHEAD_REQUESTS / b) - float(served.batches[:, 1].mean()))
             samples.append((b, float(np.median(per_batch))))
+            steady_run[b] = float(np.median(served.batches[:, 1]))
         server.set_batch(max(OVERHEAD_BATCHES))
         arrivals, _ = poisson(LIGHT_RATE).arrivals(1, round(LIGHT_RATE * LIGHT_SECONDS), seed=seed)
         light = server.drive(arrivals - arrivals[0]).batches
+        waking = [light]
+        for rate in WAKE_RATES:
+            arrivals, _ = poisson(rate).arrivals(1, max(200, round(rate)), seed=seed)
+            waking.append(server.drive(arrivals - arrivals[0]).batches)
+    wake = wake_curve(np.concatenate(waking), steady_run)
     a, per_request = fit_line([b for b, _ in samples], [s for _, s in samples])
     on_delay = light[light[:, 3] >= 0, 3]
     outside = light[:, 2] + light[:, 4]
     overhead = ServingOverhead(a, per_request, float(outside.mean()), float(on_delay.mean()) if len(on_delay) else 0.0,
                                source=f"measured here: benchmarks/fleet_load.py's server around Identity, "
                                       f"{threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}",
-                               latency_quantiles_s=tuple(np.quantile(outside, np.linspace(0, 1, QUANTILES))))
-    extra = {"samples": [[b, s] for b, s in samples], "lag_in_s": float(light[:, 2].mean()),
+                               latency_quantiles_s=tuple(np.quantile(outside, np.linspace(0, 1, QUANTILES))),
+                               wake_curve=wake)
+    extra = {"samples": [[b, s] for b, s in samples], "steady_run_s": steady_run, "lag_in_s": float(light[:, 2].mean()),
              "reply_back_s": float(light[:, 4].mean()), "batches_on_delay": int(len(on_delay))}
     return overhead, extra
 

@@ -135,3 +135,16 @@ def test_the_time_outside_the_server_follows_its_measured_distribution():
     assert ServingOverhead.from_dict(o.to_dict()) == o
     with pytest.raises(OverheadError, match="ascending"):
         ServingOverhead.from_dict({"latency_quantiles_s": [2e-4, 1e-4]})
+
+
+def test_a_batch_after_idle_pays_the_wake_up():
+    # a request every 10 ms, batch 1, model 1 ms; waking after a gap g costs w(g), straight through (0, 0),
+    # (5 ms, 0.2 ms), (20 ms, 0.4 ms). Steady state: g = 10 - (1 + w) ms and w = 0.2 + (g - 5) / 15 x 0.2 ms
+    # give w = 0.2 + (4 - w) / 75, w = (0.2 + 4/75) / (1 + 1/75) = 0.25 ms: every latency 1.25 ms
+    wake = ServingOverhead(wake_curve=((5 * MS, 0.2 * MS), (20 * MS, 0.4 * MS)))
+    assert wake.wake_s(10 * MS) == pytest.approx((0.2 + 5 / 15 * 0.2) * MS)
+    assert wake.wake_s(1.0) == pytest.approx(0.4 * MS) and wake.wake_s(0.0) == 0.0
+    stats = _curve(wake).simulate(np.arange(1, 401) * 10 * MS, Policy(1, 0.0))
+    assert (stats.p50_s, stats.p99_s) == (pytest.approx(1.25 * MS, rel=1e-6), pytest.approx(1.25 * MS, rel=1e-6))
+    # back to back (a backlog), no gap, no wake-up: 100 requests at once take 100 x 1 ms
+    assert _curve(wake).simulate(np.zeros(100), Policy(1, 0.0)).utilization == pytest.approx(1.0)

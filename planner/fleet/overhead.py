@@ -6,6 +6,7 @@ without keeping it busy (a client's send, the reply's way back). Counting neithe
 model's capacity is a fleet past its real one, and its queues grow without bound. So:
 
     busy time of a batch of b  = model latency(b) + per_batch_s + per_request_s x b
+                                 + wake(gap since the instance's previous batch ended)
     a request's latency        = its wait + that busy time + latency_s (drawn from its measured distribution)
     a batch leaving on the max queue delay leaves timer_late_s after it (a timer's wake-up)
 
@@ -52,6 +53,18 @@ class ServingOverhead:
     # Where measured: latency_s's distribution, its quantiles at probabilities evenly spaced from 0 to 1 (a
     # client's sleep and a wake-up have a tail that a p99 sees; a constant would show only their mean).
     latency_quantiles_s: tuple[float, ...] = ()
+    # What a batch costs the instance beyond its steady-state time when the instance had been idle for a while
+    # (the gap since its last batch ended): (gap s, extra s) points, ascending gaps. A CPU that slept runs its
+    # first work slowly (clock, caches, the hypervisor's wake-up); a server's light load is all first work.
+    wake_curve: tuple[tuple[float, float], ...] = ()
+
+    def wake_s(self, idle_s: float) -> float:
+        """The extra time of a batch starting `idle_s` after the instance's previous one ended: straight between
+        the measured points, none before a gap of 0, the last point's beyond the last gap."""
+        if not self.wake_curve:
+            return 0.0
+        gaps, extra = zip(*((0.0, 0.0), *self.wake_curve), strict=True)
+        return float(np.interp(idle_s, gaps, extra))
 
     def outside_s(self, n: int, seed: int = 0) -> float | np.ndarray:
         """The time outside the server of n requests: seeded draws from the measured distribution, or the
@@ -70,6 +83,8 @@ class ServingOverhead:
         d = {**{f: getattr(self, f) for f in FIELDS}, "source": self.source}
         if self.latency_quantiles_s:
             d["latency_quantiles_s"] = list(self.latency_quantiles_s)
+        if self.wake_curve:
+            d["wake_curve"] = [list(p) for p in self.wake_curve]
         return d
 
     @staticmethod
@@ -77,6 +92,7 @@ class ServingOverhead:
         try:
             values = {f: float(d.get(f, 0.0)) for f in FIELDS}
             quantiles = tuple(float(x) for x in d.get("latency_quantiles_s") or ())
+            wake = tuple((float(g), float(x)) for g, x in d.get("wake_curve") or ())
         except (TypeError, ValueError, AttributeError):
             raise OverheadError(f"{where}: not a serving overhead ({dict(d)!r:.80})") from None
         bad = [f for f, v in values.items() if not 0 <= v < 1]
@@ -85,7 +101,11 @@ class ServingOverhead:
         ascending = all(0 <= a <= b < 1 for a, b in zip(quantiles, quantiles[1:], strict=False))
         if quantiles and (len(quantiles) < 2 or not ascending):
             raise OverheadError(f"{where}: latency_quantiles_s must be at least 2 ascending values between 0 and 1 s")
-        return ServingOverhead(**values, source=str(d.get("source", where)), latency_quantiles_s=quantiles)
+        if any(not (0 < g and 0 <= x < 1) for g, x in wake) or any(a[0] >= b[0] for a, b in zip(wake, wake[1:],
+                                                                                                   strict=False)):
+            raise OverheadError(f"{where}: wake_curve must be [gap s, extra s] points, gaps positive and ascending")
+        return ServingOverhead(**values, source=str(d.get("source", where)), latency_quantiles_s=quantiles,
+                               wake_curve=wake)
 
 
 NONE = ServingOverhead()

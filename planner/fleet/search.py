@@ -71,7 +71,8 @@ class ServiceCurve:
         """One replica of this curve under `policy`, the server's costs included."""
         return simulate(arrivals_s, self.service_s, policy.max_batch, policy.max_delay_s,
                         extra_latency_s=self.overhead.outside_s(len(arrivals_s)),
-                        timer_late_s=self.overhead.timer_late_s)
+                        timer_late_s=self.overhead.timer_late_s,
+                        wake_s=self.overhead.wake_s if self.overhead.wake_curve else None)
 
 
 @dataclass
