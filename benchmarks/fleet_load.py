@@ -162,6 +162,13 @@ def serve(model_path: str, dims: dict[str, int], decoder_dims: dict[str, int] | 
 # ---- the load generator (main process) -----------------------------------------------------------------------
 
 
+# The sender sleeps to each request. On this machine (two vCPUs) a process waking from short sleeps thousands of
+# times a second slows onnxruntime on the other vCPU by about a quarter (cnn at batch 8: 0.65 ms alone, 0.80 ms
+# beside a process sleeping 100 us at a time, 0.69 ms beside one spinning), so at 70-90% of capacity the model
+# runs slower than the plan says; a sender that spins instead takes a whole vCPU from a machine of two and was
+# worse. Neither is the server's cost, and the overhead measurement does not see it (README, Fleet).
+
+
 @dataclass
 class Served:
     """What a load saw: each request's latency (scheduled arrival to its reply in this process), the time from
