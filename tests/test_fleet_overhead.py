@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from planner.errors import PlannerError
+from planner.fleet.block import decoder_curves
 from planner.fleet.overhead import OverheadError, ServingOverhead, fit_line, published
 from planner.fleet.overhead_store import find, for_target, save
 from planner.fleet.search import Policy, ServiceCurve, policies
 from planner.fleet.traffic import poisson
+from planner.search.plan_types import CandidateReport, ModelSummary, Plan
 
 MS = 1e-3
 US = 1e-6
@@ -148,3 +150,21 @@ def test_a_batch_after_idle_pays_the_wake_up():
     assert (stats.p50_s, stats.p99_s) == (pytest.approx(1.25 * MS, rel=1e-6), pytest.approx(1.25 * MS, rel=1e-6))
     # back to back (a backlog), no gap, no wake-up: 100 requests at once take 100 x 1 ms
     assert _curve(wake).simulate(np.zeros(100), Policy(1, 0.0)).utilization == pytest.approx(1.0)
+
+
+def _candidate(pipeline: str, batch: int, ttft_ms: float, rejected: str | None) -> CandidateReport:
+    return CandidateReport("host", "fp32", [], batch, ttft_ms, 1.0, 1, True, None, "memory", None, [], {}, None, 0, 0,
+                           {}, rejected=rejected, ttft_ms=ttft_ms, tpot_ms=ttft_ms / 10, devices=1,
+                           max_batch_fits=8, pipeline=pipeline)
+
+
+def test_a_decoder_curve_follows_the_pipeline_that_won_on_its_target():
+    # two pipelines planned at batches 1 and 8: the curve is the winner's (fused: 0.11 and 0.70 ms), never both
+    # mixed at equal batches
+    none = [_candidate("none", 1, 0.125, "lost: 43% more"), _candidate("none", 8, 0.731, "lost: 4% more")]
+    fused = [_candidate("fused", 1, 0.11, "lost: 30% more"), _candidate("fused", 8, 0.70, None)]
+    model = ModelSummary("m.onnx", "", {}, [], 0, 0, [], 0, 17, None, None, decoder={"kv_bytes_per_token": 0})
+    plan = Plan(model, fused[1], none + fused, {}, {"host": fused[1]})
+    (curve,) = decoder_curves(plan, 32, 1)
+    assert curve.batches == (1, 8)
+    assert curve.prefill_s == (pytest.approx(0.11 * MS), pytest.approx(0.70 * MS))
