@@ -10,6 +10,7 @@ from pathlib import Path
 
 TARGET_DIR: Path = Path(__file__).resolve().parent
 RUNTIME_DIR: Path = TARGET_DIR / "runtimes"  # runtime profiles (planner.targets.runtime), one TOML each
+SERVING_DIR: Path = TARGET_DIR / "serving"  # serving stacks' own costs (planner.fleet.overhead), one TOML each
 
 
 def bundled_files() -> list[Path]:

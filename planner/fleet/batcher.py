@@ -3,10 +3,13 @@
 The batcher is Triton's (and onnxruntime server's) dynamic batcher: requests wait in one queue; when an instance
 is free, a batch leaves as soon as `max_batch` requests wait or the oldest has waited `max_delay_s`, whichever
 comes first, taking at most `max_batch` of them. With `max_delay_s = 0` an idle instance takes whatever waits.
-A batch of b requests keeps its instance busy for `service_s(b)` (the plan's latency at batch b), and each
-request's latency is its wait plus that.
+A batch of b requests keeps its instance busy for `service_s(b)` (the plan's latency at batch b plus what the
+server itself spends on the batch, planner.fleet.overhead), and each request's latency is its wait plus that,
+plus `extra_latency_s` spent outside the instance (the client's send, the reply's way back). A batch that leaves
+on the max queue delay leaves `timer_late_s` after it: a server's timer wakes it late; and a batch after the
+instance sat idle costs `wake_s(idle)` more (a CPU that slept runs its first work slowly).
 
-    arrivals ──▶ queue ──(max_batch or max_delay)──▶ instance 1..k ──service_s(b)──▶ done
+    arrivals ──▶ queue ──(max_batch or max_delay + late)──▶ instance 1..k ──service_s(b)──▶ done (+ extra)
 
 Why a simulation and not a formula: with batching the service time depends on the queue, and no closed form
 covers the percentiles of this batcher; M/D/1 (max_batch 1) has one for the mean wait, and the tests compare
@@ -53,9 +56,13 @@ def summarize(latency: np.ndarray, wait: np.ndarray, batches: list[int], busy_s:
 
 
 def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batch: int, max_delay_s: float = 0.0,
-             instances: int = 1) -> Stats:
+             instances: int = 1, extra_latency_s: float | np.ndarray = 0.0, timer_late_s: float = 0.0,
+             wake_s: Callable[[float], float] | None = None) -> Stats:
     """Run the arrivals (at least one, sorted) through the batcher; every request completes (the run lasts until
-    the queue drains)."""
+    the queue drains). `extra_latency_s` (one for all, or one per request) is added to each request's latency;
+    `timer_late_s` to a max queue delay
+    that is not zero (with none, an idle instance sets no timer)."""
+    hold_s = max_delay_s + timer_late_s if max_delay_s > 0 else 0.0
     env = simpy.Environment()
     waiting: deque[int] = deque()
     n = len(arrivals_s)
@@ -73,10 +80,11 @@ def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batc
             wake.succeed()
 
     def instance():
+        last_end = 0.0
         while True:
             while not waiting:
                 yield state["wake"]
-            deadline = arrivals_s[waiting[0]] + max_delay_s
+            deadline = arrivals_s[waiting[0]] + hold_s
             while len(waiting) < max_batch and env.now < deadline:
                 yield state["wake"] | env.timeout(deadline - env.now)
                 if not waiting:  # another instance took them
@@ -86,10 +94,11 @@ def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batc
             batch = [waiting.popleft() for _ in range(min(max_batch, len(waiting)))]
             for i in batch:
                 started[i] = env.now
-            s = service_s(len(batch))
+            s = service_s(len(batch)) + (wake_s(env.now - last_end) if wake_s is not None else 0.0)
             batches.append(len(batch))
             state["busy"] += s
             yield env.timeout(s)
+            last_end = env.now
             for i in batch:
                 done[i] = env.now
 
@@ -97,7 +106,7 @@ def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batc
     for _ in range(instances):
         env.process(instance())
     _run_until_done(env, done, arrivals_s)
-    return summarize(done - arrivals_s, started - arrivals_s, batches, state["busy"],
+    return summarize(done - arrivals_s + extra_latency_s, started - arrivals_s, batches, state["busy"],
                      float(done.max() - arrivals_s[0]), instances)
 
 

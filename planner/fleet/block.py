@@ -1,7 +1,9 @@
 """The plan's `fleet` block: service curves read from the plan's candidates, a fleet per target, the choice.
 
 A non-decoder's curve is, per target, the latency at each batch the sweep planned for the pipeline that won on
-that target (batches that fit; a --max-latency-ms limit does not remove a point: the SLO decides). A decoder's is,
+that target (batches that fit; a --max-latency-ms limit does not remove a point: the SLO decides), with the
+serving stack's own costs on top (planner.fleet.overhead: host's measured server where it was measured, else
+Triton's published figures); the block says which it assumed. A decoder's is,
 per target and tensor-parallel degree, TTFT and TPOT at each batch that fits (planner.fleet.llm).
 """
 
@@ -9,10 +11,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from planner.fleet.llm import DecoderCurve, size_decoder
+from planner.fleet.overhead import NONE, ServingOverhead
+from planner.fleet.overhead_store import for_target
 from planner.fleet.search import DEFAULT_SEED, FleetOption, ServiceCurve, choose, size_target
 from planner.fleet.slo import Slo, SloError
 from planner.fleet.traffic import Traffic
@@ -32,14 +36,16 @@ def _usable(c: CandidateReport) -> bool:
                                                                     "request latency ")))
 
 
-def service_curves(plan: Plan) -> list[ServiceCurve]:
+def service_curves(plan: Plan, overheads: Mapping[str, ServingOverhead] | None = None) -> list[ServiceCurve]:
+    """Per target, the plan's latency by batch; `overheads` (by target; default none) the server's costs."""
     curves = []
     for target, best in plan.best_per_target.items():
         points = sorted({c.batch: c.latency_ms / 1e3 for c in plan.candidates
                          if c.target == target and c.pipeline == best.pipeline and _usable(c)}.items())
         if points:
             curves.append(ServiceCurve(target, best.pipeline, tuple(b for b, _ in points),
-                                       tuple(s for _, s in points), best.price_usd_per_hour))
+                                       tuple(s for _, s in points), best.price_usd_per_hour,
+                                       overhead=(overheads or {}).get(target, NONE)))
     return curves
 
 
@@ -49,8 +55,9 @@ def decoder_curves(plan: Plan, prompt_len: int, gen_len: int, targets: Sequence[
     kv_per_token = (plan.model.decoder or {}).get("kv_bytes_per_token") or 0
     bandwidth = {t.name: t.mem_bw_bytes_per_s * t.memory_efficiency for t in targets}
     groups: dict[tuple[str, int], list[CandidateReport]] = {}
-    for c in plan.candidates:
-        if _usable(c) and c.ttft_ms is not None:
+    best = {t: c.pipeline for t, c in plan.best_per_target.items()}
+    for c in plan.candidates:  # the pipeline that won on each target: one curve, not every variant's points mixed
+        if _usable(c) and c.ttft_ms is not None and c.pipeline == best.get(c.target, c.pipeline):
             groups.setdefault((c.target, c.devices or 1), []).append(c)
     curves = []
     for (target, devices), cs in groups.items():
@@ -73,8 +80,12 @@ def plan_fleet(plan: Plan, request: FleetRequest, targets: Sequence[Target] = ()
         options = [size_decoder(c, request.traffic, request.slo, request.seed)
                    for c in decoder_curves(plan, decoder["prompt_len"], decoder["gen_len"], targets)]
         options = _best_degree(options)
+        overheads: dict[str, ServingOverhead] = {}
     else:
-        options = [size_target(c, request.traffic, request.slo, request.seed) for c in service_curves(plan)]
+        threads = int(plan.constraints.get("threads") or 1)
+        overheads = {t: for_target(t, threads) for t in plan.best_per_target}
+        options = [size_target(c, request.traffic, request.slo, request.seed)
+                   for c in service_curves(plan, overheads)]
     covered = {o.target for o in options}
     for t in plan.constraints.get("targets", []):
         if t not in covered:
@@ -88,6 +99,7 @@ def plan_fleet(plan: Plan, request: FleetRequest, targets: Sequence[Target] = ()
                      "dynamic batching with max batch and max queue delay"),
         "chosen": chosen.to_dict() if chosen else None,
         "per_target": [o.to_dict() for o in sorted(options, key=lambda o: o.target)],
+        "serving_overhead": {t: o.to_dict() for t, o in sorted(overheads.items())},
         "target_kinds": {t.name: t.kind for t in targets},
         "instance_types": {t.name: _instance_type(t.price_instance) for t in targets
                            if _instance_type(t.price_instance)},

@@ -1,7 +1,8 @@
 """Per target, the cheapest fleet (replicas x batching policy) whose simulated percentiles meet the SLO.
 
-    for each max batch B the plan swept (its latency s(B) no longer than the tightest limit), max delay d in
-    {0, (limit - s(B)) / 4}:
+    s(B) = the plan's latency at B + the server's own cost of a batch of B (per batch + per request x B)
+    for each max batch B the plan swept (s(B) + the per-request latency outside the server no longer than the
+    tightest limit), max delay d in {0, (limit - s(B) - that latency) / 4}:
         capacity per replica = B / s(B)            a replica at full batches, never idle
         N0 = floor(peak / capacity) + 1            fewer replicas cannot keep up (utilization >= 1)
         skip if N0 replicas already cost at least the best fleet found    ("lost": the reason says so)
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planner.fleet.batcher import Stats, simulate
+from planner.fleet.overhead import NONE, ServingOverhead
 from planner.fleet.slo import PERCENTILES, Slo
 from planner.fleet.traffic import HOURS_PER_MONTH, Traffic
 
@@ -32,8 +34,15 @@ GROWTH = 1.25
 
 
 @dataclass(frozen=True)
+class Policy:
+    max_batch: int
+    max_delay_s: float
+
+
+@dataclass(frozen=True)
 class ServiceCurve:
-    """What one replica takes per batch: the plan's latency at each batch size it swept (fits in memory)."""
+    """What one replica takes per batch: the plan's latency at each batch size it swept (fits in memory), and
+    the serving stack's own cost around it."""
 
     target: str
     pipeline: str
@@ -41,19 +50,29 @@ class ServiceCurve:
     latency_s: tuple[float, ...]
     price_usd_per_hour: float | None  # per replica, all its devices
     devices: int = 1
+    overhead: ServingOverhead = NONE
 
-    def service_s(self, b: int) -> float:
+    def model_s(self, b: int) -> float:
         """The plan's latency at b, straight between the batches it swept (exact at those; a runtime runs any b)."""
         return float(np.interp(b, self.batches, self.latency_s))
+
+    def service_s(self, b: int) -> float:
+        """How long a batch of b keeps the instance busy: the model and the server's own cost of the batch."""
+        return self.model_s(b) + self.overhead.busy_s(b)
+
+    def alone_s(self, b: int) -> float:
+        """A batch of b's latency with no queue: its busy time and the time spent outside the server."""
+        return self.service_s(b) + self.overhead.latency_s
 
     def capacity_per_s(self, b: int) -> float:
         return b / self.service_s(b)
 
-
-@dataclass(frozen=True)
-class Policy:
-    max_batch: int
-    max_delay_s: float
+    def simulate(self, arrivals_s: np.ndarray, policy: Policy) -> Stats:
+        """One replica of this curve under `policy`, the server's costs included."""
+        return simulate(arrivals_s, self.service_s, policy.max_batch, policy.max_delay_s,
+                        extra_latency_s=self.overhead.outside_s(len(arrivals_s)),
+                        timer_late_s=self.overhead.timer_late_s,
+                        wake_s=self.overhead.wake_s if self.overhead.wake_curve else None)
 
 
 @dataclass
@@ -134,7 +153,7 @@ def policies(curve: ServiceCurve, tightest_s: float) -> tuple[list[Policy], list
     """Batching policies worth simulating, largest batch first, and the batches skipped with why."""
     out, skipped = [], []
     for b in sorted(curve.batches, reverse=True):
-        s = curve.service_s(b)
+        s = curve.alone_s(b)
         if s > tightest_s:
             skipped.append({"max_batch": b, "rejected": f"batch {b} alone takes {s * 1e3:.3g} ms, over the "
                                                         f"tightest limit {tightest_s * 1e3:g} ms"})
@@ -165,7 +184,7 @@ def size_target(curve: ServiceCurve, traffic: Traffic, slo: Slo, seed: int = DEF
 
         def evaluate(n: int, pol: Policy = pol) -> tuple[str | None, Stats]:
             arrivals, _ = traffic.arrivals(n, requests, seed)
-            stats = simulate(arrivals, curve.service_s, pol.max_batch, pol.max_delay_s)
+            stats = curve.simulate(arrivals, pol)
             return slo.violation({("latency", q): stats.percentile_s(q) for q in PERCENTILES}), stats
 
         n, stats, why, calls = smallest_fleet(evaluate, n0)

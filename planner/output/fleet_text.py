@@ -45,5 +45,11 @@ def render_fleet(fleet: dict, table: Callable[..., str] = render_table) -> str:
                      *[fmt_num(o["latency_ms"].get(k)) if ok else "-" for k in lat],
                      _money(o["monthly_cost_usd"]), _money(o["monthly_cost_at_traffic_usd"]), o["rejected"] or ""])
     out.append(table(headers, rows, right={1, 2, 3, 4, 5, 6, 7, 8, 9, 10}))
+    same: dict[str, list[str]] = {}  # one line per distinct overhead, naming its targets
+    for target, o in (fleet.get("serving_overhead") or {}).items():
+        line = (f"server overhead {o['per_batch_s'] * 1e6:.3g} us a batch + {o['per_request_s'] * 1e6:.3g} us a "
+                f"request, {o['latency_s'] * 1e6:.3g} us outside it ({o['source']})")
+        same.setdefault(line, []).append(target)
+    out += [f"  {', '.join(targets)}: {line}" for line, targets in same.items()]
     out.append(fleet_line(fleet))
     return "\n".join(out)
