@@ -42,7 +42,16 @@ sys.path.insert(0, str(ROOT))
 # interpreter (with optimum, without the planner).
 
 ZOO = ROOT / "models"
-TRANSFORMERS = {"encoder", "encoder-base"}
+# Real architectures outside our zoo, at their published sizes with random weights, exported by optimum in
+# --optimum-python (torch stays out of this interpreter): (transformers config class, its arguments, the
+# optimum task). MiniLM: all-MiniLM-L12's shape; DistilBERT and ViT-base: their configs' defaults.
+HF = {
+    "minilm": ("BertConfig", {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12,
+                              "intermediate_size": 1536}, "feature-extraction"),
+    "distilbert": ("DistilBertConfig", {}, "feature-extraction"),
+    "vit-base": ("ViTConfig", {}, "image-classification"),
+}
+TRANSFORMERS = {"encoder", "encoder-base", *HF}
 # encoder-base: BERT-like like models/encoder.onnx, closer to a real small BERT (MiniLM-sized layers)
 BASE = {"ENC_VOCAB": 8192, "ENC_MAX_POSITION": 512, "ENC_HIDDEN": 384, "ENC_HEADS": 12, "ENC_INTERMEDIATE": 1536,
         "ENC_LAYERS": 4}
@@ -64,7 +73,20 @@ def _encoder_dims(values: dict[str, int]):
             setattr(bm, k, v)
 
 
-def model_path(name: str, work: Path) -> Path:
+def model_path(name: str, work: Path, python: str | None = None) -> Path:
+    if name in HF:
+        d = work / f"hf-{name}"
+        if not (d / "model.onnx").exists():
+            if python is None:
+                export_worker(name, d)
+            else:
+                import subprocess
+
+                r = subprocess.run([python, __file__, "--export-worker", name, str(d)], capture_output=True, text=True)
+                if r.returncode != 0:
+                    tail = (r.stderr.strip().splitlines() or ["?"])[-1]
+                    raise SystemExit(f"passes_vs_optimum: exporting {name} failed in {python}: {tail[:200]}")
+        return d / "model.onnx"
     if name == "encoder-base":
         out = work / "encoder-base.onnx"
         if not out.exists():
@@ -72,6 +94,24 @@ def model_path(name: str, work: Path) -> Path:
                 onnx.save(bm.make_encoder(), str(out))
         return out
     return ZOO / f"{name}.onnx"
+
+
+def export_worker(name: str, d: Path) -> Path:
+    """Random-init `name` (HF) exported by optimum's exporter, offline: d/model.onnx and d/config.json."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    import transformers
+    from optimum.exporters.onnx import main_export
+
+    cls, kwargs, task = HF[name]
+    torch.manual_seed(0)
+    config = getattr(transformers, cls)(**kwargs)
+    auto = transformers.AutoModelForImageClassification if task == "image-classification" else transformers.AutoModel
+    src = d / "pt"
+    auto.from_config(config).save_pretrained(src)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        main_export(str(src), output=str(d), task=task, no_post_process=True)
+    return d / "model.onnx"
 
 
 def bert_config(name: str) -> dict:
@@ -93,7 +133,8 @@ def optimum_model(name: str, src: Path, work: Path, python: str | None) -> tuple
     d = work / f"optimum-{name}"
     d.mkdir(exist_ok=True)
     (d / "model.onnx").write_bytes(src.read_bytes())
-    (d / "config.json").write_text(json.dumps(bert_config(name)))
+    config = src.parent / "config.json"
+    (d / "config.json").write_text(config.read_text() if name in HF else json.dumps(bert_config(name)))
     if python:
         import subprocess
 
@@ -200,7 +241,7 @@ def run(models: list[str], batches: list[int], rounds: int, threads: int, optimu
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in models:
-            src = model_path(name, work)
+            src = model_path(name, work, optimum_python)
             ours = work / f"{name}.ours.onnx"
             t0 = time.perf_counter()
             p = plan(src, targets=["host"], passes=PassOptions("auto"), emit=str(ours))
@@ -219,8 +260,8 @@ def run(models: list[str], batches: list[int], rounds: int, threads: int, optimu
                                     for k, v in paths.items()}
             row["runs"] = []
             for b in batches:
-                feeds = generate_inputs(m, batch=b, seed=7, dims={"sequence": SEQUENCE} if name in TRANSFORMERS
-                                        else None)
+                seq = {"sequence_length" if name in HF else "sequence": SEQUENCE}
+                feeds = generate_inputs(m, batch=b, seed=7, dims=seq if name in TRANSFORMERS else None)
                 lat = measure(paths, feeds, rounds, threads)
                 entry = {"batch": b, "latency": lat,
                          "drift": {k: drift(src, v, feeds) for k, v in paths.items() if k != "original"}}
@@ -254,7 +295,8 @@ def print_row(row: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="mlp,cnn,encoder,encoder-base")
+    ap.add_argument("--models", default="mlp,cnn,encoder,encoder-base",
+                    help=f"also {', '.join(HF)}: real architectures exported by optimum (needs --optimum-python)")
     ap.add_argument("--batch", default="1,8", help="batch sizes to time (comma-separated)")
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -277,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--export-worker":  # run by model_path in --optimum-python
+        print(export_worker(sys.argv[2], Path(sys.argv[3])))
+        sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "--optimum-worker":  # run by optimum_model in --optimum-python
         print(optimum_worker(Path(sys.argv[2])))
         sys.exit(0)

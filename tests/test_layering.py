@@ -37,7 +37,13 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 
 # (importer, imported) pairs allowed to stay inside a function, with the reason.
-LAZY_OK: dict[tuple[str, str], str] = {}
+_PUBLIC_API = "planner/__init__ loads the public API on first use, so that `import passes` (which imports " \
+    "planner.errors, running planner/__init__ first) does not meet itself half-initialised"
+LAZY_OK: dict[tuple[str, str], str] = {
+    ("planner", "planner.api"): _PUBLIC_API,
+    ("planner", "planner.calibration.host"): _PUBLIC_API,
+    ("planner", "planner.search.plan_types"): _PUBLIC_API,
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -121,3 +127,14 @@ def test_the_contract_sees_a_back_edge(module, tmp_path, monkeypatch):
     monkeypatch.setitem(MODULES, module, planted)
     edges = list(_imports(module, planted))
     assert any(layer_of(b) > layer_of(module) for b, _, _ in edges if _ours(b))
+
+
+@pytest.mark.parametrize("first", ["passes", "planner", "planner.errors", "passes.verify", "planner.llm.variants"])
+def test_every_package_imports_first_on_its_own(first):
+    """A fresh interpreter importing `first` before anything else: no half-initialised module on the way."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", f"import {first}; import planner; planner.plan"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr.strip().splitlines()[-1:]
