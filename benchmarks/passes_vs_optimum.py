@@ -56,6 +56,7 @@ TRANSFORMERS = {"encoder", "encoder-base", *HF}
 BASE = {"ENC_VOCAB": 8192, "ENC_MAX_POSITION": 512, "ENC_HIDDEN": 384, "ENC_HEADS": 12, "ENC_INTERMEDIATE": 1536,
         "ENC_LAYERS": 4}
 SEQUENCE = 128
+IMAGE = {"num_channels": 3, "height": 224, "width": 224}  # optimum's ViT export leaves them symbolic
 
 
 @contextlib.contextmanager
@@ -244,7 +245,8 @@ def run(models: list[str], batches: list[int], rounds: int, threads: int, optimu
             src = model_path(name, work, optimum_python)
             ours = work / f"{name}.ours.onnx"
             t0 = time.perf_counter()
-            p = plan(src, targets=["host"], passes=PassOptions("auto"), emit=str(ours))
+            image = name in HF and HF[name][2] == "image-classification"
+            p = plan(src, targets=["host"], passes=PassOptions("auto"), emit=str(ours), dims=IMAGE if image else None)
             plan_s = time.perf_counter() - t0
             row = {"model": name, "plan_seconds": round(plan_s, 2), "chosen_pipeline": p.chosen.pipeline,
                    "chosen_batch": p.chosen.batch, "chosen_passes": p.chosen.passes,
@@ -260,7 +262,7 @@ def run(models: list[str], batches: list[int], rounds: int, threads: int, optimu
                                     for k, v in paths.items()}
             row["runs"] = []
             for b in batches:
-                seq = {"sequence_length" if name in HF else "sequence": SEQUENCE}
+                seq = IMAGE if image else {"sequence_length" if name in HF else "sequence": SEQUENCE}
                 feeds = generate_inputs(m, batch=b, seed=7, dims=seq if name in TRANSFORMERS else None)
                 lat = measure(paths, feeds, rounds, threads)
                 entry = {"batch": b, "latency": lat,
