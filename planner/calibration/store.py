@@ -143,20 +143,26 @@ def default_path() -> Path:
     return Path(base) / "onnx-planner" / "calibration.json"
 
 
-def read_file(path: str | os.PathLike) -> dict[str, Calibration]:
+def read_table(path: str | os.PathLike, key: str, version: int, error: type[PlannerError], what: str) -> dict:
+    """The `key` table of one of our JSON files (`{"schema_version": version, key: {...}}`); {} when the file is
+    missing; `error`, one line naming the file, when it is unreadable or not `what`."""
     p = Path(path)
     try:
         doc = json.loads(p.read_text())
     except FileNotFoundError:
         return {}
     except OSError as e:
-        raise CalibrationFileError(f"{p}: cannot read ({e.strerror or e})") from None
+        raise error(f"{p}: cannot read ({e.strerror or e})") from None
     except json.JSONDecodeError as e:
-        raise CalibrationFileError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or not isinstance(
-            doc.get("calibrations"), dict):
-        raise CalibrationFileError(f"{p}: not an onnx-planner calibration file (schema_version {SCHEMA_VERSION})")
-    return {k: Calibration.from_dict(v, f"{p} [{k}]") for k, v in doc["calibrations"].items()}
+        raise error(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != version or not isinstance(doc.get(key), dict):
+        raise error(f"{p}: not an onnx-planner {what} file (schema_version {version})")
+    return doc[key]
+
+
+def read_file(path: str | os.PathLike) -> dict[str, Calibration]:
+    table = read_table(path, "calibrations", SCHEMA_VERSION, CalibrationFileError, "calibration")
+    return {k: Calibration.from_dict(v, f"{Path(path)} [{k}]") for k, v in table.items()}
 
 
 def save(cal: Calibration, path: str | os.PathLike | None = None) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.atomic import write_atomic
-from planner.calibration.store import DEFAULT_THREADS, entry_key
+from planner.calibration.store import DEFAULT_THREADS, entry_key, read_table
 from planner.calibration.store import default_path as calibration_path
 from planner.fleet.overhead import OverheadError, ServingOverhead, published
 from planner.targets.host import host_fingerprint
@@ -33,19 +33,7 @@ def default_path() -> Path:
 
 
 def read_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        return {}
-    except OSError as e:
-        raise OverheadError(f"{p}: cannot read ({e.strerror or e})") from None
-    except json.JSONDecodeError as e:
-        raise OverheadError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or not isinstance(
-            doc.get("overheads"), dict):
-        raise OverheadError(f"{p}: not an onnx-planner serving-overhead file (schema_version {SCHEMA_VERSION})")
-    return doc["overheads"]
+    return read_table(path, "overheads", SCHEMA_VERSION, OverheadError, "serving-overhead")
 
 
 def save(overhead: ServingOverhead, threads: int = DEFAULT_THREADS, path: str | os.PathLike | None = None,
