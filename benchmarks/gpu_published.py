@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from models.llama_like import LLAMA2_7B, DecoderConfig, build_decoder  # noqa: E402
 from models.published_shapes import make_bert, make_resnet50, write  # noqa: E402
+from planner.api import plan  # noqa: E402
 from planner.calibration.host import get_target  # noqa: E402
 from planner.llm.decoder import recognise  # noqa: E402
 from planner.llm.plan import DecoderPlanner  # noqa: E402
@@ -161,8 +162,6 @@ def speedup_int4(models: Models) -> list[tuple[str, float]]:
 
 def tp_choice(models: Models, max_tpot_ms: float) -> list[str]:
     """The degree a plan picks for Llama-2-70B under a TPOT limit, per target, and every degree's TPOT."""
-    from planner.api import plan  # the whole pipeline, as `plan MODEL --tp 2,4,8 --max-tpot-ms` runs it
-
     out = []
     for name in ("a100-80gb", "h100-sxm"):
         for runtime in ("llm-engine", "framework-eager"):

@@ -48,6 +48,7 @@ __all__ = [
     "WEIGHT_FORMATS",
     "INT4_BLOCK_SIZE",
     "make_decoder",
+    "external_tensor",
     "build_decoder",
     "rotary_table_names",
 ]
@@ -126,6 +127,21 @@ def rotary_table_names() -> tuple[str, str]:
     return ("model.rotary_emb.cos_cached", "model.rotary_emb.sin_cached")
 
 
+def external_tensor(name: str, shape: tuple[int, ...], data_type: int, nbytes: int, location: str,
+                    end: int) -> tuple[TensorProto, int]:
+    """An initializer described as external data only (its bytes never produced), placed at the first ALIGNMENT
+    boundary after `end` in `location`; and the new end of the data file."""
+    t = TensorProto()
+    t.name, t.data_type = name, data_type
+    t.dims.extend(shape)
+    t.data_location = TensorProto.EXTERNAL
+    offset = -(-end // ALIGNMENT) * ALIGNMENT
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(nbytes))):
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    return t, offset + nbytes
+
+
 class _Weights:
     """Creates initializers: real values when inline, external-data metadata only when large."""
 
@@ -155,16 +171,8 @@ class _Weights:
         packed = kind == "packed"
         nbytes = math.prod(shape) * (1 if packed else cfg.dtype_bytes)
         if self.location is not None and nbytes >= EXTERNAL_THRESHOLD:
-            t = TensorProto()
-            t.name = name
-            t.data_type = TensorProto.UINT8 if packed else _ONNX_DTYPE[cfg.dtype]
-            t.dims.extend(shape)
-            t.data_location = TensorProto.EXTERNAL
-            offset = -(-self.offset // ALIGNMENT) * ALIGNMENT
-            for key, value in (("location", self.location), ("offset", str(offset)), ("length", str(nbytes))):
-                entry = t.external_data.add()
-                entry.key, entry.value = key, value
-            self.offset = offset + nbytes
+            data_type = TensorProto.UINT8 if packed else _ONNX_DTYPE[cfg.dtype]
+            t, self.offset = external_tensor(name, shape, data_type, nbytes, self.location, self.offset)
             self.initializers.append(t)
             return name
         n = math.prod(shape)

@@ -24,10 +24,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 17
-IR_VERSION = 8
-EXTERNAL_THRESHOLD = 1024
-ALIGNMENT = 4096
+from models.llama_like import EXTERNAL_THRESHOLD, IR_VERSION, OPSET, external_tensor
+
 _DT = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "int8": TensorProto.INT8}
 _NP = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
 
@@ -45,15 +43,7 @@ class _Graph:
     def weight(self, name: str, shape: tuple[int, ...], dtype: str, value: float | None = None) -> str:
         nbytes = math.prod(shape) * np.dtype(_NP[dtype]).itemsize
         if value is None and nbytes >= EXTERNAL_THRESHOLD:
-            t = TensorProto()
-            t.name, t.data_type = name, _DT[dtype]
-            t.dims.extend(shape)
-            t.data_location = TensorProto.EXTERNAL
-            offset = -(-self.offset // ALIGNMENT) * ALIGNMENT
-            for key, v in (("location", self.location), ("offset", str(offset)), ("length", str(nbytes))):
-                e = t.external_data.add()
-                e.key, e.value = key, v
-            self.offset = offset + nbytes
+            t, self.offset = external_tensor(name, shape, _DT[dtype], nbytes, self.location, self.offset)
             self.inits.append(t)
         else:
             arr = np.full(shape, 0.0 if value is None else value, dtype=_NP[dtype])

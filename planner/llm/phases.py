@@ -45,19 +45,27 @@ from planner.targets.target import Target
 ALLREDUCES_PER_LAYER = 2
 
 
+def _line(lo: tuple[int, ...], hi: tuple[int, ...], b_lo: int, b_hi: int
+          ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(base, slope) per component with value(b) = base + b x slope through both anchors; None if a slope is not
+    integral or negative."""
+    span = b_hi - b_lo
+    bases, slopes = [], []
+    for x, y in zip(lo, hi, strict=True):
+        slope, rem = divmod(y - x, span)
+        if rem or slope < 0:
+            return None
+        bases.append(x - b_lo * slope)
+        slopes.append(slope)
+    return tuple(bases), tuple(slopes)
+
+
 def _affine(lo: OpCost, hi: OpCost, b_lo: int, b_hi: int) -> tuple[OpCost, OpCost] | None:
     """(base, slope) with cost(b) = base + b x slope through both anchors; None if not integral or if the cost
     falls with the batch. (A base may be negative: a capped gather; cost(b >= 1) >= cost(1) >= 0 regardless.)"""
-    span = b_hi - b_lo
-    fields = []
-    for x, y in ((lo.flops, hi.flops), (lo.bytes_read, hi.bytes_read), (lo.bytes_written, hi.bytes_written),
-                 (lo.weight_bytes, hi.weight_bytes)):
-        slope, rem = divmod(y - x, span)
-        base = x - b_lo * slope
-        if rem or slope < 0:
-            return None
-        fields.append((base, slope))
-    return OpCost(*(f[0] for f in fields)), OpCost(*(f[1] for f in fields))
+    fit = _line((lo.flops, lo.bytes_read, lo.bytes_written, lo.weight_bytes),
+                (hi.flops, hi.bytes_read, hi.bytes_written, hi.weight_bytes), b_lo, b_hi)
+    return None if fit is None else (OpCost(*fit[0]), OpCost(*fit[1]))
 
 
 @dataclass(frozen=True)
@@ -187,6 +195,7 @@ class Phase:
         per_kernel = GRAPH_PER_KERNEL_S if graph_launch else target.launch_overhead_s
         timed: list[GroupTime] = []
         roof = comp = mem = launch = eager = 0.0
+        kernels = 0
         by_bound = {COMPUTE: 0.0, MEMORY: 0.0}
         flops = nbytes = 0
         for g in self.groups(batch):
@@ -196,6 +205,7 @@ class Phase:
             kt = kernel_time(c, g.op_class, g.dtype, target, g.family, grid=g.grid(batch))
             r = max(kt.compute_s, kt.memory_s)
             timed.append(GroupTime(g, kt, r + per_kernel))
+            kernels += g.count
             roof += r * g.count
             comp += kt.compute_s * g.count
             mem += kt.memory_s * g.count
@@ -210,8 +220,7 @@ class Phase:
         # A host that dispatches kernel by kernel (and each collective) runs ahead of the GPU while the GPU is
         # the slower; once the GPU's kernels are shorter than the dispatch, the host sets the pace
         host = 0.0 if graph_launch else target.host_per_kernel_s * (
-            sum(g.count for g in self.groups(batch) if g.op_class != OpClass.VIEW)
-            + (ALLREDUCES_PER_LAYER * self.layers + 1 if devices > 1 else 0))
+            kernels + (ALLREDUCES_PER_LAYER * self.layers + 1 if devices > 1 else 0))
         bound = COMPUTE if by_bound[COMPUTE] > by_bound[MEMORY] else MEMORY
         return PhaseTime(max(roof + launch + comm, host), roof, comp, mem, launch, eager, comm, host, flops,
                          nbytes, bound, tuple(timed))
@@ -289,19 +298,12 @@ def _group(a: Analysis, lo: list[Kernel], hi: list[Kernel], b_lo: int, b_hi: int
 
 
 def _grid_fit(lo: tuple[int, int, int] | None, hi: tuple[int, int, int] | None, b_lo: int, b_hi: int
-              ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+              ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """(base, slope) of a GEMM grid through the two anchors (b_lo == 0: the grid at b_hi, no slope); None when
     either is unknown or a component does not grow by whole steps."""
     if lo is None or hi is None:
         return None
-    if b_lo == 0:
-        return hi, (0, 0, 0)
-    span = b_hi - b_lo
-    slope = tuple((y - x) // span for x, y in zip(lo, hi, strict=True))
-    if any((y - x) % span for x, y in zip(lo, hi, strict=True)):
-        return None
-    base = tuple(x - b_lo * d for x, d in zip(lo, slope, strict=True))
-    return base, slope
+    return (hi, (0, 0, 0)) if b_lo == 0 else _line(lo, hi, b_lo, b_hi)
 
 
 def build_phase(analyzer: Analyzer, predictor: Predictor, name: str, dims: dict[str, int], layers: int,

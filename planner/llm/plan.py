@@ -513,7 +513,7 @@ def _scale_to_host(stored: DecoderPlanner, vp: DecoderPlanner, v: DecoderVariant
                    notes: list[str]) -> None:
     """On host, scale the variant's phases so that, at batch 1, its time relative to the stored model's is the
     measured one (the spec-sheet CPU peaks cannot tell its int8 / int4 kernels apart as well as running can)."""
-    host = next((t for t in targets if t.name == "host"), None)
+    host = next((t for t in targets if t.name == HOST), None)
     if host is None or not v.host:
         return
     switches = (host.fuse_epilogue, host.fuse_elementwise)

@@ -59,21 +59,16 @@ def build_kernels(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse
                   dispatch_views: bool = False) -> list[Kernel]:
     """`dispatch_views`: metadata-only nodes are launched too (onnxruntime runs a Reshape node), as kernels that
     move no bytes; otherwise they are no kernel at all."""
-    groups = _groups(graph, costs, fuse_epilogue, fuse_elementwise, dispatch_views)
     views = set() if dispatch_views else {i for i, c in enumerate(costs) if c.op_class == OpClass.VIEW}
     links = _Links(graph, views)
+    groups = _groups(graph, costs, links, fuse_epilogue, fuse_elementwise, dispatch_views)
     return [_kernel(graph, costs, members, *links.inside(members)) for members in groups]
 
 
-def _groups(graph: Graph, costs: list[NodeCost], fuse_epilogue: bool, fuse_elementwise: bool,
+def _groups(graph: Graph, costs: list[NodeCost], links: _Links, fuse_epilogue: bool, fuse_elementwise: bool,
             dispatch_views: bool) -> list[list[int]]:
     """Node indices per kernel, in launch order."""
-    consumers = graph.consumers()
-    for i, names in graph.implicit_inputs.items():
-        for name in names:
-            consumers.setdefault(name, []).append(i)
-    outputs = set(graph.outputs)
-    producer: dict[str, int] = {t.name: i for i, n in enumerate(graph.nodes) for t in n.outputs if t is not None}
+    consumers, outputs, producer = links.consumers, links.outputs, links.producer
 
     groups: list[list[int]] = []
     tail: dict[str, int] = {}  # tensor -> group whose last member wrote it
