@@ -1,5 +1,9 @@
 """`plan calibrate`: run the suite on a quiet machine, twice, keeping each sample's quickest time.
 
+A quickest time is kept only once it is confirmed: a microbenchmark whose second-quickest pass is not within
+CONFIRM of its quickest is timed again (at most CONFIRM_ROUNDS more times, only the unconfirmed ones), so that a
+burst that slowed one pass, or a lucky run, does not decide a figure alone. What stays unconfirmed, and how
+far apart the passes were, is the calibration's noise (Noise), which `plan calibrate` prints and warns about.
 The overheads are timed at the start and again at the end; every sample is made from the quickest of the two.
 The fit (planner.calibration.fit) turns the measurements into a Calibration."""
 
@@ -7,10 +11,13 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from planner.calibration.benches import MIXED_BLOCKS, activation_chain, chain_steps, mixed_graph, weight_chain
+from planner.calibration.noise import CONFIRM, noise_of, unconfirmed
 from planner.calibration.overheads import (
     chain_samples,
     chain_timings,
@@ -19,7 +26,7 @@ from planner.calibration.overheads import (
     subgraph_samples,
 )
 from planner.calibration.residency import runtime_memory, weight_residency
-from planner.calibration.samples import CalibrationError, Measurements, Sample
+from planner.calibration.samples import CalibrationError, Measurements, Noise, Sample
 from planner.calibration.suite import ACTIVATION_CHAINS, suite, weight_chains
 from planner.calibration.timing import (
     Overheads,
@@ -37,9 +44,11 @@ from planner.ort.session import make_session, session_options
 # The whole suite runs this many times, minutes apart on a slow machine, and each sample keeps its quickest
 # pass (see quickest): one pass can fall entirely inside a neighbour's burst, two rarely both do.
 PASSES = 2
-
+CONFIRM_ROUNDS = 3  # the most extra passes over the unconfirmed microbenchmarks
 
 MIXED_REPEATS = 3
+
+Pending = Callable[[Overheads], list[Sample]]  # a timing waiting for the final overheads to become samples
 
 
 class _Steps:
@@ -52,6 +61,15 @@ class _Steps:
         self.done += 1
         if self.progress is not None:
             self.progress(self.done, self.total, label)
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One microbenchmark timed once: its end-to-end time (what confirmation compares), and its samples once the
+    overheads are known."""
+    label: str
+    seconds: float
+    pending: Pending
 
 
 def quickest(passes: Sequence[Sequence[Sample]]) -> list[Sample]:
@@ -92,11 +110,12 @@ def calibrate(threads: int = 1, quick: bool = False, progress: Callable[[int, in
         subgraph = subgraph_samples(threads, quick, gate)
         bar.step("subgraph runs")
         passes = [run.one_pass(i, work, gate, bar) for i in range(run.passes)]
+        noise = run.confirm(passes, work, gate, bar)
         run.weight_sessions.clear()
         if not quick:
             overhead_times.append(overhead_timings(threads, quick, work, bar.step, gate, repeats=2))
         o = overheads_from(*overhead_times)
-        made = [[s for pending in p for s in pending(o)] for p in passes]
+        made = [[s for t in p for s in t.pending(o)] for p in passes]
         made[0] += chain_samples(tiny, o.launch_s) + subgraph
         if gate.noisy:
             run.notes.append(f"the machine was busy: {gate.noisy} microbenchmarks ran after {gate.waited_s:.0f} s "
@@ -105,10 +124,7 @@ def calibrate(threads: int = 1, quick: bool = False, progress: Callable[[int, in
                         run_overhead_per_io_s=o.per_io_s, profiler_bias_s=o.profiler_bias_s, samples=quickest(made),
                         workspace_bytes=workspace, weight_residency=residency,
                         seconds=time.perf_counter() - start, notes=run.notes, quick=quick, probe_s=gate.best_s,
-                        busy=gate.noisy)
-
-
-Pending = Callable[[Overheads], list[Sample]]  # a timing waiting for the final overheads to become samples
+                        busy=gate.noisy, noise=noise)
 
 
 class _Run:
@@ -127,13 +143,39 @@ class _Run:
         self.weight_sessions: dict[tuple, tuple] = {}  # built once, timed in every pass (256 MiB take seconds)
         self.notes: list[str] = []
 
-    def one_pass(self, i: int, work: Path, gate: QuietGate, bar: _Steps) -> list[Pending]:
-        return [*self._profiled(i, work, gate, bar), *self._weight_chains(gate, bar),
-                *self._activation_chains(gate, bar), *self._mixed(gate, bar)]
+    def one_pass(self, i: int, work: Path, gate: QuietGate, bar: _Steps, only: set[str] | None = None
+                 ) -> list[Timed]:
+        """Every microbenchmark once (or those labelled in `only`)."""
+        return [*self._profiled(i, work, gate, bar, only), *self._weight_chains(gate, bar, only),
+                *self._activation_chains(gate, bar, only), *self._mixed(gate, bar, only)]
 
-    def _profiled(self, i: int, work: Path, gate: QuietGate, bar: _Steps) -> list[Pending]:
-        out: list[Pending] = []
+    def confirm(self, passes: list[list[Timed]], work: Path, gate: QuietGate, bar: _Steps) -> Noise:
+        """Time the unconfirmed microbenchmarks again, up to CONFIRM_ROUNDS times, adding each round to `passes`;
+        the noise that is left."""
+        def times() -> dict[str, list[float]]:
+            out: dict[str, list[float]] = defaultdict(list)
+            for p in passes:
+                for t in p:
+                    out[t.label].append(t.seconds)
+            return out
+
+        for _ in range(0 if self.quick else CONFIRM_ROUNDS):
+            todo = set(unconfirmed(times()))
+            if not todo:
+                break
+            bar.total += len(todo)
+            passes.append(self.one_pass(len(passes), work, gate, bar, todo))
+        noise = noise_of(times())
+        if noise.unconfirmed:
+            self.notes.append(f"{noise.unconfirmed} of {noise.benches} microbenchmarks stayed unconfirmed after "
+                              f"{len(passes)} passes (no second pass within {CONFIRM - 1:.0%} of the quickest)")
+        return noise
+
+    def _profiled(self, i: int, work: Path, gate: QuietGate, bar: _Steps, only: set[str] | None) -> list[Timed]:
+        out: list[Timed] = []
         for b in self.benches:
+            if only is not None and b.label not in only:
+                continue
             gate.wait(self.pause_s)
             try:
                 p = profiled(b, self.threads, 30 if not self.quick else 5, 0.15 if not self.quick else 0.05, work,
@@ -142,45 +184,52 @@ class _Run:
                 if i == 0:
                     self.notes.append(f"{b.label}: skipped ({e})")
             else:
-                out.append(lambda o, p=p, label=b.label: samples_of(p, o, label))
+                out.append(Timed(b.label, p.e2e_s or 0.0, lambda o, p=p, label=b.label: samples_of(p, o, label)))
             bar.step(b.label)
         return out
 
-    def _weight_chains(self, gate: QuietGate, bar: _Steps) -> list[Pending]:
-        out: list[Pending] = []
+    def _weight_chains(self, gate: QuietGate, bar: _Steps, only: set[str] | None) -> list[Timed]:
+        out: list[Timed] = []
         for k, length, transposed in self.chains_w:
             key = (k, length, transposed)
             if key not in self.weight_sessions:
                 bench = weight_chain(k, length, transposed)
                 self.weight_sessions[key] = (bench, make_session(bench.model, session_options(self.threads)))
             bench, session = self.weight_sessions[key]
+            if only is not None and bench.label not in only:
+                continue
             gate.wait(self.pause_s)
             t = e2e_seconds(bench, self.threads, 200 if not self.quick else 20, 0.2 if not self.quick else 0.05,
                             session)
-            out.append(lambda o, a=(bench, k, length, transposed, t): [weight_chain_sample(*a, o)])
+            out.append(Timed(bench.label, t,
+                             lambda o, a=(bench, k, length, transposed, t): [weight_chain_sample(*a, o)]))
             bar.step(bench.label)
         return out
 
-    def _activation_chains(self, gate: QuietGate, bar: _Steps) -> list[Pending]:
-        out: list[Pending] = []
+    def _activation_chains(self, gate: QuietGate, bar: _Steps, only: set[str] | None) -> list[Timed]:
+        out: list[Timed] = []
         for h, m, k in self.chains_a:
-            gate.wait(self.pause_s)
             bench = activation_chain(h, m, k)
+            if only is not None and bench.label not in only:
+                continue
+            gate.wait(self.pause_s)
             t = e2e_seconds(bench, self.threads, 200 if not self.quick else 20, 0.1 if not self.quick else 0.05)
-            out.append(lambda o, a=(bench, h, m, k, t): [activation_chain_sample(*a, o)])
+            out.append(Timed(bench.label, t, lambda o, a=(bench, h, m, k, t): [activation_chain_sample(*a, o)]))
             bar.step(bench.label)
         return out
 
-    def _mixed(self, gate: QuietGate, bar: _Steps) -> list[Pending]:
-        out: list[Pending] = []
+    def _mixed(self, gate: QuietGate, bar: _Steps, only: set[str] | None) -> list[Timed]:
+        out: list[Timed] = []
         for blocks in MIXED_BLOCKS:
             bench = mixed_graph(blocks)
+            if only is not None and bench.label not in only:
+                continue
             times = []
             for _ in range(MIXED_REPEATS if not self.quick else 1):  # a difference of two: each its quickest
                 gate.wait(self.pause_s)
                 times.append(e2e_seconds(bench, self.threads, 400 if not self.quick else 40,
                                          0.15 if not self.quick else 0.05))
             whole = mixed_sample(blocks, min(times))  # needs no overheads
-            out.append(lambda o, s=whole: [s])
+            out.append(Timed(bench.label, min(times), lambda o, s=whole: [s]))
             bar.step(bench.label)
         return out

@@ -34,6 +34,16 @@ class Sample:
         return self.flops / self.bytes if self.bytes else 0.0
 
 
+@dataclass(frozen=True)
+class Noise:
+    """How repeatable a calibration's microbenchmarks were (planner.calibration.run.confirm): per microbenchmark,
+    its second-quickest pass over its quickest, less one."""
+    benches: int = 0
+    unconfirmed: int = 0  # no second pass within planner.calibration.run.CONFIRM of the quickest
+    median_spread: float = 0.0
+    p90_spread: float = 0.0
+
+
 @dataclass
 class Measurements:
     threads: int
@@ -49,3 +59,4 @@ class Measurements:
     quick: bool = False
     probe_s: float | None = None  # planner.ort.quiet's probe on the quiet machine
     busy: int = 0  # microbenchmarks that ran after planner.ort.quiet gave up waiting for a quiet moment
+    noise: Noise = field(default_factory=Noise)

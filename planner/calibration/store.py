@@ -15,6 +15,8 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
          "weight_residency":  {"gemm": x, "conv": x}   resident bytes per weight byte of 16 MiB of such weights
          "probe_s":           planner.ort.quiet's probe kernel on the quiet machine (validate waits for this speed)
+         "noise":             {"benches", "unconfirmed", "median_spread", "p90_spread"}: how repeatable the
+                              microbenchmarks were (planner.calibration.samples.Noise)
          "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes,
                       working set, recurrent shape [gates, batch, inputs, hidden, directions] or []], ...]
      }}}
@@ -67,6 +69,7 @@ class Calibration:
     weight_residency: Mapping[str, float] = field(default_factory=dict)  # planner.calibration.suite.weight_residency
     probe_s: float | None = None  # planner.ort.quiet's probe when the machine was quiet: what validate waits for
     graph_node_overhead_s: float = 0.0  # per node of a graph of mixed small nodes, beyond its family's costs
+    noise: Mapping[str, float] = field(default_factory=dict)  # planner.calibration.samples.Noise, as numbers
     created: str = ""
     onnxruntime: str = ""
     quick: bool = False
@@ -88,6 +91,7 @@ class Calibration:
         d["throughput_curves"] = {k: [list(p) for p in v] for k, v in self.throughput_curves.items()}
         d["samples"] = [list(s) for s in self.samples]
         d["notes"] = list(self.notes)
+        d["noise"] = dict(self.noise)
         return d
 
     @classmethod
@@ -116,6 +120,7 @@ class Calibration:
                 workspace_bytes=None if d.get("workspace_bytes") is None else _nonneg(d["workspace_bytes"]),
                 probe_s=None if d.get("probe_s") is None else _nonneg(d["probe_s"]),
                 graph_node_overhead_s=_nonneg(d.get("graph_node_overhead_s", 0.0)),
+                noise={str(k): _nonneg(v) for k, v in dict(d.get("noise", {})).items()},
                 created=str(d.get("created", "")), onnxruntime=str(d.get("onnxruntime", "")),
                 quick=bool(d.get("quick", False)), seconds=float(d.get("seconds", 0.0)),
                 samples=tuple(tuple(s) for s in d.get("samples", [])), notes=tuple(d.get("notes", [])),

@@ -7,8 +7,9 @@ import json
 import sys
 
 from planner.calibration.fit import fit
+from planner.calibration.noise import warnings
 from planner.calibration.run import calibrate
-from planner.calibration.store import default_path, save
+from planner.calibration.store import CalibrationFileError, default_path, read_file, save
 from planner.commands.args import threads
 from planner.output.progress import Progress
 
@@ -45,8 +46,21 @@ def summary(cal, path) -> str:
         best = max(y for _, y in cal.rate_curves[key])
         lines.append(f"  {key:<22} up to {best / 1e9:7.1f} GFLOP/s ({len(cal.rate_curves[key])} points)")
     lines.append(f"  {len(cal.throughput_curves)} vector/data op families measured")
+    if cal.noise:
+        n = cal.noise
+        lines.append(f"  noise: {int(n.get('unconfirmed', 0))} of {int(n.get('benches', 0))} microbenchmarks "
+                     f"unconfirmed; passes apart by {n.get('median_spread', 0):.1%} (median), "
+                     f"{n.get('p90_spread', 0):.1%} (90th percentile)")
     lines += [f"  note: {n}" for n in cal.notes]
     return "\n".join(lines)
+
+
+def _previous(key: str, out: str | None):
+    """This machine's calibration for these threads before this one, if the file holds one and can be read."""
+    try:
+        return read_file(out or default_path()).get(key)
+    except CalibrationFileError:
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,10 +68,13 @@ def run(args: argparse.Namespace) -> int:
     with Progress("calibrating", enabled=not args.quiet, delay_s=0.0) as bar:
         m = calibrate(args.threads, quick=args.quick, progress=bar.update)
     cal = fit(m)
+    previous = _previous(cal.key, args.out)
     path = save(cal, args.out)
     if m.busy:
         print(f"plan calibrate: warning: the machine was busy for {m.busy} microbenchmarks (planner.ort.quiet); "
               "its figures may run slow: calibrate again when the machine is quiet", file=sys.stderr)
+    for line in warnings(m.noise, m.probe_s, previous.probe_s if previous else None):
+        print(f"plan calibrate: warning: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps(cal.to_dict(), indent=1))
     else:
