@@ -172,7 +172,26 @@ def _rnn_benches(quick: bool) -> list[Bench]:
         out.append(Bench(f"{op} seq{seq} b{b} in{inp} h{h}",
                          make([node], [vi("x", [seq, b, inp])], [vi("y", [seq, 1, b, h])], inits),
                          {"x": rand([seq, b, inp], 5)}))
+    if not quick:
+        out += [_quantized_lstm(seq, b, inp, h) for op, seq, b, inp, h in shapes if op == "LSTM"]
     return out
+
+
+def _quantized_lstm(seq: int, b: int, inp: int, h: int) -> Bench:
+    """onnxruntime's DynamicQuantizeLSTM (what quantize_dynamic makes of an LSTM: int8 W [1, in, 4h] and R
+    [1, h, 4h], per-tensor scales): each step quantizes the hidden state and runs an int8 GEMM, a different
+    kernel from the float LSTM's, so it is a family apart ("lstm" at the int8 peak) with the same shapes."""
+    inits = [weight("W", [1, inp, 4 * h], dtype=np.int8), weight("R", [1, h, 4 * h], 2, np.int8),
+             weight("B", [1, 8 * h], 3), numpy_helper.from_array(np.array([0.01], np.float32), "w_scale"),
+             numpy_helper.from_array(np.array([0], np.int8), "w_zero"),
+             numpy_helper.from_array(np.array([0.01], np.float32), "r_scale"),
+             numpy_helper.from_array(np.array([0], np.int8), "r_zero")]
+    node = helper.make_node("DynamicQuantizeLSTM", ["x", "W", "R", "B", "", "", "", "", "w_scale", "w_zero",
+                                                    "r_scale", "r_zero"], ["y"], name="bench", domain=MS,
+                            hidden_size=h)
+    return Bench(f"DynamicQuantizeLSTM seq{seq} b{b} in{inp} h{h}",
+                 make([node], [vi("x", [seq, b, inp])], [vi("y", [seq, 1, b, h])], inits, ms=True),
+                 {"x": rand([seq, b, inp], 5)})
 
 
 STREAM_SIZES = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20]  # floats per input
