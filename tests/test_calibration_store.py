@@ -314,3 +314,12 @@ def test_calibrated_host_memory_counts_the_runtimes_copies(tmp_path):
     matrix_weights = 64 * 32 * 4 + 32 * 4  # the MatMul's weights and the bias onnxruntime fuses into it
     assert copies.memory.runtime_copy_bytes == matrix_weights  # (2.0 - 1) x each matrix kernel's weights
     assert copies.memory.total_bytes - plain.memory.total_bytes == matrix_weights
+
+
+def test_a_calibration_of_another_cpu_never_serves_this_one(tmp_path):
+    path = save(_cal(fingerprint="AMD EPYC (cpu family 25 model 17) / 2 logical CPUs / avx512f / LLC 32 MiB"),
+                tmp_path / "c.json")
+    found = find(1, path)
+    assert found.calibration is None
+    assert "holds calibrations of other CPUs (AMD EPYC (cpu family 25 model 17)" in found.why
+    assert host_fingerprint() in found.why

@@ -295,3 +295,19 @@ def test_detect_host_survives_a_machine_without_proc(monkeypatch: pytest.MonkeyP
     assert host.matrix_flops_per_s["fp32"] > 0
     assert host.mem_capacity_bytes > 0
     assert "2.5 GHz" in host.sources["matrix.fp32"]
+
+
+def test_a_calibration_fingerprint_tells_cpus_apart_that_share_a_model_name() -> None:
+    from planner.targets.host import fingerprint_of
+
+    zen3 = [{"model name": "AMD EPYC", "cpu family": "25", "model": "1", "flags": "sse avx2 fma f16c"}]
+    zen4 = [{"model name": "AMD EPYC", "cpu family": "25", "model": "17",
+             "flags": "avx2 fma f16c avx512f avx512bw avx512_vnni avx512_bf16"}]
+    a = fingerprint_of(zen3, 2, 32 * 2**20)
+    assert a == "AMD EPYC (cpu family 25 model 1) / 2 logical CPUs / avx2+fma+f16c / LLC 32 MiB"
+    isa = "avx2+fma+f16c+avx512f+avx512bw+avx512_vnni+avx512_bf16"
+    b = fingerprint_of(zen4, 2, 32 * 2**20)
+    assert b == f"AMD EPYC (cpu family 25 model 17) / 2 logical CPUs / {isa} / LLC 32 MiB"
+    graviton = [{"processor": "0", "features": "fp asimd asimddp sve i8mm bf16"}]
+    assert fingerprint_of(graviton, 4, None).endswith("/ 4 logical CPUs / asimd+asimddp+sve+i8mm+bf16")
+    assert fingerprint_of([], 1, None).endswith("/ 1 logical CPUs / no SIMD extensions listed")

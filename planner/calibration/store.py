@@ -204,7 +204,10 @@ def find(threads: int = DEFAULT_THREADS, path: str | os.PathLike | None = None) 
     if key not in _CACHE:
         entries = read_file(p)
         cal = entries.get(entry_key(host_fingerprint(), threads))
-        why = "" if cal else (f"{p} has no entry for this machine at {threads} thread(s) "
-                              f"(run: plan calibrate --threads {threads})")
+        others = sorted({e.fingerprint for e in entries.values() if e.fingerprint != host_fingerprint()})
+        elsewhere = f"; it holds calibrations of other CPUs ({'; '.join(others)}), which never serve this one" \
+            if others else ""
+        why = "" if cal else (f"{p} has no entry for this machine ({host_fingerprint()}) at {threads} thread(s)"
+                              f"{elsewhere} (run: plan calibrate --threads {threads})")
         _CACHE[key] = Lookup(cal, p, why)
     return _CACHE[key]

@@ -178,9 +178,31 @@ def _largest_cache_bytes() -> float | None:
     return float(max(sizes)) if sizes else None
 
 
+# The instruction-set extensions that change which kernels onnxruntime's MLAS picks (and so every rate a
+# calibration measures): a cloud VM's model name ("AMD EPYC") is the same on a Zen 2 with AVX2 and a Zen 4
+# with AVX-512 and VNNI, whose GEMMs differ by 2-4x.
+KERNEL_FEATURES = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                   "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "asimdhp", "sve", "sve2",
+                   "i8mm", "bf16")
+
+
+def fingerprint_of(cpuinfo: list[dict[str, str]], logical: int, cache_bytes: float | None) -> str:
+    """The model name, the CPU family/model numbers where the OS gives them, the logical CPUs, the kernel
+    extensions (KERNEL_FEATURES) and the last-level cache: two machines that differ in any of them measure
+    different rates, so a calibration of one must not serve the other."""
+    first = cpuinfo[0] if cpuinfo else {}
+    ids = " ".join(f"{k} {first[k]}" for k in ("cpu family", "model") if first.get(k))
+    features = [f for f in KERNEL_FEATURES if f in _flags(cpuinfo)]
+    parts = [f"{_model_name(cpuinfo)}" + (f" ({ids})" if ids else ""), f"{logical} logical CPUs",
+             "+".join(features) or "no SIMD extensions listed"]
+    if cache_bytes:
+        parts.append(f"LLC {cache_bytes / 2**20:g} MiB")
+    return " / ".join(parts)
+
+
 def host_fingerprint() -> str:
     """Identifies the machine a calibration was measured on, so it is not applied to a different one."""
-    return f"{_model_name(_cpuinfo())} / {len(_usable_cpus())} logical CPUs"
+    return fingerprint_of(_cpuinfo(), len(_usable_cpus()), _largest_cache_bytes())
 
 
 def detect_host() -> Target:
