@@ -36,8 +36,13 @@ def calibrated_host(threads: int = DEFAULT_THREADS, path: str | os.PathLike | No
     found = find(threads, path)
     if found.calibration is None:
         return HostTarget(base, None, [f"host is uncalibrated: {found.why}"])
-    return HostTarget(apply(base, found.calibration), found.calibration,
-                      [f"host calibrated {found.calibration.created} from {found.path}"])
+    notes = [f"host calibrated {found.calibration.created} from {found.path}"]
+    single = find(1, path).calibration if threads > 1 else None
+    if threads > 1:
+        notes.append("kernels onnxruntime runs on one thread (planner.calibration.threads) timed by the 1-thread "
+                     "calibration" if single else "no 1-thread calibration here: kernels too small to split are "
+                     f"timed at {threads} threads' rates, too fast (run: plan calibrate --threads 1)")
+    return HostTarget(apply(base, found.calibration, single), found.calibration, notes)
 
 
 def get_target(name: str, extra: Sequence[Target] = (), threads: int = DEFAULT_THREADS) -> Target:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from planner.calibration.recurrent import seconds as recurrent_seconds
 from planner.calibration.store import Calibration, Curve
+from planner.calibration.threads import kernel_threads
 from planner.costs import OpClass
 from planner.model.recurrent import RecurrentShape
 from planner.targets.rates import Terms, Work
@@ -78,14 +79,19 @@ class CalibratedRates:
     kernel_fixed_s: Mapping[str, float] = field(default_factory=dict)  # family or op class: s per kernel
     recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # "gru.fp32": costs
     serial_weight_reads: bool = False
+    threads: int = 1
+    single: CalibratedRates | None = None  # this machine's 1-thread rates: a kernel too small to split runs so
 
     @classmethod
-    def of(cls, cal: Calibration) -> CalibratedRates:
+    def of(cls, cal: Calibration, single: Calibration | None = None) -> CalibratedRates:
+        """`single`: the same machine's 1-thread calibration, for the kernels an N-thread run does not split
+        (planner.calibration.threads)."""
         return cls(bandwidth_curve=tuple(cal.bandwidth_curve), weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
                    rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
                    kernel_fixed_s=dict(cal.kernel_fixed_s),
                    recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
-                   serial_weight_reads=bool(cal.weight_bandwidth_curve))
+                   serial_weight_reads=bool(cal.weight_bandwidth_curve), threads=cal.threads,
+                   single=cls.of(single) if single is not None and cal.threads > 1 and single.threads == 1 else None)
 
     def flops_per_s(self, op_class: str, family: str, peak_key: str, peak: float, intensity: float,
                     target: Target) -> float:
@@ -126,6 +132,8 @@ class CalibratedRates:
         return target.launch_overhead_s + self.kernel_fixed_s.get(family, self.kernel_fixed_s.get(op_class, 0.0))
 
     def terms(self, work: Work, target: Target) -> Terms:
+        if self.single is not None and work.steps == 1 and kernel_threads(work.cost, work.op_class, self.threads) == 1:
+            return self.single.terms(work, target)  # onnxruntime runs it on one thread
         cost, op_class, family = work.cost, work.op_class, work.family
         weights = min(cost.weight_bytes, cost.bytes)
         weights_in_play = max(cost.bytes, work.resident_bytes)
@@ -160,8 +168,10 @@ class CalibratedRates:
         return recurrent_seconds(costs, shape, steps) if costs else None
 
 
-def apply(target: Target, cal: Calibration) -> Target:
+def apply(target: Target, cal: Calibration, single: Calibration | None = None) -> Target:
     """`target` timed by this calibration: curves, fixed costs and overheads replace the nominal numbers.
+    `single`, for a calibration at more than one thread: the 1-thread one, which times the kernels onnxruntime
+    does not split (planner.calibration.threads).
 
     The nominal peaks stay as the ceilings they are, except where a measured rate exceeds one (turbo clocks
     above the clock the OS reports): then the peak is raised to what was measured, and says so.
@@ -196,7 +206,7 @@ def apply(target: Target, cal: Calibration) -> Target:
     return dataclasses.replace(
         target, matrix_flops_per_s=matrix, mem_bw_bytes_per_s=dram, memory_efficiency=1.0,
         compute_efficiency=compute_eff, launch_overhead_s=cal.launch_overhead_s + cal.graph_node_overhead_s,
-        run_overhead_s=cal.run_overhead_s, rates=CalibratedRates.of(cal),
+        run_overhead_s=cal.run_overhead_s, rates=CalibratedRates.of(cal, single),
         weight_residency=dict(cal.weight_residency), dispatch_views=True, workspace_bytes=workspace,
         sources=sources, caveats=caveats,
         full_name=f"{target.full_name}, calibrated for {cal.threads} thread{'s' if cal.threads != 1 else ''}",
