@@ -1,0 +1,173 @@
+"""Weight-only passes on a decoder whose weights are external data (passes.external, planner.llm.external): the
+result is onnxruntime's own quantizer's, tensor for tensor; each weight is read once, alone, and only the
+weights quantized are read; the model is written with external data and verified by generation from its files;
+--emit writes OUT and OUT.data and never touches the input. Numbers worked out by hand in each docstring.
+
+The decoder is TINY with seeded weights, saved with onnx.save(..., save_as_external_data=True): its default
+size threshold (1 KiB) keeps Reshape shapes inline, which onnxruntime's shape inference must read (with
+size_threshold=0 onnxruntime refuses the original itself: "Cannot parse data from external tensors").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+
+import planner  # noqa: F401  (first: passes -> planner.errors -> planner -> passes is a cycle when passes comes first)
+from models.llama_like import TINY, build_decoder
+from passes import external
+from passes.base import PassContext
+from passes.quantize import Int4Weights
+from planner.api import plan
+from planner.cli import main
+from planner.llm.generation import GenerationReference
+from planner.model.loader import load_model
+from planner.search.variants import PassOptions
+
+P, G = 16, 16
+# TINY's MatMul weights, [K, N]: per layer q [64, 64], k and v [64, 32], o [64, 64], gate and up [64, 128],
+# down [128, 64]; 2 layers; the lm_head [64, 256]. 2 x (4096 + 2048 + 2048 + 4096 + 8192 + 8192 + 8192) + 16384
+# = 90,112 parameters, 360,448 B of float32.
+MATMUL_BYTES = 360_448
+# int4, block 32, a float32 scale per block: N x K/32 x (16 + 4) B per weight = 90,112 x 20 / 32 = 56,320 B.
+INT4_BYTES = 56_320
+
+
+def _feeds(n: int = 3) -> dict[str, np.ndarray]:
+    feeds = {"input_ids": np.array([[1, 2, 3][:n]]), "attention_mask": np.ones((1, n), np.int64),
+             "position_ids": np.arange(n)[None]}
+    return feeds | {f"past_key_values.{i}.{k}": np.zeros((1, 2, 0, 16), np.float32) for i in range(2)
+                    for k in ("key", "value")}
+
+
+@pytest.fixture(scope="module")
+def decoders(tmp_path_factory):
+    """(embedded, external) copies of the same seeded TINY decoder."""
+    d = tmp_path_factory.mktemp("ext")
+    embedded = build_decoder(TINY, d / "embedded.onnx")
+    folder = d / "model"
+    folder.mkdir()
+    onnx.save(onnx.load(str(embedded)), str(folder / "tiny.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="tiny.onnx.data")
+    return embedded, folder / "tiny.onnx"
+
+
+def _ort_quantized(embedded, symmetric: bool = True, lm_head: bool = True) -> onnx.ModelProto:
+    """onnxruntime's MatMulNBitsQuantizer on the whole model in memory (passes.quantize's int4, alone)."""
+    ctx = PassContext(options={"int4_block_size": 32, "int4_symmetric": symmetric, "int4_lm_head": lm_head})
+    return Int4Weights().apply(onnx.load(str(embedded)), ctx).model
+
+
+@pytest.mark.parametrize("symmetric, lm_head", [(True, True), (False, False)])
+def test_one_weight_at_a_time_writes_what_onnxruntimes_quantizer_writes(decoders, tmp_path, symmetric, lm_head):
+    embedded, ext = decoders
+    loaded = load_model(ext)
+    w = external.quantize_external(loaded.model, ext.parent, tmp_path / "q.onnx", symmetric=symmetric,
+                                   lm_head=lm_head)
+    want = _ort_quantized(embedded, symmetric, lm_head)
+    got = onnx.load(str(tmp_path / "q.onnx"))  # with its data: a small model
+    assert [(n.op_type, n.input[:]) for n in got.graph.node] == [(n.op_type, n.input[:]) for n in want.graph.node]
+    a = {t.name: numpy_helper.to_array(t) for t in want.graph.initializer}
+    b = {t.name: numpy_helper.to_array(t) for t in got.graph.initializer}
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert len(w.quantized) == (15 if lm_head else 14)
+    s1 = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    s2 = ort.InferenceSession(want.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(s1.run(["logits"], _feeds())[0], s2.run(["logits"], _feeds())[0])
+
+
+def test_each_quantized_weight_is_read_once_alone_and_nothing_else_is_read(decoders, tmp_path, monkeypatch):
+    """The only reader of weight bytes is external.read_tensor: it is called once per MatMul weight (15), for
+    360,448 B in all, never for the embedding [256, 64] (65,536 B) or the norms, which are copied through
+    unread; before each read the previous weight's blocks are already in the data file (written as produced).
+    Loading a whole model with its data is made to fail."""
+    _, ext = decoders
+    loaded = load_model(ext)
+    reads: list[tuple[str, int, int]] = []
+    real = external.read_tensor
+
+    def spy(t, base):
+        out = real(t, base)
+        reads.append((t.name, len(out.raw_data), (tmp_path / "q.onnx").exists()))
+        return out
+
+    def refuse(*a, **k):
+        raise AssertionError("a whole model was loaded with its data")
+
+    monkeypatch.setattr(external, "read_tensor", spy)
+    monkeypatch.setattr(onnx, "load", refuse)
+    monkeypatch.setattr(onnx.external_data_helper, "load_external_data_for_model", refuse)
+    w = external.quantize_external(loaded.model, ext.parent, tmp_path / "q.onnx")
+    big = [r for r in reads if r[1] >= external.EMBED_BELOW]  # small tensors come back inline, read on purpose
+    assert [name for name, _, _ in big] == w.quantized and len(set(w.quantized)) == 15
+    assert sum(n for _, n, _ in big) == MATMUL_BYTES
+    assert not any(done for _, _, done in reads)  # the model file is written last
+    assert w.bytes_before - w.bytes_after == MATMUL_BYTES - INT4_BYTES
+    written = (tmp_path / "q.onnx").stat().st_size
+    assert written < 64 * 1024 < (tmp_path / "q.onnx.data").stat().st_size  # the weights are not in the proto
+
+
+def test_plan_emits_int4_with_external_data_verified_by_generation(decoders, tmp_path, capsys):
+    """`plan tiny.onnx --passes int4 --emit out.onnx` on the external-data decoder: out.onnx and out.onnx.data,
+    the input's files unchanged, the weights 360,448 - 56,320 = 304,128 B lighter, and the logits onnxruntime
+    computes from the files equal to those of onnxruntime's own quantizer's model."""
+    embedded, ext = decoders
+    data = ext.parent / "tiny.onnx.data"
+    before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (ext, data)]
+    out = tmp_path / "out.onnx"
+    rc = main([str(ext), "--target", "c7i-xlarge", "--passes", "int4", "--max-drift", "0.2", "--prompt-len", str(P),
+               "--gen-len", str(G), "--emit", str(out), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["chosen"]["pipeline"] == "int4"
+    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in (ext, data)] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx", "out.onnx.data"]
+    m = onnx.load(str(out), load_external_data=False)
+    locations = {e.value for t in m.graph.initializer for e in t.external_data if e.key == "location"}
+    assert locations == {"out.onnx.data"}
+    onnx.checker.check_model(str(out))
+    s = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    want = ort.InferenceSession(_ort_quantized(embedded).SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(s.run(["logits"], _feeds())[0], want.run(["logits"], _feeds())[0])
+    int4 = next(r for r in doc["pipelines"] if r["pipeline"] == "int4")
+    g = int4["drift"]["generation"]
+    assert (g["prompts"], g["tokens"]) == (4, 32) and g["cosine_min"] > 0.9 and int4["rejected"] is None
+    step = int4["steps"][-1]["counts"]
+    assert step["weight_bytes_before"] - step["weight_bytes_after"] == MATMUL_BYTES - INT4_BYTES
+
+
+def test_external_generation_matches_the_embedded_pass(decoders):
+    """The same weights, the same step: the external-data int4 and the embedded int4 step alone agree on every
+    generation figure (both are run by onnxruntime on identical tensors)."""
+    embedded, ext = decoders
+    opts = PassOptions("int4", max_drift=0.2)
+    p_ext = plan(ext, targets=["c7i-xlarge"], passes=opts, prompt_len=P, gen_len=G)
+    g_ext = next(r for r in p_ext.pipelines if r["pipeline"] == "int4")["drift"]["generation"]
+    ref = GenerationReference(onnx.load(str(embedded)))
+    g = ref.measure(_ort_quantized(embedded)).to_dict()
+    assert g_ext == g
+
+
+def test_pipelines_that_need_the_whole_model_are_refused_with_the_reason(decoders):
+    _, ext = decoders
+    p = plan(ext, targets=["c7i-xlarge"], passes=PassOptions("int8-dynamic,fp16"), prompt_len=P, gen_len=G)
+    reasons = {r["pipeline"]: r["rejected"] for r in p.pipelines}
+    assert all("only the weight-only passes (int4, int8-weight)" in reasons[n] for n in ("int8-dynamic", "fp16"))
+    assert p.chosen.pipeline == "none"
+
+
+def test_emit_over_the_input_data_is_refused(decoders, capsys):
+    _, ext = decoders
+    data = ext.parent / "tiny.onnx.data"
+    before = hashlib.sha256(data.read_bytes()).hexdigest()
+    rc = main([str(ext), "--target", "c7i-xlarge", "--passes", "int4", "--max-drift", "0.2", "--prompt-len", str(P),
+               "--gen-len", str(G), "--emit", str(ext.parent / "tiny.onnx")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "refusing to overwrite the input" in err and len(err.splitlines()) == 1
+    assert hashlib.sha256(data.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in ext.parent.iterdir()) == ["tiny.onnx", "tiny.onnx.data"]
