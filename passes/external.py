@@ -220,9 +220,12 @@ def quantize_external(model: onnx.ModelProto, base: Path, out: Path, bits: int =
                 new_nodes.append(node)
                 continue
             if name not in done:  # a weight two MatMuls share is written once; both nodes read the same names
-                fresh = [t for t in scratch.initializer if t.name != name]
-                for t in fresh:
-                    data.append(t)
+                fresh = []
+                for t in scratch.initializer:
+                    if t.name != name:
+                        data.append(t)
+                        fresh.append(TensorProto())
+                        fresh[-1].CopyFrom(t)  # its own message: a reference into scratch would keep all of it
                 done[name] = fresh
                 added += fresh
                 written.quantized.append(name)
