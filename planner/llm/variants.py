@@ -144,7 +144,8 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
         out.notes.append(f"passes skipped: {why}")
         return out
     if any(p.name not in runs for p in pipelines):  # a second plan of the same model runs no pass again
-        runner = Runner(loaded.model, reference, PassContext(options=options.context_options(), warn=warn))
+        ctx = PassContext(options={**options.context_options(), "int8_gather": True}, warn=warn)  # the embedding too
+        runner = Runner(loaded.model, reference, ctx)
         runs.update({p.name: runner.run(p) for p in pipelines if p.name not in runs})
         runs["_cache_note"] = reference.cache_note
     if runs.get("_cache_note"):
