@@ -235,3 +235,14 @@ def test_peak_memory_holds_one_weight_not_the_model(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     lazy, whole = map(float, r.stdout.split())
     assert lazy < 64 / 4 and whole > 64 / 2, (lazy, whole)
+
+
+def test_when_no_rewrite_is_admitted_emit_says_there_is_nothing_to_write(decoders, tmp_path, capsys):
+    """At --max-drift 0.001 int4's agreement (below 0.999 on this random-init decoder) rejects it: the stored
+    model is chosen, and its files are the answer; nothing is left in the output folder."""
+    _, ext = decoders
+    rc = main([str(ext), "--target", "c7i-xlarge", "--passes", "int4", "--max-drift", "0.001", "--prompt-len",
+               str(P), "--gen-len", str(G), "--emit", str(tmp_path / "out.onnx")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "nothing to write, use the original files" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

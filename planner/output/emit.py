@@ -20,6 +20,10 @@ from planner.model.loader import LoadedModel
 def emit_model(model: onnx.ModelProto, path: str | os.PathLike, source: str | os.PathLike,
                pipeline: str, external: bool = False) -> Path:
     """Write `model` to `path` (the chosen pipeline's verified result). Refuses the input path itself."""
+    if external and pipeline == "none":
+        raise PlannerError(f"--emit: the chosen plan is the model as stored, and {source} keeps its weights as "
+                           "external data: nothing to write, use the original files (the passes table says why no "
+                           "rewrite was chosen)")
     if external:
         raise PlannerError(f"--emit: {source} keeps its weights as external data; emitting such models is not "
                            "supported (plan it with --passes none and keep the original)")
