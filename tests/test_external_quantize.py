@@ -129,6 +129,9 @@ def test_plan_emits_int4_with_external_data_verified_by_generation(decoders, tmp
                "--gen-len", str(G), "--emit", str(out), "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert rc == 0 and doc["chosen"]["pipeline"] == "int4"
+    schema = json.loads((ROOT / "planner" / "schema" / "plan.schema.json").read_text())
+    jsonschema = pytest.importorskip("jsonschema")
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
     assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in (ext, data)] == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx", "out.onnx.data"]
     m = onnx.load(str(out), load_external_data=False)
