@@ -184,6 +184,11 @@ def quantize_external(model: onnx.ModelProto, base: Path, out: Path, bits: int =
     if block_size < 16 or block_size & (block_size - 1):
         raise PlannerError(f"block size {block_size}: must be a power of two >= 16")
     out = Path(out)
+    location = out.name + ".data"
+    sources = {(Path(base) / _external_info(t).get("location", "")).resolve() for t in model.graph.initializer
+               if t.data_location == TensorProto.EXTERNAL}
+    if (out.parent / location).resolve() in sources:
+        raise PlannerError(f"{out}: its data file {location} would overwrite the input's external data (refused)")
     m = copy_model(model)  # descriptors and small embedded tensors only: cheap
     g = m.graph
     skip = set() if lm_head else set(lm_head_nodes(m))  # names any unnamed lm_head on this copy
@@ -195,7 +200,6 @@ def quantize_external(model: onnx.ModelProto, base: Path, out: Path, bits: int =
     config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=symmetric,
                                           accuracy_level=accuracy_level, bits=bits)
     step = DefaultWeightOnlyQuantizer(config)
-    location = out.name + ".data"
     fd, tmp = tempfile.mkstemp(prefix=f".{location}.", suffix=".tmp", dir=out.parent)
     umask = os.umask(0)
     os.umask(umask)
@@ -230,8 +234,7 @@ def quantize_external(model: onnx.ModelProto, base: Path, out: Path, bits: int =
                 added += fresh
                 written.quantized.append(name)
             new_nodes.extend(nodes)
-            readers[name] -= 1
-            del scratch  # the float weight and its blocks go here, before the next one is read
+            readers[name] -= 1  # scratch, the float weight and its blocks, goes when the next one is read
         del g.node[:]
         g.node.extend(new_nodes)
         kept = [t for t in g.initializer if t.name not in done or readers.get(t.name, 0) > 0]

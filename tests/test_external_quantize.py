@@ -29,6 +29,7 @@ from passes.base import PassContext
 from passes.quantize import Int4Weights
 from planner.api import plan
 from planner.cli import main
+from planner.errors import PlannerError
 from planner.llm.generation import GenerationReference
 from planner.model.loader import load_model
 from planner.search.variants import PassOptions
@@ -249,3 +250,11 @@ def test_when_no_rewrite_is_admitted_emit_says_there_is_nothing_to_write(decoder
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "nothing to write, use the original files" in err and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_data_file_over_the_inputs_is_refused(decoders):
+    _, ext = decoders
+    before = hashlib.sha256((ext.parent / "tiny.onnx.data").read_bytes()).hexdigest()
+    with pytest.raises(PlannerError, match="would overwrite the input's external data"):
+        external.quantize_external(load_model(ext).model, ext.parent, ext.parent / "tiny.onnx")
+    assert hashlib.sha256((ext.parent / "tiny.onnx.data").read_bytes()).hexdigest() == before
