@@ -114,7 +114,7 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
         return out
     if loaded.external_files:
         if options.explicit:
-            _external(out, loaded, info, options, pipelines, scratch)
+            _external(out, loaded, options, pipelines, scratch)
             host = next((t for t in targets if t.name == "host"), None)
             if host is not None and len(out.variants) > 1:
                 _time_on_host(out, info, host, prompt_len, gen_len)
@@ -181,10 +181,10 @@ def _add_variant(out: DecoderVariants, name: str, precision: str, sub: LoadedMod
     out.variants.append(DecoderVariant(name, precision, sub, tuple(result.applied), drift, too_far))
 
 
-def _external(out: DecoderVariants, loaded: LoadedModel, info: DecoderInfo, options: PassOptions,
-              pipelines: list, scratch: Path | None) -> None:
+def _external(out: DecoderVariants, loaded: LoadedModel, options: PassOptions, pipelines: list,
+              scratch: Path | None) -> None:
     """Named pipelines on an external-data decoder: the weight-only ones written one weight at a time and
-    verified by generation from the files (planner.llm.external); the others reported as skipped."""
+    verified by generation from the files (planner.llm.external); the others refused, saying why."""
     try:
         reference = GenerationReference(loaded.model, tokens=options.gen_tokens, text=_eval_text(options),
                                         source=loaded.path)
