@@ -6,14 +6,15 @@ per-node step, DefaultWeightOnlyQuantizer.quantize(node, graph_stack), needs onl
 so `quantize_external` drives that step itself, one MatMul at a time:
 
     the graph is read without its data (planner.model.loader already did);
-    for each MatMul whose weight B is a constant 2-D float tensor, B alone is read from its data file
-    (`read_tensor`) into a scratch graph, quantized by onnxruntime's step, and the packed blocks, scales (and
-    zero points) are appended to the output's data file at once, then dropped;
+    for each MatMul whose weight B is a constant 2-D float tensor, B alone is put in a scratch graph as a
+    descriptor of its file (`mapped_weight`: the step maps it read-only, so its bytes are never copied into
+    the heap), quantized by onnxruntime's step, and the packed blocks, scales (and zero points) are appended
+    to the output's data file at once, then dropped;
     every other external tensor is copied to the output's data file byte for byte, in chunks (never parsed);
     the model written holds descriptors only, so neither the write nor a later onnx.checker / onnxruntime
     load meets protobuf's limit.
 
-Peak memory: one float weight, its quantized form and a copy buffer. The result equals what
+Peak memory: one float weight's mapped pages, its quantized form and a copy buffer. The result equals what
 MatMulNBitsQuantizer.process writes for the same model and options, tensor for tensor (the same step runs;
 tests/test_external_quantize.py compares them).
 
@@ -73,9 +74,23 @@ def tensor_bytes(t: TensorProto) -> int:
     return t.ByteSize()
 
 
+def mapped_weight(t: TensorProto, base: Path, out: TensorProto) -> TensorProto:
+    """`t` as the quantizer's step is given it, in `out` (a slot of the scratch graph): an external tensor as a
+    descriptor of its data file's absolute path, which the step (onnx_ir's ExternalTensor) maps read-only, so
+    the weight's bytes are not copied into the process (the pages are the file's); an embedded one copied. The
+    location was checked to stay inside the model's folder when the model was loaded."""
+    out.CopyFrom(t)
+    if t.data_location == TensorProto.EXTERNAL:
+        for e in out.external_data:
+            if e.key == "location":
+                e.value = str((Path(base) / e.value).resolve())
+    return out
+
+
 def read_tensor(t: TensorProto, base: Path) -> TensorProto:
     """A copy of `t` with its bytes in memory: an external tensor read from its data file alone (onnx's own
-    reader, offset and length), an embedded one copied. The only place weights are read."""
+    reader, offset and length), an embedded one copied. Used for tensors under EMBED_BELOW bytes, which the
+    written model holds inline."""
     out = TensorProto()
     out.CopyFrom(t)
     if out.data_location == TensorProto.EXTERNAL:
@@ -217,7 +232,7 @@ def quantize_external(model: onnx.ModelProto, base: Path, out: Path, bits: int =
             name = node.input[1]
             scratch = onnx.GraphProto()
             scratch.input.extend(_graph_for_rank(g, node.input[0]))
-            scratch.initializer.append(read_tensor(inits[name], base))
+            mapped_weight(inits[name], base, scratch.initializer.add())
             with _quiet():
                 nodes = step.quantize(node, [scratch])
             if len(nodes) == 1 and nodes[0] is node:  # the step declined (its own rules): keep the MatMul
