@@ -8,10 +8,12 @@ import onnx
 from onnx import numpy_helper
 
 import planner  # noqa: F401  (first: passes -> planner.errors -> planner -> passes is a cycle when passes comes first)
-from models.llama_like import TINY, make_decoder
+from models.llama_like import TINY, build_decoder, make_decoder
 from passes import get_pass
 from passes.base import PassContext
+from planner.api import plan
 from planner.llm.generation import GenerationReference
+from planner.search.variants import PassOptions
 
 
 def _quantized(gather: bool) -> tuple[onnx.ModelProto, onnx.ModelProto]:
@@ -52,3 +54,19 @@ def test_without_the_option_the_embedding_stays_float_and_generation_is_judged_t
     for m in (with_table, without):
         g = ref.measure(m)
         assert g.tokens == 32 and 0 < g.agreement <= 1 and g.cosine_min > 0.9
+
+
+def test_the_planner_runs_int8_dynamic_on_decoders_with_the_embedding(tmp_path):
+    """Through plan(): one DequantizeLinear appears (the embedding's). The pass with the option, against the
+    float model, loses 3/4 of the bytes of the 15 MatMul weights and of the embedding: (360,448 + 65,536) x 3/4
+    = 319,488 B, less the 16 per-tensor scales (float32) and zero points (8-bit): 319,488 - 16 x 5 = 319,408 B."""
+    path = build_decoder(TINY, tmp_path / "tiny.onnx")
+    p = plan(path, targets=["c7i-xlarge"], passes=PassOptions("int8-dynamic", max_drift=0.9), prompt_len=16,
+             gen_len=16)
+    report = next(r for r in p.pipelines if r["pipeline"] == "int8-dynamic")
+    counts = report["steps"][-1]["counts"]
+    assert counts["+DequantizeLinear"] == 1
+    _, q = _quantized(True)
+    model, _ = make_decoder(TINY)
+    size = [sum(numpy_helper.to_array(t).nbytes for t in m.graph.initializer) for m in (model, q)]
+    assert size[0] - size[1] == 319_408

@@ -144,8 +144,7 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
         out.notes.append(f"passes skipped: {why}")
         return out
     if any(p.name not in runs for p in pipelines):  # a second plan of the same model runs no pass again
-        ctx = PassContext(options={**options.context_options(), "int8_gather": True}, warn=warn)  # the embedding too
-        runner = Runner(loaded.model, reference, ctx)
+        runner = Runner(loaded.model, reference, PassContext(options=decoder_pass_options(options), warn=warn))
         runs.update({p.name: runner.run(p) for p in pipelines if p.name not in runs})
         runs["_cache_note"] = reference.cache_note
     if runs.get("_cache_note"):
@@ -172,6 +171,12 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
     if host is not None and len(out.variants) > 1:
         _time_on_host(out, info, host, prompt_len, gen_len)
     return out
+
+
+def decoder_pass_options(options: PassOptions) -> dict:
+    """What the passes read on a decoder: the user's options, and int8-dynamic quantizing the token embedding
+    too (passes.quantize: on a decoder it is a large share of the weights, and a lookup, not a GEMM)."""
+    return {**options.context_options(), "int8_gather": True}
 
 
 def _add_variant(out: DecoderVariants, name: str, precision: str, sub: LoadedModel, result: PipelineResult,
