@@ -56,6 +56,7 @@ from passes.base import PassContext  # noqa: E402
 from passes.runner import Runner  # noqa: E402
 from planner.llm.decoder import DECODE, PREFILL, phase_dims, phase_feeds, recognise  # noqa: E402
 from planner.llm.generation import GenerationReference  # noqa: E402
+from planner.llm.variants import decoder_pass_options  # noqa: E402
 from planner.search.variants import PassOptions  # noqa: E402
 
 # hidden, layers, heads, kv heads, intermediate; vocab 32000, 512 positions
@@ -118,7 +119,7 @@ def _export_hf(name: str, hidden: int, layers: int, heads: int, kv: int, inter: 
 
 
 def ours(model: onnx.ModelProto, ref: GenerationReference) -> dict[str, tuple[onnx.ModelProto | None, str]]:
-    runner = Runner(model, ref, PassContext(options=PassOptions().context_options()))
+    runner = Runner(model, ref, PassContext(options=decoder_pass_options(PassOptions())))
     out = {}
     for name in PIPELINES:
         r = runner.run(get_pipeline(name))

@@ -3,7 +3,10 @@
     int8-dynamic   quantize_dynamic: MatMul/Gemm weights int8 (per tensor, symmetric), activations quantized
                    per batch at run time (DynamicQuantizeLinear + MatMulInteger, which onnxruntime fuses into
                    DynamicQuantizeMatMul).  Attention stays float: QAttention has no shape inference in
-                   onnxruntime's symbolic pass, and the planner must see every shape.
+                   onnxruntime's symbolic pass, and the planner must see every shape. With `int8_gather` (set
+                   for decoders) the same tool quantizes the token embedding too (the Gather indexed by
+                   `input_ids`): stored int8, the rows gathered then dequantized (Gather + DequantizeLinear), a
+                   quarter of its float bytes. Other tables (positions, rotary cos/sin) stay float.
     int8-static    quantize_static, QDQ format: Conv/MatMul/Gemm weights int8 per channel, activations uint8 with
                    ranges calibrated (MinMax) on inputs from the user's .npz, or on seeded generated inputs with a
                    printed warning that accuracy numbers from random data mean little.
@@ -92,7 +95,13 @@ class Int8Dynamic(Pass):
 
         with tempfile.TemporaryDirectory() as d, _quiet():
             out = Path(d) / "q.onnx"
-            quantize_dynamic(model, out, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
+            ops, exclude = ["MatMul", "Gemm"], []
+            if ctx.options.get("int8_gather"):
+                keep = set(embedding_gathers(model))
+                ops.append("Gather")
+                exclude = [n.name for n in model.graph.node if n.op_type == "Gather" and n.name not in keep]
+            quantize_dynamic(model, out, op_types_to_quantize=ops, weight_type=QuantType.QInt8,
+                             nodes_to_exclude=exclude,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})
             q = onnx.load(str(out))
         return _result(model, q)
@@ -199,6 +208,25 @@ class Int8Weights(_NBitsWeights):
     description = "onnxruntime MatMulNBitsQuantizer, bits 8: weight-only int8 MatMul weights (MatMulNBits)"
     precision = "int8"
     bits = 8
+
+
+def embedding_gathers(model: onnx.ModelProto) -> list[str]:
+    """Names of the Gather nodes that read a constant table at the `input_ids` graph input (directly or through
+    Reshape/Cast/Identity/Unsqueeze/Flatten): the token embedding. Unnamed nodes are named here."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inits = {t.name for t in model.graph.initializer}
+    out = []
+    for i, node in enumerate(model.graph.node):
+        if node.op_type != "Gather" or len(node.input) < 2 or node.input[0] not in inits:
+            continue
+        src = node.input[1]
+        while src in producer and producer[src].op_type in ("Reshape", "Cast", "Identity", "Unsqueeze", "Flatten"):
+            src = producer[src].input[0]
+        if src == "input_ids":
+            if not node.name:
+                node.name = f"embedding_gather_{i}"
+            out.append(node.name)
+    return out
 
 
 def lm_head_nodes(model: onnx.ModelProto) -> list[str]:

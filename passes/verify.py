@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -169,13 +170,16 @@ def load_npz(path: str, model: onnx.ModelProto) -> list[dict[str, np.ndarray]]:
 # ---- running and comparing -----------------------------------------------------------------------------------
 
 
-def session(model: onnx.ModelProto):
+def session(model: onnx.ModelProto | os.PathLike):
+    """A CPU session of `model`; given a path, onnxruntime reads the file and its external data itself (a model
+    whose weights are external data runs from its folder, never serialized through protobuf here)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 4  # failures come back as exceptions with their reason; no log spew
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    source = str(model) if isinstance(model, os.PathLike) else model.SerializeToString()
+    return ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
 
 
 def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

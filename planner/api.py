@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from planner.calibration.host import resolve_targets
 from planner.costs import lookup
@@ -16,7 +17,7 @@ from planner.llm.variants import DecoderVariants, optimize_decoder
 from planner.model.analyze import Analysis, Analyzer
 from planner.model.controlflow import iter_nodes
 from planner.model.loader import LoadedModel, load_model
-from planner.output.emit import emit_model
+from planner.output.emit import emit_external, emit_model
 from planner.predict.fusion import graph_costs
 from planner.search.plan_types import ModelSummary, Plan, candidate_report
 from planner.search.sweep import DEFAULT_MAX_BATCH, Candidate, search
@@ -85,13 +86,17 @@ def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, 
     _check_options(path, decoder is not None, passes, emit, prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)
     if decoder is not None:
         optimized = optimize_decoder(loaded, decoder, passes or PassOptions(), resolved,
-                                     prompt_len or DEFAULT_PROMPT_LEN, gen_len or DEFAULT_GEN_LEN)
-        result = plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len,
-                              gen_len, max_ttft_ms, max_tpot_ms, tp, optimized=optimized)
-        result.constraints.update({"passes": (passes or PassOptions()).mode,
-                                   "max_drift": (passes or PassOptions()).drift_limit(decoder=True)})
-        if emit is not None and result.chosen is not None:
-            result.model.notes.append(_emit_decoder(result.chosen.pipeline, optimized, emit, loaded))
+                                     prompt_len or DEFAULT_PROMPT_LEN, gen_len or DEFAULT_GEN_LEN,
+                                     scratch=_scratch(emit))
+        try:
+            result = plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len,
+                                  gen_len, max_ttft_ms, max_tpot_ms, tp, optimized=optimized)
+            result.constraints.update({"passes": (passes or PassOptions()).mode,
+                                       "max_drift": (passes or PassOptions()).drift_limit(decoder=True)})
+            if emit is not None and result.chosen is not None:
+                result.model.notes.append(_emit_decoder(result.chosen.pipeline, optimized, emit, loaded))
+        finally:
+            optimized.close()  # rewrites written for an external-data decoder: emitted or not needed
         return result
     analyzer = Analyzer(loaded, loop_trips=loop_trips)
     base = analyzer.analyze(dims, batch=batch)
@@ -124,6 +129,17 @@ def _check_options(path: str | os.PathLike, is_decoder: bool, passes: PassOption
                            "decoders only, and this model has no past key/value inputs and present outputs")
 
 
+def _scratch(emit: str | os.PathLike | None) -> Path | None:
+    """Where rewrites of an external-data decoder are written before one is chosen: beside --emit's target
+    (emitting then links the data file instead of copying it), else the system's temporary folder."""
+    if emit is None:
+        return None
+    folder = Path(emit).parent if str(Path(emit).parent) else Path(".")
+    if not folder.is_dir():
+        raise PlannerError(f"--emit {emit}: folder {folder} does not exist")
+    return folder
+
+
 def _emit(chosen: Candidate, optimized: Optimized, out: str | os.PathLike, loaded: LoadedModel) -> str:
     """Write the chosen candidate's model; the note that says so."""
     name = chosen.variant.name if chosen.variant else "none"
@@ -136,8 +152,11 @@ def _emit_decoder(name: str, optimized: DecoderVariants, out: str | os.PathLike,
     v = next(v for v in optimized.variants if v.name == name)
     if v.projected:
         raise PlannerError(f"--emit: the chosen plan is int4 projected from shapes ({loaded.path} keeps its weights "
-                           "as external data, never read for planning, and quantizing such decoders is not "
-                           "supported yet): plan with --passes none to emit the stored model")
+                           "as external data, never read for planning): name the pipeline, --passes int4, to "
+                           "quantize it one weight at a time and emit it")
+    if name != "none" and v.loaded.external_files:  # written one weight at a time (planner.llm.external)
+        emit_external(v.loaded, out, loaded)
+        return f"emitted the chosen candidate's model ({name}) to {out} with its weights in {Path(out).name}.data"
     emit_model(v.model, out, loaded.path, name, external=bool(loaded.external_files))
     return f"emitted the chosen candidate's model ({name}) to {out}"
 

@@ -142,8 +142,9 @@ def test_7b_int4_fits_a_smaller_cheaper_target_than_fp16(tmp_path):
                for n in p.model.notes)
     int4 = next(r for r in p.pipelines if r["pipeline"] == "int4")
     assert int4["projected"] and int4["drift"] is None
-    with pytest.raises(PlannerError, match="external data"):
-        plan(path, targets=["c7i-xlarge"], passes=PassOptions("int4"), prompt_len=128, gen_len=32)
+    assert any("name it, --passes int4, to quantize and verify it" in n for n in p.model.notes)
+    with pytest.raises(PlannerError, match="projected from shapes"):  # planned, never written
+        plan(path, targets=["c7i-xlarge"], prompt_len=128, gen_len=32, emit=tmp_path / "int4.onnx")
 
 
 def test_emit_writes_the_chosen_decoder_and_leaves_the_input(tiny, tmp_path, capsys):

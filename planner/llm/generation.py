@@ -26,6 +26,7 @@ its `generation` field, so that the pass runner and the search treat decoders an
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,7 +105,7 @@ def pair_cache(info: DecoderInfo) -> list[tuple[str, str, int]]:
 class _Decoder:
     """One onnxruntime session of a decoder, fed like a generation loop feeds it."""
 
-    def __init__(self, model: onnx.ModelProto, info: DecoderInfo) -> None:
+    def __init__(self, model: onnx.ModelProto | os.PathLike, info: DecoderInfo) -> None:
         self.s = session(model)
         self.inputs = {i.name: i for i in self.s.get_inputs()}
         self.outputs = [o.name for o in self.s.get_outputs()]
@@ -217,17 +218,18 @@ def position_limit(model: onnx.ModelProto) -> int | None:
 
 class GenerationReference:
     """The original decoder's generation, computed once; `drift(model)` judges a rewrite against it (the
-    interface passes.runner expects of a reference)."""
+    interface passes.runner expects of a reference). `source`: the file onnxruntime runs instead of `model`'s
+    bytes, for a decoder whose weights are external data (`model` then holds their descriptors only)."""
 
     def __init__(self, model: onnx.ModelProto, tokens: int = GEN_TOKENS, text: str = EVAL_TEXT,
-                 prompts: int = PROMPTS, prompt_len: int = PROMPT_LEN) -> None:
+                 prompts: int = PROMPTS, prompt_len: int = PROMPT_LEN, source: os.PathLike | None = None) -> None:
         info = recognise(model)
         if info is None:
             raise PlannerError("not a decoder: no past key/value inputs and present outputs")
         if tokens < 1:
             raise PlannerError(f"generation: {tokens} tokens: at least 1")
         self.info = info
-        dec = _Decoder(model, info)
+        dec = _Decoder(model if source is None else source, info)
         probe, _ = dec.step(np.zeros((1, 1), dtype=np.int64), dec.empty_past(1), 0)
         self.vocab = int(probe.shape[-1])
         rows = position_limit(model)
@@ -244,8 +246,9 @@ class GenerationReference:
         self.tokens, self.steps = _greedy(dec, self.prompts, tokens)
         self.perplexity = perplexity(dec, self.ids)
 
-    def measure(self, model: onnx.ModelProto) -> GenerationDrift:
-        """The rewrite's figures; raises ContractBroken when its cache breaks the contract."""
+    def measure(self, model: onnx.ModelProto | os.PathLike) -> GenerationDrift:
+        """The rewrite's figures (`model` in memory, or its file); raises ContractBroken when its cache breaks the
+        contract."""
         dec = _Decoder(model, self.info)
         if self.cache_note is None and (why := _check_cache(dec, self.vocab)):
             raise ContractBroken(why)
@@ -269,5 +272,5 @@ class GenerationReference:
                                absolute, perplexity(dec, self.ids), self.perplexity, len(self.prompts), self.n,
                                len(self.ids))
 
-    def drift(self, model: onnx.ModelProto) -> Drift:
+    def drift(self, model: onnx.ModelProto | os.PathLike) -> Drift:
         return self.measure(model).as_drift()

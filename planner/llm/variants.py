@@ -9,24 +9,30 @@ On `host`, each variant's decode step (batch 1 at the mean context) and prefill 
 timed interleaved with the stored model's (planner.search.variants.measure_on_host): the plan scales its host
 predictions to the measured ratios, as for other models, and prints them.
 
-A decoder whose weights are external data is never read for planning: its int4 variant is projected from
-shapes (passes.projection) and marked so: planned, not emitted, drift not measured.
+A decoder whose weights are external data is never read for planning: with `auto`, its int4 variant is
+projected from shapes (passes.projection) and marked so: planned, not emitted, drift not measured. Named
+weight-only pipelines (`--passes int4`, `int8-weight`) do run on it, one weight at a time, written with
+external data under a scratch folder and verified by generation from the files (planner.llm.external).
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import onnx
 
 from passes.base import PassContext
 from passes.projection import project_int4
-from passes.runner import Runner
+from passes.runner import PipelineResult, Runner
 from planner.errors import PlannerError
 from planner.llm.decoder import DECODE, PREFILL, DecoderInfo, phase_dims, phase_feeds
+from planner.llm.external import run_external
 from planner.llm.generation import EVAL_TEXT, GenerationReference, position_limit
 from planner.model.loader import LoadedModel
 from planner.search.variants import (
@@ -65,6 +71,13 @@ class DecoderVariants:
     variants: list[DecoderVariant]
     reports: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    scratch: Path | None = None  # where rewrites of an external-data decoder lie until planned and emitted
+
+    def close(self) -> None:
+        """Remove the scratch folder (emitted files are links or copies: they outlive it)."""
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
 
 def _pipelines(options: PassOptions) -> list:
@@ -88,8 +101,11 @@ def _eval_text(options: PassOptions) -> str:
 
 
 def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOptions, targets: Sequence[Target],
-                     prompt_len: int, gen_len: int, warn: Callable[[str], None] | None = None) -> DecoderVariants:
-    """The stored decoder plus each selected pipeline that verified by generation (see the module docstring)."""
+                     prompt_len: int, gen_len: int, warn: Callable[[str], None] | None = None,
+                     scratch: Path | None = None) -> DecoderVariants:
+    """The stored decoder plus each selected pipeline that verified by generation (see the module docstring).
+    `scratch`: the folder under which rewrites of an external-data decoder are written (where --emit goes, so
+    that emitting links them instead of copying; default the system's temporary folder)."""
     warn = warn or (lambda m: print(f"plan: warning: {m}", file=sys.stderr))
     stored = DecoderVariant("none", _stored_precision(info), loaded)
     out = DecoderVariants([stored])
@@ -98,9 +114,11 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
         return out
     if loaded.external_files:
         if options.explicit:
-            raise PlannerError(f"--passes {options.mode}: the decoder's weights are external data; passes rewrite "
-                               "self-contained decoders only (auto plans int4 from shapes)")
-        if any(p.name == "int4" for p in pipelines):
+            _external(out, loaded, options, pipelines, scratch)
+            host = next((t for t in targets if t.name == "host"), None)
+            if host is not None and len(out.variants) > 1:
+                _time_on_host(out, info, host, prompt_len, gen_len)
+        elif any(p.name == "int4" for p in pipelines):
             _project(out, loaded, options)
         return out
     why = None
@@ -126,7 +144,7 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
         out.notes.append(f"passes skipped: {why}")
         return out
     if any(p.name not in runs for p in pipelines):  # a second plan of the same model runs no pass again
-        runner = Runner(loaded.model, reference, PassContext(options=options.context_options(), warn=warn))
+        runner = Runner(loaded.model, reference, PassContext(options=decoder_pass_options(options), warn=warn))
         runs.update({p.name: runner.run(p) for p in pipelines if p.name not in runs})
         runs["_cache_note"] = reference.cache_note
     if runs.get("_cache_note"):
@@ -148,13 +166,61 @@ def optimize_decoder(loaded: LoadedModel, info: DecoderInfo, options: PassOption
         seen[digest] = p.name
         sub = LoadedModel(model=result.model, path=loaded.path,
                           sha256=f"{loaded.sha256}:{p.name}:{digest.hex()[:16]}")
-        drift = result.drift.to_dict() if result.drift else None
-        too_far = result.drift.violates(options.drift_limit(decoder=True)) if result.drift else None
-        out.variants.append(DecoderVariant(p.name, p.precision, sub, tuple(result.applied), drift, too_far))
+        _add_variant(out, p.name, p.precision, sub, result, options)
     host = next((t for t in targets if t.name == "host"), None)
     if host is not None and len(out.variants) > 1:
         _time_on_host(out, info, host, prompt_len, gen_len)
     return out
+
+
+def decoder_pass_options(options: PassOptions) -> dict:
+    """What the passes read on a decoder: the user's options, and int8-dynamic quantizing the token embedding
+    too (passes.quantize: on a decoder it is a large share of the weights, and a lookup, not a GEMM)."""
+    return {**options.context_options(), "int8_gather": True}
+
+
+def _add_variant(out: DecoderVariants, name: str, precision: str, sub: LoadedModel, result: PipelineResult,
+                 options: PassOptions) -> None:
+    drift = result.drift.to_dict() if result.drift else None
+    too_far = result.drift.violates(options.drift_limit(decoder=True)) if result.drift else None
+    out.variants.append(DecoderVariant(name, precision, sub, tuple(result.applied), drift, too_far))
+
+
+def _external(out: DecoderVariants, loaded: LoadedModel, options: PassOptions, pipelines: list,
+              scratch: Path | None) -> None:
+    """Named pipelines on an external-data decoder: the weight-only ones written one weight at a time and
+    verified by generation from the files (planner.llm.external); the others refused, saying why."""
+    try:
+        reference = GenerationReference(loaded.model, tokens=options.gen_tokens, text=_eval_text(options),
+                                        source=loaded.path)
+    except PlannerError:
+        raise
+    except Exception as e:  # onnxruntime cannot run the original: nothing to compare against
+        raise PlannerError(f"--passes {options.mode}: onnxruntime cannot run the original here "
+                           f"({str(e).splitlines()[0][:160] if str(e) else e!r})") from None
+    out.scratch = Path(tempfile.mkdtemp(prefix=".plan-passes-", dir=scratch))
+    try:
+        runs = run_external(loaded, reference, pipelines, options.context_options(), out.scratch)
+    except BaseException:
+        out.close()
+        raise
+    if reference.cache_note:
+        out.notes.append(f"the stored model itself fails the cache check ({reference.cache_note}): rewrites are "
+                         "judged by generation only")
+    out.reports.append({"pipeline": "none", "precision": None, "passes": [], "steps": [], "drift": None,
+                        "rejected": None, "note": "the model as stored"})
+    for p in pipelines:
+        run = runs[p.name]
+        report = pipeline_report(p, run.result)
+        out.reports.append(report)
+        if report["rejected"] or run.written is None:
+            continue
+        w = run.written
+        sub = LoadedModel(model=w.model, path=w.path, sha256=f"{loaded.sha256}:{p.name}:external",
+                          external_files={w.data_path.name: w.data_path.stat().st_size})
+        _add_variant(out, p.name, p.precision, sub, run.result, options)
+    out.notes.append("weights are external data: weight-only pipelines written one weight at a time, verified by "
+                     "generation from the files; graph rewrites skipped")
 
 
 def _stored_precision(info: DecoderInfo) -> str:
@@ -177,7 +243,7 @@ def _project(out: DecoderVariants, loaded: LoadedModel, options: PassOptions) ->
     out.reports.append({"pipeline": "int4", "precision": "int4", "passes": ["int4 (projected)"], "steps": [],
                         "drift": None, "rejected": None, "projected": True, "matmuls": rewritten, "note": why})
     out.notes.append(f"int4 planned from shapes: {rewritten} MatMuls as MatMulNBits (block "
-                     f"{options.int4_block_size}); not emitted (quantizing external-data decoders: not supported yet)")
+                     f"{options.int4_block_size}); not emitted (name it, --passes int4, to quantize and verify it)")
 
 
 def _time_on_host(out: DecoderVariants, info: DecoderInfo, host: Target, prompt_len: int, gen_len: int) -> None:
@@ -187,7 +253,8 @@ def _time_on_host(out: DecoderVariants, info: DecoderInfo, host: Target, prompt_
     if rows is not None and prompt_len + gen_len > rows:  # time what the model can run: contexts inside its table
         prompt_len, gen_len = max(1, rows // 2), max(1, rows // 4)
     dims = phase_dims(info, prompt_len, gen_len)
-    models = {v.name: v.model for v in out.variants if v.rejected is None}
+    models = {v.name: v.loaded.path if v.loaded.external_files else v.model for v in out.variants
+              if v.rejected is None}
     if len(models) < 2:
         return
     stored = out.variants[0].model

@@ -13,6 +13,7 @@ the original), about 0.5 to 1.5 s for the shipped models. `--passes none` skips 
 from __future__ import annotations
 
 import hashlib
+import os
 import statistics
 import sys
 import time
@@ -257,7 +258,7 @@ def _calibrate_on_host(out: Optimized, loaded: LoadedModel, host: Target, dims: 
                                   rejected_on={host.name: slower} if slower else {})
 
 
-def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: float = HOST_BUDGET_S,
+def measure_on_host(models: dict[str, onnx.ModelProto | os.PathLike], feeds: dict, budget_s: float = HOST_BUDGET_S,
                     shrink: bool = False, threads: int = 1) -> dict:
     """Median seconds per model over interleaved rounds (each round runs every model once, rotating the
     order), onnxruntime CPU with ORT_ENABLE_ALL and intra-op spinning off so that one session's idle threads do
@@ -265,6 +266,7 @@ def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: f
     fair. Stops after HOST_MAX_ROUNDS or when past the budget with at least HOST_MIN_ROUNDS. With `shrink`, a
     model whose first run takes over HOST_SLOW_RUN_S is timed at batch 1 (the first row of `feeds`) instead.
     `threads`: the intra-op threads the host is planned for, so that the ratio is the one the plan predicts.
+    A model given as a path is read by onnxruntime from its file (external data beside it).
     Returns {name: (median seconds, rounds)} plus "_batch": the batch timed."""
     import onnxruntime as ort
 
@@ -275,7 +277,8 @@ def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: f
         so.intra_op_num_threads = threads
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sessions[name] = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        source = str(m) if isinstance(m, os.PathLike) else m.SerializeToString()
+        sessions[name] = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
     batch = next(iter(feeds.values())).shape[0] if feeds else 1
     first = next(iter(sessions.values()))
     t0 = time.perf_counter()
