@@ -2,7 +2,10 @@
 
     int8-dynamic   quantize_dynamic: MatMul/Gemm weights int8 (per tensor, symmetric), activations quantized
                    per batch at run time (DynamicQuantizeLinear + MatMulInteger, which onnxruntime fuses into
-                   DynamicQuantizeMatMul).  Attention stays float: QAttention has no shape inference in
+                   DynamicQuantizeMatMul). On an x86 CPU without VNNI or AMX, weights in 7 bits (reduce_range,
+                   option int8_reduce_range, which the planner sets from planner.targets.host.u8s8_saturates), as
+                   onnxruntime's docs advise against u8 x s8 saturation;
+                   the same for int8-static.  Attention stays float: QAttention has no shape inference in
                    onnxruntime's symbolic pass, and the planner must see every shape. With `int8_gather` (set
                    for decoders) the same tool quantizes the token embedding too (the Gather indexed by
                    `input_ids`): stored int8, the rows gathered then dequantized (Gather + DequantizeLinear), a
@@ -74,10 +77,14 @@ def _float_check(model: onnx.ModelProto) -> str | None:
     return None
 
 
-def _result(before: onnx.ModelProto, after: onnx.ModelProto) -> PassResult:
+REDUCED_RANGE = ("int8 weights in 7 bits (reduce_range): this CPU has no VNNI/AMX, and onnxruntime's u8 x s8 "
+                 "kernel saturates without them")
+
+
+def _result(before: onnx.ModelProto, after: onnx.ModelProto, reduced: bool = False) -> PassResult:
     """`before` must be a serialized-equal copy taken before the tool ran (the tools edit their input)."""
     ensure_ms_opset(after)
-    return PassResult(after, True, count_delta(before, after))
+    return PassResult(after, True, count_delta(before, after), (REDUCED_RANGE,) if reduced else ())
 
 
 @register_pass
@@ -100,11 +107,12 @@ class Int8Dynamic(Pass):
                 keep = set(embedding_gathers(model))
                 ops.append("Gather")
                 exclude = [n.name for n in model.graph.node if n.op_type == "Gather" and n.name not in keep]
+            reduced = bool(ctx.options.get("int8_reduce_range"))
             quantize_dynamic(model, out, op_types_to_quantize=ops, weight_type=QuantType.QInt8,
-                             nodes_to_exclude=exclude,
+                             nodes_to_exclude=exclude, reduce_range=reduced,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})
             q = onnx.load(str(out))
-        return _result(model, q)
+        return _result(model, q, reduced)
 
 
 class _Reader:
@@ -144,15 +152,16 @@ class Int8Static(Pass):
         if ctx.calibration_generated:
             ctx.warn("int8-static is calibrated on generated random inputs: accuracy numbers from random data "
                      "mean little (pass --calibration data.npz)")
+        reduced = bool(ctx.options.get("int8_reduce_range"))
         with tempfile.TemporaryDirectory() as d, _quiet():
             out = Path(d) / "q.onnx"
             quantize_static(model, out, _Reader(ctx.calibration or []), quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=["Conv", "MatMul", "Gemm"], per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax,
+                            calibrate_method=CalibrationMethod.MinMax, reduce_range=reduced,
                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
             q = onnx.load(str(out))
-        return _result(model, q)
+        return _result(model, q, reduced)
 
 
 class _NBitsWeights(Pass):

@@ -33,6 +33,7 @@ from planner.model.limits import bounded_numel
 from planner.model.loader import LoadedModel
 from planner.predict.predictor import Predictor
 from planner.search.sweep import Variant
+from planner.targets.host import u8s8_saturates
 from planner.targets.target import Target
 
 DEFAULT_MAX_DRIFT = 0.01  # 1 - cosine similarity, and top-1 disagreement for classifier-like outputs
@@ -73,7 +74,8 @@ class PassOptions:
     def context_options(self) -> dict:
         """What the passes read from PassContext.options."""
         return {"int4_block_size": self.int4_block_size, "fp16_keep_io": self.fp16_keep_io,
-                "int4_symmetric": self.int4_symmetric, "int4_lm_head": self.int4_lm_head}
+                "int4_symmetric": self.int4_symmetric, "int4_lm_head": self.int4_lm_head,
+                "int8_reduce_range": u8s8_saturates()}
 
     @property
     def explicit(self) -> bool:

@@ -200,6 +200,16 @@ def fingerprint_of(cpuinfo: list[dict[str, str]], logical: int, cache_bytes: flo
     return " / ".join(parts)
 
 
+def u8s8_saturates() -> bool:
+    """Whether onnxruntime's int8 GEMM on this CPU can saturate: x86 without VNNI or AMX multiplies u8 x s8 with
+    VPMADDUBSW, whose pairwise int16 sums clip (onnxruntime's quantization docs: on such CPUs try reduce_range
+    or U8U8; VNNI has no saturation). On this AVX2 VM it took the BERT-like encoder's int8-dynamic output from
+    cosine 0.9999 to 0.978 (reduce_range: 0.99991)."""
+    flags = _flags(_cpuinfo())
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")
+    return x86 and not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
 def host_fingerprint() -> str:
     """Identifies the machine a calibration was measured on, so it is not applied to a different one."""
     return fingerprint_of(_cpuinfo(), len(_usable_cpus()), _largest_cache_bytes())
