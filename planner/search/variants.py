@@ -83,7 +83,7 @@ class PassOptions:
 
     def key(self) -> tuple:
         return (self.calibration, self.int4_block_size, self.fp16_keep_io, self.int4_symmetric, self.int4_lm_head,
-                self.eval_text, self.gen_tokens)
+                self.eval_text, self.gen_tokens, u8s8_saturates())
 
 
 @dataclass
