@@ -75,6 +75,17 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     return p if fleet is None else replace(p, fleet=plan_fleet(p, fleet, resolved))
 
 
+def batch_from_dims(batch_dim: str | None, dims: dict[str, int] | None, batch: int | None) -> int | None:
+    """The batch to plan at: --batch, else the batch dim when --dim binds it by name (then no sweep).
+
+    `--dim batch_size=4` names the batch as surely as `--batch 4`; sweeping 1, 2, 4, ... over it would bind the
+    batch dim twice and refuse the model ("--batch 1 contradicts --dim batch_size=4") for an option the user
+    never gave. A --batch that disagrees is still refused when the dims are bound."""
+    if batch is None and batch_dim and dims and batch_dim in dims:
+        return dims[batch_dim]
+    return batch
+
+
 def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, batch: int | None,
           max_latency_ms: float | None, max_batch: int, progress: Callable[[int, int], None] | None,
           prompt_len: int | None, gen_len: int | None, max_ttft_ms: float | None, max_tpot_ms: float | None,
@@ -94,6 +105,7 @@ def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, 
             result.model.notes.append(_emit_decoder(result.chosen.pipeline, optimized, emit, loaded))
         return result
     analyzer = Analyzer(loaded, loop_trips=loop_trips)
+    batch = batch_from_dims(analyzer.spec.batch, dims, batch)
     base = analyzer.analyze(dims, batch=batch)
     passes = passes or PassOptions()
     optimized = optimize(loaded, analyzer, dims, passes, resolved)  # pass pipelines run, verified, drift measured
