@@ -193,7 +193,7 @@ def test_dynamic_int8_lstm_is_dynamic_quantize_lstm(tmp_path):
     src = _lstm(tmp_path / "lstm.onnx")
     dst = variants.make_variant("int8-dynamic", src, tmp_path / "lstm.q.onnx", {"time": 5, "batch_size": 2})
     assert "DynamicQuantizeLSTM" in _ops(dst)
-    assert feeds.run_once(str(dst), {"time": 5, "batch_size": 2}) == (True, "")
+    assert feeds.run_once(str(dst), {"time": 5, "batch_size": 2})[:2] == (True, "")
 
 
 def test_static_quantization_takes_a_bias_behind_an_identity(tmp_path):

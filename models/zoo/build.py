@@ -11,7 +11,8 @@ onnx.helper), its dims rewritten to -1 where the family says so, then each preci
 written to a temporary name and moved into place with os.replace. Then one onnxruntime run per model entry at
 its binding (1 thread; a check that it runs, not a timing) and DIR/manifest.json, one record per entry: name,
 file and path, family, class (the scoring class), family_class, variant, split, dims (`plan --dim`), batch
-(`plan --batch`, for a -1 batch), ort_runs and ort_error. A family that fails to build is reported and left
+(`plan --batch`, for a -1 batch), ort_runs, ort_error and ort_run_s (that one run's wall time on whatever
+else the machine does: a size check, not a measurement). A family that fails to build is reported and left
 out of the manifest; the rest still builds. Default DIR: ${XDG_CACHE_HOME:-~/.cache}/onnx-planner/zoo.
 """
 
@@ -132,20 +133,22 @@ def main(argv: list[str] | None = None) -> int:
             st = path.stat()
             stamp = [st.st_size, st.st_mtime_ns]
             old = previous.get(entry.name)
-            if old and old.get("stamp") == stamp and old.get("dims") == dims and "ort_runs" in old:
-                runs, why = old["ort_runs"], old.get("ort_error", "")
+            if old and old.get("stamp") == stamp and old.get("dims") == dims and "ort_run_s" in old:
+                runs, why, seconds = old["ort_runs"], old.get("ort_error", ""), old["ort_run_s"]
             elif args.no_run:
-                runs, why = None, "not run (--no-run)"
+                runs, why, seconds = None, "not run (--no-run)", None
             else:
-                runs, why = feeds.run_once(str(path), {**entry.dims, **dims})
+                runs, why, seconds = feeds.run_once(str(path), {**entry.dims, **dims})
             records[entry.name] = {
                 "name": entry.name, "file": entry.file, "path": str(path), "family": entry.family,
                 "class": entry.scoring_class, "family_class": entry.family_class, "part": entry.part,
                 "variant": entry.variant, "binding": entry.binding, "split": entry.split, "dims": dims,
                 "batch": batch, "dims_not_in_model": dropped, "ort_runs": runs, "ort_error": why,
+                "ort_run_s": round(seconds, 4) if seconds is not None else None,
                 "bytes": st.st_size, "nodes": len(model.graph.node), "source": fam.source, "stamp": stamp}
             flag = "ok " if runs else "ORT-REFUSED " if runs is False else ""
-            print(f"  {flag}{entry.name}: {st.st_size / 1e6:.1f} MB, {len(model.graph.node)} nodes"
+            took = f", one run {1e3 * seconds:.0f} ms" if seconds else ""
+            print(f"  {flag}{entry.name}: {st.st_size / 1e6:.1f} MB, {len(model.graph.node)} nodes{took}"
                   f"{'; ' + why if why else ''}", flush=True)
         print(f"{fam.name}: {time.time() - t0:.0f} s", flush=True)
     order = {e.name: i for i, e in enumerate(catalog.entries(catalog.load_families()))}

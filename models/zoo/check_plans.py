@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from models.zoo import manifest
@@ -43,29 +44,39 @@ def _run(cmd: list[str], timeout: int) -> dict:
             "seconds": round(time.time() - t0, 1)}
 
 
+def _report(res: dict, bad: list[dict]) -> None:
+    ok = res["plan"]["rc"] == 0 and res["predict"]["rc"] == 0
+    if not ok:
+        bad.append(res)
+    why = f"; {res['plan']['error'] or res['predict']['error']}" if not ok else ""
+    print(f"{'ok  ' if ok else 'FAIL'} {res['name']}: plan rc {res['plan']['rc']} ({res['plan']['seconds']} s), "
+          f"predict rc {res['predict']['rc']} ({res['predict']['seconds']} s){why}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--zoo", default=str(manifest.default_dir()), help="the zoo folder (default: %(default)s)")
     ap.add_argument("--only", nargs="*", help="models whose name contains one of these")
     ap.add_argument("--passes", default="none", help="plan's --passes (default none; 'default' searches them)")
     ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--jobs", type=int, default=1, help="models checked at once")
     args = ap.parse_args(argv)
     folder = Path(args.zoo).expanduser()
     records = [r for r in manifest.load(folder) if not args.only or any(s in r["name"] for s in args.only)]
     plan = [sys.executable, "-m", "planner.cli"]
+    passes = [] if args.passes == "default" else ["--passes", args.passes]
+
+    def check(r: dict) -> dict:
+        return {"name": r["name"], "ort_runs": r.get("ort_runs"), "dims": r["dims"], "batch": r.get("batch"),
+                "plan": _run([*plan, r["path"], "--target", "host", *dim_args(r), *passes], args.timeout),
+                "predict": _run([*plan, "predict", r["path"], "--target", "host", *dim_args(r)], args.timeout)}
+
     results, bad = [], []
-    for r in records:
-        passes = [] if args.passes == "default" else ["--passes", args.passes]
-        res = {"name": r["name"], "ort_runs": r.get("ort_runs"),
-               "plan": _run([*plan, r["path"], "--target", "host", *dim_args(r), *passes], args.timeout),
-               "predict": _run([*plan, "predict", r["path"], "--target", "host", *dim_args(r)], args.timeout)}
-        results.append(res)
-        ok = res["plan"]["rc"] == 0 and res["predict"]["rc"] == 0
-        if not ok:
-            bad.append(res)
-        print(f"{'ok  ' if ok else 'FAIL'} {r['name']}: plan rc {res['plan']['rc']} ({res['plan']['seconds']} s), "
-              f"predict rc {res['predict']['rc']}{'; ' if not ok else ''}"
-              f"{res['plan']['error'] or res['predict']['error'] if not ok else ''}", flush=True)
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        done = pool.map(check, records)
+        for res in done:
+            results.append(res)
+            _report(res, bad)
     out = folder / "plans.json"
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps({"passes": args.passes, "results": results}, indent=1) + "\n")

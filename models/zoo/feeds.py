@@ -8,6 +8,7 @@ ones, position ids count on from the past length, booleans (optimum's use_cache_
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import onnx
@@ -84,8 +85,11 @@ def make_feeds(model: onnx.ModelProto, dims: dict[str, int], seed: int = 0) -> d
     return feeds
 
 
-def run_once(path: str, dims: dict[str, int], seed: int = 0) -> tuple[bool, str]:
-    """One onnxruntime run at 1 thread (ORT_ENABLE_ALL, as plan validate runs): (ran, why not)."""
+def run_once(path: str, dims: dict[str, int], seed: int = 0) -> tuple[bool, str, float]:
+    """One onnxruntime run at 1 thread (ORT_ENABLE_ALL, as plan validate runs): (ran, why not, its wall seconds).
+
+    The seconds are of one cold run on whatever else the machine is doing: a size check (is the model within
+    the zoo's budget of about 0.3 s a run?), not a measurement."""
     try:
         model = onnx.load(path, load_external_data=False)
         feeds = make_feeds(model, dims, seed)
@@ -94,7 +98,9 @@ def run_once(path: str, dims: dict[str, int], seed: int = 0) -> tuple[bool, str]
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        t0 = time.perf_counter()
         sess.run(None, feeds)
+        seconds = time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - any refusal is the answer, recorded with its message
-        return False, f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-    return True, ""
+        return False, f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}", 0.0
+    return True, "", seconds

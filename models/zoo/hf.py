@@ -1,9 +1,10 @@
 """Transformers architectures exported through optimum's ONNX exporter, offline, random-init and seeded.
 
-The config is the family's `config` table ("" for None, which TOML cannot write) passed to the model class's own config class (no hub download;
-HF_HUB_OFFLINE is set), the weights are torch's seeded initialisation, and optimum writes the graphs as it does
-for real checkpoints (opset 18, no validation, no post-processing: an encoder-decoder gives encoder_model.onnx,
-decoder_model.onnx and decoder_with_past_model.onnx, of which the family keeps the parts it lists).
+The config is the family's `config` table ("" for None, which TOML cannot write) passed to the model class's
+own config class (no hub download; HF_HUB_OFFLINE is set), the weights are torch's seeded initialisation, and
+optimum writes the graphs as it does for real checkpoints (opset 18, no validation, no post-processing: an
+encoder-decoder gives encoder_model.onnx, decoder_model.onnx and decoder_with_past_model.onnx, of which the
+family keeps the parts it lists).
 """
 
 from __future__ import annotations
