@@ -130,3 +130,14 @@ def test_a_batch_bound_by_dim_is_planned_at_that_batch():
     assert p.chosen.batch == 4
     with pytest.raises(DimError, match="contradicts"):
         planner.plan(MODELS / "cnn.onnx", targets=["t4"], dims={"batch": 4}, batch=2, passes=PassOptions(mode="none"))
+
+
+def test_a_decoder_batch_bound_by_dim_is_planned_at_that_batch():
+    """The decoder search analyses its phases at several batches; a --dim naming the batch fixes the search's
+    batch instead of contradicting it ("--batch 2 contradicts --dim batch_size=1", the zoo's decoders)."""
+    p = planner.plan(MODELS / "decoder.onnx", targets=["t4"], dims={"batch_size": 2},
+                     passes=PassOptions(mode="none"))
+    assert p.chosen is not None and p.chosen.batch == 2
+    with pytest.raises(DimError, match="contradicts"):
+        planner.plan(MODELS / "decoder.onnx", targets=["t4"], dims={"batch_size": 2}, batch=4,
+                     passes=PassOptions(mode="none"))
