@@ -4,6 +4,8 @@ inside a top-level If, a Loop over steps, a Scan), their batch declared -1 as so
     if_model    image [-1, 3, S, S], mode bool [] -> If(mode): a CNN with 3x3 convolutions or one with 5x5
                 ones (a mode switch, as models with a sample-rate or quality switch export); each branch
                 is the whole model: Conv+Relu stride 2 per stage, GlobalAveragePool, Flatten, Gemm to 10
+    if_rnn      features [time, -1, inputs], mode bool [] -> If(mode): an LSTM or a GRU layer over time, its last
+                state -> Gemm to 10 (a voice-activity model's sample-rate switch, each rate its own recurrent net)
     loop_model  x [-1, inputs] -> Loop of `steps` trips (the trip count a constant): h = tanh(x W + h R + b),
                 the states stacked as a scan output; last state -> Gemm to 10
     scan_model  xs [sequence, -1, inputs] -> Scan over the sequence: h = tanh(x_t W + h R + b) (an Elman RNN
@@ -59,6 +61,36 @@ def if_model(channels: list[int], image: int, seed: int = 0) -> onnx.ModelProto:
     graph = helper.make_graph(
         [node], "if_model",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [-1, 3, image, image]),
+         helper.make_tensor_value_info("mode", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [-1, CLASSES])])
+    return _model(graph)
+
+
+def _rnn_branch(rng: np.random.Generator, kind: str, inputs: int, hidden: int) -> onnx.GraphProto:
+    gates = {"LSTM": 4, "GRU": 3}[kind]
+    p = kind.lower()
+    inits = [numpy_helper.from_array(_w(rng, (1, gates * hidden, inputs), inputs), f"{p}_W"),
+             numpy_helper.from_array(_w(rng, (1, gates * hidden, hidden), hidden), f"{p}_R"),
+             numpy_helper.from_array(np.zeros((1, 2 * gates * hidden), np.float32), f"{p}_B"),
+             numpy_helper.from_array(np.array([-1, hidden], np.int64), f"{p}_flat"),
+             numpy_helper.from_array(_w(rng, (hidden, CLASSES), hidden), f"{p}_fc"),
+             numpy_helper.from_array(np.zeros(CLASSES, np.float32), f"{p}_fcb")]
+    nodes = [helper.make_node(kind, ["features", f"{p}_W", f"{p}_R", f"{p}_B"], ["", f"{p}_h"], name=p,
+                              hidden_size=hidden),
+             helper.make_node("Reshape", [f"{p}_h", f"{p}_flat"], [f"{p}_hf"], name=f"{p}_flatten"),
+             helper.make_node("Gemm", [f"{p}_hf", f"{p}_fc", f"{p}_fcb"], [f"{p}_logits"], name=f"{p}_fc")]
+    return helper.make_graph(nodes, p, [], [helper.make_tensor_value_info(f"{p}_logits", TensorProto.FLOAT, None)],
+                             inits)
+
+
+def if_rnn(inputs: int, hidden: int, seed: int = 0) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    node = helper.make_node("If", ["mode"], ["logits"], name="rate_switch",
+                            then_branch=_rnn_branch(rng, "LSTM", inputs, hidden),
+                            else_branch=_rnn_branch(rng, "GRU", inputs, hidden))
+    graph = helper.make_graph(
+        [node], "if_rnn",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["time", -1, inputs]),
          helper.make_tensor_value_info("mode", TensorProto.BOOL, [])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [-1, CLASSES])])
     return _model(graph)
@@ -143,7 +175,7 @@ def scan_model(hidden: int, inputs: int, seed: int = 0) -> onnx.ModelProto:
     return _model(graph)
 
 
-BUILDERS = {"if_model": if_model, "loop_model": loop_model, "scan_model": scan_model}
+BUILDERS = {"if_model": if_model, "if_rnn": if_rnn, "loop_model": loop_model, "scan_model": scan_model}
 
 
 def build(model: str, config: dict, seed: int = 0) -> onnx.ModelProto:
