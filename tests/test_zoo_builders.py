@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from models.zoo import build, controlflow, feeds, manifest, variants
+from models.zoo import build, check_plans, controlflow, feeds, manifest, variants
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -250,3 +250,13 @@ def test_fidelity_reads_the_zoo_manifest_by_split(tmp_path):
     assert [c.name for c in dev] == ["m0"] and dev[0].path == tmp_path / "f" / "m0.onnx"
     assert [c.name for c in fid.zoo_cases(tmp_path, "all")] == ["m0", "m1"]
     assert [c.split for c in fid.zoo_cases(tmp_path, "held-out")] == ["held-out"]
+
+
+def test_check_plans_turns_a_decoders_phase_dims_into_a_prompt_length():
+    rec = {"path": "m.onnx", "dims": {"batch_size": 1, "decoder_sequence_length": 1,
+                                      "past_decoder_sequence_length": 16, "encoder_sequence_length": 128},
+           "batch": None}
+    assert check_plans.decoder_plan_argv(rec, ["--passes", "none"]) == [
+        "m.onnx", "--target", "host", "--dim", "batch_size=1", "--dim", "encoder_sequence_length=128",
+        "--prompt-len", "17", "--gen-len", "16", "--passes", "none"]
+    assert check_plans.dim_args({"dims": {"sequence": 50}, "batch": 1}) == ["--dim", "sequence=50", "--batch", "1"]
