@@ -27,7 +27,7 @@ from pathlib import Path
 
 import onnx
 
-from models.zoo import catalog, controlflow, feeds, variants
+from models.zoo import catalog, controlflow, feeds, hf, torch_nets, variants
 from models.zoo.manifest import MANIFEST, MANIFEST_VERSION, default_dir
 
 SEED = 0
@@ -49,12 +49,8 @@ def build_fp32(family: catalog.Family, out: Path, force: bool) -> dict[str, Path
         if family.source == "onnx-helper":
             onnx.save(controlflow.build(family.model, family.config, SEED), str(tmps["model"]))
         elif family.source in ("torch-nn", "db-text"):
-            from models.zoo import torch_nets
-
             torch_nets.export(family.model, family.config, tmps["model"], SEED)
         else:
-            from models.zoo import hf
-
             hf.export(family.model, family.config, family.task or "", list(tmps), tmps, SEED)
         for part, tmp in tmps.items():
             model = onnx.load(str(tmp))

@@ -8,7 +8,7 @@ of that file's dims: a decoder's decode step and its prefill are two entries of 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -78,7 +78,6 @@ class Entry:
     split: str
     scoring_class: str
     file: str  # relative to the zoo folder
-    extra: dict = field(default_factory=dict)
 
 
 def variant_class(variant: str, base: str) -> str:

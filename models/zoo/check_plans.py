@@ -58,8 +58,7 @@ def _run(argv: list[str]) -> dict:
 
 def plan_argv(record: dict, passes: list[str]) -> list[str]:
     """`plan` on this record: its dims, or for a decoder its phases' lengths (see the module's docstring)."""
-    argv = [record["path"], "--target", "host", *dim_args(record), *passes]
-    return argv
+    return [record["path"], "--target", "host", *dim_args(record), *passes]
 
 
 def decoder_plan_argv(record: dict, passes: list[str]) -> list[str]:

@@ -2,7 +2,7 @@
 
 The same feeds calibrate the static int8 variants (a few seeded draws), so a model is quantized on inputs of
 the shape it is scored at. Token ids are drawn below 100 (every zoo vocabulary is larger), attention masks are
-ones, position ids count on from the past length, booleans (optimum's use_cache_branch) are true.
+ones, token type ids zero, position ids count on from the past length, booleans (optimum's use_cache_branch) are true.
 """
 
 from __future__ import annotations
