@@ -15,6 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from models.zoo import build, check_plans, controlflow, feeds, manifest, variants
+from planner import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -260,3 +261,16 @@ def test_check_plans_turns_a_decoders_phase_dims_into_a_prompt_length():
         "m.onnx", "--target", "host", "--dim", "batch_size=1", "--dim", "encoder_sequence_length=128",
         "--prompt-len", "17", "--gen-len", "16", "--passes", "none"]
     assert check_plans.dim_args({"dims": {"sequence": 50}, "batch": 1}) == ["--dim", "sequence=50", "--batch", "1"]
+
+
+def test_predicting_an_s8_qdq_model_leaves_no_stray_file(tmp_path, monkeypatch):
+    """onnxruntime turns s8 QDQ pairs into u8 ones with constants onnx cannot type; the executed graph's shapes
+    then stayed unknown and onnxruntime's public symbolic inference saved ./sym_shape_infer_temp.onnx (the zoo's
+    int8-qdq decoders and CNNs, through plan predict). The planner's guarded inference writes nothing."""
+    src = _small_cnn(tmp_path / "cnn.onnx")
+    q = variants.make_variant("int8-qdq", src, tmp_path / "q.onnx", {"batch_size": 1})
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert cli.main(["predict", str(q), "--target", "host", "--batch", "1"]) == 0
+    assert list(work.iterdir()) == []
