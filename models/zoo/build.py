@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="rebuild files that exist")
     ap.add_argument("--no-run", action="store_true", help="skip the onnxruntime run of each model")
     args = ap.parse_args(argv)
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizers warn about every tensor they leave float
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     families = catalog.load_families()
