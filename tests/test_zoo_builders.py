@@ -16,6 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from models.zoo import build, check_plans, controlflow, feeds, manifest, variants
 from planner import cli
+from planner.calibration.store import Calibration, save
+from planner.targets.host import host_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -274,3 +276,41 @@ def test_predicting_an_s8_qdq_model_leaves_no_stray_file(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     assert cli.main(["predict", str(q), "--target", "host", "--batch", "1"]) == 0
     assert list(work.iterdir()) == []
+
+
+def test_fidelity_scores_a_zoo_per_class_and_split_end_to_end(tmp_path, monkeypatch):
+    """fidelity.py --zoo DIR --split all on a two-model zoo, with a stated calibration and recorded
+    measurements (--measured: nothing is timed here): every model predicted, figures per class and split."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    zoo = tmp_path / "zoo"
+    (zoo / "s").mkdir(parents=True)
+    variants.save_model(controlflow.scan_model(hidden=16, inputs=8), zoo / "s" / "scan.onnx")
+    _small_cnn(zoo / "s" / "cnn.onnx")
+    models = [{"name": "scan s20", "file": "s/scan.onnx", "family": "cf-scan", "class": "control-flow",
+               "variant": "fp32", "split": "dev", "dims": {"sequence": 20}, "batch": 1, "ort_runs": True},
+              {"name": "cnn b2", "file": "s/cnn.onnx", "family": "c", "class": "cnn", "variant": "fp32",
+               "split": "held-out", "dims": {"batch_size": 2}, "batch": None, "ort_runs": True}]
+    (zoo / manifest.MANIFEST).write_text(json.dumps({"version": manifest.MANIFEST_VERSION, "models": models}))
+    cal = Calibration(fingerprint=host_fingerprint(), threads=1, launch_overhead_s=0.5e-6, run_overhead_s=8e-6,
+                      run_overhead_per_io_s=1e-6, profiler_bias_s=3e-6, bandwidth_curve=((1e3, 2e10), (1e9, 2e10)),
+                      weight_bandwidth_curve=((1e6, 8e10), (1e8, 2e10)),
+                      rate_curves={"gemm.fp32": ((1.0, 1e10), (100.0, 1e11))}, throughput_curves={},
+                      kernel_fixed_s={"gemm": 2e-6, "vector": 0.25e-6}, workspace_bytes=12e6,
+                      created="2026-01-01T00:00:00+00:00", quick=True, weight_residency={})
+    cal_file = save(cal, tmp_path / "cal.json")
+    measured = {m["name"]: [{"latency_s": 1e-4, "latency_wall_s": 1e-4, "latency_best_s": 1e-4, "cpu_share": 1.0,
+                             "latency_runs_s": [1e-4], "node_us": {}, "node_op": {}, "kernel_sum_s": 1e-4,
+                             "profiled_run_s": 1e-4, "rss_peak_bytes": None, "arena_peak_bytes": None,
+                             "threads": 1, "runs": 1}] for m in models}
+    (tmp_path / "measured.json").write_text(json.dumps(measured))
+    out = tmp_path / "out.json"
+    rc = _fidelity().main(["--zoo", str(zoo), "--split", "all", "--calibration", str(cal_file), "--measured",
+                           str(tmp_path / "measured.json"), "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert [r["name"] for r in doc["models"]] == ["scan s20", "cnn b2"] and doc["unpredicted"] == []
+    assert doc["split"] == "all"
+    assert {"control-flow", "cnn", "dev/control-flow", "held-out/cnn", "dev/all", "held-out/all"} <= set(doc["classes"])
+    assert doc["models"][0]["dims"]["sequence"] == 20
+    for r in doc["models"]:
+        assert doc["classes"][r["class"]]["median_abs_error"] == pytest.approx(abs(r["predicted_ms"] / 0.1 - 1))
