@@ -12,8 +12,9 @@ written to a temporary name and moved into place with os.replace. Then one onnxr
 its binding (1 thread; a check that it runs, not a timing) and DIR/manifest.json, one record per entry: name,
 file and path, family, class (the scoring class), family_class, variant, split, dims (`plan --dim`), batch
 (`plan --batch`, for a -1 batch), ort_runs, ort_error and ort_run_s (that one run's wall time on whatever
-else the machine does: a size check, not a measurement). A family that fails to build is reported and left
-out of the manifest; the rest still builds. Default DIR: ${XDG_CACHE_HOME:-~/.cache}/onnx-planner/zoo.
+else the machine does: a size check, not a measurement), and a variant's note (what its build did
+differently). A family that fails to build is reported and left out of the manifest; the rest still builds.
+Default DIR: ${XDG_CACHE_HOME:-~/.cache}/onnx-planner/zoo.
 """
 
 from __future__ import annotations
@@ -143,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                 "variant": entry.variant, "binding": entry.binding, "split": entry.split, "dims": dims,
                 "batch": batch, "dims_not_in_model": dropped, "ort_runs": runs, "ort_error": why,
                 "ort_run_s": round(seconds, 4) if seconds is not None else None,
-                "bytes": st.st_size, "nodes": len(model.graph.node), "source": fam.source, "stamp": stamp}
+                "bytes": st.st_size, "nodes": len(model.graph.node),
+                "note": next((p.value for p in model.metadata_props if p.key == variants.NOTE_KEY), ""),
+                "source": fam.source, "stamp": stamp}
             flag = "ok " if runs else "ORT-REFUSED " if runs is False else ""
             took = f", one run {1e3 * seconds:.0f} ms" if seconds else ""
             print(f"  {flag}{entry.name}: {st.st_size / 1e6:.1f} MB, {len(model.graph.node)} nodes{took}"

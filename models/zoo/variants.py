@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from models.zoo.feeds import make_feeds, run_once
 
@@ -118,6 +118,7 @@ def constants_as_initializers(model: onnx.ModelProto) -> int:
 # which QDQ rounding sends out of the embedding's range). Excluding such nodes is what users do; quantizing the
 # ops that carry the weights is the simple form of it.
 WEIGHT_OPS = ["MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU"]
+NOTE_KEY = "onnx_planner_zoo_note"  # metadata_props entry: what a variant's build did differently
 
 
 def int8_static(src: Path, dst: Path, dims: dict[str, int], fmt: str, op_types: list[str] | None = None) -> Path:
@@ -178,8 +179,14 @@ def make_variant(variant: str, src: Path, dst: Path, dims: dict[str, int]) -> Pa
     if variant in ("int8-qoperator", "int8-qdq"):
         fmt = variant.removeprefix("int8-")
         int8_static(src, dst, dims, fmt)
-        if not run_once(str(dst), dims)[0]:  # quantizing everything broke it: the weight-carrying ops only
+        ran, why, _ = run_once(str(dst), dims)
+        if not ran:  # quantizing everything broke it: the weight-carrying ops only, and the file says so
             int8_static(src, dst, dims, fmt, WEIGHT_OPS)
+            model = onnx.load(str(dst))
+            helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
+                                                NOTE_KEY: f"only {', '.join(WEIGHT_OPS)} quantized: with every op "
+                                                          f"quantized onnxruntime refused it ({why[:200]})"})
+            save_model(model, dst)
         return dst
     if variant == "fp16":
         return fp16(src, dst)
