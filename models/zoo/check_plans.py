@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zoo", default=str(manifest.default_dir()), help="the zoo folder (default: %(default)s)")
     ap.add_argument("--only", nargs="*", help="models whose name contains one of these")
     ap.add_argument("--passes", default="none", help="plan's --passes (default none; 'default' searches them)")
+    ap.add_argument("--out", default="plans.json", help="results file in the zoo folder (default %(default)s)")
     args = ap.parse_args(argv)
     folder = Path(args.zoo).expanduser()
     records = [r for r in manifest.load(folder) if not args.only or any(s in r["name"] for s in args.only)]
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                "plan": planned, "predict": _run(["predict", r["path"], "--target", "host", *dim_args(r)])}
         results.append(res)
         _report(res, bad)
-    out = folder / "plans.json"
+    out = folder / args.out
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps({"passes": args.passes, "results": results}, indent=1) + "\n")
     tmp.replace(out)
