@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 from models.zoo import build, check_plans, controlflow, feeds, manifest, variants
 from planner import cli
 from planner.calibration.store import Calibration, save
+from planner.search import variants as search_variants
 from planner.targets.host import host_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,3 +315,13 @@ def test_fidelity_scores_a_zoo_per_class_and_split_end_to_end(tmp_path, monkeypa
     assert doc["models"][0]["dims"]["sequence"] == 20
     for r in doc["models"]:
         assert doc["classes"][r["class"]]["median_abs_error"] == pytest.approx(abs(r["predicted_ms"] / 0.1 - 1))
+
+
+def test_host_timing_keeps_a_scalar_input_when_it_cuts_the_batch(monkeypatch):
+    """plan --target host timed the pass variants at batch 1 by cutting every input to its first row, and
+    crashed on the zoo's If model, whose mode switch is a 0-d bool ("too many indices for array")."""
+    monkeypatch.setattr(search_variants, "HOST_SLOW_RUN_S", 0.0)
+    m = controlflow.if_model(channels=[4], image=16)
+    feeds = {"mode": np.array(True), "image": np.ones((3, 3, 16, 16), np.float32)}
+    out = search_variants.measure_on_host({"a": m}, feeds, budget_s=0.0, shrink=True)
+    assert out["_batch"] == 1 and out["a"][1] >= 1

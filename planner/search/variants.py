@@ -276,12 +276,15 @@ def measure_on_host(models: dict[str, onnx.ModelProto], feeds: dict, budget_s: f
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sessions[name] = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    batch = next(iter(feeds.values())).shape[0] if feeds else 1
+    # The batch is the leading dim of the first input that has one: a scalar input (an If's mode switch) has
+    # none, and keeps its value when the batched inputs are cut to their first row.
+    batch = next((v.shape[0] for v in feeds.values() if getattr(v, "ndim", 0)), 1)
     first = next(iter(sessions.values()))
     t0 = time.perf_counter()
     first.run(None, feeds)
     if shrink and batch > 1 and time.perf_counter() - t0 > HOST_SLOW_RUN_S:
-        feeds, batch = {k: v[:1] for k, v in feeds.items()}, 1
+        feeds = {k: v[:1] if getattr(v, "ndim", 0) and v.shape[0] == batch else v for k, v in feeds.items()}
+        batch = 1
     for s in sessions.values():
         s.run(None, feeds)
     order = list(sessions)
