@@ -2,12 +2,21 @@
 
     python benchmarks/fidelity.py [--threads 1] [--runs 10] [--rounds 1] [--calibration FILE | --calibrate]
                                   [--only NAME ...] [--json OUT.json] [--measured FILE]
+                                  [--zoo [DIR] [--split dev|held-out|all]]
 
 Runs `plan validate` (planner.calibration.validate) over a zoo of varied models: the onnx package's light CNNs (AlexNet,
 DenseNet-121, Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet-512; their batch is fixed
 at 1), the repository's models/ (a small CNN and an MLP at two batch sizes, the BERT-like encoder at two
 batch/sequence bindings, the Llama-like decoder in a decode step with 32 past tokens and in a 16-token step
 over 16 past ones) and an LSTM and a two-layer GRU built here with onnx.helper, at two batch sizes each.
+
+With --zoo, the models are instead those of the zoo of issue #16 (built by `python -m models.zoo.build`; DIR
+defaults to its cache, ${XDG_CACHE_HOME:-~/.cache}/onnx-planner/zoo), read from its manifest.json: the ones of
+--split (default dev: the half one may study while changing the cost model; held-out is for scoring only) that
+onnxruntime runs, at the manifest's dims. The results are then also printed per class (CNN, detector, encoder,
+decoder, recurrent, int8, fp16, control flow: a model's class is its precision for int8 and fp16 variants, else
+its family's kind) and, with --split all, per split. A zoo model the planner cannot predict is reported and left
+out of the figures.
 
 Order of events, so that no model's timing can reach any prediction: the calibration is read (or measured
 with --calibrate, before any model runs, again up to three times while it reports that neighbours kept the
@@ -48,6 +57,8 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from models.zoo import manifest as zoo_manifest  # noqa: E402
+
 CALIBRATION_ATTEMPTS = 3  # --calibrate measures again while planner.ort.quiet reports a busy machine
 
 LIGHT = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
@@ -60,6 +71,10 @@ class Case:
     path: Path
     dims: dict[str, int] = field(default_factory=dict)
     batch: int | None = None
+    klass: str = ""  # the zoo's scoring class ("" for the built-in zoo)
+    split: str = ""
+    family: str = ""
+    variant: str = ""
 
 
 def build_rnn(path: Path, kind: str, hidden: int, inputs: int, layers: int = 1, seed: int = 0) -> Path:
@@ -117,6 +132,12 @@ def zoo(workdir: Path) -> list[Case]:
     return cases
 
 
+def zoo_cases(folder: Path, split: str) -> list[Case]:
+    """The manifest's models of `split` that onnxruntime runs, at their dims."""
+    return [Case(r["name"], Path(r["path"]), dict(r["dims"]), r.get("batch"), r["class"], r["split"], r["family"],
+                 r["variant"]) for r in zoo_manifest.select(zoo_manifest.load(folder), split)]
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:+.1f}%" if math.isfinite(x) else "-"
 
@@ -127,6 +148,27 @@ def summarize(errors: list[float]) -> dict:
         return {"models": 0}
     return {"models": len(a), "within_10pct": sum(x <= 0.10 for x in a) / len(a),
             "within_5pct": sum(x <= 0.05 for x in a) / len(a), "median_abs_error": statistics.median(a)}
+
+
+def per_class(rows: list[dict]) -> dict:
+    """Print and return the end-to-end figures per scoring class, and per split x class when both splits are
+    in `rows`."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    splits = sorted({r["split"] for r in rows})
+    for r in rows:
+        groups[r["class"]].append(r["error"])
+        if len(splits) > 1:
+            groups[f"{r['split']}/{r['class']}"].append(r["error"])
+            groups[f"{r['split']}/all"].append(r["error"])
+    out = {}
+    print(f"\n{'class':<22} {'models':>6} {'within 10%':>10} {'within 5%':>9} {'median |err|':>12}")
+    for name in sorted(groups, key=lambda k: (k.count("/"), k)):
+        s = summarize(groups[name])
+        out[name] = s
+        if s["models"]:
+            print(f"{name:<22} {s['models']:>6} {100 * s['within_10pct']:>9.0f}% {100 * s['within_5pct']:>8.0f}% "
+                  f"{100 * s['median_abs_error']:>11.1f}%")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--measured", metavar="FILE",
                     help="reuse the measurements in FILE if it exists, else measure and save them there: "
                          "versions of the code (or calibrations) compared against the same measurements")
+    ap.add_argument("--zoo", nargs="?", const="", metavar="DIR",
+                    help="score the zoo of issue #16 from DIR/manifest.json (default DIR: "
+                         f"{zoo_manifest.default_dir()}) instead of the built-in zoo")
+    ap.add_argument("--split", choices=zoo_manifest.SPLIT_CHOICES, default="dev",
+                    help="with --zoo: which half to score (default dev; held-out is for scoring, never tuning)")
     args = ap.parse_args(argv)
 
     from planner.calibration.fit import fit
@@ -172,11 +219,29 @@ def main(argv: list[str] | None = None) -> int:
         if host.calibration is None:
             print(f"fidelity: {host.notes[0]}", file=sys.stderr)
             return 2
-        cases = [c for c in zoo(work) if not args.only or any(s in c.name for s in args.only)]
+        if args.zoo is not None:
+            where = Path(args.zoo) if args.zoo else zoo_manifest.default_dir()
+            if not (where / zoo_manifest.MANIFEST).exists():
+                print(f"fidelity: no zoo at {where} (build it: python -m models.zoo.build --out {where})",
+                      file=sys.stderr)
+                return 2
+            everything = zoo_cases(where, args.split)
+        else:
+            everything = zoo(work)
+        cases = [c for c in everything if not args.only or any(s in c.name for s in args.only)]
         started = time.time()
         predictions = {}
+        unpredicted = []
         for c in cases:  # every prediction before any measurement
-            predictions[c.name] = predict_ort(load_model(c.path), args.threads, c.dims, c.batch, cal_path)
+            if args.zoo is None:
+                predictions[c.name] = predict_ort(load_model(c.path), args.threads, c.dims, c.batch, cal_path)
+                continue
+            try:
+                predictions[c.name] = predict_ort(load_model(c.path), args.threads, c.dims, c.batch, cal_path)
+            except Exception as e:  # noqa: BLE001 - a zoo model the planner fails on is a finding, not the end
+                unpredicted.append(f"{c.name}: {type(e).__name__}: {e}")
+                print(f"fidelity: no prediction for {unpredicted[-1]}", file=sys.stderr)
+        cases = [c for c in cases if c.name in predictions]
         measured: dict[str, list] = defaultdict(list)
         reuse = args.measured and Path(args.measured).exists()
         if reuse:
@@ -217,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                 s[2] += 1
                 if k.measured_us > 0:
                     kernel_errors[k.op_type].append(k.error)
-            rows.append({"name": c.name, "model": str(c.path.name), "dims": dict(op.analysis.binding.values),
+            rows.append({"name": c.name, "model": str(c.path.name), "class": c.klass, "split": c.split,
+                         "family": c.family, "variant": c.variant, "dims": dict(op.analysis.binding.values),
                          "nodes": len(op.analysis.graph.nodes), "predicted_ms": pred * 1e3,
                          "measured_ms": eff * 1e3, "measured_wall_ms": wall * 1e3,
                          "cpu_share": statistics.median(m.cpu_share for m in ms),
@@ -250,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, x in (("wall clock", wall), ("the quickest run", best)):
         print(f"  (against {label}: {100 * x['within_10pct']:.0f}% within +-10%, {100 * x['within_5pct']:.0f}% "
               f"within +-5%, median |error| {100 * x['median_abs_error']:.1f}%)")
+    classes = per_class(rows) if args.zoo is not None else {}
+    for n in unpredicted:
+        print(f"  no prediction: {n}")
     mem = [r["predicted_peak_memory_bytes"] / r["measured_rss_peak_bytes"] - 1 for r in rows
            if r.get("measured_rss_peak_bytes")]
     if mem:
@@ -274,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(args.json, json.dumps({"threads": args.threads, "runs": args.runs, "rounds": args.rounds,
                                             "calibration": cal.created, "models": rows, "end_to_end": end,
                                             "end_to_end_wall": wall, "end_to_end_quickest": best,
-                                            "peak_memory_errors": mem,
+                                            "peak_memory_errors": mem, "split": args.split if
+                                            args.zoo is not None else None, "classes": classes,
+                                            "unpredicted": unpredicted,
                                             "op_types": per_op}, indent=2) + "\n")
     return 0
 

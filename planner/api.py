@@ -9,7 +9,7 @@ from pathlib import Path
 
 from planner.calibration.host import resolve_targets
 from planner.costs import lookup
-from planner.errors import PlannerError
+from planner.errors import DimError, PlannerError
 from planner.fleet.block import FleetRequest, plan_fleet
 from planner.llm import DEFAULT_GEN_LEN, DEFAULT_PROMPT_LEN, plan_decoder
 from planner.llm.decoder import recognise
@@ -17,6 +17,7 @@ from planner.llm.variants import DecoderVariants, optimize_decoder
 from planner.model.analyze import Analysis, Analyzer
 from planner.model.controlflow import iter_nodes
 from planner.model.loader import LoadedModel, load_model
+from planner.model.shapes import dim_spec
 from planner.output.emit import emit_external, emit_model
 from planner.predict.fusion import graph_costs
 from planner.search.plan_types import ModelSummary, Plan, candidate_report
@@ -76,12 +77,26 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     return p if fleet is None else replace(p, fleet=plan_fleet(p, fleet, resolved))
 
 
+def batch_from_dims(batch_dim: str | None, dims: dict[str, int] | None, batch: int | None) -> int | None:
+    """The batch to plan at: --batch, else the batch dim when --dim binds it by name (then no sweep).
+
+    `--dim batch_size=4` names the batch as surely as `--batch 4`; sweeping 1, 2, 4, ... over it would bind the
+    batch dim twice and refuse the model ("--batch 1 contradicts --dim batch_size=4") for an option the user
+    never gave. A --batch that disagrees is still refused when the dims are bound."""
+    if not (batch_dim and dims and batch_dim in dims):
+        return batch
+    if batch is not None and batch != dims[batch_dim]:
+        raise DimError(f"--batch {batch} contradicts --dim {batch_dim}={dims[batch_dim]}")
+    return dims[batch_dim]
+
+
 def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, batch: int | None,
           max_latency_ms: float | None, max_batch: int, progress: Callable[[int, int], None] | None,
           prompt_len: int | None, gen_len: int | None, max_ttft_ms: float | None, max_tpot_ms: float | None,
           tp: Sequence[int] | None, passes: PassOptions | None, emit: str | os.PathLike | None,
           loop_trips: int | None, threads: int) -> Plan:
     loaded = load_model(path)
+    batch = batch_from_dims(dim_spec(loaded.model).batch, dims, batch)
     decoder = recognise(loaded.model)
     _check_options(path, decoder is not None, passes, emit, prompt_len, gen_len, max_ttft_ms, max_tpot_ms, tp)
     if decoder is not None:

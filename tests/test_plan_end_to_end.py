@@ -10,6 +10,7 @@ import pytest
 
 import planner
 from planner.calibration.host import get_target
+from planner.errors import DimError
 from planner.model.analyze import Analyzer
 from planner.model.loader import load_model
 from planner.predict.fusion import graph_costs
@@ -119,3 +120,24 @@ def test_max_latency_constraint_respected():
     tight = planner.plan(MODELS / "encoder.onnx", targets=["t4"], max_latency_ms=limit)
     assert tight.chosen.latency_ms <= limit
     assert tight.chosen.batch < loose.chosen.batch
+
+
+def test_a_batch_bound_by_dim_is_planned_at_that_batch():
+    """--dim batch=4 fixes the batch as --batch 4 does (issue #16's zoo: bert at batch_size=4 was refused,
+    "--batch 1 contradicts --dim batch_size=4", by the sweep's own first batch)."""
+    p = planner.plan(MODELS / "cnn.onnx", targets=["t4"], dims={"batch": 4}, passes=PassOptions(mode="none"))
+    assert {c.batch for c in p.candidates} == {4}
+    assert p.chosen.batch == 4
+    with pytest.raises(DimError, match="contradicts"):
+        planner.plan(MODELS / "cnn.onnx", targets=["t4"], dims={"batch": 4}, batch=2, passes=PassOptions(mode="none"))
+
+
+def test_a_decoder_batch_bound_by_dim_is_planned_at_that_batch():
+    """The decoder search analyses its phases at several batches; a --dim naming the batch fixes the search's
+    batch instead of contradicting it ("--batch 2 contradicts --dim batch_size=1", the zoo's decoders)."""
+    p = planner.plan(MODELS / "decoder.onnx", targets=["t4"], dims={"batch_size": 2},
+                     passes=PassOptions(mode="none"))
+    assert p.chosen is not None and p.chosen.batch == 2
+    with pytest.raises(DimError, match="contradicts"):
+        planner.plan(MODELS / "decoder.onnx", targets=["t4"], dims={"batch_size": 2}, batch=4,
+                     passes=PassOptions(mode="none"))

@@ -122,7 +122,10 @@ class DecoderPlanner:
         if clash:
             raise DimError(f"--dim {clash[0]}: a decoder's phases bind its sequence/past/total dims; "
                            "set the workload with --prompt-len / --gen-len")
-        self.dims = {phase: {**(dims or {}), **d} for phase, d in phase_dims(info, prompt_len, gen_len).items()}
+        # The batch is the search's (plan() turns a --dim naming the batch dim into its --batch): the phases are
+        # analysed at several batches, which a batch dim bound here would contradict.
+        dims = {k: v for k, v in (dims or {}).items() if k != self.analyzer.spec.batch}
+        self.dims = {phase: {**dims, **d} for phase, d in phase_dims(info, prompt_len, gen_len).items()}
         self.predictor = Predictor()
         self.excluded = frozenset(p.name for p in info.past) | frozenset(info.present)
         self._phases: dict[tuple, Phase] = {}

@@ -44,6 +44,7 @@ from planner.model.build import build_graph
 from planner.model.controlflow import resolve_control_flow
 from planner.model.ir import NodeInfo, dtype_name
 from planner.model.loader import LoadedModel
+from planner.model.ort_symbolic import symbolic_infer
 from planner.model.shapes import anonymous_dim_name
 from planner.ort.session import make_session, session_options
 from planner.targets.host import nchwc_block_size
@@ -306,11 +307,9 @@ def infer_optimized(opt: onnx.ModelProto, original: Analysis, block: int | None 
         if after == 0 or after == before:
             break
     if _unknown(m):
-        try:
-            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
+        try:  # never the public infer_shapes: it saves ./sym_shape_infer_temp.onnx whenever a shape stays unknown
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                sym = SymbolicShapeInference.infer_shapes(m, auto_merge=True, guess_output_rank=False)
+                sym = symbolic_infer(m, auto_merge=True, guess_output_rank=False)
             if sym is not None and len(_unknown(sym)) < len(_unknown(m)):
                 m = sym
         except Exception:  # best effort, as in planner.model.shapes.infer

@@ -281,12 +281,15 @@ def measure_on_host(models: dict[str, onnx.ModelProto | os.PathLike], feeds: dic
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         source = str(m) if isinstance(m, os.PathLike) else m.SerializeToString()
         sessions[name] = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
-    batch = next(iter(feeds.values())).shape[0] if feeds else 1
+    # The batch is the leading dim of the first input that has one: a scalar input (an If's mode switch) has
+    # none, and keeps its value when the batched inputs are cut to their first row.
+    batch = next((v.shape[0] for v in feeds.values() if getattr(v, "ndim", 0)), 1)
     first = next(iter(sessions.values()))
     t0 = time.perf_counter()
     first.run(None, feeds)
     if shrink and batch > 1 and time.perf_counter() - t0 > HOST_SLOW_RUN_S:
-        feeds, batch = {k: v[:1] for k, v in feeds.items()}, 1
+        feeds = {k: v[:1] if getattr(v, "ndim", 0) and v.shape[0] == batch else v for k, v in feeds.items()}
+        batch = 1
     for s in sessions.values():
         s.run(None, feeds)
     order = list(sessions)
