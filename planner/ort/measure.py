@@ -117,20 +117,22 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
         feeds = synthetic_feeds(session, dims)
     except MeasureError:
         raise
+    reset = _reset_peak()
+    warm_up(session, feeds, warmup)  # the peak is reached in the first runs: the arena grows, then is reused
+    hwm = _rss_kb("VmHWM")
+    rss_peak = (hwm - rss_before) * 1024 if reset and hwm is not None and rss_before is not None else None
     busy = False
     if quiet_probe_s:
-
+        # the quiet gate's probe is a session of its own (a thread pool, an arena): made after the peak is read,
+        # so that waiting for a quiet machine does not add its memory to the model's
         gate = QuietGate(threads, reference_s=quiet_probe_s, budget_s=QUIET_WAIT_S)
         busy = not gate.wait(QUIET_WAIT_S)
         if busy:
             notes.append(f"the machine stayed busy: its probe ran {gate.probe() / quiet_probe_s:.2f}x the "
                          "calibration's")
-    reset = _reset_peak()
-    warm_up(session, feeds, warmup)
+        warm_up(session, feeds, 1)  # the probe evicted the model's weights from the caches
     timed = timed_runs(session, feeds, runs)
     times = [effective_seconds(w, c, threads) for w, c in timed]
-    hwm = _rss_kb("VmHWM")
-    rss_peak = (hwm - rss_before) * 1024 if reset and hwm is not None and rss_before is not None else None
     if not reset:
         notes.append("resident peak not measured: /proc/self/clear_refs is not writable here")
     del session
