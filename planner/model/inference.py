@@ -1,6 +1,7 @@
 """Shape inference: onnx's (with data propagation only where it cannot exhaust memory, planner.model.propagation),
-then onnxruntime's symbolic pass where onnx left dims unknown (driven by planner.model.ort_symbolic, since its
-public entry point drops a file into the working folder)."""
+then, where dims stay unknown, onnx's again on a copy whose small value computations are evaluated
+(planner.model.value_folding), then onnxruntime's symbolic pass where onnx left dims unknown (driven by
+planner.model.ort_symbolic, since its public entry point drops a file into the working folder)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import onnx
 
 from planner.model.ort_symbolic import symbolic_infer
 from planner.model.propagation import infer_onnx
+from planner.model.value_folding import fold_values, with_inferred_types
+
+FOLD_ROUNDS = 8
 
 
 def _unknown_count(m: onnx.ModelProto) -> int:
@@ -35,6 +39,7 @@ def infer(m: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     except Exception as e:  # C++ inference errors surface as several exception types
         notes.append(f"onnx shape inference failed: {str(e).splitlines()[0][:200]}")
         out = m
+    out = fold_and_infer(out, notes)
     if _unknown_count(out):
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -46,3 +51,23 @@ def infer(m: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
             reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             notes.append(f"onnxruntime symbolic shape inference failed: {reason}")
     return out, notes
+
+
+def fold_and_infer(out: onnx.ModelProto, notes: list[str]) -> onnx.ModelProto:
+    """Where dims stayed unknown, evaluate the small value computations and infer again (value_folding)."""
+    work, total = out, 0
+    for _ in range(FOLD_ROUNDS):
+        if not _unknown_count(work):
+            break
+        folded, n = fold_values(work)
+        if not n:
+            break
+        try:
+            work, _ = infer_onnx(folded)
+        except Exception:  # as above: the shapes found so far stand
+            break
+        total += n
+    if not total or _unknown_count(work) >= _unknown_count(out):
+        return out
+    notes.append(f"{total} small value computations evaluated to bind shapes onnx could not propagate")
+    return with_inferred_types(out, work)
