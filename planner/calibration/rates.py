@@ -36,6 +36,11 @@ from planner.targets.target import Target
 
 GEMV_INTENSITY = 4.0  # FLOPs per byte: a GEMM with fewer rows than about this many is a weight stream
 GEMV_FIXED = "weight_stream"  # kernel_fixed_s key: a weight stream's cost per call beyond its family's
+OWN_GEMV_RATE = frozenset({"int8"})
+"""Precisions whose few-row GEMMs are not weight streams: onnxruntime's int8 GEMM quantizes and packs A and runs
+its u8 kernel over whole row panels (MatMulInteger 1x512x512 took 15.6 us, 1x1024x1024 31 us on an AVX2 EPYC
+with the weights in cache: 34 and 68 G op/s, arithmetic-bound); its rate curve, measured on such shapes, times
+them, and the weight read is the roofline's other term."""
 SUBGRAPH_FIXED = "subgraph"  # kernel_fixed_s "subgraph.If" / ".Loop": one body run beyond its nodes' predicted time
 
 BYTES_TIMED = frozenset({"conv_dw_1x1", "nchwc.conv_dw_1x1"})  # matrix families timed by bytes, not FLOPs
@@ -151,7 +156,8 @@ class CalibratedRates:
         else:  # a measured vector op (or BYTES_TIMED matrix op): the time beyond plain streaming is its arithmetic
             compute_s = cost.bytes / own
         fixed = self.fixed_s(family, op_class.value, target)
-        streams = op_class == OpClass.MATRIX and weights and weight_stream(cost.flops, cost.bytes, weights)
+        streams = (op_class == OpClass.MATRIX and weights and work.peak_key not in OWN_GEMV_RATE
+                   and weight_stream(cost.flops, cost.bytes, weights))
         if streams and GEMV_FIXED in self.kernel_fixed_s:  # the weight chains timed whole nodes
             return Terms(compute_s, memory_s, fixed + self.kernel_fixed_s[GEMV_FIXED], arithmetic_hidden=True)
         if self.serial_weight_reads and work.steps == 1 and op_class == OpClass.MATRIX and weights and not streams:

@@ -103,16 +103,30 @@ def _conv_benches(quick: bool) -> list[Bench]:
     return out
 
 
+# int8 GEMMs beyond the three timed through every operator: the fp32 GEMM shapes (GEMV through square), as
+# MatMulInteger and as DynamicQuantizeMatMul (what dynamic quantization ships), so that the int8 rate curve
+# covers the same intensities the fp32 one does
+INT8_GEMM_EXTRA = [(1, 512, 512), (1, 2048, 1024), (4, 1024, 1024), (16, 256, 256), (32, 1024, 1024),
+                   (128, 128, 128), (128, 64, 256), (256, 512, 512), (48, 384, 1536), (200, 96, 96)]
+
+
 def _int8_benches(quick: bool) -> list[Bench]:
     """u8 x s8 GEMMs through the three ways onnxruntime runs them (all MLAS QGEMM underneath)."""
     u8 = TensorProto.UINT8
     shapes = [(1, 1024, 1024), (64, 512, 512), (256, 1024, 1024)] if not quick else [(64, 512, 512)]
     out = []
-    for m, k, n in shapes:
+    for m, k, n in shapes + ([] if quick else INT8_GEMM_EXTRA):
         weights = weight("b", [k, n], 1, np.int8)
         out.append(single(f"MatMulInteger {m}x{k}x{n}", "MatMulInteger", [("a", [m, k], u8)], [m, n],
                           [weights, scalar("za", 3, np.uint8)], out_elem=TensorProto.INT32))
         if quick:
+            continue
+        if (m, k, n) in INT8_GEMM_EXTRA:
+            node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "sb", "zb"], ["out0"], name="bench", domain=MS)
+            out.append(Bench(f"DynamicQuantizeMatMul {m}x{k}x{n}",
+                             make([node], [vi("a", [m, k])], [vi("out0", [m, n])],
+                                  [weights, scalar("sb", [0.01], np.float32), scalar("zb", [0], np.int8)], ms=True),
+                             {"a": rand([m, k], 4)}))
             continue
         qparams = [scalar("sa", 0.02, np.float32), scalar("za", 3, np.uint8), weights,
                    scalar("sb", 0.01, np.float32), scalar("zb", 0, np.int8), scalar("sy", 0.05, np.float32),
@@ -146,6 +160,31 @@ def _conv_integer_benches(quick: bool) -> list[Bench]:
                           [("x", [1, cin, side, side], u8)], [1, cout, side, side],
                           [w, scalar("xz", 3, np.uint8), scalar("wz", 128, np.uint8)], attrs={"pads": pads},
                           out_elem=TensorProto.INT32))
+    return out
+
+
+# QLinearConv as static quantization ships a CNN (QOperator: u8 activations, s8 weights); onnxruntime runs it in
+# NHWC (com.microsoft QLinearConv, channels_last) with its own direct, depthwise and grouped kernels, which are
+# not ConvInteger's im2col + GEMM: (input channels, output channels, image side, kernel side, stride, group)
+QLINEAR_CONV = [(3, 32, 112, 3, 2, 1), (32, 32, 56, 3, 1, 1), (64, 256, 28, 1, 1, 1), (256, 64, 28, 1, 1, 1),
+                (128, 128, 14, 3, 1, 1), (512, 512, 7, 1, 1, 1), (64, 64, 56, 3, 1, 64), (144, 144, 28, 3, 1, 144),
+                (256, 256, 14, 3, 1, 256), (512, 512, 7, 3, 2, 512), (128, 128, 28, 3, 1, 32), (240, 240, 28, 1, 1, 3)]
+
+
+def _qlinear_conv_benches(quick: bool) -> list[Bench]:
+    u8 = TensorProto.UINT8
+    out = []
+    for cin, cout, side, k, st, g in QLINEAR_CONV[:2] if quick else QLINEAR_CONV:
+        pad = k // 2
+        ho = (side + 2 * pad - k) // st + 1
+        inits = [scalar("xs", 0.02, np.float32), scalar("xz", 3, np.uint8),
+                 weight("w", [cout, cin // g, k, k], 1, np.int8), scalar("ws", 0.01, np.float32),
+                 scalar("wz", 0, np.int8), scalar("ys", 0.05, np.float32),
+                 scalar("yz", 5, np.uint8), weight("b", [cout], 2, np.int32)]
+        out.append(single(f"QLinearConv {cin}->{cout} {side}x{side} k{k} s{st} g{g}", "QLinearConv",
+                          [("x", [1, cin, side, side], u8)], [1, cout, ho, ho], inits,
+                          attrs={"kernel_shape": [k, k], "strides": [st, st], "pads": [pad] * 4, "group": g},
+                          out_elem=u8))
     return out
 
 
@@ -290,4 +329,5 @@ def _vector_benches(quick: bool) -> list[Bench]:
 
 def suite(quick: bool = False) -> list[Bench]:
     return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick)
-            + _int8_benches(quick) + _conv_integer_benches(quick) + _rnn_benches(quick) + _vector_benches(quick))
+            + _int8_benches(quick) + _conv_integer_benches(quick) + _qlinear_conv_benches(quick)
+            + _rnn_benches(quick) + _vector_benches(quick))

@@ -46,6 +46,7 @@ from planner.model.ir import NodeInfo, dtype_name
 from planner.model.loader import LoadedModel
 from planner.model.ort_symbolic import symbolic_infer
 from planner.model.shapes import anonymous_dim_name
+from planner.model.value_folding import fold_values, with_inferred_types
 from planner.ort.session import make_session, session_options
 from planner.targets.host import nchwc_block_size
 
@@ -187,6 +188,65 @@ def _fused_matmul(node: NodeInfo, shapes: list[Shape | None], block: int) -> Sha
     return (*broadcast_shapes(a[:-2], b[:-2]), a[-2], b[-1])
 
 
+def _channels_last(node: NodeInfo) -> bool:
+    return bool(node.attr("channels_last", 0))
+
+
+def _qlinear_conv(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
+    """com.microsoft QLinearConv: X at 0, W (always [M, C/group, *k]) at 3; NHWC when channels_last."""
+    x, w = shapes[0], shapes[3] if len(shapes) > 3 else None
+    if x is None or w is None or len(x) < 3:
+        return None
+    k = node.attr("kernel_shape", None)
+    kernel = [int(v) for v in k] if isinstance(k, (list, tuple)) and k else list(w[2:])
+    if _channels_last(node):
+        return (x[0], *conv_out_spatial(node, x[1:-1], kernel), w[0])
+    return (x[0], w[0], *conv_out_spatial(node, x[2:], kernel))
+
+
+def _nhwc_pool(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
+    """NhwcMaxPool, and QLinearAveragePool with channels_last: the pool rule on the NCHW view."""
+    x = shapes[0]
+    if x is None or len(x) < 3:
+        return None
+    if node.op_type == "NhwcMaxPool" or _channels_last(node):
+        y = _pool(node, [(x[0], x[-1], *x[1:-1])], block)
+        return None if y is None else (y[0], *y[2:], y[1])
+    return _pool(node, shapes, block)
+
+
+def _qlinear_global_pool(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
+    x = shapes[0]
+    if x is None or len(x) < 3:
+        return None
+    if _channels_last(node):
+        return (x[0], *([1] * (len(x) - 2)), x[-1])
+    return (x[0], x[1], *([1] * (len(x) - 2)))
+
+
+def _qlinear_binary(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
+    """QLinearAdd / QLinearMul: A at 0, B at 3, broadcast."""
+    a, b = shapes[0], shapes[3] if len(shapes) > 3 else None
+    return None if a is None or b is None else broadcast_shapes(a, b)
+
+
+def _qlinear_concat(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
+    """QLinearConcat(Y_scale, Y_zp, (X, scale, zp)...) along `axis`."""
+    xs = shapes[2::3]
+    if not xs or any(x is None for x in xs) or len({len(x) for x in xs}) != 1:
+        return None
+    axis = int(node.attr("axis", 0))
+    axis = axis + len(xs[0]) if axis < 0 else axis
+    if not 0 <= axis < len(xs[0]):
+        return None
+    return (*xs[0][:axis], sum(x[axis] for x in xs), *xs[0][axis + 1:])
+
+
+def _qgemm(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
+    """QGemm(A, a_scale, a_zp, B, ...): the Gemm rule on A and B."""
+    return _fused_gemm(node, [shapes[0], shapes[3] if len(shapes) > 3 else None], block)
+
+
 Rule = Callable[[NodeInfo, list, int], "Shape | None"]
 
 _RULES: dict[tuple[str, str], Rule] = {
@@ -202,10 +262,22 @@ _RULES: dict[tuple[str, str], Rule] = {
     (MS, "FusedGemm"): _fused_gemm,
     (MS, "FusedMatMul"): _fused_matmul,
     (MS, "TransposeMatMul"): _fused_matmul,
+    (MS, "QLinearConv"): _qlinear_conv,
+    (MS, "NhwcMaxPool"): _nhwc_pool,
+    (MS, "QLinearAveragePool"): _nhwc_pool,
+    (MS, "QLinearGlobalAveragePool"): _qlinear_global_pool,
+    (MS, "QLinearAdd"): _qlinear_binary,
+    (MS, "QLinearMul"): _qlinear_binary,
+    (MS, "QLinearConcat"): _qlinear_concat,
+    (MS, "QGemm"): _qgemm,
 }
+# the element type of the output: that of this input (QLinearConcat's input 0 is its float scale)
+_ELEM_FROM: dict[tuple[str, str], int] = {(MS, "QLinearConcat"): 2}
 for _op in ("QuickGelu", "BiasGelu", "FastGelu", "Gelu", "BiasAdd", "SkipLayerNormalization",
-            "SkipSimplifiedLayerNormalization", "BiasDropout", "BiasSoftmax"):
+            "SkipSimplifiedLayerNormalization", "BiasDropout", "BiasSoftmax", "QLinearSigmoid", "QLinearLeakyRelu",
+            "QLinearSoftmax"):
     _RULES[(MS, _op)] = _same_as_input
+_RULES[("", "SimplifiedLayerNormalization")] = _same_as_input  # onnxruntime's, registered in the onnx domain
 
 
 def _vi_shape(vi: onnx.ValueInfoProto) -> Shape | None:
@@ -245,7 +317,12 @@ def _apply_rules(m: onnx.ModelProto, block: int) -> int:
         shape = rule(info, ins, block)
         if shape is None:
             continue
-        elem = known[n.input[0]][1]
+        src = n.input[_ELEM_FROM.get((n.domain, n.op_type), 0)]
+        if src not in known:
+            continue
+        elem = known[src][1]
+        if n.op_type == "QGemm" and len(n.input) < 8:  # no y_scale: QGemm writes float
+            elem = onnx.TensorProto.FLOAT
         m.graph.value_info.append(helper.make_tensor_value_info(n.output[0], elem, list(shape)))
         known[n.output[0]] = (shape, elem)
         added += 1
@@ -299,13 +376,19 @@ def infer_optimized(opt: onnx.ModelProto, original: Analysis, block: int | None 
                 continue
             m.graph.value_info.append(helper.make_tensor_value_info(name, elem, list(t.shape)))
     notes: list[str] = []
+    work = m  # inference runs on a copy whose small value computations are Constants (value_folding)
     for _ in range(64):
-        before = len(_unknown(m))
-        m = _onnx_infer(m)
-        _apply_rules(m, block)
-        after = len(_unknown(m))
+        before = len(_unknown(work))
+        work = _onnx_infer(work)
+        _apply_rules(work, block)
+        work, folded = fold_values(work)
+        if folded:  # new Constants: inference runs again before progress is judged
+            continue
+        after = len(_unknown(work))
         if after == 0 or after == before:
             break
+    if work is not m:
+        m = with_inferred_types(m, work)
     if _unknown(m):
         try:  # never the public infer_shapes: it saves ./sym_shape_infer_temp.onnx whenever a shape stays unknown
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

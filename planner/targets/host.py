@@ -302,6 +302,12 @@ def _matrix_peaks(flags: set[str], cores: int, clock: float, fp32: float, base: 
         matrix["int8"] = 4 * fp32
         sources["matrix.int8"] = "4x the fp32 rate per cycle (VNNI / dot-product int8)"
         extras.append("VNNI")
+    elif flags & {"avx2", "avx512bw"}:
+        # without VNNI, MLAS multiplies u8 x s8 with VPMADDUBSW: 32 byte products per 256-bit instruction where
+        # an fp32 FMA does 8, but two more instructions widen and add them; measured on an AVX2 EPYC (Zen 3),
+        # MatMulInteger 256x1024x1024 ran at 187 G op/s against 96 G FLOP/s for the fp32 MatMul
+        matrix["int8"] = 2 * fp32
+        sources["matrix.int8"] = "2x the fp32 rate per cycle (u8 x s8 through VPMADDUBSW, no VNNI)"
     if "amx_bf16" in flags:
         matrix["bf16"] = cores * clock * 1024
         sources["matrix.bf16"] = f"{base} x 1024 BF16 FLOP/cycle (AMX) [C-AMX]"
