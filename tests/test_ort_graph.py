@@ -128,3 +128,48 @@ def test_short_rows_are_their_own_family():
     assert kernel_family(n("SkipLayerNormalization", (1, 8, 64), "com.microsoft"),
                          OpClass.VECTOR) == "ms.SkipLayerNormalization:short"
     assert kernel_family(n("Relu", (4, 8)), OpClass.VECTOR) == "Relu"
+
+
+def _if_cnn(path: Path) -> Path:
+    """A CNN inside a top-level If, as some exporters write a mode switch: each branch two stride-2 convs."""
+    rng = np.random.default_rng(2)
+
+    def branch(name: str, k: int) -> onnx.GraphProto:
+        # channels a multiple of both NCHWc block sizes (8 on AVX2, 16 on AVX-512): no padded channels
+        inits = [numpy_helper.from_array(rng.standard_normal((16, 3, k, k)).astype(np.float32), f"{name}_w0"),
+                 numpy_helper.from_array(rng.standard_normal((32, 16, k, k)).astype(np.float32), f"{name}_w1")]
+        nodes = [helper.make_node("Conv", ["image", f"{name}_w0"], [f"{name}_c0"], kernel_shape=[k, k],
+                                  pads=[k // 2] * 4, strides=[2, 2]),
+                 helper.make_node("Relu", [f"{name}_c0"], [f"{name}_r0"]),
+                 helper.make_node("Conv", [f"{name}_r0", f"{name}_w1"], [f"{name}_c1"], kernel_shape=[k, k],
+                                  pads=[k // 2] * 4, strides=[2, 2]),
+                 helper.make_node("GlobalAveragePool", [f"{name}_c1"], [f"{name}_out"])]
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT,
+                                                                                  None)], inits)
+
+    node = helper.make_node("If", ["mode"], ["y"], then_branch=branch("fast", 3), else_branch=branch("wide", 5))
+    g = helper.make_graph([node], "if_cnn", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [-1, 3, 32, 32]),
+                                             helper.make_tensor_value_info("mode", TensorProto.BOOL, [])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 32, 1, 1])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_if_bodies_of_the_executed_graph_get_shapes(tmp_path):
+    """onnxruntime rewrites an If's branches into NCHWc convs too; their shapes come from the same rules as
+    the main graph's (before, onnx's inference left every body tensor unknown and the model was costed at 6%
+    of its FLOPs: the zoo's cf-if predicted 10x too fast)."""
+    from planner.costs import node_cost
+    from planner.model.controlflow import bodies
+
+    a = ort_analysis(load_model(_if_cnn(tmp_path / "if.onnx")), batch=1)
+    (n,) = [n for n in a.graph.nodes if n.op_type == "If"]
+    branches = bodies(n)
+    assert branches is not None
+    for b in branches:
+        convs = [m for m in b.graph.nodes if m.op_type == "Conv"]
+        assert [m.outputs[0].shape[2:] for m in convs] == [(16, 16), (8, 8)]
+    # by hand, the 5x5 branch: 16*16 px * 16 ch * (3*25) MACs + 8*8 px * 32 ch * (16*25) MACs, 2 FLOPs per MAC
+    wide = 2 * (16 * 16 * 16 * 3 * 25 + 8 * 8 * 32 * 16 * 25)
+    flops = node_cost(n).cost.flops
+    assert wide <= flops < 1.05 * wide  # the larger branch, plus its elementwise and pooling work

@@ -17,7 +17,7 @@ Every control-flow node gets a note in the plan saying which rule counted it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -120,9 +120,14 @@ def _scalar(t: onnx.TensorProto) -> int | None:
     return int(a.reshape(-1)[0])
 
 
+Inference = Callable[[onnx.ModelProto], tuple[onnx.ModelProto, list[str]]]
+
+
 class _Resolver:
-    def __init__(self, model: onnx.ModelProto, loop_trips: int | None, opset: int) -> None:
+    def __init__(self, model: onnx.ModelProto, loop_trips: int | None, opset: int,
+                 infer_body: Inference = infer) -> None:
         self.model = model
+        self.infer = infer_body
         self.loop_trips = loop_trips
         self.scan8 = opset < 9  # Scan-8: sequence_lens first, a batch axis 0 and the scan axis 1
         self.notes: list[str] = []
@@ -175,7 +180,7 @@ class _Resolver:
         m.opset_import.extend(self.model.opset_import)
         m.functions.extend(self.model.functions)
         m.graph.CopyFrom(g)
-        inferred, _ = infer(m)
+        inferred, _ = self.infer(m)
         graph = self.graph(build_graph(inferred, weights), scopes + [inferred.graph], depth + 1)
         return Body(proto=sg, graph=graph, repeats=repeats, why=why)
 
@@ -278,15 +283,19 @@ def nesting_depth(g: onnx.GraphProto) -> int:
     return deepest
 
 
-def resolve_control_flow(graph: Graph, model: onnx.ModelProto, loop_trips: int | None = None
-                         ) -> tuple[Graph, list[str]]:
-    """`graph` with each If/Loop/Scan body resolved (shapes, repeats), and one note per control-flow node."""
+def resolve_control_flow(graph: Graph, model: onnx.ModelProto, loop_trips: int | None = None,
+                         infer_body: Inference = infer) -> tuple[Graph, list[str]]:
+    """`graph` with each If/Loop/Scan body resolved (shapes, repeats), and one note per control-flow node.
+
+    `infer_body` infers a body's shapes once its inputs carry the outer ones: onnx's and onnxruntime's
+    inference for a model's own bodies; onnxruntime's optimized graph passes the executed-graph rules, since
+    its bodies hold the same NCHWc and com.microsoft ops as its main graph."""
     if not any(is_control_flow(n) for n in graph.nodes):
         return graph, []
     depth = nesting_depth(model.graph)
     if depth > MAX_DEPTH:  # checked before any work: resolving costs inference per body, per level
         raise ModelLoadError(f"control flow is nested {depth} levels deep, more than the {MAX_DEPTH} planned")
-    r = _Resolver(model, loop_trips, graph.opset)
+    r = _Resolver(model, loop_trips, graph.opset, infer_body)
     out = r.graph(graph, [model.graph], 0)
     notes = list(r.notes)
     if r.count > len(r.notes):

@@ -375,6 +375,15 @@ def infer_optimized(opt: onnx.ModelProto, original: Analysis, block: int | None 
             if elem is None:
                 continue
             m.graph.value_info.append(helper.make_tensor_value_info(name, elem, list(t.shape)))
+    return infer_executed(m, block)
+
+
+def infer_executed(m: onnx.ModelProto, block: int | None = None) -> tuple[onnx.ModelProto, list[str]]:
+    """Every tensor's shape in an executed graph whose inputs are bound: onnx's inference, the rules for
+    onnxruntime's own ops and small values evaluated, in turn until nothing more is found, then onnxruntime's
+    symbolic pass. The bodies of the graph's If/Loop/Scan nodes are inferred with it too, once their inputs
+    carry the outer shapes (planner.model.controlflow): they hold the same NCHWc and com.microsoft ops."""
+    block = block or nchwc_block_size()
     notes: list[str] = []
     work = m  # inference runs on a copy whose small value computations are Constants (value_folding)
     for _ in range(64):
@@ -423,7 +432,8 @@ def ort_analysis(loaded: LoadedModel, dims: dict[str, int] | None = None, batch:
     opt = optimized_model(loaded)
     inferred, notes = infer_optimized(opt, original)
     graph = build_graph(inferred, fold_constants=False)
-    graph, flow_notes = resolve_control_flow(graph, inferred, analyzer.loop_trips)  # If/Loop/Scan bodies run too
+    graph, flow_notes = resolve_control_flow(graph, inferred, analyzer.loop_trips,  # If/Loop/Scan bodies run too
+                                             infer_body=infer_executed)
     notes += flow_notes
     used = set(graph.consumers()) | set(graph.outputs)
     unknown = [t.name for n in graph.nodes for t in n.outputs if t is not None and t.shape is None and t.name in used]
