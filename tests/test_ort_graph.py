@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from planner.costs import OpClass, lookup
 from planner.model.ir import NodeInfo
 from planner.model.loader import load_model
-from planner.ort.executed import _conv_like, _reorder_input, _reorder_output, ort_analysis
+from planner.ort.executed import _conv_like, _reorder_input, _reorder_output, _upsample, ort_analysis
 from planner.predict.families import kernel_family, kernel_steps
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -68,6 +68,10 @@ def test_nchwc_shape_rules_by_hand():
     # conv: 224 -> (224 + 3 + 3 - 7) // 2 + 1 = 112 output rows, W[0] output channels
     conv = _node("Conv", attrs={"kernel_shape": [7, 7], "strides": [2, 2], "pads": [3, 3, 3, 3]})
     assert _conv_like(conv, [(1, 3, 224, 224), (64, 3, 7, 7)], 16) == (1, 64, 112, 112)
+    # nchwc Upsample (a nearest Resize in the blocked layout) carries one scale per dim, N and C included: a
+    # 2x FPN upsample of [1, 64, 20, 20] is [1, 64, 40, 40] (the rule used to scale H and W by N's and C's 1)
+    assert _upsample(_node("Upsample", attrs={"scales": [1, 1, 2, 2]}), [(1, 64, 20, 20)], 16) == (1, 64, 40, 40)
+    assert _upsample(_node("Upsample", attrs={"scales": [4, 4]}), [(1, 16, 5, 7)], 16) == (1, 16, 20, 28)
 
 
 def test_families_and_steps():

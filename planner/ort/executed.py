@@ -144,7 +144,11 @@ def _upsample(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape |
     if x is None or not isinstance(scales, (list, tuple)):
         return None
     s = [int(v) for v in scales]
-    return (x[0], x[1], *(d * s[i % len(s)] for i, d in enumerate(x[2:])))
+    if len(s) == len(x):  # one scale per dim, batch and channels included (1, 1): what the nchwc kernel takes
+        return tuple(d * k for d, k in zip(x, s, strict=True))
+    if len(s) == len(x) - 2:  # spatial dims only
+        return (x[0], x[1], *(d * k for d, k in zip(x[2:], s, strict=True)))
+    return None
 
 
 def _reorder_input(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
@@ -433,7 +437,7 @@ def ort_analysis(loaded: LoadedModel, dims: dict[str, int] | None = None, batch:
     inferred, notes = infer_optimized(opt, original)
     graph = build_graph(inferred, fold_constants=False)
     graph, flow_notes = resolve_control_flow(graph, inferred, analyzer.loop_trips,  # If/Loop/Scan bodies run too
-                                             infer_body=infer_executed)
+                                             infer_body=infer_executed, values=analyzer.values)
     notes += flow_notes
     used = set(graph.consumers()) | set(graph.outputs)
     unknown = [t.name for n in graph.nodes for t in n.outputs if t is not None and t.shape is None and t.name in used]
