@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     from planner.calibration.store import save
     from planner.calibration.validate import compare
     from planner.model.loader import load_model
-    from planner.ort.measure import measure
+    from planner.ort.measure import measure, one_element_feeds
 
     with tempfile.TemporaryDirectory(prefix="planner-fidelity-") as tmp:
         work = Path(tmp)
@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                 predictions[c.name] = predict_ort(load_model(c.path), args.threads, c.dims, c.batch, cal_path)
                 continue
             try:
-                predictions[c.name] = predict_ort(load_model(c.path), args.threads, c.dims, c.batch, cal_path)
+                loaded = load_model(c.path)  # the one-element inputs as the measurement feeds them (an If's switch)
+                predictions[c.name] = predict_ort(loaded, args.threads, c.dims, c.batch, cal_path,
+                                                  values=one_element_feeds(loaded.model))
             except Exception as e:  # noqa: BLE001 - a zoo model the planner fails on is a finding, not the end
                 unpredicted.append(f"{c.name}: {type(e).__name__}: {e}")
                 print(f"fidelity: no prediction for {unpredicted[-1]}", file=sys.stderr)

@@ -43,7 +43,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
          max_tpot_ms: float | None = None, tp: Sequence[int] | None = None,
          passes: PassOptions | None = None, emit: str | os.PathLike | None = None,
          loop_trips: int | None = None, threads: int = 1, runtime: str | None = None,
-         fleet: FleetRequest | None = None) -> Plan:
+         fleet: FleetRequest | None = None, values: dict[str, bool | int | float] | None = None) -> Plan:
     """Plan `path` on each target; the cheapest admissible (target, batch) is `Plan.chosen`.
 
     A decoder with a KV cache is planned by planner.llm instead (prefill and decode, tokens, tensor parallelism);
@@ -55,6 +55,8 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     `emit` writes the chosen candidate's model there (planner.output.emit).
 
     `loop_trips` counts each Loop whose trip count the model does not fix (planner.model.controlflow; default 1).
+    `values` binds one-element inputs (a mode switch, a sample rate: `--value sr=16000`), so that an If they
+    decide is costed by the branch that runs rather than the larger.
 
     `threads`: the intra-op threads a CPU deployment on `host` uses; host is calibrated for them where this
     machine has been (`plan calibrate --threads N`).
@@ -70,7 +72,7 @@ def plan(path: str | os.PathLike, targets: Sequence[str] | str = ("a10g",), dims
     if runtime is not None:
         resolved = [apply_profile(t, profile) for t in resolved]
     p = _plan(path, resolved, dims, batch, max_latency_ms, max_batch, progress, prompt_len, gen_len, max_ttft_ms,
-              max_tpot_ms, tp, passes, emit, loop_trips, threads)
+              max_tpot_ms, tp, passes, emit, loop_trips, threads, values)
     p.constraints["runtime"] = runtime  # None: each GPU target with its default engine (ort-cuda)
     if runtime is not None and any(t.kind in profile.kinds for t in resolved):
         p.model.notes.append(f"GPU targets as {profile.name} runs them: {profile.description}")
@@ -94,7 +96,7 @@ def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, 
           max_latency_ms: float | None, max_batch: int, progress: Callable[[int, int], None] | None,
           prompt_len: int | None, gen_len: int | None, max_ttft_ms: float | None, max_tpot_ms: float | None,
           tp: Sequence[int] | None, passes: PassOptions | None, emit: str | os.PathLike | None,
-          loop_trips: int | None, threads: int) -> Plan:
+          loop_trips: int | None, threads: int, values: dict[str, bool | int | float] | None = None) -> Plan:
     loaded = load_model(path)
     batch = batch_from_dims(dim_spec(loaded.model).batch, dims, batch)
     decoder = recognise(loaded.model)
@@ -113,7 +115,7 @@ def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, 
         finally:
             optimized.close()  # rewrites written for an external-data decoder: emitted or not needed
         return result
-    analyzer = Analyzer(loaded, loop_trips=loop_trips)
+    analyzer = Analyzer(loaded, loop_trips=loop_trips, values=values)
     base = analyzer.analyze(dims, batch=batch)
     passes = passes or PassOptions()
     optimized = optimize(loaded, analyzer, dims, passes, resolved)  # pass pipelines run, verified, drift measured

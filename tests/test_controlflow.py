@@ -86,6 +86,65 @@ def test_if_is_flagged_and_not_unknown(tmp_path, capsys):
     assert doc["model"]["flops"] == 2 * 2 * D * 2 * D
 
 
+def _rate_switch(tmp_path):
+    """A sample-rate switch as audio exports write it: If(Equal(sr, 16000)); then y = x·W, else y = x + x."""
+    then_g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["t"])], "then", [], [_vi("t", None)])
+    else_g = helper.make_graph([helper.make_node("Add", ["x", "x"], ["e"])], "else", [], [_vi("e", None)])
+    nodes = [helper.make_node("Equal", ["sr", "k16000"], ["is16k"]),
+             helper.make_node("If", ["is16k"], ["y"], then_branch=then_g, else_branch=else_g)]
+    g = helper.make_graph(nodes, "g", [_vi("x", ["batch", D]), _vi("sr", [], TensorProto.INT64)], [_vi("y", None)],
+                          [_w("W", (D, 2 * D)), numpy_helper.from_array(np.array(16000, np.int64), "k16000")])
+    return _save(tmp_path, g, "rate.onnx")
+
+
+@pytest.mark.parametrize("given,flops", [({}, 2 * 3 * D * 2 * D), ({"sr": 16000}, 2 * 3 * D * 2 * D),
+                                         ({"sr": 8000}, 3 * D)])
+def test_a_given_value_decides_the_branch(tmp_path, given, flops):
+    """--value sr=8000: the condition Equal(sr, 16000) is false, so only the else branch (b·D FLOPs) is costed;
+    with no value, the larger (2·b·D·2D); the graph onnxruntime runs follows the same rule."""
+    path = _rate_switch(tmp_path)
+    a = Analyzer(load_model(path), values=given).analyze(batch=3)
+    [n] = [n for n in a.graph.nodes if n.op_type == "If"]
+    assert node_cost(n).cost.flops == flops
+    o = ort_analysis(load_model(path), batch=3, analyzer=Analyzer(load_model(path), values=given))
+    [n] = [n for n in o.graph.nodes if n.op_type == "If"]
+    assert node_cost(n).cost.flops == flops
+    if given:
+        assert any("only its" in x and f"sr={given['sr']}" in x for x in a.notes)
+
+
+def test_a_constant_condition_decides_the_branch(tmp_path):
+    then_g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["t"])], "then", [], [_vi("t", None)])
+    else_g = helper.make_graph([helper.make_node("Add", ["x", "x"], ["e"])], "else", [], [_vi("e", None)])
+    g = helper.make_graph([helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)], "g",
+                          [_vi("x", [1, D])], [_vi("y", None)],
+                          [_w("W", (D, 2 * D)), numpy_helper.from_array(np.array(False), "c")])
+    n, _ = _node(_save(tmp_path, g), "If")
+    assert node_cost(n).cost.flops == D  # x + x: the else branch, the only one that can run
+
+
+@pytest.mark.parametrize("arg,message", [("nope=1", "the model has no input 'nope'"),
+                                         ("sr=fast", "VALUE must be true, false or a number"),
+                                         ("x=1", "binds inputs of one element")])
+def test_bad_values_are_refused_in_one_line(tmp_path, capsys, arg, message):
+    code = main(["predict", str(_rate_switch(tmp_path)), "--value", arg])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_the_measurement_feeds_the_given_value(tmp_path):
+    import onnxruntime as ort
+
+    from planner.ort.measure import one_element_feeds, synthetic_feeds
+
+    path = _rate_switch(tmp_path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = synthetic_feeds(session, {"batch": 2}, values={"sr": 8000})
+    assert feeds["sr"].dtype == np.int64 and feeds["sr"].shape == () and int(feeds["sr"]) == 8000
+    default = synthetic_feeds(session, {"batch": 2})
+    assert one_element_feeds(onnx.load(path)) == {"sr": int(default["sr"])}  # what the predictor is told
+
+
 def _loop_model(tmp_path, m_value=None, m_input=False, with_cond=True, name="loop.onnx"):
     """h_{k+1} = h_k · W, W [D, D] an outer weight: 2·D·D FLOPs per trip for h [1, D]."""
     body = helper.make_graph(

@@ -87,13 +87,15 @@ def ort_host_target(threads: int, n_io: int, calibration_path: str | os.PathLike
 
 def predict_ort(loaded: LoadedModel, threads: int = 1, dims: dict[str, int] | None = None,
                 batch: int | None = None, calibration_path: str | os.PathLike | None = None,
-                analyzer: Analyzer | None = None) -> OrtPrediction:
+                analyzer: Analyzer | None = None, values: dict[str, bool | int | float] | None = None
+                ) -> OrtPrediction:
     """Predict `loaded` as onnxruntime runs it on this machine with `threads` intra-op threads.
 
     Nothing of the model runs: its optimized graph is costed, and the host calibration times the kernels.
+    `values` binds one-element inputs (`--value`), which decide the If branches computed from them.
     """
 
-    analysis = ort_analysis(loaded, dims, batch, analyzer)
+    analysis = ort_analysis(loaded, dims, batch, analyzer or Analyzer(loaded, values=values))
     g = analysis.graph
     target, cal, notes = ort_host_target(threads, len(g.inputs) + len(g.outputs), calibration_path)
     prediction = Predictor().predict(analysis, target)

@@ -147,17 +147,18 @@ def compare(pred, measurement, launch_s: float, bias_s: float) -> tuple[list[Ker
 
 def validate(path: str | Path, threads: int = 1, runs: int = 10, dims: dict[str, int] | None = None,
              batch: int | None = None, calibration_path: str | None = None, plot: str | None = None,
-             warmup: int = 3, isolate: bool = True) -> Validation:
+             warmup: int = 3, isolate: bool = True, values: dict[str, bool | int | float] | None = None
+             ) -> Validation:
 
     if runs < 1:
         raise PlannerError("--runs must be at least 1")
     loaded = load_model(path)
-    op = predict_ort(loaded, threads, dims, batch, calibration_path)
+    op = predict_ort(loaded, threads, dims, batch, calibration_path, values=values)
     p = op.prediction
     binding = op.analysis.binding
     cal = op.calibration
     m = measure(loaded.path, dict(binding.values), threads, runs, warmup, isolate=isolate,
-                quiet_probe_s=cal.probe_s if cal else None)
+                quiet_probe_s=cal.probe_s if cal else None, values=values)
     bias = cal.profiler_bias_s if cal else 0.0
     launch = op.target.launch_overhead_s if cal else 0.0
     kernels, op_types, un_p, un_m = compare(p, m, launch, bias)

@@ -26,6 +26,28 @@ def parse_dims(items: Sequence[str]) -> dict[str, int]:
     return dims
 
 
+def parse_values(items: Sequence[str]) -> dict[str, bool | int | float]:
+    """NAME=VALUE pairs binding one-element inputs (a mode switch, a sample rate): true/false, a whole number
+    or a decimal; the input's own type is applied when the model is read (planner.model.analyze)."""
+    values: dict[str, bool | int | float] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        text = text.strip()
+        if not sep or not name.strip() or not text:
+            raise DimError(f"--value '{item}': expected NAME=VALUE, e.g. --value sr=16000")
+        if text.lower() in ("true", "false"):
+            values[name.strip()] = text.lower() == "true"
+            continue
+        try:
+            values[name.strip()] = int(text)
+        except ValueError:
+            try:
+                values[name.strip()] = float(text)
+            except ValueError:
+                raise DimError(f"--value '{item}': VALUE must be true, false or a number") from None
+    return values
+
+
 def positive(kind: type, what: str) -> Callable[[str], float]:
     """An argparse type that accepts only positive numbers of `kind`, with a message a user can act on."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from passes import get_pipeline
 from planner.api import plan
 from planner.atomic import write_atomic
-from planner.commands.args import parse_dims, positive_float, positive_int, threads, tp_degrees
+from planner.commands.args import parse_dims, parse_values, positive_float, positive_int, threads, tp_degrees
 from planner.errors import PlannerError
 from planner.fleet.block import FleetRequest
 from planner.fleet.slo import Slo
@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=positive_int, default=8, help="kernels shown at the terminal (default 8)")
     p.add_argument("--loop-trips", type=positive_int, metavar="N",
                    help="iterations of each Loop whose trip count the model does not fix (default 1)")
+    p.add_argument("--value", action="append", default=[], metavar="NAME=V",
+                   help="the value of a one-element input (repeatable), e.g. a mode switch or a sample rate: "
+                        "an If it decides is costed by the branch that runs, not the larger")
     p.add_argument("--runtime", metavar="PROFILE",
                    help="the engine GPU targets serve with: ort-cuda (default), ort-cuda-graph, tensorrt, llm-engine, "
                         "framework-eager, framework-graph (hwtargets/runtimes/)")
@@ -153,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
                                     not args.fp16_io, not args.int4_asymmetric, not args.int4_float_lm_head,
                                     args.eval_text, args.verify_tokens),
                  emit=args.emit, loop_trips=args.loop_trips, threads=args.threads, fleet=fleet,
-                 runtime=args.runtime)
+                 runtime=args.runtime, values=parse_values(args.value))
     if args.emit_deploy and p.fleet is not None:
         for todo in write_deployment(args.emit_deploy, p, args.model):
             print(f"plan: note: {todo}", file=sys.stderr)

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict
 
 from planner.calibration.host import predict_ort
-from planner.commands.args import parse_dims, positive_int, threads
+from planner.commands.args import parse_dims, parse_values, positive_int, threads
 from planner.errors import PlannerError
 from planner.model.loader import load_model
 from planner.search.plan_types import candidate_report
@@ -30,6 +30,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, help="bind the batch dim (default 1)")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
                    help="bind a symbolic dim (repeatable); unbound dims get stated defaults")
+    p.add_argument("--value", action="append", default=[], metavar="NAME=V",
+                   help="the value of a one-element input (repeatable), e.g. a mode switch or a sample rate: "
+                        "an If it decides is costed by the branch that runs, not the larger")
     p.add_argument("--calibration", metavar="FILE",
                    help="calibration file (default: the user cache written by 'plan calibrate')")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise PlannerError(f"plan predict times onnxruntime on this machine: --target host only (got "
                            f"{args.target!r}); plan other targets with 'plan MODEL --target {args.target}'")
     loaded = load_model(args.model)
-    op = predict_ort(loaded, args.threads, parse_dims(args.dim), args.batch, args.calibration)
+    op = predict_ort(loaded, args.threads, parse_dims(args.dim), args.batch, args.calibration,
+                     values=parse_values(args.value))
     doc = document(op, loaded)
     if args.json:
         print(json.dumps(doc, indent=2))

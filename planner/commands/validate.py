@@ -6,7 +6,7 @@ import argparse
 import json
 
 from planner.calibration.validate import validate
-from planner.commands.args import parse_dims, positive_int
+from planner.commands.args import parse_dims, parse_values, positive_int
 from planner.commands.predict import add_common
 
 NAME = "validate"
@@ -60,6 +60,6 @@ def render(v, top: int = 8) -> str:
 def run(args: argparse.Namespace) -> int:
 
     v = validate(args.model, threads=args.threads, runs=args.runs, dims=parse_dims(args.dim), batch=args.batch,
-                 calibration_path=args.calibration, plot=args.plot)
+                 calibration_path=args.calibration, plot=args.plot, values=parse_values(args.value))
     print(json.dumps(v.to_dict(), indent=2) if args.json else render(v, args.top))
     return 0

@@ -7,7 +7,11 @@ they cost nothing per inference.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
+from onnx import helper
 
 from planner.errors import DimError
 from planner.model.build import build_graph
@@ -29,9 +33,12 @@ class Analysis:
 class Analyzer:
     """Caches what does not change between dim bindings (the stripped skeleton, the dim classification)."""
 
-    def __init__(self, loaded: LoadedModel, loop_trips: int | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, loop_trips: int | None = None,
+                 values: Mapping[str, bool | int | float] | None = None) -> None:
         self.loaded = loaded
         self.loop_trips = loop_trips  # for Loops whose trip count the model does not fix (planner.model.controlflow)
+        self.given = dict(values or {})  # as the user wrote them (--value), for the measurement's feeds
+        self.values = input_values(loaded, self.given)  # as arrays of the inputs' types: they decide If branches
         self.spec: DimSpec = dim_spec(loaded.model)
         self._skeleton, self._weight_inputs = skeleton(loaded.model)
         self._cache: dict[tuple, Analysis] = {}
@@ -53,7 +60,7 @@ class Analyzer:
         bound = apply_binding(self._skeleton, self.spec, binding, override, self._weight_inputs)
         inferred, notes = infer(bound)
         graph = build_graph(inferred, self._weight_inputs)
-        graph, flow_notes = resolve_control_flow(graph, inferred, self.loop_trips)
+        graph, flow_notes = resolve_control_flow(graph, inferred, self.loop_trips, values=self.values)
         notes.extend(flow_notes)
         if override:
             outs = [graph.tensors.get(o) for o in graph.outputs]
@@ -69,3 +76,27 @@ class Analyzer:
         a = Analysis(graph=graph, binding=binding, notes=notes, unknown_shapes=unknown)
         self._cache[key] = a
         return a
+
+
+def input_values(loaded: LoadedModel, given: Mapping[str, bool | int | float]) -> dict[str, np.ndarray]:
+    """`--value NAME=V` as arrays of the named inputs' types and shapes; an input that is not there, or that
+    holds more than one element, is refused with the reason."""
+    inits = {t.name for t in loaded.model.graph.initializer}
+    inputs = {vi.name: vi for vi in loaded.model.graph.input if vi.name not in inits}
+    out = {}
+    for name, v in given.items():
+        vi = inputs.get(name)
+        if vi is None:
+            raise DimError(f"--value {name}={v}: the model has no input {name!r} (its inputs: "
+                           f"{', '.join(inputs) or 'none'})")
+        tt = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        if not vi.type.HasField("tensor_type") or any(d is None or d > 1 for d in dims):
+            raise DimError(f"--value {name}={v}: binds inputs of one element (a mode or a rate); {name!r} is "
+                           f"shaped {dims}")
+        try:
+            dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type)
+            out[name] = np.full(dims, v, dtype=dtype)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise DimError(f"--value {name}={v}: not a value of the input's type") from None
+    return out

@@ -7,7 +7,9 @@ builder as the main model, and resolved again for control flow nested inside it.
 
 How often a body runs:
     If     once, but which branch is unknown: both are resolved; costs take the larger (planner.costs.controlflow)
-           and time on a target takes the slower branch there
+           and time on a target takes the slower branch there. Where the condition is known (a constant, or
+           computed from inputs whose values the user gave: `--value mode=1`, `--value sr=16000`), only the
+           branch that runs is resolved, and it stands for both
     Loop   M when M is a constant below 2^31 (the loop's `cond` may end it sooner: an upper bound);
            otherwise --loop-trips N, else DEFAULT_LOOP_TRIPS. Exporters write INT64_MAX (or INT32_MAX) for a
            while-loop with no bound, so a constant that large means "unknown", not 9.2e18 iterations
@@ -28,6 +30,7 @@ from planner.errors import ModelLoadError
 from planner.model.build import build_graph, outer_refs
 from planner.model.inference import infer
 from planner.model.ir import Graph, NodeInfo, TensorInfo
+from planner.model.value_folding import values_given
 
 DEFAULT_LOOP_TRIPS = 1
 NO_BOUND = 1 << 31  # a constant trip count at or above this is an exporter's "no maximum"
@@ -108,6 +111,42 @@ def _const_int(name: str, scopes: list[onnx.GraphProto]) -> int | None:
     return None
 
 
+def _const_value(name: str, scopes: list[onnx.GraphProto]) -> np.ndarray | None:
+    """A one-element constant (initializer or Constant node's tensor), searched inner scope first."""
+    for g in reversed(scopes):
+        for t in g.initializer:
+            if t.name == name:
+                return _small(t)
+        for n in g.node:
+            if n.op_type == "Constant" and name in n.output:
+                a = next((a for a in n.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR),
+                         None)
+                return None if a is None else _small(a.t)
+    return None
+
+
+def _small(t: onnx.TensorProto) -> np.ndarray | None:
+    if int(np.prod(t.dims)) != 1 or t.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    try:
+        return numpy_helper.to_array(t)
+    except Exception:  # a corrupt constant decides nothing: both branches are costed
+        return None
+
+
+def _show(v: np.ndarray) -> str:
+    a = np.asarray(v).reshape(-1)
+    return str(a[0].item()).lower() if a.size == 1 else f"[{a.size} values]"
+
+
+def _graphs(g: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    stack = [g]
+    while stack:
+        cur = stack.pop()
+        yield cur
+        stack.extend(a.g for n in cur.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH)
+
+
 def _scalar(t: onnx.TensorProto) -> int | None:
     if len(t.dims) > 1 or (t.dims and t.dims[0] != 1) or t.data_location == onnx.TensorProto.EXTERNAL:
         return None
@@ -125,9 +164,11 @@ Inference = Callable[[onnx.ModelProto], tuple[onnx.ModelProto, list[str]]]
 
 class _Resolver:
     def __init__(self, model: onnx.ModelProto, loop_trips: int | None, opset: int,
-                 infer_body: Inference = infer) -> None:
+                 infer_body: Inference = infer, values: Mapping[str, np.ndarray] | None = None) -> None:
         self.model = model
         self.infer = infer_body
+        self.values = dict(values or {})
+        self._conditions: dict[str, np.ndarray] | None = None
         self.loop_trips = loop_trips
         self.scan8 = opset < 9  # Scan-8: sequence_lens first, a batch axis 0 and the scan axis 1
         self.notes: list[str] = []
@@ -194,10 +235,16 @@ class _Resolver:
         if self.bodies > MAX_BODIES:
             self.skipped += 1
             return n
-        if n.op_type == "If":
+        taken = self.branch(n, scopes) if n.op_type == "If" else None
+        if taken is not None:
+            attr, why = taken
+            attrs["then_branch"] = attrs["else_branch"] = self.body(attrs[attr], [], scope, scopes, depth, 1, why)
+            self.note(f"{name}: only its {attr.split('_')[0]} branch is costed: {why}")
+        elif n.op_type == "If":
             for a in ("then_branch", "else_branch"):
                 attrs[a] = self.body(attrs[a], [], scope, scopes, depth, 1, "one branch runs")
-            self.note(f"{name}: costed as the larger of its two branches (which one runs is decided at run time)")
+            self.note(f"{name}: costed as the larger of its two branches (which one runs is decided at run time; "
+                      "--value NAME=V binds an input it depends on)")
         elif n.op_type == "Loop":
             trips, why = self.trips(n, scopes)
             attrs["body"] = self.body(attrs["body"], self.loop_inputs(n, attrs["body"]), scope, scopes, depth,
@@ -209,6 +256,24 @@ class _Resolver:
             attrs["body"] = self.body(sg, inputs, scope, scopes, depth, length, why)
             self.note(f"{name}: body x {length} ({why})")
         return replace(n, attrs=attrs)
+
+    def branch(self, n: NodeInfo, scopes: list[onnx.GraphProto]) -> tuple[str, str] | None:
+        """The branch attribute that runs and why, where the condition is known; else None."""
+        cond = n.inputs[0].name if n.inputs and n.inputs[0] is not None else None
+        if cond is None:
+            return None
+        value, source = _const_value(cond, scopes), "a constant"
+        if value is None and self.values:
+            if self._conditions is None:  # every If's condition at once: one evaluation of the value chains
+                wanted = {x.input[0] for g in _graphs(self.model.graph) for x in g.node
+                          if x.op_type == "If" and x.input}
+                self._conditions = values_given(self.model, self.values, wanted)
+            value = self._conditions.get(cond)
+            source = "given " + ", ".join(f"{k}={_show(v)}" for k, v in self.values.items())
+        if value is None or value.size != 1:
+            return None
+        truth = bool(value.reshape(-1)[0])
+        return ("then_branch" if truth else "else_branch"), f"its condition {cond!r} is {str(truth).lower()} ({source})"
 
     def trips(self, n: NodeInfo, scopes: list[onnx.GraphProto]) -> tuple[int, str]:
         m = n.inputs[0] if n.inputs else None
@@ -284,18 +349,20 @@ def nesting_depth(g: onnx.GraphProto) -> int:
 
 
 def resolve_control_flow(graph: Graph, model: onnx.ModelProto, loop_trips: int | None = None,
-                         infer_body: Inference = infer) -> tuple[Graph, list[str]]:
+                         infer_body: Inference = infer, values: Mapping[str, np.ndarray] | None = None
+                         ) -> tuple[Graph, list[str]]:
     """`graph` with each If/Loop/Scan body resolved (shapes, repeats), and one note per control-flow node.
 
     `infer_body` infers a body's shapes once its inputs carry the outer ones: onnx's and onnxruntime's
     inference for a model's own bodies; onnxruntime's optimized graph passes the executed-graph rules, since
-    its bodies hold the same NCHWc and com.microsoft ops as its main graph."""
+    its bodies hold the same NCHWc and com.microsoft ops as its main graph. `values`: graph inputs whose values
+    the user gave (name -> array), which decide the If conditions computed from them."""
     if not any(is_control_flow(n) for n in graph.nodes):
         return graph, []
     depth = nesting_depth(model.graph)
     if depth > MAX_DEPTH:  # checked before any work: resolving costs inference per body, per level
         raise ModelLoadError(f"control flow is nested {depth} levels deep, more than the {MAX_DEPTH} planned")
-    r = _Resolver(model, loop_trips, graph.opset, infer_body)
+    r = _Resolver(model, loop_trips, graph.opset, infer_body, values)
     out = r.graph(graph, [model.graph], 0)
     notes = list(r.notes)
     if r.count > len(r.notes):

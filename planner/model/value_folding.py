@@ -148,3 +148,31 @@ def with_inferred_types(model: onnx.ModelProto, inferred: onnx.ModelProto) -> on
         if vi.name in refined:
             vi.CopyFrom(refined[vi.name])
     return out
+
+
+def values_given(m: onnx.ModelProto, given: dict[str, np.ndarray], wanted: set[str],
+                 rounds: int = 8) -> dict[str, np.ndarray]:
+    """The values of the tensors named in `wanted` that follow from the graph inputs `given` (and the model's
+    constants), as far as small value computations carry them: an If's condition computed from a mode or
+    sample-rate input (Equal(sr, 16000)), for instance. Tensors it cannot reach are left out."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(m)
+    inputs = [vi for vi in copy.graph.input if vi.name not in given]
+    del copy.graph.input[:]
+    copy.graph.input.extend(inputs)
+    consts = [helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(v), name))
+              for name, v in given.items()]
+    nodes = consts + list(copy.graph.node)
+    del copy.graph.node[:]
+    copy.graph.node.extend(nodes)
+    found = {k: np.asarray(v) for k, v in given.items() if k in wanted}
+    for _ in range(rounds):
+        known = _initial_values(copy)
+        found.update({k: v for k, v in known.items() if k in wanted})
+        if wanted <= found.keys():
+            break
+        copy, n = fold_values(copy)
+        if not n:
+            break
+    found.update({k: v for k, v in _initial_values(copy).items() if k in wanted})
+    return found

@@ -74,8 +74,10 @@ def _reset_peak() -> bool:
         return False
 
 
-def synthetic_feeds(session, dims: dict[str, int], seed: int = 0) -> dict:
-    """Inputs for `session` with symbolic dims bound from `dims` (name -> value)."""
+def synthetic_feeds(session, dims: dict[str, int], seed: int = 0,
+                    values: dict[str, bool | int | float] | None = None) -> dict:
+    """Inputs for `session` with symbolic dims bound from `dims` (name -> value); an input named in `values`
+    is filled with its value (`--value`: a mode switch, a sample rate), others are drawn (floats) or fixed."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -93,18 +95,48 @@ def synthetic_feeds(session, dims: dict[str, int], seed: int = 0) -> dict:
         dtype = _ORT_TYPES.get(i.type)
         if dtype is None:
             raise MeasureError(f"input {i.name!r} has type {i.type}, which validate cannot synthesise")
-        if dtype.startswith("float"):
+        if values and i.name in values:
+            feeds[i.name] = np.full(shape, values[i.name], dtype=dtype)
+        elif dtype.startswith("float"):
             feeds[i.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype == "bool":
-            feeds[i.name] = np.ones(shape, dtype=bool)
         else:
-            fill = 1 if "mask" in i.name.lower() else 0
-            feeds[i.name] = np.full(shape, fill, dtype=dtype)
+            feeds[i.name] = np.full(shape, fixed_fill(i.name, dtype), dtype=dtype)
     return feeds
 
 
+def fixed_fill(name: str, dtype: str) -> bool | int:
+    """What a non-float input is filled with: true for a bool (a flag that is set), 1 for a mask (attend
+    everywhere), 0 for other integers (token ids, positions, an empty cache length)."""
+    if dtype == "bool":
+        return True
+    return 1 if "mask" in name.lower() else 0
+
+
+def one_element_feeds(model) -> dict[str, bool | int]:
+    """The values synthetic_feeds gives the model's one-element non-float inputs (a mode switch, a sample
+    rate): stated to the predictor (`values`), they decide the If branches the measured run takes."""
+    from onnx import helper
+
+    inits = {t.name for t in model.graph.initializer}
+    out = {}
+    for vi in model.graph.input:
+        tt = vi.type.tensor_type
+        if vi.name in inits or not vi.type.HasField("tensor_type"):
+            continue
+        if any(not d.HasField("dim_value") or d.dim_value > 1 for d in tt.shape.dim):
+            continue
+        try:
+            dtype = str(helper.tensor_dtype_to_np_dtype(tt.elem_type))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if dtype == "bool" or dtype.startswith(("int", "uint")):
+            out[vi.name] = fixed_fill(vi.name, dtype)
+    return out
+
+
 def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: int = 10,
-                 warmup: int = 3, quiet_probe_s: float | None = None) -> Measurement:
+                 warmup: int = 3, quiet_probe_s: float | None = None,
+                 values: dict[str, bool | int | float] | None = None) -> Measurement:
     """Measure in this process (see the module docstring); `measure` runs this in a child. With
     `quiet_probe_s` (the calibration's), first wait up to QUIET_WAIT_S for the machine to be as quiet as it
     was then (planner.ort.quiet)."""
@@ -114,7 +146,7 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
     rss_before = _rss_kb("VmRSS")
     session = make_session(model_path, session_options(threads))
     try:
-        feeds = synthetic_feeds(session, dims)
+        feeds = synthetic_feeds(session, dims, values=values)
     except MeasureError:
         raise
     reset = _reset_peak()
@@ -159,12 +191,13 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
 
 def measure(model_path: str | os.PathLike, dims: dict[str, int], threads: int = 1, runs: int = 10,
             warmup: int = 3, isolate: bool = True, timeout_s: float = 1800,
-            quiet_probe_s: float | None = None) -> Measurement:
+            quiet_probe_s: float | None = None, values: dict[str, bool | int | float] | None = None
+            ) -> Measurement:
     """Measure `model_path` at `dims` (every symbolic input dim bound); in a fresh process when `isolate`."""
     if not isolate:
-        return measure_here(str(model_path), dims, threads, runs, warmup, quiet_probe_s)
+        return measure_here(str(model_path), dims, threads, runs, warmup, quiet_probe_s, values)
     request = json.dumps({"model": str(model_path), "dims": dims, "threads": threads, "runs": runs,
-                          "warmup": warmup, "quiet_probe_s": quiet_probe_s})
+                          "warmup": warmup, "quiet_probe_s": quiet_probe_s, "values": values})
     try:
         done = subprocess.run([sys.executable, "-m", "planner.ort.measure"], input=request, capture_output=True,
                               text=True, timeout=timeout_s, check=False)
@@ -181,7 +214,7 @@ def _main() -> int:
     req = json.loads(sys.stdin.read())
     try:
         m = measure_here(req["model"], req["dims"], req["threads"], req["runs"], req["warmup"],
-                         req.get("quiet_probe_s"))
+                         req.get("quiet_probe_s"), req.get("values"))
     except PlannerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

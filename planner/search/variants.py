@@ -184,7 +184,7 @@ def optimize(loaded: LoadedModel, analyzer: Analyzer, dims: dict[str, int] | Non
 
     try:
         runs = _run_pipelines(loaded, pipelines, options, {k: v for k, v in (dims or {}).items()
-                                                           if k != analyzer.spec.batch}, warn)
+                                                           if k != analyzer.spec.batch}, warn, analyzer)
     except _NoReference as e:
         if options.explicit:
             raise PlannerError(f"--passes {options.mode}: {e}") from None
@@ -311,10 +311,11 @@ class _NoReference(Exception):
 
 
 def _run_pipelines(loaded: LoadedModel, pipelines: list, options: PassOptions, verify_dims: dict[str, int],
-                   warn: Callable[[str], None]) -> dict[str, tuple]:
+                   warn: Callable[[str], None], analyzer: Analyzer) -> dict[str, tuple]:
     """pipeline -> (PipelineResult, Analyzer of its model, its bytes' digest); cached per model and options, so
     a second plan of the same model (other targets, constraints or drift limit) runs no pass again."""
-    key = (loaded.sha256, options.key(), tuple(sorted(verify_dims.items())))
+    key = (loaded.sha256, options.key(), tuple(sorted(verify_dims.items())), analyzer.loop_trips,
+           tuple(sorted(analyzer.given.items())))  # each variant's Analyzer takes the stored model's bindings
     cached = _CACHE.setdefault(key, {})
     todo = [p for p in pipelines if p.name != "none" and p.name not in cached]
     if not todo:
@@ -344,6 +345,7 @@ def _run_pipelines(loaded: LoadedModel, pipelines: list, options: PassOptions, v
         if result.model is not None and not result.rejected:
             digest = hashlib.sha256(result.model.SerializeToString(deterministic=True)).digest()
             sub = Analyzer(LoadedModel(model=result.model, path=loaded.path,
-                                       sha256=f"{loaded.sha256}:{p.name}:{digest.hex()[:16]}"))
+                                       sha256=f"{loaded.sha256}:{p.name}:{digest.hex()[:16]}"),
+                           loop_trips=analyzer.loop_trips, values=analyzer.given)
         cached[p.name] = (result, sub, digest)
     return cached
