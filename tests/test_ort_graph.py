@@ -177,3 +177,24 @@ def test_if_bodies_of_the_executed_graph_get_shapes(tmp_path):
     wide = 2 * (16 * 16 * 16 * 3 * 25 + 8 * 8 * 32 * 16 * 25)
     flops = node_cost(n).cost.flops
     assert wide <= flops < 1.05 * wide  # the larger branch, plus its elementwise and pooling work
+
+
+def test_int8_gemms_with_an_unsigned_b_are_their_own_family():
+    """VNNI multiplies unsigned by signed bytes; u8 x u8 (uint8 weights, or QDQ attention's two activations) takes
+    a slower path, so it is calibrated apart ("gemm:u8u8"); the calibration's u8-weight benches land there."""
+    from planner.calibration.suite import _u8u8_benches
+    from planner.model.ir import TensorInfo
+    from planner.model.loader import LoadedModel
+
+    def mm(op, a, b, b_at=1):
+        ins = [TensorInfo("a", (4, 8), a)] + [TensorInfo(f"s{i}", (), "float32") for i in range(b_at - 1)]
+        return NodeInfo("n", op, "", (*ins, TensorInfo("b", (8, 8), b)), (), {})
+
+    assert kernel_family(mm("MatMulInteger", "uint8", "uint8"), OpClass.MATRIX) == "gemm:u8u8"
+    assert kernel_family(mm("MatMulInteger", "uint8", "int8"), OpClass.MATRIX) == "gemm"
+    assert kernel_family(mm("QLinearMatMul", "uint8", "uint8", b_at=3), OpClass.MATRIX) == "gemm:u8u8"
+    assert kernel_family(mm("MatMul", "float32", "float32"), OpClass.MATRIX) == "gemm"
+    bench = _u8u8_benches(quick=True)[0]
+    loaded = LoadedModel(model=onnx.load_from_string(bench.model), path=Path("bench.onnx"), sha256="u8u8-bench")
+    [node] = [n for n in ort_analysis(loaded).graph.nodes if n.op_type == "MatMulInteger"]
+    assert kernel_family(node, OpClass.MATRIX) == "gemm:u8u8"

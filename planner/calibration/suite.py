@@ -6,13 +6,16 @@
                                 weights in all (weight_chain): end to end per node, no profiler.
     matrix families             MatMul / Gemm (weights and activations as B), batched MatMul, Conv
                                 (onnxruntime turns most into com.microsoft.nchwc::Conv), depthwise and grouped
-                                Conv, int8 MatMulInteger / QLinearMatMul / DynamicQuantizeMatMul, LSTM / GRU:
+                                Conv, Conv whose weights are fed (fp16 and QDQ models: the plain NCHW kernel),
+                                int8 MatMulInteger / QLinearMatMul / DynamicQuantizeMatMul with signed and
+                                unsigned B, ConvInteger (depthwise too), QLinearConv, LSTM / GRU:
                                 achieved FLOP/s against arithmetic intensity (FLOPs per byte), which is what
                                 separates a GEMV from a square GEMM.
     graph node overhead         a transformer-like block of small nodes, 4 and 24 times (mixed_graph): what
                                 each node costs beyond what its family's chain says.
     vector and data families    each op type on its own (Softmax, LayerNormalization, BiasGelu, MaxPool,
-                                Transpose, Concat, ...) at working sets in L2 and beyond: achieved bytes/s
+                                Transpose, Concat, QuantizeLinear, QLinearSoftmax, ...) at working sets in L2
+                                and beyond: achieved bytes/s
                                 against working set, the same quantity as the streaming curve."""
 
 from __future__ import annotations
@@ -144,6 +147,40 @@ def _int8_benches(quick: bool) -> list[Bench]:
     return out
 
 
+# int8 GEMMs with an unsigned B (families.U8U8): uint8 weights, as quantize_dynamic(weight_type=QUInt8) writes
+# them, and two quantized activations (QDQ attention: scores and context, B fed at run time, not prepacked)
+U8U8_GEMM = [(1, 1024, 1024), (4, 1024, 1024), (16, 256, 256), (64, 512, 512), (48, 384, 1536), (128, 128, 128),
+             (200, 96, 96), (256, 1024, 1024)]
+U8U8_BATCHED = [(4, 128, 32, 128), (4, 128, 128, 32), (8, 64, 64, 64), (6, 256, 64, 256)]
+
+
+def _u8u8_benches(quick: bool) -> list[Bench]:
+    u8 = TensorProto.UINT8
+    out = []
+    for m, k, n in U8U8_GEMM[3:5] if quick else U8U8_GEMM:
+        weights = weight("b", [k, n], 1, np.uint8)
+        out.append(single(f"MatMulInteger u8 weights {m}x{k}x{n}", "MatMulInteger", [("a", [m, k], u8)], [m, n],
+                          [weights, scalar("za", 3, np.uint8), scalar("zb", 128, np.uint8)],
+                          out_elem=TensorProto.INT32))
+        if quick:
+            continue
+        node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "sb", "zb"], ["out0"], name="bench", domain=MS)
+        out.append(Bench(f"DynamicQuantizeMatMul u8 weights {m}x{k}x{n}",
+                         make([node], [vi("a", [m, k])], [vi("out0", [m, n])],
+                              [weights, scalar("sb", [0.01], np.float32), scalar("zb", [128], np.uint8)], ms=True),
+                         {"a": rand([m, k], 4)}))
+    for h, m, k, n in [] if quick else U8U8_BATCHED:
+        qparams = [scalar("sa", 0.02, np.float32), scalar("za", 3, np.uint8), scalar("sb", 0.01, np.float32),
+                   scalar("zb", 128, np.uint8), scalar("sy", 0.05, np.float32), scalar("zy", 5, np.uint8)]
+        node = helper.make_node("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["out0"],
+                                name="bench")
+        out.append(Bench(f"QLinearMatMul activations {h}x{m}x{k}x{n}",
+                         make([node], [vi("a", [h, m, k], u8), vi("b", [h, k, n], u8)], [vi("out0", [h, m, n], u8)],
+                              qparams),
+                         {"a": rand([h, m, k], 3, np.uint8), "b": rand([h, k, n], 5, np.uint8)}))
+    return out
+
+
 # ConvInteger as onnxruntime's dynamic quantization ships a CNN (u8 activations and weights): (input channels,
 # output channels, image side, kernel side); onnxruntime runs it as im2col + a u8 GEMM, not the blocked layout
 CONV_INTEGER = [(64, 64, 56, 3), (64, 256, 56, 1), (256, 64, 56, 1), (128, 128, 28, 3), (512, 128, 28, 1),
@@ -160,6 +197,39 @@ def _conv_integer_benches(quick: bool) -> list[Bench]:
                           [("x", [1, cin, side, side], u8)], [1, cout, side, side],
                           [w, scalar("xz", 3, np.uint8), scalar("wz", 128, np.uint8)], attrs={"pads": pads},
                           out_elem=TensorProto.INT32))
+    # depthwise (MobileNet's, ConvNeXt's 7x7): one im2col and a one-row u8 GEMM per channel, far below the rate of
+    # dense ones (on an AVX-512 EPYC a MobileNet's 3x3 depthwise ConvIntegers took 250-550 us for 1-3 M MACs)
+    for c, side, k in [] if quick else DEPTHWISE:
+        out.append(single(f"ConvInteger depthwise {c} {side}x{side} k{k}", "ConvInteger",
+                          [("x", [1, c, side, side], u8)], [1, c, side, side],
+                          [weight("w", [c, 1, k, k], 1, np.uint8), scalar("xz", 3, np.uint8),
+                           scalar("wz", 128, np.uint8)], attrs={"pads": [k // 2] * 4, "group": c},
+                          out_elem=TensorProto.INT32))
+    return out
+
+
+# depthwise convolutions (channels, image side, kernel side): MobileNet's 3x3 and ConvNeXt's 7x7
+DEPTHWISE = [(32, 112, 3), (64, 56, 3), (128, 28, 3), (256, 14, 3), (48, 56, 7), (192, 14, 7)]
+# dense convolutions (C_in, C_out, side, kernel, stride) whose weights are computed, not stored
+PLAIN_CONV = [(3, 32, 224, 3, 2), (32, 64, 112, 3, 1), (64, 64, 56, 3, 1), (128, 128, 28, 3, 1),
+              (64, 256, 56, 1, 1), (256, 256, 14, 3, 1), (512, 512, 7, 3, 1)]
+
+
+def _plain_conv_benches(quick: bool) -> list[Bench]:
+    """Convolutions onnxruntime cannot reorder into its blocked layout because their weights arrive at run time
+    (a Cast of fp16 weights, a DequantizeLinear of QDQ ones, both left in the graph): the plain NCHW kernels,
+    im2col + GEMM per group; a depthwise one is one GEMM row per channel (a ConvNeXt 7x7 depthwise ran 10x
+    slower so than in the blocked layout). The weights are fed, as in those models."""
+    out = []
+    for c, side, k in DEPTHWISE[1:2] if quick else DEPTHWISE:
+        out.append(single(f"Conv depthwise, fed weights {c} {side}x{side} k{k}", "Conv",
+                          [("x", [1, c, side, side], F), ("w", [c, 1, k, k], F)], [1, c, side, side],
+                          attrs={"kernel_shape": [k, k], "pads": [k // 2] * 4, "group": c}))
+    for cin, cout, side, k, s in [] if quick else PLAIN_CONV:
+        ho = (side + 2 * (k // 2) - k) // s + 1
+        out.append(single(f"Conv fed weights {cin}->{cout} {side}x{side} k{k} s{s}", "Conv",
+                          [("x", [1, cin, side, side], F), ("w", [cout, cin, k, k], F)], [1, cout, ho, ho],
+                          attrs={"kernel_shape": [k, k], "pads": [k // 2] * 4, "strides": [s, s]}))
     return out
 
 
@@ -327,7 +397,39 @@ def _vector_benches(quick: bool) -> list[Bench]:
     return rows
 
 
+def _qlinear_binary(op: str, shape: list[int]) -> Bench:
+    u8 = TensorProto.UINT8
+    q = [scalar("sa", 0.02, np.float32), scalar("za", 3, np.uint8), scalar("sb", 0.03, np.float32),
+         scalar("zb", 7, np.uint8), scalar("sc", 0.05, np.float32), scalar("zc", 5, np.uint8)]
+    node = helper.make_node(op, ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["out0"], name="bench", domain=MS)
+    return Bench(f"{op} {shape}", make([node], [vi("a", shape, u8), vi("b", shape, u8)], [vi("out0", shape, u8)], q,
+                                       ms=True),
+                 {"a": rand(shape, 3, np.uint8), "b": rand(shape, 4, np.uint8)})
+
+
+def _quantized_vector_benches(quick: bool) -> list[Bench]:
+    """The elementwise ops of quantized models (QDQ's QuantizeLinear / DequantizeLinear, QOperator's QLinearAdd,
+    QLinearMul and QLinearSoftmax, a table lookup per element): at the vector benches' two working sets."""
+    u8 = TensorProto.UINT8
+    out = []
+    for rows_, cols in [(64, 256), (1024, 512)] if not quick else []:
+        shape = [rows_, cols]
+        out += [
+            single(f"QuantizeLinear {shape}", "QuantizeLinear", [("a", shape, F)], shape,
+                   [scalar("s", 0.02, np.float32), scalar("z", 3, np.uint8)], out_elem=u8),
+            single(f"DequantizeLinear {shape}", "DequantizeLinear", [("a", shape, u8)], shape,
+                   [scalar("s", 0.02, np.float32), scalar("z", 3, np.uint8)]),
+            _qlinear_binary("QLinearAdd", shape),
+            _qlinear_binary("QLinearMul", shape),
+            single(f"QLinearSoftmax {shape}", "QLinearSoftmax", [("a", shape, u8)], shape,
+                   [scalar("s", 0.02, np.float32), scalar("z", 3, np.uint8), scalar("sy", 1 / 256, np.float32),
+                    scalar("zy", 0, np.uint8)], attrs={"axis": -1, "opset": 13}, domain=MS, out_elem=u8),
+        ]
+    return out
+
+
 def suite(quick: bool = False) -> list[Bench]:
-    return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick)
-            + _int8_benches(quick) + _conv_integer_benches(quick) + _qlinear_conv_benches(quick)
-            + _rnn_benches(quick) + _vector_benches(quick))
+    return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick) + _plain_conv_benches(quick)
+            + _int8_benches(quick) + _u8u8_benches(quick) + _conv_integer_benches(quick)
+            + _qlinear_conv_benches(quick) + _rnn_benches(quick) + _vector_benches(quick)
+            + _quantized_vector_benches(quick))

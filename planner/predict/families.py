@@ -37,6 +37,19 @@ _CONV_LIKE = {"Conv", "FusedConv", "NhwcConv", "NhwcFusedConv", "QLinearConv", "
 
 _RNN_LIKE = frozenset(GATES)  # LSTM, GRU, RNN and the quantized LSTM
 
+U8U8 = ":u8u8"
+"""The suffix of an int8 GEMM whose B is unsigned as well as A (weights quantized to uint8, or two quantized
+activations: QDQ attention). VNNI's and AMX's int8 instructions multiply unsigned by signed bytes; u8 x u8 takes
+another, slower path (on an AVX-512 VNNI EPYC a DynamicQuantizeMatMul with u8 weights ran at 162 G op/s in a
+model, with s8 weights 407 G op/s): its own family, calibrated apart."""
+_B_INPUT = {"MatMulInteger": 1, "DynamicQuantizeMatMul": 1, "MatMulIntegerToFloat": 1, "QLinearMatMul": 3}
+
+
+def _unsigned_b(node: NodeInfo) -> bool:
+    i = _B_INPUT.get(node.op_type)
+    b = node.inputs[i] if i is not None and i < len(node.inputs) else None
+    return b is not None and b.dtype == "uint8"
+
 
 _DOMAIN_TAG = {"": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
 
@@ -75,7 +88,8 @@ def contiguous_run(node: NodeInfo) -> int:
 def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     """The kind of kernel a node runs, as calibrations name them.
 
-    Matrix ops group by algorithm: "gemm" (MatMul-like), "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
+    Matrix ops group by algorithm: "gemm" (MatMul-like; an int8 one with an unsigned B "gemm:u8u8", see U8U8),
+    "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
     input channel per group), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which onnxruntime's blocked
     layout makes of a BatchNormalization; a calibration times it by its bytes), "conv_grouped_1x1" (other
     groups, a 1x1 stride-1 kernel: one GEMM per group straight off the input), "conv_grouped" (other groups:
@@ -94,7 +108,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
         if node.op_type in ("Gemm", "FusedGemm", "QGemm"):
             return "gemm_bias"  # y = A·B + C: the bias initialises the output, B is usually transposed
         if node.op_type in _GEMM_LIKE:
-            return "gemm"
+            return "gemm" + (U8U8 if _unsigned_b(node) else "")
         if node.op_type in _RNN_LIKE:
             return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
         if node.op_type in _CONV_LIKE:
