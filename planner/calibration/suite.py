@@ -238,7 +238,9 @@ def _plain_conv_benches(quick: bool) -> list[Bench]:
 # not ConvInteger's im2col + GEMM: (input channels, output channels, image side, kernel side, stride, group)
 QLINEAR_CONV = [(3, 32, 112, 3, 2, 1), (32, 32, 56, 3, 1, 1), (64, 256, 28, 1, 1, 1), (256, 64, 28, 1, 1, 1),
                 (128, 128, 14, 3, 1, 1), (512, 512, 7, 1, 1, 1), (64, 64, 56, 3, 1, 64), (144, 144, 28, 3, 1, 144),
-                (256, 256, 14, 3, 1, 256), (512, 512, 7, 3, 2, 512), (128, 128, 28, 3, 1, 32), (240, 240, 28, 1, 1, 3)]
+                (256, 256, 14, 3, 1, 256), (512, 512, 7, 3, 2, 512), (128, 128, 28, 3, 1, 32), (240, 240, 28, 1, 1, 3),
+                # grouped 3x3 at 8 and 16 channels a group (RegNet's): the rate grows with the group's width
+                (96, 96, 56, 3, 1, 12), (128, 128, 28, 3, 1, 16), (240, 240, 14, 3, 1, 15), (448, 448, 7, 3, 1, 28)]
 
 
 def _qlinear_conv_benches(quick: bool) -> list[Bench]:
