@@ -103,6 +103,10 @@ def test_families_and_steps():
     assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 64, 8, 8), (64, 1, 1, 1)], group=64, pads=[1] * 4),
                          OpClass.MATRIX) == "nchwc.conv_dw"
     assert kernel_family(n("BiasGelu", "com.microsoft"), OpClass.VECTOR) == "ms.BiasGelu"
+    # an interpolating Resize weighs 2^d (linear) or 4^d (cubic) inputs an output: apart from a nearest one
+    assert kernel_family(n("Resize", "", mode="linear"), OpClass.VECTOR) == "Resize:interpolated"
+    assert kernel_family(n("Resize", "", mode="nearest"), OpClass.VECTOR) == "Resize"
+    assert kernel_family(n("Resize"), OpClass.VECTOR) == "Resize"
     assert kernel_family(n("GRU", "", [(50, 4, 32)]), OpClass.MATRIX) == "gru"
     assert kernel_steps(n("LSTM", "", [(50, 4, 32)])) == 50
     assert kernel_steps(n("GRU", "", [(4, 50, 32)], layout=1)) == 50

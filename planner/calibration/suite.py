@@ -395,6 +395,7 @@ def _vector_benches(quick: bool) -> list[Bench]:
             single(f"BatchNormalization {img}", "BatchNormalization", [("a", img, F)], img,
                    [weight("s", [c]), weight("bb", [c], 2), weight("mu", [c], 3),
                     numpy_helper.from_array(np.ones(c, np.float32), "var")]),
+            _resize(img, "nearest"), _resize(img, "linear"),
         ]
     return rows
 
@@ -407,6 +408,15 @@ def _qlinear_binary(op: str, shape: list[int]) -> Bench:
     return Bench(f"{op} {shape}", make([node], [vi("a", shape, u8), vi("b", shape, u8)], [vi("out0", shape, u8)], q,
                                        ms=True),
                  {"a": rand(shape, 3, np.uint8), "b": rand(shape, 4, np.uint8)})
+
+
+def _resize(img: list[int], mode: str) -> Bench:
+    """A 2x upsample, as detectors' and segmenters' necks and heads run them (FPN: nearest; DPT: linear)."""
+    out = [img[0], img[1], 2 * img[2], 2 * img[3]]
+    node = helper.make_node("Resize", ["a", "", "sc"], ["out0"], name="bench", mode=mode)
+    return Bench(f"Resize {mode} {img}", make([node], [vi("a", img)], [vi("out0", out)],
+                                              [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")]),
+                 {"a": rand(img, 7)})
 
 
 def _quantized_vector_benches(quick: bool) -> list[Bench]:

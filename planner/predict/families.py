@@ -101,7 +101,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     (see ONE_BLOCK); every other op is its own family, its op type with the domain
     tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool"); row-wise ops (softmax, normalisations, reductions) over
     rows shorter than SHORT_ROWS are a family of their own ("Softmax:short"), their cost being mostly per row;
-    a Transpose that moves runs of LONG_RUN or more elements is "Transpose:long" (contiguous_run).
+    a Transpose that moves runs of LONG_RUN or more elements is "Transpose:long" (contiguous_run); a linear or
+    cubic Resize is "Resize:interpolated" (a nearest one copies, an interpolating one weighs several inputs).
     """
     tag = _DOMAIN_TAG.get(node.domain, node.domain + ".")
     if op_class == OpClass.MATRIX:
@@ -132,6 +133,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             return family
     if node.op_type in ("MatMulNBits", "MatMulBnb4"):  # weight-only: what it costs to dequantize depends on bits
         return f"{tag}{node.op_type}{WEIGHT_BITS_SEP}{node.attr('bits', 4) if node.op_type == 'MatMulNBits' else 4}"
+    if node.op_type in ("Resize", "Upsample") and str(node.attr("mode", "nearest") or "nearest") != "nearest":
+        return f"{tag}{node.op_type}:interpolated"  # 2^d or 4^d taps an output element, not one copied input
     if node.op_type == "Transpose" and contiguous_run(node) >= LONG_RUN:
         return f"{tag}Transpose:long"  # whole rows move: a copy of long runs, not a gather of single elements
     if node.op_type in _ROW_WISE:
