@@ -107,7 +107,7 @@ def _plan(path: str | os.PathLike, resolved: list, dims: dict[str, int] | None, 
                                      scratch=_scratch(emit))
         try:
             result = plan_decoder(loaded, decoder, resolved, dims, batch, max_latency_ms, max_batch, prompt_len,
-                                  gen_len, max_ttft_ms, max_tpot_ms, tp, optimized=optimized)
+                                  gen_len, max_ttft_ms, max_tpot_ms, tp, optimized=optimized, values=values)
             result.constraints.update({"passes": (passes or PassOptions()).mode,
                                        "max_drift": (passes or PassOptions()).drift_limit(decoder=True)})
             if emit is not None and result.chosen is not None:

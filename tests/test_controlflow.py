@@ -368,3 +368,13 @@ def test_subgraph_residual_is_the_slope_of_measured_less_predicted():
     assert subgraph_residuals(cal, samples) == {"subgraph.Loop": pytest.approx(0.5e-6)}
     faster = [dataclasses.replace(s, seconds=s.seconds - s.steps * 1e-6) for s in samples]  # below prediction
     assert subgraph_residuals(cal, faster) == {"subgraph.Loop": 0.0}
+
+
+def test_a_decoder_checks_its_values_too(capsys):
+    """Decoders are planned by planner.llm; --value reaches their analyzers rather than being dropped."""
+    from pathlib import Path
+
+    decoder = Path(__file__).resolve().parent.parent / "models" / "decoder.onnx"
+    code = main([str(decoder), "--value", "nope=1", "--passes", "none"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "the model has no input 'nope'" in err and len(err.splitlines()) == 1

@@ -111,10 +111,10 @@ class DecoderPlanner:
     """Everything about one decoder that does not depend on the target: phases, KV cache, inferred structure."""
 
     def __init__(self, loaded: LoadedModel, info: DecoderInfo, prompt_len: int, gen_len: int,
-                 dims: dict[str, int] | None = None) -> None:
+                 dims: dict[str, int] | None = None, values: dict[str, bool | int | float] | None = None) -> None:
         self.loaded, self.info = loaded, info
         self.prompt_len, self.gen_len = prompt_len, gen_len
-        self.analyzer = Analyzer(loaded)
+        self.analyzer = Analyzer(loaded, values=values)
         for d in info.past_dims:  # the prefill binds the past length to 0, which only "past" dims may take
             self.analyzer.spec.kinds[d] = "past"
         roles = {info.sequence_dim, *info.past_dims, *info.total_dims}
@@ -423,7 +423,8 @@ def _unknown_ops(graph) -> list[str]:
 def plan_decoder(loaded: LoadedModel, info: DecoderInfo, targets: Sequence[Target], dims: dict[str, int] | None,
                  batch: int | None, max_latency_ms: float | None, max_batch: int, prompt_len: int | None,
                  gen_len: int | None, max_ttft_ms: float | None, max_tpot_ms: float | None,
-                 tp: Sequence[int] | None, top: int = TOP_KERNELS, optimized: DecoderVariants | None = None) -> Plan:
+                 tp: Sequence[int] | None, top: int = TOP_KERNELS, optimized: DecoderVariants | None = None,
+                 values: dict[str, bool | int | float] | None = None) -> Plan:
     """The decoder's plan over precision (the stored model and each verified pass pipeline in `optimized`) x
     target x tensor-parallel degree x batch: the cheapest admissible configuration is chosen."""
     started = time.perf_counter()
@@ -437,13 +438,13 @@ def plan_decoder(loaded: LoadedModel, info: DecoderInfo, targets: Sequence[Targe
     for n in tp or ():
         if n not in TP_DEGREES:
             raise PlannerError(f"--tp {n}: tensor-parallel degree must be one of {', '.join(map(str, TP_DEGREES))}")
-    dp = DecoderPlanner(loaded, info, prompt_len, gen_len, dims)
+    dp = DecoderPlanner(loaded, info, prompt_len, gen_len, dims, values)
     notes: list[str] = list(optimized.notes) if optimized else []
     variants = [v for v in (optimized.variants if optimized else []) if v.name != "none"]
     planners: dict[str, DecoderPlanner] = {"none": dp}
     for v in variants:
         v_info = recognise(v.model) or info
-        planners[v.name] = DecoderPlanner(v.loaded, v_info, prompt_len, gen_len, dims)
+        planners[v.name] = DecoderPlanner(v.loaded, v_info, prompt_len, gen_len, dims, values)
     configs = search_decoder(dp, targets, batch, max_batch, max_ttft_ms, max_tpot_ms, max_latency_ms, tp, notes)
     for v in variants:
         vp = planners[v.name]
