@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                 dims = dict(predictions[c.name].analysis.binding.values)
                 print(f"measuring {c.name} (round {r + 1}/{args.rounds})", file=sys.stderr, flush=True)
                 measured[c.name].append(measure(c.path, dims, args.threads, args.runs,
-                                                quiet_probe_s=host.calibration.probe_s))
+                                                quiet_probe_s=host.calibration.probe_s,
+                                                quiet_memory_probe_s=host.calibration.probe_memory_s))
         if args.measured and not reuse:
             from planner.atomic import write_atomic
 

@@ -162,7 +162,7 @@ def fit(m: Measurements) -> Calibration:
         rate_curves=rate_curves, recurrent_costs=_recurrent_costs(src.profiled),
         throughput_curves=throughput_curves,
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
-        weight_residency=dict(m.weight_residency), probe_s=m.probe_s,
+        weight_residency=dict(m.weight_residency), probe_s=m.probe_s, probe_memory_s=m.probe_memory_s,
         noise={k: round(float(v), 4) for k, v in dataclasses.asdict(m.noise).items()},
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=_ort_version(),
         quick=m.quick, seconds=round(m.seconds, 2),

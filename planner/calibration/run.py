@@ -99,6 +99,7 @@ def calibrate(threads: int = 1, quick: bool = False, progress: Callable[[int, in
         work = Path(tmp)
         gate = QuietGate(threads, budget_s=6.0 if not quick else 1.0)  # bounded: under a minute in all
         gate.wait(2.0 if not quick else 0.2)  # learn how fast the probe runs when nothing disturbs it
+        _probe_memory(gate, quick)  # and the memory bus: its quickest here is what measurements wait for
         # the overheads are timed at the start and again at the end, and every sample is made from the
         # quickest of the two once both are in (overheads_from): one burst cannot skew them all
         overhead_times = [overhead_timings(threads, quick, work, bar.step, gate)]
@@ -114,6 +115,7 @@ def calibrate(threads: int = 1, quick: bool = False, progress: Callable[[int, in
         run.weight_sessions.clear()
         if not quick:
             overhead_times.append(overhead_timings(threads, quick, work, bar.step, gate, repeats=2))
+        _probe_memory(gate, quick)
         o = overheads_from(*overhead_times)
         made = [[s for t in p for s in t.pending(o)] for p in passes]
         made[0] += chain_samples(tiny, o.launch_s) + subgraph
@@ -124,7 +126,14 @@ def calibrate(threads: int = 1, quick: bool = False, progress: Callable[[int, in
                         run_overhead_per_io_s=o.per_io_s, profiler_bias_s=o.profiler_bias_s, samples=quickest(made),
                         workspace_bytes=workspace, weight_residency=residency,
                         seconds=time.perf_counter() - start, notes=run.notes, quick=quick, probe_s=gate.best_s,
+                        probe_memory_s=gate.best_memory_s if gate.best_memory_s < float("inf") else None,
                         busy=gate.noisy, noise=noise)
+
+
+def _probe_memory(gate: QuietGate, quick: bool) -> None:
+    """A few looks at the streaming probe, at the start and at the end: the quickest is the quiet bus."""
+    for _ in range(2 if quick else 6):
+        gate.probe_memory()
 
 
 class _Run:

@@ -58,5 +58,6 @@ class Measurements:
     notes: list[str] = field(default_factory=list)
     quick: bool = False
     probe_s: float | None = None  # planner.ort.quiet's probe on the quiet machine
+    probe_memory_s: float | None = None  # planner.ort.quiet's streaming probe, the quickest of the calibration's
     busy: int = 0  # microbenchmarks that ran after planner.ort.quiet gave up waiting for a quiet moment
     noise: Noise = field(default_factory=Noise)

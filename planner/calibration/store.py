@@ -15,6 +15,7 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
          "weight_residency":  {"gemm": x, "conv": x}   resident bytes per weight byte of 16 MiB of such weights
          "probe_s":           planner.ort.quiet's probe kernel on the quiet machine (validate waits for this speed)
+         "probe_memory_s":    its streaming probe (past the LLC) then: validate waits for the memory bus too
          "noise":             {"benches", "unconfirmed", "median_spread", "p90_spread"}: how repeatable the
                               microbenchmarks were (planner.calibration.samples.Noise)
          "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes,
@@ -68,6 +69,7 @@ class Calibration:
     recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # planner.model.recurrent.fit
     weight_residency: Mapping[str, float] = field(default_factory=dict)  # planner.calibration.suite.weight_residency
     probe_s: float | None = None  # planner.ort.quiet's probe when the machine was quiet: what validate waits for
+    probe_memory_s: float | None = None  # its streaming probe then: validate waits for the memory bus too
     graph_node_overhead_s: float = 0.0  # per node of a graph of mixed small nodes, beyond its family's costs
     noise: Mapping[str, float] = field(default_factory=dict)  # planner.calibration.samples.Noise, as numbers
     created: str = ""
@@ -119,6 +121,7 @@ class Calibration:
                 kernel_fixed_s={str(k): _nonneg(v) for k, v in dict(d.get("kernel_fixed_s", {})).items()},
                 workspace_bytes=None if d.get("workspace_bytes") is None else _nonneg(d["workspace_bytes"]),
                 probe_s=None if d.get("probe_s") is None else _nonneg(d["probe_s"]),
+                probe_memory_s=None if d.get("probe_memory_s") is None else _nonneg(d["probe_memory_s"]),
                 graph_node_overhead_s=_nonneg(d.get("graph_node_overhead_s", 0.0)),
                 noise={str(k): _nonneg(v) for k, v in dict(d.get("noise", {})).items()},
                 created=str(d.get("created", "")), onnxruntime=str(d.get("onnxruntime", "")),

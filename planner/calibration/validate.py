@@ -158,7 +158,8 @@ def validate(path: str | Path, threads: int = 1, runs: int = 10, dims: dict[str,
     binding = op.analysis.binding
     cal = op.calibration
     m = measure(loaded.path, dict(binding.values), threads, runs, warmup, isolate=isolate,
-                quiet_probe_s=cal.probe_s if cal else None, values=values)
+                quiet_probe_s=cal.probe_s if cal else None, values=values,
+                quiet_memory_probe_s=cal.probe_memory_s if cal else None)
     bias = cal.profiler_bias_s if cal else 0.0
     launch = op.target.launch_overhead_s if cal else 0.0
     kernels, op_types, un_p, un_m = compare(p, m, launch, bias)

@@ -136,10 +136,11 @@ def one_element_feeds(model) -> dict[str, bool | int]:
 
 def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: int = 10,
                  warmup: int = 3, quiet_probe_s: float | None = None,
-                 values: dict[str, bool | int | float] | None = None) -> Measurement:
+                 values: dict[str, bool | int | float] | None = None,
+                 quiet_memory_probe_s: float | None = None) -> Measurement:
     """Measure in this process (see the module docstring); `measure` runs this in a child. With
     `quiet_probe_s` (the calibration's), first wait up to QUIET_WAIT_S for the machine to be as quiet as it
-    was then (planner.ort.quiet)."""
+    was then (planner.ort.quiet); with `quiet_memory_probe_s` too, for the memory bus to be as quiet."""
     import onnxruntime  # noqa: F401  (loaded before the baseline: its library is not the model's memory)
 
     notes = []
@@ -157,7 +158,8 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
     if quiet_probe_s:
         # the quiet gate's probe is a session of its own (a thread pool, an arena): made after the peak is read,
         # so that waiting for a quiet machine does not add its memory to the model's
-        gate = QuietGate(threads, reference_s=quiet_probe_s, budget_s=QUIET_WAIT_S)
+        gate = QuietGate(threads, reference_s=quiet_probe_s, budget_s=QUIET_WAIT_S,
+                         memory=quiet_memory_probe_s is not None, reference_memory_s=quiet_memory_probe_s)
         busy = not gate.wait(QUIET_WAIT_S)
         if busy:
             notes.append(f"the machine stayed busy: its probe ran {gate.probe() / quiet_probe_s:.2f}x the "
@@ -191,13 +193,14 @@ def measure_here(model_path: str, dims: dict[str, int], threads: int = 1, runs: 
 
 def measure(model_path: str | os.PathLike, dims: dict[str, int], threads: int = 1, runs: int = 10,
             warmup: int = 3, isolate: bool = True, timeout_s: float = 1800,
-            quiet_probe_s: float | None = None, values: dict[str, bool | int | float] | None = None
-            ) -> Measurement:
+            quiet_probe_s: float | None = None, values: dict[str, bool | int | float] | None = None,
+            quiet_memory_probe_s: float | None = None) -> Measurement:
     """Measure `model_path` at `dims` (every symbolic input dim bound); in a fresh process when `isolate`."""
     if not isolate:
-        return measure_here(str(model_path), dims, threads, runs, warmup, quiet_probe_s, values)
+        return measure_here(str(model_path), dims, threads, runs, warmup, quiet_probe_s, values, quiet_memory_probe_s)
     request = json.dumps({"model": str(model_path), "dims": dims, "threads": threads, "runs": runs,
-                          "warmup": warmup, "quiet_probe_s": quiet_probe_s, "values": values})
+                          "warmup": warmup, "quiet_probe_s": quiet_probe_s, "values": values,
+                          "quiet_memory_probe_s": quiet_memory_probe_s})
     try:
         done = subprocess.run([sys.executable, "-m", "planner.ort.measure"], input=request, capture_output=True,
                               text=True, timeout=timeout_s, check=False)
@@ -214,7 +217,7 @@ def _main() -> int:
     req = json.loads(sys.stdin.read())
     try:
         m = measure_here(req["model"], req["dims"], req["threads"], req["runs"], req["warmup"],
-                         req.get("quiet_probe_s"), req.get("values"))
+                         req.get("quiet_probe_s"), req.get("values"), req.get("quiet_memory_probe_s"))
     except PlannerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
