@@ -31,6 +31,7 @@ from planner.model.build import build_graph, outer_refs
 from planner.model.inference import infer
 from planner.model.ir import Graph, NodeInfo, TensorInfo
 from planner.model.value_folding import values_given
+from planner.model.walk import iter_graphs
 
 DEFAULT_LOOP_TRIPS = 1
 NO_BOUND = 1 << 31  # a constant trip count at or above this is an exporter's "no maximum"
@@ -95,42 +96,36 @@ def _value_info(name: str, t: TensorInfo | None, declared: onnx.ValueInfoProto |
 
 
 def _const_int(name: str, scopes: list[onnx.GraphProto]) -> int | None:
-    """The value of a scalar integer constant (initializer or Constant node), searched inner scope first."""
+    """The value of a scalar (0-d or [1]) integer constant, searched inner scope first."""
+    v = _const_value(name, scopes)
+    if v is None or v.ndim > 1 or not np.issubdtype(v.dtype, np.integer):
+        return None
+    return int(v.reshape(-1)[0])
+
+
+def _const_value(name: str, scopes: list[onnx.GraphProto]) -> np.ndarray | None:
+    """A one-element constant (initializer or Constant node), searched inner scope first."""
     for g in reversed(scopes):
         for t in g.initializer:
             if t.name == name:
-                return _scalar(t)
+                return _one_element(t)
         for n in g.node:
             if n.op_type == "Constant" and name in n.output:
                 for a in n.attribute:
                     if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
-                        return _scalar(a.t)
+                        return _one_element(a.t)
                     if a.name == "value_int":
-                        return int(a.i)
+                        return np.array(a.i, np.int64)
                 return None
     return None
 
 
-def _const_value(name: str, scopes: list[onnx.GraphProto]) -> np.ndarray | None:
-    """A one-element constant (initializer or Constant node's tensor), searched inner scope first."""
-    for g in reversed(scopes):
-        for t in g.initializer:
-            if t.name == name:
-                return _small(t)
-        for n in g.node:
-            if n.op_type == "Constant" and name in n.output:
-                a = next((a for a in n.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR),
-                         None)
-                return None if a is None else _small(a.t)
-    return None
-
-
-def _small(t: onnx.TensorProto) -> np.ndarray | None:
+def _one_element(t: onnx.TensorProto) -> np.ndarray | None:
     if int(np.prod(t.dims)) != 1 or t.data_location == onnx.TensorProto.EXTERNAL:
         return None
     try:
         return numpy_helper.to_array(t)
-    except Exception:  # a corrupt constant decides nothing: both branches are costed
+    except Exception:  # a corrupt constant decides nothing: the stated default (both branches, default trips)
         return None
 
 
@@ -139,24 +134,6 @@ def _show(v: np.ndarray) -> str:
     return str(a[0].item()).lower() if a.size == 1 else f"[{a.size} values]"
 
 
-def _graphs(g: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    stack = [g]
-    while stack:
-        cur = stack.pop()
-        yield cur
-        stack.extend(a.g for n in cur.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH)
-
-
-def _scalar(t: onnx.TensorProto) -> int | None:
-    if len(t.dims) > 1 or (t.dims and t.dims[0] != 1) or t.data_location == onnx.TensorProto.EXTERNAL:
-        return None
-    try:
-        a = numpy_helper.to_array(t)
-    except Exception:  # a corrupt constant is no trip count: fall back to the stated default
-        return None
-    if a.size != 1 or not np.issubdtype(a.dtype, np.integer):
-        return None
-    return int(a.reshape(-1)[0])
 
 
 Inference = Callable[[onnx.ModelProto], tuple[onnx.ModelProto, list[str]]]
@@ -265,7 +242,7 @@ class _Resolver:
         value, source = _const_value(cond, scopes), "a constant"
         if value is None and self.values:
             if self._conditions is None:  # every If's condition at once: one evaluation of the value chains
-                wanted = {x.input[0] for g in _graphs(self.model.graph) for x in g.node
+                wanted = {x.input[0] for g in iter_graphs(self.model.graph) for x in g.node
                           if x.op_type == "If" and x.input}
                 self._conditions = values_given(self.model, self.values, wanted)
             value = self._conditions.get(cond)

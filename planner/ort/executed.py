@@ -107,7 +107,11 @@ def _roundup(x: int, b: int) -> int:
 
 
 def _conv_like(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
-    x, w = shapes[0], shapes[1] if len(shapes) > 1 else None
+    return _conv_out(node, shapes[0], shapes[1] if len(shapes) > 1 else None)
+
+
+def _conv_out(node: NodeInfo, x: Shape | None, w: Shape | None) -> Shape | None:
+    """An NCHW convolution's output from its input and its weight ([M, C/group, *k])."""
     if x is None or w is None or len(x) < 3:
         return None
     k = node.attr("kernel_shape", None)
@@ -199,13 +203,10 @@ def _channels_last(node: NodeInfo) -> bool:
 def _qlinear_conv(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
     """com.microsoft QLinearConv: X at 0, W (always [M, C/group, *k]) at 3; NHWC when channels_last."""
     x, w = shapes[0], shapes[3] if len(shapes) > 3 else None
-    if x is None or w is None or len(x) < 3:
-        return None
-    k = node.attr("kernel_shape", None)
-    kernel = [int(v) for v in k] if isinstance(k, (list, tuple)) and k else list(w[2:])
-    if _channels_last(node):
-        return (x[0], *conv_out_spatial(node, x[1:-1], kernel), w[0])
-    return (x[0], w[0], *conv_out_spatial(node, x[2:], kernel))
+    if x is not None and len(x) >= 3 and _channels_last(node):  # the NCHW rule on the NCHW view
+        y = _conv_out(node, (x[0], x[-1], *x[1:-1]), w)
+        return None if y is None else (y[0], *y[2:], y[1])
+    return _conv_out(node, x, w)
 
 
 def _nhwc_pool(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
