@@ -1,7 +1,8 @@
 """The named pipelines a plan searches over. Ordering rules are checked when each is registered.
 
     none          the model as stored (fp32 or whatever it holds): always a candidate
-    fused         cleanup, conv-affine, gemm, attention-mask, ort-fusion    float-exact
+    fused         cleanup, conv-affine, gemm, attention-mask, ort-fusion,   float-exact
+                  kv-attention
     int8-dynamic  cleanup + quantize_dynamic                                int8   the CPU recipe: onnxruntime's
                                                                                    session fuses the rest itself
     fused-int8    fused + quantize_dynamic                                  int8   (named only: on CPUs it measured
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 from passes import cleanup, quantize  # noqa: F401  (registers the passes named below)
 from passes.base import Pipeline, register_pipeline
-from passes.fusion import attention_mask, conv_affine, gemm, ort  # noqa: F401
+from passes.fusion import attention_mask, conv_affine, gemm, kv_attention, ort  # noqa: F401
 
-FUSED = ("cleanup", "conv-affine", "gemm", "attention-mask", "ort-fusion")
+FUSED = ("cleanup", "conv-affine", "gemm", "attention-mask", "ort-fusion", "kv-attention")
 
 NONE = register_pipeline(Pipeline("none", (), "the model as stored"))
 register_pipeline(Pipeline("fused", FUSED, "cleanup and fusion, float-exact"))

@@ -273,4 +273,4 @@ def test_decoders_accept_passes_none_and_named_pipelines(capsys):
     code = main([str(MODELS / "decoder.onnx"), "--target", "a10g", "--passes", "fp16", "--prompt-len", "16",
                  "--gen-len", "16"])
     out = capsys.readouterr().out
-    assert code == 0 and "fp16          cleanup > ort-fusion > fp16" in out and "agree 1.000" in out
+    assert code == 0 and "fp16          cleanup > ort-fusion > kv-attention > fp16" in out and "agree 1.000" in out
