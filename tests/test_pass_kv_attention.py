@@ -108,9 +108,14 @@ def by_hand(w: dict, heads: int, kv_heads: int, x, past_k, past_v, mask):
     return out.transpose(0, 2, 1, 3).reshape(b, s, heads * d), k_all, v_all
 
 
-def feeds(heads: int, kv_heads: int, b: int, s: int, past: int, extra_keys: int = 0) -> dict[str, np.ndarray]:
-    """A causal mask with -inf over the future and over the first key of batch row 1 (left padding)."""
+def feeds(heads: int, kv_heads: int, b: int, s: int, past: int, extra_keys: int = 0, mask_keys: int | None = None
+          ) -> dict[str, np.ndarray]:
+    """A causal mask with -inf over the future and over the first key of batch row 1 (left padding); with
+    `mask_keys` (1), a mask that broadcasts over the keys instead (finite: no causality)."""
     t = past + s
+    if mask_keys is not None:
+        wide = RNG.standard_normal((b, 1, s, mask_keys)).astype(np.float32)
+        return {**feeds(heads, kv_heads, b, s, past), "mask": wide}
     mask = np.zeros((b, 1, s, t + extra_keys), np.float32)
     for i in range(s):
         mask[:, :, i, past + i + 1:] = -np.inf
@@ -152,6 +157,16 @@ def test_fused_attention_computes_the_formula(heads, kv_heads, style, guard, sha
     for got in (run(model, f), run(r.model, f)):
         for g, e in zip(got, expect, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(4, 4), (4, 2)])
+def test_a_mask_that_broadcasts_over_the_keys_is_expanded_for_the_kernel(heads, kv_heads):
+    """The Add broadcast a [B, 1, S, 1] mask over the keys; the kernels take only [., ., S, T]."""
+    model, w = attention_layer(heads, kv_heads)
+    f = feeds(heads, kv_heads, 2, 1, 6, mask_keys=1)
+    expect = by_hand(w, heads, kv_heads, f["x"], f["past_key"], f["past_value"], f["mask"])
+    for g, e in zip(run(fuse(model).model, f), expect, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
 
 
 def test_the_input_model_is_not_modified():

@@ -19,7 +19,8 @@ which is exactly what one attention kernel with a cache computes, so it becomes
 
 with q, k, v moved from [B, heads, S, D] to [B, S, heads·D] (the kernels' layout; a Transpose and a Reshape
 each, on the new tokens only) and O back to [B, H, S, D] for the nodes after it. The mask goes in as
-attention_bias, so padding and causality mean what they meant; it is clamped to float32's lowest value first,
+attention_bias, so padding and causality mean what they meant, expanded to [., ., S, P+S] (the kernels take no
+other broadcast; the Add did); it is clamped to float32's lowest value first,
 because the export's -inf would turn a fully masked row (a left-padding position) into NaN inside the kernel,
 where the guard no longer is, and the NaN would then reach later layers through that position's keys (a row
 clamped instead of -inf gets uniform weights; every real row's weights are unchanged). GroupQueryAttention
@@ -302,8 +303,14 @@ class KvAttention(Rule):
         k3 = to_bsd(k["new"], m.kv_heads)
         v3 = to_bsd(v["new"], m.kv_heads)
         bias = ""
-        if m.mask is not None:
-            bias = node("Max", [m.mask, const("mask_floor", np.array(_FLOAT_MIN, np.float32))])
+        past_len = node("Shape", [k["past"]], start=2, end=3)
+        new_len = node("Shape", [k["new"]], start=2, end=3)
+        total = node("Add", [past_len, new_len])
+        if m.mask is not None:  # broadcast to [., ., S, T] as the kernels require (an Add broadcast it before)
+            floor = node("Max", [m.mask, const("mask_floor", np.array(_FLOAT_MIN, np.float32))])
+            seq = node("Shape", [m.q], start=2, end=3)
+            bias = node("Expand", [floor, node("Concat", [const("ones", np.array([1, 1], np.int64)), seq, total],
+                                               axis=0)])
         out3 = fresh(f"{base}/attention_output")
         outs = [out3, k["cat"], v["cat"]]
         name = fresh(f"{base}/{'MultiHeadAttention' if m.heads == m.kv_heads else 'GroupQueryAttention'}")
@@ -312,9 +319,6 @@ class KvAttention(Rule):
                 "MultiHeadAttention", [q3, k3, v3, "", "", bias, k["past"], v["past"]], outs, name=name,
                 domain=MS, num_heads=m.heads, scale=float(m.scale)))
         else:
-            past_len = node("Shape", [k["past"]], start=2, end=3)
-            new_len = node("Shape", [k["new"]], start=2, end=3)
-            total = node("Add", [past_len, new_len])
             total32 = node("Cast", [total], to=onnx.TensorProto.INT32)
             batch = node("Shape", [k["new"]], start=0, end=1)
             last = node("Sub", [total32, const("one", np.array([1], np.int32))])

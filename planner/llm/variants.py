@@ -47,6 +47,10 @@ from planner.targets.target import Target
 
 DECODER_PIPELINES = ("fused", "int8-dynamic", "int8-weight", "int4", "fp16")  # what `auto` runs on a decoder
 HOST_PHASE_BUDGET_S = 1.0
+# Decode is also timed at this batch where the stored model's step at batch 1 is quicker than the limit: a fused
+# attention (kv-attention) saves the cache's copies, which grow with the batch, and is no faster at batch 1
+# when the weights' read dominates the step.
+HOST_WIDE_BATCH, HOST_WIDE_MAX_STEP_S = 8, 0.03
 _RUNS: dict[tuple, dict[str, object]] = {}  # (sha256, pass options) -> pipeline -> its PipelineResult
 
 
@@ -247,8 +251,9 @@ def _project(out: DecoderVariants, loaded: LoadedModel, options: PassOptions) ->
 
 
 def _time_on_host(out: DecoderVariants, info: DecoderInfo, host: Target, prompt_len: int, gen_len: int) -> None:
-    """Decode step and prefill of every variant, batch 1, timed interleaved; a variant that is not measurably
-    faster per decode step than the stored model is not chosen for host."""
+    """Decode step and prefill of every variant, batch 1, timed interleaved, and the decode step at
+    HOST_WIDE_BATCH too where it is quick; a variant that is measurably faster per decode step than the stored
+    model at neither batch is not chosen for host."""
     rows = position_limit(out.variants[0].model)
     if rows is not None and prompt_len + gen_len > rows:  # time what the model can run: contexts inside its table
         prompt_len, gen_len = max(1, rows // 2), max(1, rows // 4)
@@ -261,6 +266,10 @@ def _time_on_host(out: DecoderVariants, info: DecoderInfo, host: Target, prompt_
     try:
         measured = {phase: measure_on_host(models, phase_feeds(stored, dims[phase], 1), HOST_PHASE_BUDGET_S,
                                            threads=host.threads) for phase in (DECODE, PREFILL)}
+        wide = None
+        if measured[DECODE]["none"][0] < HOST_WIDE_MAX_STEP_S:
+            wide = measure_on_host(models, phase_feeds(stored, dims[DECODE], HOST_WIDE_BATCH), HOST_PHASE_BUDGET_S,
+                                   threads=host.threads)
     except Exception as e:  # a variant onnxruntime verified but cannot time at these sizes: say so, plan on
         out.notes.append(f"host timing of the variants failed ({str(e).splitlines()[0][:160]})")
         return
@@ -274,9 +283,15 @@ def _time_on_host(out: DecoderVariants, info: DecoderInfo, host: Target, prompt_
                   "original_prefill_ms": none_p * 1e3, "decode_speedup": none_d / d, "prefill_speedup": none_p / p,
                   "rounds": rounds, "threads": host.threads, "prompt_len": prompt_len,
                   "decode_context": dims[DECODE].get(info.past_dims[0], 0) + 1 if info.past_dims else None}
-        if none_d / d < HOST_MIN_SPEEDUP:
+        if wide is not None:
+            v.host["wide_batch"] = HOST_WIDE_BATCH
+            v.host["wide_decode_speedup"] = wide["none"][0] / wide[v.name][0]
+        best = max(none_d / d, v.host.get("wide_decode_speedup", 0.0))
+        if best < HOST_MIN_SPEEDUP:
+            at_wide = (f", x{v.host['wide_decode_speedup']:.2f} at batch {HOST_WIDE_BATCH}" if wide is not None
+                       else "")
             v.host["rejected"] = (f"measured on this machine: decode step x{none_d / d:.2f} the stored model's "
-                                  f"speed, not measurably faster (needs x{HOST_MIN_SPEEDUP:g})")
+                                  f"speed{at_wide}, not measurably faster (needs x{HOST_MIN_SPEEDUP:g})")
         report = next((r for r in out.reports if r["pipeline"] == v.name), None)
         if report is not None:
             report["host_measured"] = dict(v.host)

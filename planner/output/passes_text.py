@@ -56,8 +56,10 @@ def pipeline_lines(plan: Plan) -> list[str]:
                 line += f"weights {fmt_bytes(weights)}  "
             host = r.get("host_measured") or {}
             if "decode_speedup" in host:  # a decoder's phases timed here
-                line += (f"host decode x{host['decode_speedup']:.2f} ({host['decode_ms']:.3g} ms/token), prefill "
-                         f"x{host['prefill_speedup']:.2f}  ")
+                line += f"host decode x{host['decode_speedup']:.2f} ({host['decode_ms']:.3g} ms/token)"
+                if "wide_decode_speedup" in host:
+                    line += f", x{host['wide_decode_speedup']:.2f} at batch {host['wide_batch']}"
+                line += f", prefill x{host['prefill_speedup']:.2f}  "
             out.append((line + status).rstrip())
             for d in dropped:
                 out.append(f"      dropped {d}")
