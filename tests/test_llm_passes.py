@@ -188,3 +188,30 @@ def test_host_phases_follow_the_measured_ratio(tiny):
     by = {c.pipeline: c for c in p.candidates}
     assert by["none"].tpot_ms / by["fused"].tpot_ms == pytest.approx(host["decode_speedup"], rel=1e-6)
     assert by["none"].ttft_ms / by["fused"].ttft_ms == pytest.approx(host["prefill_speedup"], rel=1e-6)
+
+
+@pytest.mark.parametrize("times,admitted,why", [
+    # seconds per decode step: {batch: (stored, variant)}; prefill equal
+    ({1: (1.0e-3, 1.0e-3), 8: (4.0e-3, 3.0e-3)}, True, None),  # x1.00 at batch 1, x1.33 at batch 8
+    ({1: (1.0e-3, 0.9e-3), 8: (4.0e-3, 4.0e-3)}, True, None),  # x1.11 at batch 1
+    ({1: (1.0e-3, 1.0e-3), 8: (4.0e-3, 3.9e-3)}, False, "x1.00 the stored model's speed, x1.03 at batch 8"),
+])
+def test_host_admits_a_decoder_variant_measurably_faster_at_either_batch(tiny, monkeypatch, times, admitted, why):
+    """The decode step is timed at batch 1 and at batch 8; a variant is refused on host only when it is not
+    x1.05 faster at either (ratios worked out from the given times)."""
+    import planner.llm.variants as variants
+
+    def fake(models, feeds, budget_s, threads=1, shrink=False):
+        batch = feeds["input_ids"].shape[0]
+        phase_s = times[batch] if feeds["input_ids"].shape[1] == 1 else (0.01, 0.01)
+        return {"none": (phase_s[0], 9), **{n: (phase_s[1], 9) for n in models if n != "none"}, "_batch": batch}
+
+    monkeypatch.setattr(variants, "measure_on_host", fake)
+    monkeypatch.setattr(variants, "_RUNS", {})
+    p = plan(tiny, targets=["host"], passes=PassOptions("fused"), prompt_len=P, gen_len=G)
+    host = next(r for r in p.pipelines if r["pipeline"] == "fused")["host_measured"]
+    assert host["wide_batch"] == 8
+    assert host["wide_decode_speedup"] == pytest.approx(times[8][0] / times[8][1])
+    assert ("rejected" not in host) == admitted
+    if why:
+        assert why in host["rejected"]
