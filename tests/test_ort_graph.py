@@ -202,3 +202,26 @@ def test_int8_gemms_with_an_unsigned_b_are_their_own_family():
     loaded = LoadedModel(model=onnx.load_from_string(bench.model), path=Path("bench.onnx"), sha256="u8u8-bench")
     [node] = [n for n in ort_analysis(loaded).graph.nodes if n.op_type == "MatMulInteger"]
     assert kernel_family(node, OpClass.MATRIX) == "gemm:u8u8"
+
+
+@pytest.mark.parametrize("op,family", [("GroupQueryAttention", "ms.GroupQueryAttention"),
+                                       ("MultiHeadAttention", "ms.MultiHeadAttention")])
+def test_attention_benches_are_the_fused_kernels_with_their_flops_by_hand(op, family):
+    """The calibration's fused-attention benches run in onnxruntime as written (present = past then the new
+    keys), land in their own family, and cost sdpa = B·H·S·T·(2d + 5 + 2d) FLOPs: batch 8, one new token over
+    a cache of 255, 8 heads of 64: 8·8·1·256·261 = 4,276,224."""
+    import onnxruntime as ort
+
+    from planner.calibration.suite import _attention
+    from planner.costs import node_cost
+    from planner.model.loader import LoadedModel
+
+    bench = _attention(op, 8, 1, 255)
+    out, present_k, _ = ort.InferenceSession(bench.model, providers=["CPUExecutionProvider"]).run(None, bench.feeds)
+    kv = present_k.shape[1]
+    new_k = bench.feeds["k"].reshape(8, 1, kv, 64).transpose(0, 2, 1, 3)
+    np.testing.assert_array_equal(present_k, np.concatenate([bench.feeds["pk"], new_k], axis=2))
+    loaded = LoadedModel(model=onnx.load_from_string(bench.model), path=Path("bench.onnx"), sha256=f"{op}-bench")
+    [node] = [n for n in ort_analysis(loaded).graph.nodes if n.op_type == op]
+    assert kernel_family(node, OpClass.MATRIX) == family
+    assert node_cost(node).cost.flops == 8 * 8 * 1 * 256 * 261

@@ -9,6 +9,8 @@
                                 Conv, Conv whose weights are fed (fp16 and QDQ models: the plain NCHW kernel),
                                 int8 MatMulInteger / QLinearMatMul / DynamicQuantizeMatMul with signed and
                                 unsigned B, ConvInteger (depthwise too), QLinearConv, LSTM / GRU:
+                                fused attention over a KV cache (MultiHeadAttention, GroupQueryAttention as
+                                passes.fusion.kv_attention writes them: decode steps and prefills):
                                 achieved FLOP/s against arithmetic intensity (FLOPs per byte), which is what
                                 separates a GEMV from a square GEMM.
     graph node overhead         a transformer-like block of small nodes, 4 and 24 times (mixed_graph): what
@@ -440,8 +442,45 @@ def _quantized_vector_benches(quick: bool) -> list[Bench]:
     return out
 
 
+ATTENTION_HEADS, ATTENTION_KV_HEADS, ATTENTION_HEAD_SIZE = 8, 2, 64
+ATTENTION_SHAPES = [(1, 1, 255), (8, 1, 255), (1, 1, 2047), (8, 1, 2047), (1, 128, 0), (1, 512, 0)]  # B, S, past
+
+
+def _attention(op: str, b: int, s: int, past: int) -> Bench:
+    """One fused attention over a cache as passes.fusion.kv_attention writes it (a mask as attention_bias;
+    GroupQueryAttention's seqlens_k, total length and query_seqlens): decode steps over short and long caches
+    at batch 1 and 8, and prefills."""
+    h, d = ATTENTION_HEADS, ATTENTION_HEAD_SIZE
+    kv = ATTENTION_KV_HEADS if op == "GroupQueryAttention" else h
+    t = past + s
+    i32 = TensorProto.INT32
+    ins = [vi("q", [b, s, h * d]), vi("k", [b, s, kv * d]), vi("v", [b, s, kv * d]), vi("pk", [b, kv, past, d]),
+           vi("pv", [b, kv, past, d]), vi("bias", [b, 1, s, t])]
+    feeds = {"q": rand([b, s, h * d], 1), "k": rand([b, s, kv * d], 2), "v": rand([b, s, kv * d], 3),
+             "pk": rand([b, kv, past, d], 4), "pv": rand([b, kv, past, d], 5),
+             "bias": np.zeros([b, 1, s, t], np.float32)}
+    outs = [vi("out0", [b, s, h * d]), vi("present_k", [b, kv, t, d]), vi("present_v", [b, kv, t, d])]
+    if op == "MultiHeadAttention":
+        node = helper.make_node(op, ["q", "k", "v", "", "", "bias", "pk", "pv"], ["out0", "present_k", "present_v"],
+                                name="bench", domain=MS, num_heads=h)
+    else:
+        ins += [vi("seqlens", [b], i32), vi("total", [], i32), vi("qlens", [b], i32)]
+        feeds.update(seqlens=np.full(b, t - 1, np.int32), total=np.array(t, np.int32), qlens=np.full(b, s, np.int32))
+        node = helper.make_node(op, ["q", "k", "v", "pk", "pv", "seqlens", "total", "", "", "", "bias", "", "", "", "",
+                                     "", "qlens"], ["out0", "present_k", "present_v"], name="bench", domain=MS,
+                                num_heads=h, kv_num_heads=kv)
+    return Bench(f"{op} b={b} s={s} past={past}", make([node], ins, outs, ms=True), feeds)
+
+
+def _attention_benches(quick: bool) -> list[Bench]:
+    if quick:
+        return []
+    return [_attention(op, b, s, past) for op in ("MultiHeadAttention", "GroupQueryAttention")
+            for b, s, past in ATTENTION_SHAPES]
+
+
 def suite(quick: bool = False) -> list[Bench]:
     return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick) + _plain_conv_benches(quick)
             + _int8_benches(quick) + _u8u8_benches(quick) + _conv_integer_benches(quick)
             + _qlinear_conv_benches(quick) + _rnn_benches(quick) + _vector_benches(quick)
-            + _quantized_vector_benches(quick))
+            + _quantized_vector_benches(quick) + _attention_benches(quick))
