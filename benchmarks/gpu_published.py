@@ -127,10 +127,13 @@ class Models:
 
 
 def _decoder_weights(precision: str) -> tuple[str, int | None]:
+    """(weights, block size) of a row's precision. gpt-fast's and torchao's int8 weight-only keep one scale per
+    output channel; 8-bit MatMulNBits needs blocks, and 128 (one fp16 scale per 128 weights, 1.6% more bytes) is
+    the nearest that divides every Llama K (4096, 11008, 14336) without padding."""
     if precision.startswith("int4-g"):
         return "int4", int(precision.removeprefix("int4-g"))
     if precision == "int8-weight":
-        return "int8", 32
+        return "int8", 128
     return "dense", None
 
 

@@ -163,3 +163,26 @@ def test_a_small_gemm_leaves_most_of_a_gpu_idle_by_hand():
     # no units known (CPU targets, TPUs): the spec sheet's rate as it is
     cpu = get_target("c7i-xlarge")
     assert cpu.compute_units is None
+
+
+def test_compiled_pytorch_int8_gemv_pays_for_the_bf16_round_trip_by_hand():
+    from planner.costs import OpClass, OpCost
+    from planner.targets.rates import Work, dequant_seconds
+
+    # torch.compile (gpt-fast, torchao) writes w.to(bf16) and computes in fp32. Triton turns int8 -> bf16 on a
+    # pre-Hopper GPU into one cvt.rn.f32.s8 per weight and one prmt per two (f32 -> bf16 by keeping the high
+    # half); Inductor then widens bf16 back to fp32 (a shift) for the FMA. In FMA-pipe slots, with a conversion
+    # at a quarter of the FMA rate: 4 + 1/2 + 1 + 1 = 6.5 slots, 2 FLOP-equivalents each.
+    per_weight = 2 * (4 + 1 / 2 + 1 + 1)
+    assert get_profile("llm-engine").dequant_flops_per_weight[8] == per_weight == 13
+    a100 = apply_profile(get_target("a100-80gb"), get_profile("llm-engine"))
+    # a 4096 x 4096 int8 GEMV (block 128: one fp16 scale per 128 weights) at batch 1
+    k = n = 4096
+    weight_bytes = k * n * (1 + 2 / 128)
+    work = Work(OpCost(2 * k * n, int(weight_bytes) + 2 * k, 2 * n, int(weight_bytes)), OpClass.MATRIX,
+                "ms.MatMulNBits:w8", "fp16", a100.matrix_flops_per_s["fp16"], 1.0)
+    expected = int(weight_bytes) * 8 / 8 * 13 / 19.5e12
+    assert a100.vector_flops_per_s == 19.5e12
+    assert dequant_seconds(work, a100) == pytest.approx(expected)
+    # on the A100 that (11.4 us), not its 17 MB weight stream (9.9 us at 0.96 x 0.88 x 2039 GB/s), bounds the GEMV
+    assert expected > int(weight_bytes) / (a100.mem_bw_bytes_per_s * a100.memory_efficiency)
