@@ -3,8 +3,9 @@
     none          the model as stored (fp32 or whatever it holds): always a candidate
     fused         cleanup, conv-affine, gemm, attention-mask, ort-fusion,   float-exact
                   kv-attention
-    int8-dynamic  cleanup + quantize_dynamic                                int8   the CPU recipe: onnxruntime's
+    int8-dynamic  cleanup + kv-attention + quantize_dynamic                 int8   the CPU recipe: onnxruntime's
                                                                                    session fuses the rest itself
+                                                                                   (kv-attention: decoders only)
     fused-int8    fused + quantize_dynamic                                  int8   (named only: on CPUs it measured
                                                                                    slower than int8-dynamic, and GPU
                                                                                    runtimes have no kernel for it)
@@ -24,8 +25,9 @@ FUSED = ("cleanup", "conv-affine", "gemm", "attention-mask", "ort-fusion", "kv-a
 
 NONE = register_pipeline(Pipeline("none", (), "the model as stored"))
 register_pipeline(Pipeline("fused", FUSED, "cleanup and fusion, float-exact"))
-register_pipeline(Pipeline("int8-dynamic", ("cleanup", "int8-dynamic"),
-                           "cleanup, int8 weights, dynamic activations (onnxruntime fuses at session start)"))
+register_pipeline(Pipeline("int8-dynamic", ("cleanup", "kv-attention", "int8-dynamic"),
+                           "cleanup, int8 weights, dynamic activations (onnxruntime fuses at session start; a "
+                           "decoder's attention over its cache is fused first, which onnxruntime does not do)"))
 register_pipeline(Pipeline("fused-int8", FUSED + ("int8-dynamic",), "fused, int8 weights, dynamic activations",
                            auto=False))
 register_pipeline(Pipeline("int8-static", ("cleanup", "int8-static"), "cleanup, int8 QDQ with calibration",
