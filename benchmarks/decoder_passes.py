@@ -11,7 +11,8 @@ For each decoder it builds (offline, random init) it runs, with onnxruntime on t
     plan --emit         what `plan MODEL --target host --emit` chooses (named in the table's last line)
 
 and prints per model: decode ms per token (batch 1, one step at the mean context of a P + G workload, the
-KV cache of that length fed in) and prefill ms (batch 1, P tokens), medians over interleaved rounds (each
+KV cache of that length fed in; again at --wide-batch, where the attention's cache traffic grows with the
+batch while the weights are read once) and prefill ms (batch 1, P tokens), medians over interleaved rounds (each
 round runs every model once, rotating the order: other processes share this CPU), each as a ratio to the
 original, then the generation figures against the original: token agreement (teacher-forced, and free-running
 greedy), the minimum per-step logit cosine, and the perplexity change on the bundled text.
@@ -22,7 +23,8 @@ and `qwen2` exported by optimum from Hugging Face configs at the same size. Rand
 near-uniform logits, so token agreement here is a harsh lower bound on what a trained model shows.
 
     python benchmarks/decoder_passes.py [--models llama,gpt2,llama-hf,qwen2] [--size small|base]
-                                        [--rounds 30] [--threads 1] [--tokens 32] [--out results.json]
+                                        [--rounds 30] [--threads 1] [--tokens 32] [--wide-batch 8]
+                                        [--out results.json]
 
 Timings mean something only on a quiet machine: the script says how busy the CPU was before it started.
 """
@@ -197,7 +199,7 @@ def _busy() -> str:
 # ---- one decoder -------------------------------------------------------------------------------------------------
 
 
-def bench(name: str, size: str, rounds: int, threads: int, tokens: int, tmp: Path) -> list[dict]:
+def bench(name: str, size: str, rounds: int, threads: int, tokens: int, tmp: Path, wide: int) -> list[dict]:
     path = build(name, size, tmp)
     model = onnx.load(str(path))
     info = recognise(model)
@@ -212,6 +214,7 @@ def bench(name: str, size: str, rounds: int, threads: int, tokens: int, tmp: Pat
     dims = phase_dims(info, PROMPT, GEN)
     sess = sessions(runnable, threads)
     decode = interleaved(sess, phase_feeds(model, dims[DECODE], 1), rounds)
+    decode_wide = interleaved(sess, phase_feeds(model, dims[DECODE], wide), max(5, rounds // 2))
     prefill = interleaved(sess, phase_feeds(model, dims[PREFILL], 1), max(5, rounds // 3))
     rows = []
     for k, (m, how) in candidates.items():
@@ -220,6 +223,8 @@ def bench(name: str, size: str, rounds: int, threads: int, tokens: int, tmp: Pat
             rows.append(row)
             continue
         row["decode_ms"] = statistics.median(decode[k]) * 1e3
+        row["wide_batch"] = wide
+        row["wide_decode_ms"] = statistics.median(decode_wide[k]) * 1e3
         row["prefill_ms"] = statistics.median(prefill[k]) * 1e3
         row["weight_mb"] = sum(t.ByteSize() for t in m.graph.initializer) / 1e6
         if k != "original":
@@ -232,14 +237,16 @@ def bench(name: str, size: str, rounds: int, threads: int, tokens: int, tmp: Pat
     for r in rows:
         if "decode_ms" in r:
             r["decode_speedup"] = base["decode_ms"] / r["decode_ms"]
+            r["wide_decode_speedup"] = base["wide_decode_ms"] / r["wide_decode_ms"]
             r["prefill_speedup"] = base["prefill_ms"] / r["prefill_ms"]
     rows.append({"model": f"{name}-{size}", "variant": "plan --emit", "how": f"chose {chosen}", "emitted": True})
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = ["model", "variant", "decode ms", "x orig", "prefill ms", "x orig", "weights MB", "agree", "greedy",
-            "cos min", "ppl %", "note"]
+    wide = next((r["wide_batch"] for r in rows if "wide_batch" in r), "B")
+    head = ["model", "variant", "decode ms", "x orig", f"decode b{wide} ms", "x orig", "prefill ms", "x orig",
+            "weights MB", "agree", "greedy", "cos min", "ppl %", "note"]
     lines = []
     for r in rows:
         g = r.get("generation") or {}
@@ -253,8 +260,9 @@ def table(rows: list[dict]) -> str:
         else:
             gen = ["-"] * 4
             note = r["how"]
-        timing = ([f"{r['decode_ms']:.3f}", f"{r['decode_speedup']:.2f}", f"{r['prefill_ms']:.2f}",
-                   f"{r['prefill_speedup']:.2f}", f"{r['weight_mb']:.1f}"] if "decode_ms" in r else ["-"] * 5)
+        timing = ([f"{r['decode_ms']:.3f}", f"{r['decode_speedup']:.2f}", f"{r['wide_decode_ms']:.3f}",
+                   f"{r['wide_decode_speedup']:.2f}", f"{r['prefill_ms']:.2f}", f"{r['prefill_speedup']:.2f}",
+                   f"{r['weight_mb']:.1f}"] if "decode_ms" in r else ["-"] * 7)
         lines.append([r["model"], r["variant"] + (" *" if r.get("emitted") and r["variant"] != "plan --emit"
                                                   else ""), *timing, *gen, note[:60]])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=True)]
@@ -269,17 +277,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--wide-batch", type=int, default=8, help="decode is also timed at this batch (default 8)")
     ap.add_argument("--out", help="write the rows as JSON too")
     args = ap.parse_args(argv)
     print(f"decoder_passes: {_busy()} before starting; {args.threads} intra-op thread(s), {args.rounds} decode "
-          f"rounds, workload prompt {PROMPT} + {GEN} (decode at context {PROMPT + GEN // 2}), batch 1")
+          f"rounds, workload prompt {PROMPT} + {GEN} (decode at context {PROMPT + GEN // 2}), batch 1 and "
+          f"{args.wide_batch}")
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as d:
         for name in [n.strip() for n in args.models.split(",") if n.strip()]:
             sub = Path(d) / name
             sub.mkdir()
             try:
-                rows += bench(name, args.size, args.rounds, args.threads, args.tokens, sub)
+                rows += bench(name, args.size, args.rounds, args.threads, args.tokens, sub, args.wide_batch)
             except ImportError as e:
                 print(f"decoder_passes: {name} skipped: the export extra is not installed ({e})")
                 continue
