@@ -38,6 +38,26 @@ def test_decoder_dims_classified_and_defaulted():
     assert not any(d.startswith("batch_size") for d in b.defaults_used)
 
 
+def test_a_dim_named_by_arithmetic_on_other_dims_is_computed_from_them():
+    """optimum names the attention mask's length "past_sequence_length + sequence_length" (torch's dynamo
+    exporter writes "s0 + s1"): it follows from the other two, 255 + 1 = 256, and a contradiction is refused."""
+    m = _model([("ids", ["batch_size", "sequence_length"]),
+                ("mask", ["batch_size", "past_sequence_length + sequence_length"]),
+                ("past", ["batch_size", 2, "past_sequence_length", 16]),
+                ("twice", ["batch_size", "2*sequence_length - 1"])])
+    spec = dim_spec(m)
+    assert spec.kinds["past_sequence_length + sequence_length"] == "expression"
+    b = bind_dims(spec, {"sequence_length": 1, "past_sequence_length": 255}, batch=1)
+    assert b.values["past_sequence_length + sequence_length"] == 256
+    assert b.values["2*sequence_length - 1"] == 1
+    ok = bind_dims(spec, {"sequence_length": 4, "past_sequence_length": 0,
+                          "past_sequence_length + sequence_length": 4}, batch=1)
+    assert ok.values["past_sequence_length + sequence_length"] == 4  # a prefill with an empty cache
+    with pytest.raises(DimError, match="contradicts"):
+        bind_dims(spec, {"sequence_length": 1, "past_sequence_length": 255,
+                         "past_sequence_length + sequence_length": 128}, batch=1)
+
+
 def test_anonymous_leading_dim_is_batch():
     m = _model([("x", [None, 3, 32, 32])])
     spec = dim_spec(m)

@@ -8,6 +8,7 @@ large embedded weights does not copy them through protobuf serialisation on ever
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 
@@ -58,6 +59,41 @@ def _classify(name: str) -> str:
     return "other"
 
 
+_ARITHMETIC = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+               ast.FloorDiv: lambda a, b: a // b}
+
+
+def _expression(name: str) -> ast.expr | None:
+    """A dim named by arithmetic on other dims ("past_sequence_length + sequence_length", "s0 + s1", "2*seq"),
+    as exporters name an attention mask's length; None for a plain name."""
+    if not any(op in name for op in "+-*/"):
+        return None
+    try:
+        tree = ast.parse(name, mode="eval").body
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+            continue
+        if isinstance(node, (ast.Name, ast.Load, ast.operator)) or (
+                isinstance(node, ast.Constant) and isinstance(node.value, int)):
+            continue
+        return None
+    return tree if isinstance(tree, ast.BinOp) else None
+
+
+def _symbols(tree: ast.expr) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def _evaluate(tree: ast.expr, values: dict[str, int]) -> int:
+    if isinstance(tree, ast.BinOp):
+        return _ARITHMETIC[type(tree.op)](_evaluate(tree.left, values), _evaluate(tree.right, values))
+    if isinstance(tree, ast.Name):
+        return values[tree.id]
+    return int(tree.value)  # ast.Constant, checked by _expression
+
+
 def anonymous_dim_name(input_name: str, axis: int) -> str:
     return f"{input_name}:{axis}"
 
@@ -79,6 +115,10 @@ def dim_spec(model: onnx.ModelProto) -> DimSpec:
                 names.append(name)
                 first_axis[name] = axis
     kinds = {n: _classify(n) for n in names}
+    for n in names:
+        tree = _expression(n)
+        if tree is not None and _symbols(tree) and _symbols(tree) <= set(names) - {n}:
+            kinds[n] = "expression"  # its value follows from the others' (bind_dims)
     batch = next((n for n in names if kinds[n] == "batch"), None)
     if batch is None:  # an unnamed or oddly named leading dim shared by inputs is the batch
         lead = [n for n in names if first_axis[n] == 0 and kinds[n] in ("other",)]
@@ -124,8 +164,8 @@ def bind_dims(spec: DimSpec, user: dict[str, int], batch: int | None) -> Binding
         if name in values:
             continue
         kind = spec.kinds[name]
-        if kind == "total":
-            derived_total.append(name)
+        if kind in ("total", "expression"):
+            derived_total += [name] if kind == "total" else []
             continue
         default = {"batch": BATCH_DEFAULT, "sequence": SEQUENCE_DEFAULT, "past": SEQUENCE_DEFAULT,
                    "image": IMAGE_DEFAULT}.get(kind, OTHER_DEFAULT)
@@ -136,6 +176,21 @@ def bind_dims(spec: DimSpec, user: dict[str, int], batch: int | None) -> Binding
         seq = sum(values[n] for n in spec.names if spec.kinds[n] == "sequence")
         values[name] = past + seq if past + seq else SEQUENCE_DEFAULT
         defaults.append(f"{name}={values[name]} (total = past + sequence)")
+    for name in spec.names:
+        if spec.kinds[name] != "expression":
+            continue
+        tree = _expression(name)
+        follows = _evaluate(tree, values) if tree is not None and _symbols(tree) <= values.keys() else None
+        if follows is None:
+            continue
+        if name in user and user[name] != follows:
+            raise DimError(f"--dim '{name}'={user[name]} contradicts the dims it is computed from "
+                           f"({', '.join(f'{k}={values[k]}' for k in sorted(_symbols(tree)))} give {follows})")
+        if follows <= 0 and name not in user:
+            raise DimError(f"dim '{name}' comes to {follows} with the dims bound: bind them so it is positive")
+        if name not in user:
+            values[name] = follows
+            defaults.append(f"{name}={follows} (computed from the other dims)")
     b = values.get(spec.batch, 0) if spec.batch else (spec.fixed_batch or 1)
     return Binding(values=values, defaults_used=defaults, batch=b)
 
