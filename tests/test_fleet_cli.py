@@ -79,8 +79,22 @@ def test_a_decoder_fleet(capsys, tmp_path):
     assert "max-num-seqs" in deployment["metadata"]["annotations"]["onnx-planner/serve-with"]
 
 
+def test_a_decoder_fleet_with_chunked_prefill(capsys, tmp_path):
+    code, out, err = _run(capsys, MODELS / "decoder.onnx", "--target", "l4", "--qps", "2", "--prompt-len", "64",
+                          "--gen-len", "16", "--chunked-prefill", "256", "--json", "--emit-deploy", tmp_path)
+    assert code == 0, err
+    fleet = json.loads(out)["fleet"]
+    assert "chunked prefill of 256 tokens an iteration" in fleet["method"]
+    assert fleet["chosen"]["chunked_prefill_tokens"] == 256
+    deployment, _ = yaml.safe_load_all((tmp_path / "kubernetes.yaml").read_text())
+    assert "--max-num-batched-tokens 256" in deployment["metadata"]["annotations"]["onnx-planner/serve-with"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--qps", "abc"], "--qps: 'abc' is not a number"),
+    (["--chunked-prefill", "256"], "need traffic"),
+    (["--qps", "3", "--chunked-prefill", "256"], "--chunked-prefill applies to decoders only"),
+    (["--qps", "3", "--chunked-prefill", "0"], "--chunked-prefill"),
     (["--qps", "0"], "--qps: '0' must be a positive number"),
     (["--traffic", "poisson"], "expected poisson:RATE"),
     (["--traffic", "missing.csv"], "no such file"),

@@ -126,3 +126,36 @@ def test_a_decode_step_follows_the_contexts_in_flight():
     assert s.percentiles_s[("ttft", 50)] == pytest.approx((10 + 10.49) / 2 * MS)
     assert s.percentiles_s[("latency", 50)] == pytest.approx((31.02 + (33.04 - 11.5)) / 2 * MS)
     assert s.percentiles_s[("tpot", 50)] == pytest.approx(((31.02 - 10) / 4 + (33.04 - 21.99) / 4) / 2 * MS)
+
+
+def test_chunked_prefill_iterations_by_hand():
+    """Chunked prefill: c = (16 - 10) ms / ((2 - 1) x 100 tokens) = 0.06 ms a prompt token; a prompt-only
+    iteration costs 10 - 0.06 x 100 = 4 ms plus c a token (100 tokens alone: 10 ms, the plan's prefill)."""
+    c = _curve()
+    assert c.prefill_token_s() == pytest.approx(0.06 * MS)
+    assert c.iteration(0, 0, 100) == pytest.approx(10 * MS)
+    # one request, 60 tokens an iteration: 4 + 3.6 = 7.6 ms, then 4 + 2.4 = 6.4 ms: first token at 14 ms;
+    # 4 decode steps of 2 ms: done at 22 ms
+    n1 = simulate_continuous(np.zeros(1), np.full(1, 100), np.full(1, 5), c, 4, chunk=60)
+    assert n1.percentiles_s[("ttft", 50)] == pytest.approx(14 * MS)
+    assert n1.percentiles_s[("latency", 50)] == pytest.approx(22 * MS)
+    # two at 0 ms, 150 tokens an iteration: r0's 100 + r1's first 50 (4 + 9 = 13 ms: r0's first token); then
+    # r0 decodes while r1's last 50 run: 2 + 3 = 5 ms (r1's first token at 18 ms); then steps of 3 ms with
+    # both in flight: r0's last 3 end at 27 ms; r1's last step alone, 2 ms: 29 ms
+    s = simulate_continuous(np.zeros(2), np.full(2, 100), np.full(2, 5), c, 4, chunk=150)
+    assert s.percentiles_s[("ttft", 50)] == pytest.approx((13 + 18) / 2 * MS)
+    assert s.percentiles_s[("latency", 50)] == pytest.approx((27 + 29) / 2 * MS)
+    assert s.percentiles_s[("tpot", 50)] == pytest.approx(((27 - 13) / 4 + (29 - 18) / 4) / 2 * MS)
+
+
+def test_chunked_prefill_does_not_stall_the_sequences_in_flight():
+    """The arrivals of test_a_prefill_stalls_the_sequences_in_flight (0 and 11.5 ms), 40 tokens an iteration:
+    r0's prompt: 40 tokens (6.4 ms), 40 (to 12.8 ms); r1 is admitted there: r0's last 20 and r1's first 20
+    (4 + 2.4 ms: r0's first token at 19.2 ms); r0 decodes while r1's prompt rides along, 39 tokens (2 + 2.34 =
+    4.34 ms, to 23.54), 39 more (to 27.88), its last 2 (2 + 0.12 ms: r1's first token at 30 ms); one step of
+    both (3 ms): r0 done at 33 ms; r1's last 3 alone (2 ms each): 39 ms. r0's TPOT is 3.45 ms where prefill
+    first stalled it to 5.25 ms; the first tokens come later (19.2 and 18.5 ms against 10 and 10.5)."""
+    s = simulate_continuous(np.array([0, 11.5]) * MS, np.full(2, 100), np.full(2, 5), _curve(), 4, chunk=40)
+    assert s.percentiles_s[("ttft", 50)] == pytest.approx((19.2 + 18.5) / 2 * MS)
+    assert s.percentiles_s[("latency", 50)] == pytest.approx((33 + 27.5) / 2 * MS)
+    assert s.percentiles_s[("tpot", 50)] == pytest.approx(((33 - 19.2) / 4 + (39 - 30) / 4) / 2 * MS)

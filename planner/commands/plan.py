@@ -79,6 +79,9 @@ def add_traffic_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup
         g.add_argument(f"--p{q}-ms", type=positive_float, metavar="MS", help=f"limit on the p{q} request latency")
     g.add_argument("--ttft-p95-ms", type=positive_float, metavar="MS", help="decoders: limit on the p95 TTFT")
     g.add_argument("--tpot-p95-ms", type=positive_float, metavar="MS", help="decoders: limit on the p95 TPOT")
+    g.add_argument("--chunked-prefill", type=positive_int, metavar="TOKENS",
+                   help="decoders: serve with chunked prefill, TOKENS an iteration (vLLM's max_num_batched_tokens); "
+                        "default: prefill first")
     return g
 
 
@@ -87,10 +90,11 @@ def fleet_request(args: argparse.Namespace) -> FleetRequest | None:
     traffic = parse_traffic(args.qps, args.traffic)
     slo = Slo.of({("latency", 50): args.p50_ms, ("latency", 95): args.p95_ms, ("latency", 99): args.p99_ms,
                   ("ttft", 95): args.ttft_p95_ms, ("tpot", 95): args.tpot_p95_ms})
-    if traffic is None and (slo or getattr(args, "emit_deploy", None)):
-        raise PlannerError("--p50/--p95/--p99-ms, --ttft/--tpot-p95-ms and --emit-deploy need traffic: "
-                           "--qps RATE or --traffic SPEC")
-    return None if traffic is None else FleetRequest(traffic, slo)
+    chunk = getattr(args, "chunked_prefill", None)
+    if traffic is None and (slo or getattr(args, "emit_deploy", None) or chunk):
+        raise PlannerError("--p50/--p95/--p99-ms, --ttft/--tpot-p95-ms, --chunked-prefill and --emit-deploy need "
+                           "traffic: --qps RATE or --traffic SPEC")
+    return None if traffic is None else FleetRequest(traffic, slo, chunked_prefill=chunk)
 
 
 def _passes_mode(s: str) -> str:

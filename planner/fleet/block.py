@@ -29,6 +29,7 @@ class FleetRequest:
     traffic: Traffic
     slo: Slo
     seed: int = DEFAULT_SEED
+    chunked_prefill: int | None = None  # decoders: tokens an iteration (planner.fleet.llm), else prefill first
 
 
 def _usable(c: CandidateReport) -> bool:
@@ -76,8 +77,10 @@ def plan_fleet(plan: Plan, request: FleetRequest, targets: Sequence[Target] = ()
     decoder = plan.model.decoder
     if decoder is None and request.slo.metrics() - {"latency"}:
         raise SloError("--ttft-p95-ms and --tpot-p95-ms apply to decoders only; use --p50/--p95/--p99-ms")
+    if decoder is None and request.chunked_prefill:
+        raise SloError("--chunked-prefill applies to decoders only")
     if decoder is not None:
-        options = [size_decoder(c, request.traffic, request.slo, request.seed)
+        options = [size_decoder(c, request.traffic, request.slo, request.seed, chunk=request.chunked_prefill)
                    for c in decoder_curves(plan, decoder["prompt_len"], decoder["gen_len"], targets)]
         options = _best_degree(options)
         overheads: dict[str, ServingOverhead] = {}
@@ -95,8 +98,9 @@ def plan_fleet(plan: Plan, request: FleetRequest, targets: Sequence[Target] = ()
     return {
         "traffic": request.traffic.to_dict(), "slo": request.slo.to_dict(), "seed": request.seed,
         "method": "discrete-event simulation (SimPy) of one replica's share of the traffic, split at random; "
-                  + ("continuous batching, prefill first" if decoder is not None else
-                     "dynamic batching with max batch and max queue delay"),
+                  + (("continuous batching, " + (f"chunked prefill of {request.chunked_prefill} tokens an "
+                                                   "iteration" if request.chunked_prefill else "prefill first"))
+                     if decoder is not None else "dynamic batching with max batch and max queue delay"),
         "chosen": chosen.to_dict() if chosen else None,
         "per_target": [o.to_dict() for o in sorted(options, key=lambda o: o.target)],
         "serving_overhead": {t: o.to_dict() for t, o in sorted(overheads.items())},

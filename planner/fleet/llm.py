@@ -17,10 +17,25 @@ mean context, and each token of context above or below that adds or saves readin
     decode(b, contexts) = TPOT(b) + (sum of contexts - b x mean context) x kv_bytes_per_token / (bandwidth x eff.)
 
 (per device under tensor parallelism; the memory term of the roofline, exact where attention is memory-bound,
-as decode is). Prefill first is vLLM's default scheduler without chunked prefill: a prefill stalls the
-sequences in flight, which is what TPOT's tail shows. Known simplifications: a prefill is scaled by its prompt
-tokens (linear: attention's quadratic part is not); chunked prefill is not modelled; the KV cache is reserved
-whole at admission (vLLM's paged cache grows per block and preempts instead: it admits somewhat more).
+as decode is). Prefill first is vLLM's scheduler without chunked prefill: a prefill stalls the sequences in
+flight, which is what TPOT's tail shows.
+
+With chunked prefill (`chunk` tokens an iteration: vLLM's max_num_batched_tokens, Sarathi-Serve's token
+budget), every iteration runs one token of each sequence that is decoding and fills the rest of the budget
+with prompt tokens, first of the sequences part-way through their prompt, then of newly admitted ones (a
+prompt may span iterations; its first token comes at the end of the iteration that finishes it). Such an
+iteration reads the weights once for all of it, so it costs
+
+    iteration = decode(b, contexts) + c x prompt tokens          (b >= 1 decoding)
+              = prefill(1) - c x P + c x prompt tokens            (prompt tokens only)
+    c = (prefill(k) - prefill(1)) / ((k - 1) x P)                 the plan's prefill slope per prompt token
+                                                                  between batch 1 and its largest batch k
+
+(from one batch only: (prefill(1) - decode(1)) / (P - 1)). A prompt of P tokens alone costs prefill(1).
+
+Known simplifications: a prefill is scaled by its prompt tokens (linear: attention's quadratic part is not);
+the KV cache is reserved whole at admission (vLLM's paged cache grows per block and preempts instead: it
+admits somewhat more).
 """
 
 from __future__ import annotations
@@ -73,6 +88,20 @@ class DecoderCurve:
             return t
         return max(t + (context_sum - b * self.mean_context) * self.kv_s_per_token, 0.0)
 
+    def prefill_token_s(self) -> float:
+        """c: what one more prompt token adds to an iteration (see the module docstring)."""
+        if len(self.batches) > 1 and self.batches[-1] > self.batches[0]:
+            k0, k1 = self.batches[0], self.batches[-1]
+            return max((self.prefill_s[-1] - self.prefill_s[0]) / ((k1 - k0) * self.prompt_len), 0.0)
+        return max((self.prefill_s[0] - self.decode_s[0]) / max(self.prompt_len - 1, 1), 0.0)
+
+    def iteration(self, decoding: int, context_sum: int, prompt_tokens: int) -> float:
+        """One chunked-prefill iteration: `decoding` sequences one token each, plus `prompt_tokens` of prompts."""
+        c = self.prefill_token_s()
+        if decoding:
+            return self.decode(decoding, context_sum) + c * prompt_tokens
+        return max(self.prefill(1, self.prompt_len) - c * self.prompt_len, 0.0) + c * prompt_tokens
+
     @property
     def kv_tokens(self) -> int:
         return self.max_seqs_fit * (self.prompt_len + self.gen_len)
@@ -91,23 +120,17 @@ class LlmStats:
 
 
 def simulate_continuous(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.ndarray, curve: DecoderCurve,
-                        max_seqs: int) -> LlmStats:
-    """Run the requests (arrival, prompt tokens, output tokens) through one replica; all complete."""
+                        max_seqs: int, chunk: int | None = None) -> LlmStats:
+    """Run the requests (arrival, prompt tokens, output tokens) through one replica; all complete. `chunk`:
+    chunked prefill with that many tokens an iteration (the module docstring), else prefill first."""
+    if chunk is not None:
+        return _simulate_chunked(arrivals_s, prompt, output, curve, max_seqs, chunk)
     env = simpy.Environment()
     n = len(arrivals_s)
     waiting: deque[int] = deque()
     first, done = np.zeros(n), np.zeros(n)
     need = prompt + output
     state = {"wake": env.event(), "busy": 0.0, "finished": 0, "seq_time": 0.0, "arrived": 0}
-
-    def arrive():
-        for i, t in enumerate(arrivals_s):
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            waiting.append(i)
-            state["arrived"] = i + 1
-            wake, state["wake"] = state["wake"], env.event()
-            wake.succeed()
 
     def replica():
         running: list[list[int]] = []  # [request, tokens still to generate, context of its next step]
@@ -143,8 +166,81 @@ def simulate_continuous(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.n
                 state["finished"] += 1
                 running.remove(r)
 
-    env.process(arrive())
+    env.process(_arrive(env, arrivals_s, waiting, state))
     env.run(until=env.process(replica()))
+    return _stats(arrivals_s, output, first, done, state)
+
+
+def _simulate_chunked(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.ndarray, curve: DecoderCurve,
+                      max_seqs: int, chunk: int) -> LlmStats:
+    env = simpy.Environment()
+    n = len(arrivals_s)
+    waiting: deque[int] = deque()
+    first, done = np.zeros(n), np.zeros(n)
+    need = prompt + output
+    state = {"wake": env.event(), "busy": 0.0, "finished": 0, "seq_time": 0.0, "arrived": 0}
+
+    def replica():
+        running: list[list[int]] = []  # [request, tokens still to generate, context, prompt tokens still to run]
+        reserved = 0
+        while state["finished"] < n:
+            while waiting and len(running) < max_seqs and reserved + need[waiting[0]] <= curve.kv_tokens:
+                i = waiting.popleft()
+                running.append([i, int(output[i]), 0, int(prompt[i])])
+                reserved += need[i]
+            if not running:
+                yield state["wake"]
+                continue
+            decoding = [r for r in running if r[3] == 0]
+            budget = max(chunk - len(decoding), 0)
+            chunks = []
+            for r in running:
+                if r[3] and budget:
+                    take = min(r[3], budget)
+                    chunks.append((r, take))
+                    budget -= take
+            steps = 1
+            if chunks:
+                took = curve.iteration(len(decoding), sum(r[2] for r in decoding), sum(t for _, t in chunks))
+            else:  # decode only until the batch can change: as prefill first does
+                steps, took = _steps_until_change(decoding, waiting, max_seqs, curve, env.now, state["arrived"],
+                                                  arrivals_s)
+            state["busy"] += took
+            state["seq_time"] += took * len(running)
+            yield env.timeout(took)
+            for r in decoding:
+                r[1] -= steps
+                r[2] += steps
+            for r, take in chunks:
+                r[3] -= take
+                if r[3] == 0:  # its prompt is done: the first token
+                    first[r[0]] = env.now
+                    r[1], r[2] = int(output[r[0]]) - 1, int(prompt[r[0]]) + 1
+            for r in [r for r in running if r[3] == 0 and r[1] <= 0]:
+                done[r[0]] = env.now
+                reserved -= need[r[0]]
+                state["finished"] += 1
+                running.remove(r)
+
+    env.process(_arrive(env, arrivals_s, waiting, state))
+    env.run(until=env.process(replica()))
+    return _stats(arrivals_s, output, first, done, state)
+
+
+def _arrive(env: simpy.Environment, arrivals_s: np.ndarray, waiting: deque[int], state: dict):
+    """The requests join the queue at their arrival times; each arrival wakes an idle replica."""
+    for i, t in enumerate(arrivals_s):
+        if t > env.now:
+            yield env.timeout(t - env.now)
+        waiting.append(i)
+        state["arrived"] = i + 1
+        wake, state["wake"] = state["wake"], env.event()
+        wake.succeed()
+
+
+def _stats(arrivals_s: np.ndarray, output: np.ndarray, first: np.ndarray, done: np.ndarray, state: dict
+           ) -> LlmStats:
+    n = len(arrivals_s)
     start = int(n * WARMUP)
     ttft = (first - arrivals_s)[start:]
     latency = (done - arrivals_s)[start:]
@@ -189,8 +285,9 @@ def _lengths(traffic: Traffic, idx: np.ndarray, curve: DecoderCurve) -> tuple[np
 
 
 def size_decoder(curve: DecoderCurve, traffic: Traffic, slo: Slo, seed: int = 0,
-                 requests: int = DEFAULT_LLM_REQUESTS) -> FleetOption:
-    """The cheapest fleet of this target at this tensor-parallel degree: replicas x max sequences in flight."""
+                 requests: int = DEFAULT_LLM_REQUESTS, chunk: int | None = None) -> FleetOption:
+    """The cheapest fleet of this target at this tensor-parallel degree: replicas x max sequences in flight.
+    `chunk`: chunked prefill with that token budget an iteration, else prefill first."""
     option = FleetOption(curve.target, "none", curve.devices, None, None, None, None,
                          price_usd_per_hour=curve.price_usd_per_hour)
     _, idx = traffic.arrivals(1, requests, seed)
@@ -216,7 +313,7 @@ def size_decoder(curve: DecoderCurve, traffic: Traffic, slo: Slo, seed: int = 0,
         def evaluate(n: int, b: int = b) -> tuple[str | None, LlmStats]:
             arrivals, idx = traffic.arrivals(n, requests, seed)
             p, o = _lengths(traffic, idx, curve)
-            stats = simulate_continuous(arrivals, p, o, curve, b)
+            stats = simulate_continuous(arrivals, p, o, curve, b, chunk)
             return slo.violation(stats.percentiles_s), stats
 
         n, stats, why, calls = smallest_fleet(evaluate, n0, limit=MAX_REPLICAS)
@@ -244,6 +341,8 @@ def size_decoder(curve: DecoderCurve, traffic: Traffic, slo: Slo, seed: int = 0,
         "tokens_per_s_per_replica": s.tokens_per_s, "mean_sequences_in_flight": s.mean_in_flight,
         "cost_per_million_output_tokens_usd": None if fleet_price is None else
         fleet_price / (out_per_s * SECONDS_PER_HOUR) * 1e6,
-        "scheduler": "continuous batching, prefill first (no chunked prefill)",
+        "scheduler": "continuous batching, " + (f"chunked prefill of {chunk} tokens an iteration" if chunk else
+                                                "prefill first (no chunked prefill)"),
+        "chunked_prefill_tokens": chunk,
     }
     return option

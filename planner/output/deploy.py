@@ -104,8 +104,12 @@ def kubernetes_manifest(plan: Plan, name: str) -> str:
              "onnx-planner/planned-dims": ",".join(f"{k}={v}" for k, v in plan.model.dims.items()),
              "onnx-planner/monthly-cost-usd": "" if c["monthly_cost_usd"] is None else f"{c['monthly_cost_usd']:.0f}"}
     if decoder:
+        chunk = c.get("chunked_prefill_tokens")
+        chunked = (f", chunked prefill of {chunk} tokens an iteration (--enable-chunked-prefill "
+                   f"--max-num-batched-tokens {chunk})" if chunk else "")
         notes["onnx-planner/serve-with"] = (f"an LLM engine with continuous batching, max {c['max_batch']} "
-                                            "sequences in flight (vLLM --max-num-seqs); set the image and args")
+                                            f"sequences in flight (vLLM --max-num-seqs){chunked}; set the image "
+                                            "and args")
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
                   "metadata": {"name": name, "labels": dict(labels), "annotations": notes},
                   "spec": {"replicas": c["replicas"], "selector": {"matchLabels": dict(labels)},
