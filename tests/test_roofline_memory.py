@@ -153,3 +153,50 @@ def test_spec_rates_are_peak_and_bandwidth_times_their_efficiencies():
     assert terms.memory_s == pytest.approx(nbytes / (1e11 * 0.8))  # 12.5 ms, weights or not
     assert (terms.fixed_s, terms.serial_s, terms.arithmetic_hidden) == (5e-6, 0.0, False)
     assert SPEC.layer_seconds(work, None, 10) is None  # only a calibration knows a recurrent layer whole
+
+
+def test_a_few_rows_over_streamed_weights_take_the_measured_chains_ratio():
+    """A host that timed few-row chains over weights in DRAM: fit_row_chains divides each by the one-row chain of
+    the same weights (1.0 ms a node): 2 rows 1.1 ms, 8 rows 1.3 ms -> (1, 1.0), (2, 1.1), (8, 1.3); 4 rows
+    measured 1.05 ms is lifted to 1.1 (more rows never take less time). An 8-row fp32 GEMM over 4 MB of weights
+    at 20 GB/s (0.21 ms) then takes 1.3 times that in memory, a 5-row one 1.1 + (1.3 - 1.1) x 1 / 4 = 1.15
+    times (linear between 4 and 8 rows); the arithmetic is not hidden: it is the roofline's other term."""
+    from planner.calibration.fit import fit_row_chains
+    from planner.calibration.rates import CalibratedRates
+    from planner.calibration.samples import Sample
+
+    k, w = 1024, 4 * 1024 * 1024
+
+    def chain(rows, seconds, source):
+        return Sample("gemm", "matrix", "fp32", 2 * rows * k * k, 8 * rows * k + w, seconds, f"r{rows}", source,
+                      weight_bytes=w, working_set=24 * w)
+
+    curve = fit_row_chains([chain(2, 1.1e-3, "rows"), chain(4, 1.05e-3, "rows"), chain(8, 1.3e-3, "rows")],
+                           [chain(1, 1.0e-3, "weights")])
+    assert [r for r, _ in curve] == [1, 2, 4, 8]
+    assert [f for _, f in curve] == pytest.approx([1.0, 1.1, 1.1, 1.3])
+    rates = CalibratedRates(bandwidth_curve=((1.0, 1e15),), weight_bandwidth_curve=((1.0, 20e9),),
+                            weight_rows_curve=curve, rate_curves={"gemm.fp32": ((0.1, 1e12), (1e3, 1e12))})
+    target = get_target("a10g")
+    for rows, factor in ((8, 1.3), (5, 1.15)):
+        cost = OpCost(2 * rows * k * k, w, 0, w)  # activations left out: the weights are the bytes
+        t = rates.terms(Work(cost, OpClass.MATRIX, "gemm", "fp32", 1e12, cost.flops / w), target)
+        assert t.memory_s == pytest.approx(w / 20e9 * factor)
+        assert t.compute_s == pytest.approx(cost.flops / 1e12) and not t.arithmetic_hidden
+
+
+def test_the_full_suite_times_few_row_chains_over_weights_in_dram():
+    """ROW_CHAINS: 24 layers of 1024 x 1024 fp32 (96 MiB, past any L3 here) at 1, 2, 4, 8 and 16 rows; the one-row
+    chain is a GEMV chain (source "weights"), the others "rows" samples of 2rk² FLOPs."""
+    from planner.calibration.benches import weight_chain
+    from planner.calibration.suite import weight_chains
+    from planner.calibration.timing import Overheads, weight_chain_sample
+
+    chains = weight_chains(quick=False)
+    assert [(k, n, r) for k, n, t, r in chains if n == 24] == [(1024, 24, r) for r in (1, 2, 4, 8, 16)]
+    assert all(r == 1 for *_, r in weight_chains(quick=True))
+    bench = weight_chain(1024, 24, rows=8)
+    assert onnx.load_from_string(bench.model).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
+    s = weight_chain_sample(bench, 1024, 24, False, 0.024, Overheads(0.0, 0.0, 0.0, 0.0), rows=8)
+    assert (s.source, s.flops, s.weight_bytes, s.working_set) == ("rows", 2 * 8 * 1024**2, 4 * 1024**2,
+                                                                  24 * 4 * 1024**2)

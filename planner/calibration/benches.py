@@ -210,8 +210,9 @@ def loop_chain(trips: int, size: int = 16) -> Bench:
 SUBGRAPH_BENCHES = {"If": if_chain, "Loop": loop_chain}  # op -> its bench of n body runs
 
 
-def weight_chain(k: int, length: int, transposed: bool = False) -> Bench:
-    """`length` GEMVs [1, k] x [k, k] in sequence, each with weights of its own.
+def weight_chain(k: int, length: int, transposed: bool = False, rows: int = 1) -> Bench:
+    """`length` GEMVs [1, k] x [k, k] in sequence, each with weights of its own (with `rows`, GEMMs of that
+    many rows: a decoder's step at a batch of that many sequences).
 
     In a model a layer's weights are read once per inference with every other layer's read in between, so they
     come from wherever a working set of all the model's weights lives, not from L1 as a lone GEMV run in a loop
@@ -226,8 +227,9 @@ def weight_chain(k: int, length: int, transposed: bool = False) -> Bench:
             nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [out], name=f"gemv{i}"))
         inits.append(weight(f"w{i}", [k, k], i + 1))
         prev = out
-    label = f"{'Gemm' if transposed else 'MatMul'} weights chain {k}x{k} x{length}"
-    return Bench(label, make(nodes, [vi("x", [1, k])], [vi("y", [1, k])], inits), {"x": rand([1, k], 3)})
+    label = f"{'Gemm' if transposed else 'MatMul'} weights chain {k}x{k} x{length}" + (f" rows {rows}" if rows > 1
+                                                                                       else "")
+    return Bench(label, make(nodes, [vi("x", [rows, k])], [vi("y", [rows, k])], inits), {"x": rand([rows, k], 3)})
 
 
 CHAIN_LENGTH = 16

@@ -124,12 +124,33 @@ def fit_weight_chains(samples: list) -> tuple[float, Curve]:
     return fixed, _falling(tuple(points))
 
 
+def fit_row_chains(rows: list, weights: list) -> Curve:
+    """(rows, time per node / the one-row chain's) for the few-row chains, each against the GEMV chain of the same
+    weights and working set; (1, 1.0) first, then made non-decreasing (more rows never take less time).
+    Empty without a matching one-row chain."""
+    single = {(s.weight_bytes, s.working_set): s.seconds for s in weights if s.family == "gemm"}
+    points = {1: 1.0}
+    for s in rows:
+        base = single.get((s.weight_bytes, s.working_set))
+        if base:
+            r = round(s.flops / (2 * s.weight_bytes / 4))
+            points[r] = max(points.get(r, 0.0), s.seconds / base)
+    if len(points) < 2:
+        return ()
+    out, best = [], 0.0
+    for r in sorted(points):
+        best = max(best, points[r])
+        out.append((float(r), best))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class _Sources:
     """A calibration's samples by how they were timed (planner.calibration.samples.Sample.source)."""
 
     chains: list  # per node of a chain of tiny nodes of one family: that family's fixed cost
     weights: list  # per node of a chain of GEMVs with weights of their own: weight reads, nothing else
+    rows: list  # per node of a chain of few-row GEMMs over weights in DRAM: fit_row_chains
     mixed: list  # whole mixed graphs: checked against the fit at the end (the graph node overhead)
     subgraph: list  # If and Loop benches end to end: checked against the fit last (a subgraph run's cost)
     profiled: list  # single nodes, profiled (and activation chains)
@@ -137,8 +158,9 @@ class _Sources:
 
     @classmethod
     def of(cls, samples: Sequence[Sample]) -> _Sources:
-        profiled = [s for s in samples if s.source not in ("chain", "weights", "mixed", "subgraph")]
+        profiled = [s for s in samples if s.source not in ("chain", "weights", "rows", "mixed", "subgraph")]
         return cls([s for s in samples if s.source == "chain"], [s for s in samples if s.source == "weights"],
+                   [s for s in samples if s.source == "rows"],
                    [s for s in samples if s.source == "mixed"], [s for s in samples if s.source == "subgraph"],
                    profiled, [s for s in profiled if s.label.startswith("Add stream")])
 
@@ -159,6 +181,7 @@ def fit(m: Measurements) -> Calibration:
         fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
         run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
         profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
+        weight_rows_curve=fit_row_chains(src.rows, src.weights),
         rate_curves=rate_curves, recurrent_costs=_recurrent_costs(src.profiled),
         throughput_curves=throughput_curves,
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,

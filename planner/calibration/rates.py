@@ -14,6 +14,10 @@
                 of weights each, ran 25-30% over their in-cache rate), unless it is a weight stream
     GEMVs       a weight stream on a host that timed GEMV chains takes their fixed cost ("weight_stream") plus
                 its bytes at the measured weight-reading speed, which has the arithmetic in it
+    few rows    an fp32 GEMM of 2 to 16 rows (a decoder's step at a small batch) over weights, on a host that timed
+                few-row chains over weights in DRAM: its weight read times what those chains took against one
+                row's (weight_rows_curve: at 8 rows 1.3x on an AVX-512 EPYC, the arithmetic not hidden), or its
+                arithmetic at the in-cache rate where that is longer
     RNN layers  a recurrent layer whose sizes are known takes planner.calibration.recurrent's fitted costs
     subgraphs   each run of an If / Loop body costs what an If chain or a Loop of tiny Adds measured beyond
                 their nodes' predicted time (fit.subgraph_residuals); a Scan iteration as a Loop's
@@ -62,6 +66,17 @@ def weight_stream(flops: float, nbytes: float, weight_bytes: float) -> bool:
     return weight_bytes >= nbytes / 2 and flops < GEMV_INTENSITY * nbytes
 
 
+def _interpolate(points: Curve, x: float) -> float:
+    """Linear between the points, flat beyond them."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if x <= xs[0]:
+        return ys[0]
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return ys[-1]
+
+
 def interpolate_loglog(points: Curve, x: float) -> float:
     """Piecewise-linear in log-log between ascending (x, y) points, flat beyond the first and last."""
     if x <= points[0][0] or len(points) == 1:
@@ -79,6 +94,7 @@ def interpolate_loglog(points: Curve, x: float) -> float:
 class CalibratedRates:
     bandwidth_curve: Curve = ()  # streaming: (working-set bytes, achieved bytes/s)
     weight_bandwidth_curve: Curve = ()  # reading weights (chains of GEMVs): same axes
+    weight_rows_curve: Curve = ()  # few-row GEMMs over weights in DRAM: (rows, time / one row's)
     rate_curves: Mapping[str, Curve] = field(default_factory=dict)  # "<family>.<peak>": (FLOPs/byte, FLOP/s)
     throughput_curves: Mapping[str, Curve] = field(default_factory=dict)  # family: (working set, bytes/s)
     kernel_fixed_s: Mapping[str, float] = field(default_factory=dict)  # family or op class: s per kernel
@@ -92,6 +108,7 @@ class CalibratedRates:
         """`single`: the same machine's 1-thread calibration, for the kernels an N-thread run does not split
         (planner.calibration.threads)."""
         return cls(bandwidth_curve=tuple(cal.bandwidth_curve), weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
+                   weight_rows_curve=tuple(cal.weight_rows_curve),
                    rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
                    kernel_fixed_s=dict(cal.kernel_fixed_s),
                    recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
@@ -156,6 +173,13 @@ class CalibratedRates:
         else:  # a measured vector op (or BYTES_TIMED matrix op): the time beyond plain streaming is its arithmetic
             compute_s = cost.bytes / own
         fixed = self.fixed_s(family, op_class.value, target)
+        rows = cost.flops / (2 * weights / 4) if weights and work.peak_key == "fp32" else 0.0
+        if (self.weight_rows_curve and op_class == OpClass.MATRIX and family in ("gemm", "gemm_bias")
+                and 1.5 <= rows <= self.weight_rows_curve[-1][0]):
+            # a few rows over streamed weights: the measured chains' time against one row's (ROW_CHAINS), or the
+            # arithmetic at its cache-resident rate where the weights come quicker than that
+            stream = memory_s * _interpolate(self.weight_rows_curve, rows)
+            return Terms(compute_s, stream, fixed + self.kernel_fixed_s.get(GEMV_FIXED, 0.0))
         streams = (op_class == OpClass.MATRIX and weights and work.peak_key not in OWN_GEMV_RATE
                    and weight_stream(cost.flops, cost.bytes, weights))
         if streams and GEMV_FIXED in self.kernel_fixed_s:  # the weight chains timed whole nodes

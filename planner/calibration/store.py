@@ -71,6 +71,7 @@ class Calibration:
     probe_s: float | None = None  # planner.ort.quiet's probe when the machine was quiet: what validate waits for
     probe_memory_s: float | None = None  # its streaming probe then: validate waits for the memory bus too
     graph_node_overhead_s: float = 0.0  # per node of a graph of mixed small nodes, beyond its family's costs
+    weight_rows_curve: Curve = ()  # (rows, time / one row's) of few-row GEMMs over weights in DRAM
     noise: Mapping[str, float] = field(default_factory=dict)  # planner.calibration.samples.Noise, as numbers
     created: str = ""
     onnxruntime: str = ""
@@ -87,6 +88,7 @@ class Calibration:
         d = dataclasses.asdict(self)
         d["bandwidth_curve"] = [list(p) for p in self.bandwidth_curve]
         d["weight_bandwidth_curve"] = [list(p) for p in self.weight_bandwidth_curve]
+        d["weight_rows_curve"] = [list(p) for p in self.weight_rows_curve]
         d["rate_curves"] = {k: [list(p) for p in v] for k, v in self.rate_curves.items()}
         d["recurrent_costs"] = {k: dict(v) for k, v in self.recurrent_costs.items()}
         d["weight_residency"] = dict(self.weight_residency)
@@ -113,6 +115,7 @@ class Calibration:
                 profiler_bias_s=_nonneg(d.get("profiler_bias_s", 0.0)),
                 bandwidth_curve=curve(d["bandwidth_curve"]),
                 weight_bandwidth_curve=curve(d["weight_bandwidth_curve"]) if d.get("weight_bandwidth_curve") else (),
+                weight_rows_curve=curve(d["weight_rows_curve"]) if d.get("weight_rows_curve") else (),
                 rate_curves={str(k): curve(v) for k, v in dict(d.get("rate_curves", {})).items()},
                 recurrent_costs={str(k): {str(t): _nonneg(c) for t, c in dict(v).items()}
                                  for k, v in dict(d.get("recurrent_costs", {})).items()},

@@ -67,7 +67,19 @@ QUICK_WEIGHT_CHAINS = [(64, 32), (128, 8), (512, 16)]
 ACTIVATION_CHAINS = [(2, 16, 16), (8, 16, 32), (4, 64, 32), (8, 32, 64)]
 
 
-def weight_chains(quick: bool) -> list[tuple[int, int, bool]]:
+# GEMMs of a few rows over weights in DRAM (a decoder's step at a batch of that many sequences): 24 layers of
+# 1024 x 1024 (96 MiB), at 1, 2, 4, 8 and 16 rows. Their time against the one-row chain's is how much of the
+# arithmetic the weight stream does not hide (fit_row_chains); a cache-resident GEMM of those rows cannot say.
+ROW_CHAINS = [(1024, 24, r) for r in (1, 2, 4, 8, 16)]
+
+
+def weight_chains(quick: bool) -> list[tuple[int, int, bool, int]]:
+    """(k, length, transposed B, rows) of every weight chain the suite times."""
+    return [(k, n, t, 1) for k, n, t in _gemv_chains(quick)] + ([] if quick else [(k, n, False, r)
+                                                                                   for k, n, r in ROW_CHAINS])
+
+
+def _gemv_chains(quick: bool) -> list[tuple[int, int, bool]]:
     if quick:
         return [(k, n, False) for k, n in QUICK_WEIGHT_CHAINS]
     return [(k, n, False) for k, n in WEIGHT_CHAINS] + [(k, n, True) for k, n in GEMM_WEIGHT_CHAINS]

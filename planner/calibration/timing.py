@@ -145,13 +145,14 @@ def per_node_seconds(e2e_s: float, length: int, n_io: int, o: Overheads) -> floa
     return max((e2e_s - run_overhead(o.run_s, o.per_io_s, n_io)) / length - o.launch_s, 1e-9)
 
 
-def weight_chain_sample(bench: Bench, k: int, length: int, transposed: bool, e2e_s: float, o: Overheads) -> Sample:
-    """One node of weight_chain: [1, k] x [k, k] is 2k² FLOPs, reads 4k + 4k² bytes (of them 4k² weights) and
-    writes 4k."""
+def weight_chain_sample(bench: Bench, k: int, length: int, transposed: bool, e2e_s: float, o: Overheads,
+                        rows: int = 1) -> Sample:
+    """One node of weight_chain: [r, k] x [k, k] is 2rk² FLOPs, reads 4rk + 4k² bytes (of them 4k² weights) and
+    writes 4rk. One row: source "weights" (the weight-reading curve); more: "rows" (fit_row_chains)."""
     w = 4 * k * k
-    return Sample("gemm_bias" if transposed else "gemm", "matrix", "fp32", 2 * k * k, 8 * k + w,
-                  per_node_seconds(e2e_s, length, 2, o), bench.label, "weights", weight_bytes=w,
-                  working_set=length * w)
+    return Sample("gemm_bias" if transposed else "gemm", "matrix", "fp32", 2 * rows * k * k, 8 * rows * k + w,
+                  per_node_seconds(e2e_s, length, 2, o), bench.label, "weights" if rows == 1 else "rows",
+                  weight_bytes=w, working_set=length * w)
 
 
 def activation_chain_sample(bench: Bench, h: int, m: int, k: int, e2e_s: float, o: Overheads,
