@@ -125,12 +125,8 @@ def simulate_continuous(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.n
     chunked prefill with that many tokens an iteration (the module docstring), else prefill first."""
     if chunk is not None:
         return _simulate_chunked(arrivals_s, prompt, output, curve, max_seqs, chunk)
-    env = simpy.Environment()
-    n = len(arrivals_s)
-    waiting: deque[int] = deque()
-    first, done = np.zeros(n), np.zeros(n)
-    need = prompt + output
-    state = {"wake": env.event(), "busy": 0.0, "finished": 0, "seq_time": 0.0, "arrived": 0}
+    env, waiting, first, done, state = _replica_state(arrivals_s)
+    n, need = len(arrivals_s), prompt + output
 
     def replica():
         running: list[list[int]] = []  # [request, tokens still to generate, context of its next step]
@@ -166,19 +162,13 @@ def simulate_continuous(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.n
                 state["finished"] += 1
                 running.remove(r)
 
-    env.process(_arrive(env, arrivals_s, waiting, state))
-    env.run(until=env.process(replica()))
-    return _stats(arrivals_s, output, first, done, state)
+    return _run(env, replica(), arrivals_s, waiting, state, output, first, done)
 
 
 def _simulate_chunked(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.ndarray, curve: DecoderCurve,
                       max_seqs: int, chunk: int) -> LlmStats:
-    env = simpy.Environment()
-    n = len(arrivals_s)
-    waiting: deque[int] = deque()
-    first, done = np.zeros(n), np.zeros(n)
-    need = prompt + output
-    state = {"wake": env.event(), "busy": 0.0, "finished": 0, "seq_time": 0.0, "arrived": 0}
+    env, waiting, first, done, state = _replica_state(arrivals_s)
+    n, need = len(arrivals_s), prompt + output
 
     def replica():
         running: list[list[int]] = []  # [request, tokens still to generate, context, prompt tokens still to run]
@@ -222,8 +212,21 @@ def _simulate_chunked(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.nda
                 state["finished"] += 1
                 running.remove(r)
 
+    return _run(env, replica(), arrivals_s, waiting, state, output, first, done)
+
+
+def _replica_state(arrivals_s: np.ndarray) -> tuple[simpy.Environment, deque[int], np.ndarray, np.ndarray, dict]:
+    """What both schedulers track: the queue, each request's first and last token times, the replica's state."""
+    env = simpy.Environment()
+    n = len(arrivals_s)
+    state = {"wake": env.event(), "busy": 0.0, "finished": 0, "seq_time": 0.0, "arrived": 0}
+    return env, deque(), np.zeros(n), np.zeros(n), state
+
+
+def _run(env: simpy.Environment, replica, arrivals_s: np.ndarray, waiting: deque[int], state: dict,
+         output: np.ndarray, first: np.ndarray, done: np.ndarray) -> LlmStats:
     env.process(_arrive(env, arrivals_s, waiting, state))
-    env.run(until=env.process(replica()))
+    env.run(until=env.process(replica))
     return _stats(arrivals_s, output, first, done, state)
 
 
