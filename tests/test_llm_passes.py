@@ -215,3 +215,16 @@ def test_host_admits_a_decoder_variant_measurably_faster_at_either_batch(tiny, m
     assert ("rejected" not in host) == admitted
     if why:
         assert why in host["rejected"]
+
+
+def test_decoder_variants_a_gpu_runtime_cannot_run_are_rejected_on_it(tiny):
+    """planner.predict.support holds for decoders too: onnxruntime's CUDA EP has no DynamicQuantizeLinear kernel
+    (int8-dynamic) and registers GroupQueryAttention for float16 / bfloat16 only (the fused float32 model of this
+    4-head, 2-KV-head decoder), so those candidates do not run on a10g; fp16 does, and on host all three run."""
+    p = plan(tiny, targets=["a10g", "c7i-xlarge"], passes=PassOptions("fused,int8-dynamic,fp16", max_drift=0.2),
+             prompt_len=P, gen_len=G)
+    why = {(c.pipeline, c.target): c.rejected or "" for c in p.candidates}
+    assert "no device kernel for DynamicQuantizeLinear" in why[("int8-dynamic", "a10g")]
+    assert "no float32 device kernel for com.microsoft::GroupQueryAttention" in why[("fused", "a10g")]
+    assert not why[("fp16", "a10g")].startswith("does not run")
+    assert not any(why[(v, "c7i-xlarge")].startswith("does not run") for v in ("fused", "int8-dynamic", "fp16"))

@@ -29,6 +29,7 @@ from planner.model.analyze import Analyzer
 from planner.model.loader import LoadedModel
 from planner.predict.predictor import SECONDS_PER_HOUR, Predictor, stored_precision
 from planner.predict.roofline import MEMORY
+from planner.predict.support import runtime_kernels
 from planner.search.plan_types import CandidateReport, KernelReport, ModelSummary, Plan
 from planner.targets.catalog import HOST
 from planner.targets.target import Target
@@ -131,6 +132,7 @@ class DecoderPlanner:
         self._phases: dict[tuple, Phase] = {}
         self.scale: dict[tuple[str, str], float] = {}  # (target, phase) -> factor: measured over predicted
         self._host: dict[tuple, float | None] = {}
+        self._unsupported: dict[tuple, str | None] = {}
 
     def phase(self, name: str, switches: tuple[bool, bool]) -> Phase:
         key = (name, switches)
@@ -155,6 +157,17 @@ class DecoderPlanner:
             stored = any(n.startswith("host: planned as stored") for n in p.notes)
             self._host[key] = None if stored else p.latency_s
         return self._host[key]
+
+    def does_not_run(self, target: Target) -> str | None:
+        """Why the target's runtime has no kernel for some node of the decode step (planner.predict.support: an
+        int8-dynamic decoder's DynamicQuantizeMatMul, a float32 GroupQueryAttention on CUDA), else None."""
+        key = (target.name, target.runtime, target.fuse_epilogue, target.fuse_elementwise)
+        if key not in self._unsupported:
+            a = self.analyzer.analyze(self.dims[DECODE], batch=self.anchor_batch)
+            kernels, _ = self.predictor.kernels(a, target.fuse_epilogue, target.fuse_elementwise)
+            reasons = runtime_kernels(kernels, a.graph, target)[2]
+            self._unsupported[key] = reasons[0] if reasons else None
+        return self._unsupported[key]
 
     @functools.cached_property
     def weight_bytes(self) -> int:
@@ -278,12 +291,15 @@ def search_decoder(dp: DecoderPlanner, targets: Sequence[Target], batch: int | N
                    tp: Sequence[int] | None, notes: list[str]) -> list[_Config]:
     configs: list[_Config] = []
     for t in targets:
+        why_not = dp.does_not_run(t)
         for n in _degrees(t, tp, notes):
             fit = dp.max_batch(t, n, max(max_batch, batch or 0))
             for b in _batches(fit, max_batch, batch):
                 c = dp.configure(t, n, b, fit)
                 used = c.memory["weights"] + c.memory["activations"] + c.memory["workspace"] + c.memory["kv_cache"]
-                if not c.fits:
+                if why_not:
+                    c.rejected = f"does not run: {why_not}"
+                elif not c.fits:
                     c.rejected = (f"does not fit: needs {fmt_gb(used)} per device at batch {b}"
                                   f"{'' if n == 1 else f' over {n} devices'}, {t.name} has "
                                   f"{fmt_gb(t.mem_capacity_bytes)}")

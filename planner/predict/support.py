@@ -18,6 +18,8 @@ the plan must say so and time what really runs:
                        DynamicQuantizeLinear; MatMulInteger and         is rejected (it does not run on the device)
                        QAttention with uint8 activations (CUDA
                        registers them for int8 x int8 only)
+                       GroupQueryAttention (float32)                    registered for float16 / bfloat16 only:
+                                                                        rejected as above (fp16 variants run it)
                        MatMulNBits                                      4-bit weights dequantized in the GEMM: the
                                                                         activation precision (fp16 / fp32)
                        QuantizeLinear/DequantizeLinear around a GEMM    the Q/DQ ops run, the GEMM runs in float
@@ -27,7 +29,8 @@ the plan must say so and time what really runs:
                                                                         candidate is rejected
 
 Sources: onnxruntime's docs/OperatorKernels.md (the CUDA EP registers MatMulInteger and com.microsoft::QAttention
-for int8 x int8 only, MatMulNBits for float/float16/bfloat16 activations, and none of DynamicQuantizeMatMul,
+for int8 x int8 only, MatMulNBits for float/float16/bfloat16 activations, GroupQueryAttention for
+float16/bfloat16 only (contrib_ops/cuda/cuda_contrib_kernels.cc), and none of DynamicQuantizeMatMul,
 MatMulIntegerToFloat, QGemm, QLinearConv, QLinearMatMul), MLAS's QGEMM dispatch (AVX512-VNNI / AVX-VNNI / AMX
 for u8s8), and onnxruntime's CPU fallback for nodes without a device kernel. On this project's host the fp16 row
 matches what timing shows (fp16 pipelines ran slower than fp32); the MatMulNBits row is the kernel's design, and
@@ -51,6 +54,7 @@ NO_CUDA_KERNEL = frozenset({"DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QA
                             "ConvInteger", "DynamicQuantizeLinear", "MatMulInteger", "MatMulInteger16",
                             "DynamicQuantizeLSTM", "QLinearMatMul"})
 INT8_X_INT8_ON_GPU = frozenset({"MatMulInteger", "QAttention"})  # CUDA kernels exist for int8 activations only
+NO_CUDA_KERNEL_AT = {"GroupQueryAttention": frozenset({"float32"})}  # registered for float16 / bfloat16 only
 GPU_RUNTIMES = frozenset({"onnxruntime-cuda", "onnxruntime-rocm"})
 COMPILER_RUNTIMES = frozenset({"neuron", "xla"})
 
@@ -95,6 +99,8 @@ def runtime_kernels(kernels: list[Kernel], graph: Graph, target: Target
             dtype = "int8"
         elif runtime in GPU_RUNTIMES and op in NO_CUDA_KERNEL:
             unsupported[f"{runtime} has no device kernel for {key} (it would fall back to the CPU)"] = 1
+        elif runtime in GPU_RUNTIMES and dtype in NO_CUDA_KERNEL_AT.get(op, ()):
+            unsupported[f"{runtime} has no {dtype} device kernel for {key} (it would fall back to the CPU)"] = 1
         elif runtime == "onnxruntime-cpu" and op in INT8_GEMM and not has_int8:
             dtype = "float32"
             note(f"{target.name} has no fast int8 dot product (VNNI/AMX/dot-prod): {key} timed at the fp32 peak")
