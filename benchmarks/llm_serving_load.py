@@ -1,6 +1,6 @@
 """Does the fleet's continuous-batching simulation predict a real decode loop on this machine?  (issue #18)
 
-    python benchmarks/llm_serving_load.py [--model models/decoder.onnx] [--prompt-len 32] [--gen-len 32]
+    python benchmarks/llm_serving_load.py [--model models/decoder.onnx | llama-small] [--prompt-len 32] [--gen-len 32]
                                           [--max-seqs 8] [--seconds 20] [--threads 1] [--json OUT.json]
 
 1. Predict (nothing has run yet): `plan MODEL --target host --passes none` at these lengths gives the decoder's
@@ -34,6 +34,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -58,6 +59,20 @@ from planner.ort.quiet import QuietGate  # noqa: E402
 from planner.search.variants import PassOptions  # noqa: E402
 
 LOADS = (("light", 0.1), ("70%", 0.7), ("90%", 0.9))
+# --model llama-small: a random-init Llama-shaped decoder of 178 MB built here (models.llama_like), the size
+# benchmarks/decoder_passes.py calls small
+LLAMA_SMALL = dict(vocab_size=32000, hidden_size=512, intermediate_size=1408, num_layers=4, num_heads=8,
+                   num_kv_heads=4, max_position=512, name="llama-small")
+
+
+def model_path(arg: str, folder: Path) -> Path:
+    if arg != "llama-small":
+        return Path(arg)
+    from models.llama_like import DecoderConfig, make_decoder
+
+    path = folder / "llama-small.onnx"
+    onnx.save(make_decoder(DecoderConfig(**LLAMA_SMALL))[0], str(path))
+    return path
 
 
 class DecodeServer:
@@ -208,7 +223,8 @@ def _err(pred: float, meas: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "decoder.onnx")
+    ap.add_argument("--model", default=str(ROOT / "models" / "decoder.onnx"),
+                    help="a decoder with a KV cache, or llama-small (built here)")
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--gen-len", type=int, default=32)
     ap.add_argument("--max-seqs", type=int, default=8)
@@ -217,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        args.model = model_path(args.model, Path(tmp))
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     info = recognise(onnx.load(str(args.model), load_external_data=False))
     if info is None or info.kv_heads is None or info.head_dim is None:
         raise SystemExit(f"llm_serving_load: {args.model} is not a decoder with a [batch, heads, past, size] cache")
