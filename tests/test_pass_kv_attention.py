@@ -26,17 +26,17 @@ def _c(name: str, v) -> onnx.TensorProto:
 
 
 def attention_layer(heads: int, kv_heads: int, scale_style: str = "split", guard: bool = True,
-                    shape_mask: bool = False, softmax_also_output: bool = False, past_through_relu: bool = False
-                    ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+                    shape_mask: bool = False, softmax_also_output: bool = False, past_through_relu: bool = False,
+                    dtype=np.float32) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     d = E_HEAD
     e, ekv, group = heads * d, kv_heads * d, heads // kv_heads
-    w = {n: RNG.standard_normal((e, c)).astype(np.float32) * 0.3 for n, c in (("wq", e), ("wk", ekv), ("wv", ekv))}
+    w = {n: (RNG.standard_normal((e, c)) * 0.3).astype(dtype) for n, c in (("wq", e), ("wk", ekv), ("wv", ekv))}
     inits = [_c(k, v) for k, v in w.items()] + [
         _c("q_shape", np.array([0, 0, heads, d], np.int64)), _c("kv_shape", np.array([0, 0, kv_heads, d], np.int64)),
         _c("merge", np.array([0, 0, e], np.int64)), _c("axis2", np.array([2], np.int64)),
         _c("groups", np.array([1, 1, group, 1, 1], np.int64)), _c("rep_shape", np.array([0, heads, -1, d], np.int64)),
-        _c("s4", np.array(d ** -0.25, np.float32)), _c("sqrt_d", np.array(d ** 0.5, np.float32)),
-        _c("zero", np.array(0.0, np.float32)), _c("ax3", np.array([3], np.int64)), _c("st0", np.array([0], np.int64))]
+        _c("s4", np.array(d ** -0.25, dtype)), _c("sqrt_d", np.array(d ** 0.5, dtype)),
+        _c("zero", np.array(0.0, dtype)), _c("ax3", np.array([3], np.int64)), _c("st0", np.array([0], np.int64))]
     nodes = []
     past_k, past_v = "past_key", "past_value"
     if past_through_relu:
@@ -77,7 +77,7 @@ def attention_layer(heads: int, kv_heads: int, scale_style: str = "split", guard
     nodes += [helper.make_node("MatMul", [probs, v_all], ["o_h"]),
               helper.make_node("Transpose", ["o_h"], ["o_t"], perm=[0, 2, 1, 3]),
               helper.make_node("Reshape", ["o_t", "merge"], ["out"])]
-    f = TensorProto.FLOAT
+    f = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     inputs = [helper.make_tensor_value_info("x", f, ["batch", "seq", e]),
               helper.make_tensor_value_info("past_key", f, ["batch", kv_heads, "past", d]),
               helper.make_tensor_value_info("past_value", f, ["batch", kv_heads, "past", d]),
@@ -167,6 +167,21 @@ def test_a_mask_that_broadcasts_over_the_keys_is_expanded_for_the_kernel(heads, 
     expect = by_hand(w, heads, kv_heads, f["x"], f["past_key"], f["past_value"], f["mask"])
     for g, e in zip(run(fuse(model).model, f), expect, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+def test_a_float16_layer_gets_a_float16_mask_floor():
+    """float16 end to end (GroupQueryAttention has a float16 CPU kernel): the mask's -inf is clamped to float16's
+    lowest, -65504, a constant of the mask's own type; outputs match the formula to float16's precision."""
+    model, w = attention_layer(4, 2, dtype=np.float16)
+    r = fuse(model)
+    assert r.counts == {"GroupQueryAttention": 1}
+    floor = next(t for t in r.model.graph.initializer if "mask_floor" in t.name)
+    assert floor.data_type == TensorProto.FLOAT16 and float(numpy_helper.to_array(floor)) == -65504.0
+    f = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in feeds(4, 2, 2, 3, 4).items()}
+    expect = by_hand({k: v.astype(np.float32) for k, v in w.items()}, 4, 2,
+                     *(f[k].astype(np.float32) for k in ("x", "past_key", "past_value", "mask")))
+    for g, e in zip(run(r.model, f), expect, strict=True):
+        np.testing.assert_allclose(g.astype(np.float32), e, rtol=2e-2, atol=2e-2)
 
 
 def test_the_input_model_is_not_modified():

@@ -46,7 +46,9 @@ from passes.fusion.sort import topological_order
 from passes.fusion.values import scalar_value
 
 MS = "com.microsoft"
-_FLOAT_MIN = float(np.finfo(np.float32).min)
+# the lowest finite value of the mask's type: what -inf is clamped to
+_FLOOR = {onnx.TensorProto.FLOAT: float(np.finfo(np.float32).min), onnx.TensorProto.FLOAT16: -65504.0,
+          onnx.TensorProto.BFLOAT16: -3.3895313892515355e38}
 
 
 def _attr(n: onnx.NodeProto, name: str, default=None):
@@ -82,8 +84,9 @@ class KvAttention(Rule):
     name = "kv-attention"
     anchor = "Softmax"
 
-    def __init__(self, shapes: dict[str, list]) -> None:
+    def __init__(self, shapes: dict[str, list], types: dict[str, int] | None = None) -> None:
         self.shapes = shapes  # onnx's inferred dims per tensor (ints where static)
+        self.types = types or {}  # onnx's inferred element type per tensor
 
     # ---- matching ------------------------------------------------------------------------------------------
     def _producer(self, g: GraphView, name: str, op: str) -> tuple[int, onnx.NodeProto] | None:
@@ -307,7 +310,10 @@ class KvAttention(Rule):
         new_len = node("Shape", [k["new"]], start=2, end=3)
         total = node("Add", [past_len, new_len])
         if m.mask is not None:  # broadcast to [., ., S, T] as the kernels require (an Add broadcast it before)
-            floor = node("Max", [m.mask, const("mask_floor", np.array(_FLOAT_MIN, np.float32))])
+            elem = self.types.get(m.mask, onnx.TensorProto.FLOAT)
+            low = fresh(f"{base}/mask_floor")
+            inits.append(helper.make_tensor(low, elem, [], [_FLOOR.get(elem, _FLOOR[onnx.TensorProto.FLOAT])]))
+            floor = node("Max", [m.mask, low])
             seq = node("Shape", [m.q], start=2, end=3)
             bias = node("Expand", [floor, node("Concat", [const("ones", np.array([1, 1], np.int64)), seq, total],
                                                axis=0)])
@@ -387,16 +393,21 @@ class KvAttention(Rule):
                 remove.append(j)
 
 
-def _inferred_dims(model: onnx.ModelProto) -> dict[str, list]:
+def _inferred(model: onnx.ModelProto) -> tuple[dict[str, list], dict[str, int]]:
+    """onnx's inferred dims (ints where static) and element types, per tensor."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # a graph onnx cannot infer: no head counts, every match says so
-        return {}
-    out: dict[str, list] = {}
+        return {}, {}
+    dims: dict[str, list] = {}
+    types: dict[str, int] = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
-        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-            out[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-    return out
+        if vi.type.HasField("tensor_type"):
+            types[vi.name] = vi.type.tensor_type.elem_type
+            if vi.type.tensor_type.HasField("shape"):
+                dims[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                                 for d in vi.type.tensor_type.shape.dim]
+    return dims, types
 
 
 @register_pass
@@ -413,7 +424,7 @@ class KvAttentionFusion(Pass):
         return None
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        out, counts, misses = apply_rules(model, [KvAttention(_inferred_dims(model))])
+        out, counts, misses = apply_rules(model, [KvAttention(*_inferred(model))])
         if not counts:
             return PassResult(model, False, {}, tuple(misses[:5]))
         order = topological_order(out.graph)
