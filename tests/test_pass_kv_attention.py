@@ -222,3 +222,18 @@ def test_decoder_fused_pipeline_fuses_every_layer_and_generates_the_same_tokens(
     step = next(s for s in report["steps"] if s["name"] == "kv-attention")
     assert step["applied"] and step["counts"] == {"GroupQueryAttention": 2}
     assert report["drift"]["generation"]["agreement"] == 1.0
+
+
+def test_an_optimum_llama_export_gets_rotary_and_grouped_attention_fused():
+    """models/hf/llama-gqa.onnx (optimum's export of a 2-layer Llama, 4 heads over 2 KV heads): ort-rotary fuses
+    the rotary embedding of Q and K in each layer (4) on the export as written, kv-attention the attention of each
+    layer (2) after cleanup; greedy generation with the cache fed back agrees on every token."""
+    from planner.api import plan
+    from planner.search.variants import PassOptions
+
+    p = plan("models/hf/llama-gqa.onnx", targets=["a10g"], passes=PassOptions("fused"), prompt_len=16, gen_len=16)
+    report = next(r for r in p.pipelines if r["pipeline"] == "fused")
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["ort-rotary"]["applied"] and steps["ort-rotary"]["counts"] == {"RotaryEmbedding": 4}
+    assert steps["kv-attention"]["counts"] == {"GroupQueryAttention": 2}
+    assert report["drift"]["generation"]["agreement"] == 1.0

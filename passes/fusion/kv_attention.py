@@ -44,6 +44,7 @@ from passes.fusion import GraphView, Rewrite, Rule, apply_rules
 from passes.fusion.ort import ensure_ms_opset
 from passes.fusion.sort import topological_order
 from passes.fusion.values import scalar_value
+from planner.model.ort_symbolic import symbolic_infer
 
 MS = "com.microsoft"
 # the lowest finite value of the mask's type: what -inf is clamped to
@@ -394,19 +395,32 @@ class KvAttention(Rule):
 
 
 def _inferred(model: onnx.ModelProto) -> tuple[dict[str, list], dict[str, int]]:
-    """onnx's inferred dims (ints where static) and element types, per tensor."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:  # a graph onnx cannot infer: no head counts, every match says so
-        return {}, {}
+    """Inferred dims (ints where static) and element types, per tensor: onnx's, and where it leaves a dim
+    unknown (after com.microsoft ops it has no schema for, such as a fused RotaryEmbedding) onnxruntime's
+    symbolic inference's."""
     dims: dict[str, list] = {}
     types: dict[str, int] = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
-        if vi.type.HasField("tensor_type"):
-            types[vi.name] = vi.type.tensor_type.elem_type
+    sources = []
+    try:
+        sources.append(onnx.shape_inference.infer_shapes(model, data_prop=True))
+    except Exception:  # a graph onnx cannot infer: the second opinion, else no head counts (each match says so)
+        pass
+    try:
+        sym = symbolic_infer(model)
+        if sym is not None:
+            sources.append(sym)
+    except Exception:  # onnxruntime's inference gives up on some graphs: onnx's answer stands
+        pass
+    for inferred in sources:
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
+            if not vi.type.HasField("tensor_type"):
+                continue
+            types.setdefault(vi.name, vi.type.tensor_type.elem_type)
             if vi.type.tensor_type.HasField("shape"):
-                dims[vi.name] = [d.dim_value if d.HasField("dim_value") else None
-                                 for d in vi.type.tensor_type.shape.dim]
+                new = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+                old = dims.get(vi.name)
+                dims[vi.name] = new if old is None or len(old) != len(new) else \
+                    [a if a is not None else b for a, b in zip(old, new, strict=True)]
     return dims, types
 
 
