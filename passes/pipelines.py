@@ -1,9 +1,9 @@
 """The named pipelines a plan searches over. Ordering rules are checked when each is registered.
 
     none          the model as stored (fp32 or whatever it holds): always a candidate
-    fused         ort-rotary, cleanup, conv-affine, gemm, attention-mask,   float-exact
-                  ort-fusion, kv-attention   (ort-rotary, kv-attention: decoders with a cache only)
-    int8-dynamic  (ort-rotary +) cleanup + kv-attention + quantize_dynamic  int8   the CPU recipe: onnxruntime's
+    fused         cleanup, conv-affine, gemm, attention-mask, ort-fusion,   float-exact
+                  kv-attention
+    int8-dynamic  cleanup + kv-attention + quantize_dynamic                 int8   the CPU recipe: onnxruntime's
                                                                                    session fuses the rest itself
                                                                                    (kv-attention: decoders only)
     fused-int8    fused + quantize_dynamic                                  int8   (named only: on CPUs it measured
@@ -21,11 +21,11 @@ from passes import cleanup, quantize  # noqa: F401  (registers the passes named 
 from passes.base import Pipeline, register_pipeline
 from passes.fusion import attention_mask, conv_affine, gemm, kv_attention, ort  # noqa: F401
 
-FUSED = ("ort-rotary", "cleanup", "conv-affine", "gemm", "attention-mask", "ort-fusion", "kv-attention")
+FUSED = ("cleanup", "conv-affine", "gemm", "attention-mask", "ort-fusion", "kv-attention")
 
 NONE = register_pipeline(Pipeline("none", (), "the model as stored"))
 register_pipeline(Pipeline("fused", FUSED, "cleanup and fusion, float-exact"))
-register_pipeline(Pipeline("int8-dynamic", ("ort-rotary", "cleanup", "kv-attention", "int8-dynamic"),
+register_pipeline(Pipeline("int8-dynamic", ("cleanup", "kv-attention", "int8-dynamic"),
                            "cleanup, int8 weights, dynamic activations (onnxruntime fuses at session start; a "
                            "decoder's attention over its cache is fused first, which onnxruntime does not do)"))
 register_pipeline(Pipeline("fused-int8", FUSED + ("int8-dynamic",), "fused, int8 weights, dynamic activations",

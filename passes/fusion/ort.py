@@ -45,12 +45,6 @@ class OrtFusion(Pass):
             return "no Softmax, normalization or GELU-family node for the transformer fusions to start from"
         return None
 
-    keeps: frozenset[str] = frozenset()  # the fused ops this pass reports (empty: all)
-
-    def fusion_options(self, options):
-        options.use_raw_attention_mask = True
-        return options
-
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         from onnxruntime.transformers.fusion_options import FusionOptions
         from onnxruntime.transformers.optimizer import optimize_model
@@ -58,7 +52,8 @@ class OrtFusion(Pass):
         model_before = onnx.ModelProto()
         model_before.CopyFrom(model)
         model_type = ctx.options.get("model_type", "bert")
-        options = self.fusion_options(FusionOptions(model_type))
+        options = FusionOptions(model_type)
+        options.use_raw_attention_mask = True
         loggers = [logging.getLogger(n) for n in ("onnxruntime.transformers", "fusion_base", "onnx_model",
                                                    "fusion_utils", "fusion_attention", "fusion_constant_fold")]
         levels = [lg.level for lg in loggers]
@@ -79,36 +74,6 @@ class OrtFusion(Pass):
         out = opt.model  # optimize_model edits the proto it is given (our private copy)
         ensure_ms_opset(out)
         counts = {k: int(v) for k, v in stats.items() if isinstance(v, int) and v}
-        counts = {k: v for k, v in counts.items() if k in self.keeps} if self.keeps else counts
         if not counts:  # nothing fused: keep the input bytes (the optimizer still renames and re-sorts)
             return PassResult(model_before, False, {})
         return PassResult(out, True, counts)
-
-
-@register_pass
-class OrtRotary(OrtFusion):
-    """The rotary embedding of a decoder with a cache, fused by onnxruntime's optimizer before cleanup: cleanup's
-    constant folding rewrites the exports' cos/sin subgraphs so that the matcher no longer finds them ("failed to
-    match sin path in apply_rope"); on the raw export it fuses every layer's. Only that fusion runs here."""
-
-    name = "ort-rotary"
-    description = "onnxruntime's RotaryEmbedding fusion, on the export as written (before cleanup)"
-    after = ()
-    keeps = frozenset({"RotaryEmbedding"})
-
-    def check(self, model: onnx.ModelProto) -> str | None:
-        ops = {n.op_type for n in model.graph.node}
-        if not {"Sin", "Cos"} <= ops:
-            return "no Sin and Cos: no rotary embedding to fuse"
-        if not any(vi.name.startswith("past") for vi in model.graph.input):
-            return "no past key/value inputs: not a decoder with a cache"
-        return None
-
-    def fusion_options(self, options):
-        for flag in ("enable_gelu", "enable_layer_norm", "enable_attention", "enable_skip_layer_norm",
-                     "enable_embed_layer_norm", "enable_bias_skip_layer_norm", "enable_bias_gelu",
-                     "enable_qordered_matmul", "enable_gemm_fast_gelu", "enable_gelu_approximation"):
-            if hasattr(options, flag):
-                setattr(options, flag, False)
-        options.enable_rotary_embeddings = True
-        return options
