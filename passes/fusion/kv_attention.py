@@ -67,7 +67,7 @@ def _input_dims(g: GraphView, name: str) -> list[int | str] | None:
 
 
 class _Match:
-    """What a match found; every removed tensor is listed with the nodes that produce it."""
+    """What a match found: the nodes it removes (indices), the scale, the mask, Q, the output and the caches."""
 
     def __init__(self) -> None:
         self.remove: list[int] = []
@@ -78,7 +78,7 @@ class _Match:
         self.heads = 0
         self.kv_heads = 0
         self.head_size = 0
-        self.cache: dict[str, dict] = {}  # "key" / "value" -> {past, new, cat, repeated, cat_node, ...}
+        self.cache: dict[str, dict] = {}  # "key" / "value" -> past, new, cat, heads, size, repeated, repeat_nodes
 
 
 class KvAttention(Rule):
