@@ -200,15 +200,15 @@ def predicted_curve(model: Path, prompt_len: int, gen_len: int, max_seqs: int, t
     return curve, host.calibration.probe_memory_s if host.calibration else None
 
 
-def run_curve_check(server: DecodeServer, curve: DecoderCurve) -> list[dict]:
+def run_curve_check(iterations: list[dict], prompt_len: int, curve: DecoderCurve) -> list[dict]:
     """Each iteration's measured Run (median by kind and size) against the curve's time for it."""
     groups: dict[tuple[str, int], list[dict]] = {}
-    for it in server.iterations:
+    for it in iterations:
         groups.setdefault((it["kind"], it["size"]), []).append(it)
     rows = []
     for (kind, size), its in sorted(groups.items()):
         if kind == "prefill":
-            predicted = curve.prefill(size, size * server.prompt_len)
+            predicted = curve.prefill(size, size * prompt_len)
         else:
             predicted = statistics.median(curve.decode(size, it["contexts"]) for it in its)
         rows.append({"kind": kind, "size": size, "count": len(its), "predicted_ms": predicted * 1e3,
@@ -286,8 +286,7 @@ def _main(args: argparse.Namespace) -> int:
     meas_rate = n / float(done.max())
     print(f"saturation: predicted {sim_rate:.4g} req/s, measured {meas_rate:.4g} req/s, "
           f"error {_err(sim_rate, meas_rate)}")
-    server.iterations = iterations
-    checks = run_curve_check(server, curve)
+    checks = run_curve_check(iterations, args.prompt_len, curve)
     print("iterations (median): kind size count  predicted ms  Run ms (error)  whole iteration ms", file=sys.stderr)
     for r in checks:
         print(f"  {r['kind']:<8}{r['size']:>4}{r['count']:>7}  {r['predicted_ms']:>10.3f}  {r['run_ms']:>8.3f} "

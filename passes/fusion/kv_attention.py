@@ -85,9 +85,20 @@ class KvAttention(Rule):
     name = "kv-attention"
     anchor = "Softmax"
 
-    def __init__(self, shapes: dict[str, list], types: dict[str, int] | None = None) -> None:
-        self.shapes = shapes  # onnx's inferred dims per tensor (ints where static)
-        self.types = types or {}  # onnx's inferred element type per tensor
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.shapes, self.types = _inferred(model)  # onnx's inferred dims (ints where static) and element types
+        self._symbolic = False
+
+    def _heads(self, scores: str) -> int | None:
+        """Query heads: dim 1 of the scores. onnx's inference stops at com.microsoft nodes (a fused rotary
+        embedding); onnxruntime's symbolic inference, run once and only then, fills in what it left unknown."""
+        heads = (self.shapes.get(scores) or [None, None])[1]
+        if heads is None and not self._symbolic:
+            self._symbolic = True
+            _merge(self.shapes, self.types, _symbolic(self.model))
+            heads = (self.shapes.get(scores) or [None, None])[1]
+        return heads
 
     # ---- matching ------------------------------------------------------------------------------------------
     def _producer(self, g: GraphView, name: str, op: str) -> tuple[int, onnx.NodeProto] | None:
@@ -228,9 +239,7 @@ class KvAttention(Rule):
         if (k["repeated"] is None) != (v["repeated"] is None):
             return "key and value heads repeated differently"
         m.kv_heads, m.head_size = k["heads"], k["size"]
-        heads = (self.shapes.get(qk[1].output[0]) or [None, None])[1]
-        if k["repeated"] is None:
-            heads = m.kv_heads
+        heads = m.kv_heads if k["repeated"] is None else self._heads(qk[1].output[0])
         if not isinstance(heads, int) or heads <= 0 or heads % m.kv_heads:
             return "the number of query heads is not known from shapes"
         m.heads = heads
@@ -349,29 +358,29 @@ class KvAttention(Rule):
         sources = self._shape_sources(m)
         removed = set(m.remove)
         full: dict[str, str] = {}
+        cats: dict[str, str] = {}
+        group = m.heads // m.kv_heads
+
+        def cat_dims(which: str) -> str:
+            """Concat on axis 2: past's dims with the new tokens' count added on that axis."""
+            if which not in cats:
+                e = m.cache[which]
+                new = node("Mul", [node("Shape", [e["new"]]), const("axis2", np.array([0, 0, 1, 0], np.int64))])
+                cats[which] = node("Add", [node("Shape", [e["past"]]), new])
+            return cats[which]
 
         def dims_of(t: str) -> str:
             if t in full:
                 return full[t]
             which, what = sources[t]
-            e = m.cache[which]
-            past = node("Shape", [e["past"]])
-            new = node("Shape", [e["new"]])
-            # Concat on axis 2: past's dims with new's count added on that axis
-            cat = node("Add", [past, node("Mul", [new, const("axis2", np.array([0, 0, 1, 0], np.int64))])])
-            group = m.heads // m.kv_heads
+            cat = cat_dims(which)
             if what == "cat":
                 full[t] = cat
-            elif what == "unsqueezed":  # [B, kvH, 1, T, D]
+            elif what in ("unsqueezed", "expanded"):  # [B, kvH, 1 or group, T, D]
+                inserted = const("inserted", np.array([1 if what == "unsqueezed" else group], np.int64))
                 full[t] = node("Concat", [node("Slice", [cat, const("s0", np.array([0], np.int64)),
                                                          const("s2", np.array([2], np.int64))]),
-                                          const("one64", np.array([1], np.int64)),
-                                          node("Slice", [cat, const("s2b", np.array([2], np.int64)),
-                                                         const("s4", np.array([4], np.int64))])], axis=0)
-            elif what == "expanded":  # [B, kvH, group, T, D]
-                full[t] = node("Concat", [node("Slice", [cat, const("s0", np.array([0], np.int64)),
-                                                         const("s2", np.array([2], np.int64))]),
-                                          const("group", np.array([group], np.int64)),
+                                          inserted,
                                           node("Slice", [cat, const("s2b", np.array([2], np.int64)),
                                                          const("s4", np.array([4], np.int64))])], axis=0)
             else:  # repeated: [B, H, T, D]
@@ -395,33 +404,36 @@ class KvAttention(Rule):
 
 
 def _inferred(model: onnx.ModelProto) -> tuple[dict[str, list], dict[str, int]]:
-    """Inferred dims (ints where static) and element types, per tensor: onnx's, and where it leaves a dim
-    unknown (after com.microsoft ops it has no schema for, such as a fused RotaryEmbedding) onnxruntime's
-    symbolic inference's."""
+    """onnx's inferred dims (ints where static) and element types, per tensor."""
     dims: dict[str, list] = {}
     types: dict[str, int] = {}
-    sources = []
     try:
-        sources.append(onnx.shape_inference.infer_shapes(model, data_prop=True))
-    except Exception:  # a graph onnx cannot infer: the second opinion, else no head counts (each match says so)
+        _merge(dims, types, onnx.shape_inference.infer_shapes(model, data_prop=True))
+    except Exception:  # a graph onnx cannot infer: onnxruntime's may still give the heads (KvAttention._heads)
         pass
-    try:
-        sym = symbolic_infer(model)
-        if sym is not None:
-            sources.append(sym)
-    except Exception:  # onnxruntime's inference gives up on some graphs: onnx's answer stands
-        pass
-    for inferred in sources:
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
-            if not vi.type.HasField("tensor_type"):
-                continue
-            types.setdefault(vi.name, vi.type.tensor_type.elem_type)
-            if vi.type.tensor_type.HasField("shape"):
-                new = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-                old = dims.get(vi.name)
-                dims[vi.name] = new if old is None or len(old) != len(new) else \
-                    [a if a is not None else b for a, b in zip(old, new, strict=True)]
     return dims, types
+
+
+def _symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    try:
+        return symbolic_infer(model)
+    except Exception:  # onnxruntime's inference gives up on some graphs: the match says the heads are unknown
+        return None
+
+
+def _merge(dims: dict[str, list], types: dict[str, int], inferred: onnx.ModelProto | None) -> None:
+    """Add `inferred`'s dims and types where those known so far leave them unknown."""
+    if inferred is None:
+        return
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
+        if not vi.type.HasField("tensor_type"):
+            continue
+        types.setdefault(vi.name, vi.type.tensor_type.elem_type)
+        if vi.type.tensor_type.HasField("shape"):
+            new = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+            old = dims.get(vi.name)
+            dims[vi.name] = new if old is None or len(old) != len(new) else \
+                [a if a is not None else b for a, b in zip(old, new, strict=True)]
 
 
 @register_pass
@@ -438,7 +450,7 @@ class KvAttentionFusion(Pass):
         return None
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        out, counts, misses = apply_rules(model, [KvAttention(*_inferred(model))])
+        out, counts, misses = apply_rules(model, [KvAttention(model)])
         if not counts:
             return PassResult(model, False, {}, tuple(misses[:5]))
         order = topological_order(out.graph)

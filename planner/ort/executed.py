@@ -200,12 +200,17 @@ def _channels_last(node: NodeInfo) -> bool:
     return bool(node.attr("channels_last", 0))
 
 
+def _on_nchw_view(rule: Callable[[Shape], Shape | None], x: Shape) -> Shape | None:
+    """An NCHW shape rule applied to a channels-last shape: [N, *spatial, C] in, the same layout out."""
+    y = rule((x[0], x[-1], *x[1:-1]))
+    return None if y is None else (y[0], *y[2:], y[1])
+
+
 def _qlinear_conv(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape | None:
     """com.microsoft QLinearConv: X at 0, W (always [M, C/group, *k]) at 3; NHWC when channels_last."""
     x, w = shapes[0], shapes[3] if len(shapes) > 3 else None
     if x is not None and len(x) >= 3 and _channels_last(node):  # the NCHW rule on the NCHW view
-        y = _conv_out(node, (x[0], x[-1], *x[1:-1]), w)
-        return None if y is None else (y[0], *y[2:], y[1])
+        return _on_nchw_view(lambda v: _conv_out(node, v, w), x)
     return _conv_out(node, x, w)
 
 
@@ -215,8 +220,7 @@ def _nhwc_pool(node: NodeInfo, shapes: list[Shape | None], block: int) -> Shape 
     if x is None or len(x) < 3:
         return None
     if node.op_type == "NhwcMaxPool" or _channels_last(node):
-        y = _pool(node, [(x[0], x[-1], *x[1:-1])], block)
-        return None if y is None else (y[0], *y[2:], y[1])
+        return _on_nchw_view(lambda v: _pool(node, [v], block), x)
     return _pool(node, shapes, block)
 
 
