@@ -183,25 +183,51 @@ def test_if_bodies_of_the_executed_graph_get_shapes(tmp_path):
     assert wide <= flops < 1.05 * wide  # the larger branch, plus its elementwise and pooling work
 
 
-def test_int8_gemms_with_an_unsigned_b_are_their_own_family():
+def test_int8_gemms_are_families_by_b_sign_by_epilogue_and_by_whether_b_is_fed():
     """VNNI multiplies unsigned by signed bytes; u8 x u8 (uint8 weights, or QDQ attention's two activations) takes
-    a slower path, so it is calibrated apart ("gemm:u8u8"); the calibration's u8-weight benches land there."""
-    from planner.calibration.suite import _u8u8_benches
-    from planner.model.ir import TensorInfo
+    a slower path ("gemm:u8u8"); what an op does around the GEMM (requantize, quantize A, scale to float) is its
+    own family; a B fed at run time is packed every call (":fed"). The calibration's benches land there."""
+    from planner.calibration.suite import _int8_benches, _u8u8_benches
+    from planner.model.ir import WEIGHT, TensorInfo
     from planner.model.loader import LoadedModel
 
-    def mm(op, a, b, b_at=1):
+    def mm(op, a, b, b_at=1, fed=False):
         ins = [TensorInfo("a", (4, 8), a)] + [TensorInfo(f"s{i}", (), "float32") for i in range(b_at - 1)]
-        return NodeInfo("n", op, "", (*ins, TensorInfo("b", (8, 8), b)), (), {})
+        return NodeInfo("n", op, "com.microsoft" if op in ("DynamicQuantizeMatMul", "MatMulIntegerToFloat") else "",
+                        (*ins, TensorInfo("b", (8, 8), b, **({} if fed else {"role": WEIGHT}))), (), {})
 
     assert kernel_family(mm("MatMulInteger", "uint8", "uint8"), OpClass.MATRIX) == "gemm:u8u8"
     assert kernel_family(mm("MatMulInteger", "uint8", "int8"), OpClass.MATRIX) == "gemm"
-    assert kernel_family(mm("QLinearMatMul", "uint8", "uint8", b_at=3), OpClass.MATRIX) == "gemm:u8u8"
-    assert kernel_family(mm("MatMul", "float32", "float32"), OpClass.MATRIX) == "gemm"
-    bench = _u8u8_benches(quick=True)[0]
-    loaded = LoadedModel(model=onnx.load_from_string(bench.model), path=Path("bench.onnx"), sha256="u8u8-bench")
-    [node] = [n for n in ort_analysis(loaded).graph.nodes if n.op_type == "MatMulInteger"]
-    assert kernel_family(node, OpClass.MATRIX) == "gemm:u8u8"
+    assert kernel_family(mm("QLinearMatMul", "uint8", "int8", b_at=3), OpClass.MATRIX) == "gemm:q"
+    assert kernel_family(mm("QLinearMatMul", "uint8", "uint8", b_at=3, fed=True), OpClass.MATRIX) == "gemm:u8u8:q:fed"
+    assert kernel_family(mm("DynamicQuantizeMatMul", "float32", "uint8"), OpClass.MATRIX) == "gemm:u8u8:dq"
+    assert kernel_family(mm("MatMulIntegerToFloat", "uint8", "int8"), OpClass.MATRIX) == "gemm:tofloat"
+    assert kernel_family(mm("MatMul", "float32", "float32", fed=True), OpClass.MATRIX) == "gemm"
+
+    def families(benches):
+        out = set()
+        for bench in benches:
+            loaded = LoadedModel(model=onnx.load_from_string(bench.model), path=Path("bench.onnx"), sha256=bench.label)
+            out |= {kernel_family(n, OpClass.MATRIX) for n in ort_analysis(loaded).graph.nodes}
+        return out
+
+    assert families(_int8_benches(quick=False)[:4]) == {"gemm", "gemm:q", "gemm:dq", "gemm:tofloat"}
+    assert families(_u8u8_benches(quick=False)) == {"gemm:u8u8", "gemm:u8u8:q", "gemm:u8u8:dq", "gemm:u8u8:tofloat",
+                                                     "gemm:u8u8:q:fed"}
+
+
+def test_a_refined_int8_family_a_calibration_never_measured_takes_the_kernel_it_refines():
+    """A calibration written before a family was split off times it as its parent: the fed QLinearMatMul as the
+    constant-B one, that as the u8 x u8 GEMM; never as another precision's or the op class's curve."""
+    from planner.calibration.rates import CalibratedRates
+    from planner.targets.catalog import bundled_targets
+
+    rates = CalibratedRates(rate_curves={"gemm:u8u8.int8": ((1.0, 100e9), (100.0, 170e9)),
+                                         "matrix.int8": ((1.0, 400e9),), "gemm:u8u8:q:fed.int8": ((1.0, 30e9),)})
+    t = bundled_targets()["a10g"]
+    assert rates.flops_per_s("matrix", "gemm:u8u8:q:fed", "int8", 1e15, 1.0, t) == 30e9
+    assert rates.flops_per_s("matrix", "gemm:u8u8:q", "int8", 1e15, 100.0, t) == pytest.approx(170e9)
+    assert rates.flops_per_s("matrix", "gemm:q", "int8", 1e15, 1.0, t) == 400e9
 
 
 @pytest.mark.parametrize("op,family", [("GroupQueryAttention", "ms.GroupQueryAttention"),

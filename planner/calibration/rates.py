@@ -77,6 +77,13 @@ def _interpolate(points: Curve, x: float) -> float:
     return ys[-1]
 
 
+def _ancestors(family: str) -> list[str]:
+    """"gemm:u8u8:q:fed", "gemm:u8u8:q", "gemm:u8u8": a refined family that a calibration never measured (one
+    written before it was split off) is timed as the kernel it refines."""
+    parts = family.split(":")
+    return [":".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
 def interpolate_loglog(points: Curve, x: float) -> float:
     """Piecewise-linear in log-log between ascending (x, y) points, flat beyond the first and last."""
     if x <= points[0][0] or len(points) == 1:
@@ -119,7 +126,7 @@ class CalibratedRates:
                     target: Target) -> float:
         """The FLOP rate a kernel of this family reaches at this intensity: the most specific curve there is,
         else peak x compute efficiency."""
-        for key in (f"{family}.{peak_key}", family, f"{op_class}.{peak_key}", op_class):
+        for key in (*(f"{f}.{peak_key}" for f in _ancestors(family)), family, f"{op_class}.{peak_key}", op_class):
             curve = self.rate_curves.get(key) if key and not key.startswith(".") else None
             if curve:
                 return interpolate_loglog(curve, intensity)

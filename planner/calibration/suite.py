@@ -127,8 +127,46 @@ INT8_GEMM_EXTRA = [(1, 512, 512), (1, 2048, 1024), (4, 1024, 1024), (16, 256, 25
                    (128, 128, 128), (128, 64, 256), (256, 512, 512), (48, 384, 1536), (200, 96, 96)]
 
 
+def _qlinear_matmul(label: str, m: int, k: int, n: int, weights: TensorProto, zb) -> Bench:
+    u8 = TensorProto.UINT8
+    qparams = [scalar("sa", 0.02, np.float32), scalar("za", 3, np.uint8), weights, scalar("sb", 0.01, np.float32),
+               scalar("zb", zb, weights_dtype(weights)), scalar("sy", 0.05, np.float32), scalar("zy", 5, np.uint8)]
+    node = helper.make_node("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["out0"], name="bench")
+    return Bench(f"QLinearMatMul {label}{m}x{k}x{n}",
+                 make([node], [vi("a", [m, k], u8)], [vi("out0", [m, n], u8)], qparams),
+                 {"a": rand([m, k], 3, np.uint8)})
+
+
+def _dynamic_quantize_matmul(label: str, m: int, k: int, n: int, weights: TensorProto, zb) -> Bench:
+    node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "sb", "zb"], ["out0"], name="bench", domain=MS)
+    return Bench(f"DynamicQuantizeMatMul {label}{m}x{k}x{n}",
+                 make([node], [vi("a", [m, k])], [vi("out0", [m, n])],
+                      [weights, scalar("sb", [0.01], np.float32), scalar("zb", [zb], weights_dtype(weights))], ms=True),
+                 {"a": rand([m, k], 4)})
+
+
+def _matmul_integer_to_float(label: str, m: int, k: int, n: int, weights: TensorProto, zb) -> Bench:
+    """As onnxruntime fuses quantize_dynamic's MatMulInteger + Cast + Mul (the scales) on CPU."""
+    u8 = TensorProto.UINT8
+    node = helper.make_node("MatMulIntegerToFloat", ["a", "b", "sa", "sb", "za", "zb"], ["out0"], name="bench",
+                            domain=MS)
+    inits = [weights, scalar("sa", [0.02], np.float32), scalar("sb", [0.01], np.float32), scalar("za", [3], np.uint8),
+             scalar("zb", [zb], weights_dtype(weights))]
+    return Bench(f"MatMulIntegerToFloat {label}{m}x{k}x{n}",
+                 make([node], [vi("a", [m, k], u8)], [vi("out0", [m, n])], inits, ms=True),
+                 {"a": rand([m, k], 3, np.uint8)})
+
+
+def weights_dtype(weights: TensorProto):
+    return helper.tensor_dtype_to_np_dtype(weights.data_type)
+
+
+INT8_GEMM_OPS = (_qlinear_matmul, _dynamic_quantize_matmul, _matmul_integer_to_float)
+
+
 def _int8_benches(quick: bool) -> list[Bench]:
-    """u8 x s8 GEMMs through the three ways onnxruntime runs them (all MLAS QGEMM underneath)."""
+    """u8 x s8 GEMMs through the four ways onnxruntime runs them (all MLAS QGEMM underneath, each with its own work
+    around it: families.INT8_EPILOGUE), at the same shapes."""
     u8 = TensorProto.UINT8
     shapes = [(1, 1024, 1024), (64, 512, 512), (256, 1024, 1024)] if not quick else [(64, 512, 512)]
     out = []
@@ -136,28 +174,8 @@ def _int8_benches(quick: bool) -> list[Bench]:
         weights = weight("b", [k, n], 1, np.int8)
         out.append(single(f"MatMulInteger {m}x{k}x{n}", "MatMulInteger", [("a", [m, k], u8)], [m, n],
                           [weights, scalar("za", 3, np.uint8)], out_elem=TensorProto.INT32))
-        if quick:
-            continue
-        if (m, k, n) in INT8_GEMM_EXTRA:
-            node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "sb", "zb"], ["out0"], name="bench", domain=MS)
-            out.append(Bench(f"DynamicQuantizeMatMul {m}x{k}x{n}",
-                             make([node], [vi("a", [m, k])], [vi("out0", [m, n])],
-                                  [weights, scalar("sb", [0.01], np.float32), scalar("zb", [0], np.int8)], ms=True),
-                             {"a": rand([m, k], 4)}))
-            continue
-        qparams = [scalar("sa", 0.02, np.float32), scalar("za", 3, np.uint8), weights,
-                   scalar("sb", 0.01, np.float32), scalar("zb", 0, np.int8), scalar("sy", 0.05, np.float32),
-                   scalar("zy", 5, np.uint8)]
-        node = helper.make_node("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["out0"],
-                                name="bench")
-        out.append(Bench(f"QLinearMatMul {m}x{k}x{n}",
-                         make([node], [vi("a", [m, k], u8)], [vi("out0", [m, n], u8)], qparams),
-                         {"a": rand([m, k], 3, np.uint8)}))
-        node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "sb", "zb"], ["out0"], name="bench", domain=MS)
-        out.append(Bench(f"DynamicQuantizeMatMul {m}x{k}x{n}",
-                         make([node], [vi("a", [m, k])], [vi("out0", [m, n])],
-                                [weights, scalar("sb", [0.01], np.float32), scalar("zb", [0], np.int8)], ms=True),
-                         {"a": rand([m, k], 4)}))
+        if not quick:
+            out += [op("", m, k, n, weights, 0) for op in INT8_GEMM_OPS]
     return out
 
 
@@ -165,7 +183,10 @@ def _int8_benches(quick: bool) -> list[Bench]:
 # them, and two quantized activations (QDQ attention: scores and context, B fed at run time, not prepacked)
 U8U8_GEMM = [(1, 1024, 1024), (4, 1024, 1024), (16, 256, 256), (64, 512, 512), (48, 384, 1536), (128, 128, 128),
              (200, 96, 96), (256, 1024, 1024)]
-U8U8_BATCHED = [(4, 128, 32, 128), (4, 128, 128, 32), (8, 64, 64, 64), (6, 256, 64, 256)]
+# B fed (families.FED): batched as attention runs them, from a decode step's one row over a 65-token cache to
+# an encoder's 1024 positions
+U8U8_BATCHED = [(8, 1, 64, 65), (8, 1, 65, 64), (16, 1, 64, 256), (16, 1, 256, 64), (4, 128, 32, 128),
+                (4, 128, 128, 32), (8, 64, 64, 64), (12, 128, 64, 128), (6, 256, 64, 256), (2, 1024, 64, 1024)]
 
 
 def _u8u8_benches(quick: bool) -> list[Bench]:
@@ -178,11 +199,7 @@ def _u8u8_benches(quick: bool) -> list[Bench]:
                           out_elem=TensorProto.INT32))
         if quick:
             continue
-        node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "sb", "zb"], ["out0"], name="bench", domain=MS)
-        out.append(Bench(f"DynamicQuantizeMatMul u8 weights {m}x{k}x{n}",
-                         make([node], [vi("a", [m, k])], [vi("out0", [m, n])],
-                              [weights, scalar("sb", [0.01], np.float32), scalar("zb", [128], np.uint8)], ms=True),
-                         {"a": rand([m, k], 4)}))
+        out += [op("u8 weights ", m, k, n, weights, 128) for op in INT8_GEMM_OPS]
     for h, m, k, n in [] if quick else U8U8_BATCHED:
         qparams = [scalar("sa", 0.02, np.float32), scalar("za", 3, np.uint8), scalar("sb", 0.01, np.float32),
                    scalar("zb", 128, np.uint8), scalar("sy", 0.05, np.float32), scalar("zy", 5, np.uint8)]

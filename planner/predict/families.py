@@ -45,10 +45,33 @@ model, with s8 weights 407 G op/s): its own family, calibrated apart."""
 _B_INPUT = {"MatMulInteger": 1, "DynamicQuantizeMatMul": 1, "MatMulIntegerToFloat": 1, "QLinearMatMul": 3}
 
 
-def _unsigned_b(node: NodeInfo) -> bool:
+INT8_EPILOGUE = {"QLinearMatMul": ":q", "DynamicQuantizeMatMul": ":dq", "MatMulIntegerToFloat": ":tofloat"}
+"""The suffix of an int8 GEMM by what it does around MLAS's u8 GEMM, which MatMulInteger (int32 out) runs alone:
+QLinearMatMul requantizes every int32 output to 8 bits, DynamicQuantizeMatMul first finds A's range and quantizes
+it, MatMulIntegerToFloat scales every output to float. Measured on a Zen 4 EPYC at [1500, 192] x [192, 768]:
+MatMulInteger 438 G op/s, DynamicQuantizeMatMul 377, QLinearMatMul 360; at 128^3 DynamicQuantizeMatMul ran at 70% of
+MatMulInteger. One curve over all of them kept the fastest (its fit is non-decreasing), so each is a family."""
+
+FED = ":fed"
+"""The suffix of an int8 GEMM whose B is an activation (QDQ attention's QKᵀ and scores·V): MLAS packs a constant
+B once, at session start, but a fed one on every call, head by head. Measured on a Zen 4 EPYC: QLinearMatMul of
+two u8 activations 107-141 G op/s where the same shapes with B a u8 initializer ran 165-172, and a decode step's
+[8, 1, 64] x [8, 64, 65] 7 us where its FLOPs at that rate take 0.4; so it is calibrated apart."""
+
+
+def _b_input(node: NodeInfo):
     i = _B_INPUT.get(node.op_type)
-    b = node.inputs[i] if i is not None and i < len(node.inputs) else None
+    return node.inputs[i] if i is not None and i < len(node.inputs) else None
+
+
+def _unsigned_b(node: NodeInfo) -> bool:
+    b = _b_input(node)
     return b is not None and b.dtype == "uint8"
+
+
+def _fed_int8_b(node: NodeInfo) -> bool:
+    b = _b_input(node)
+    return node.op_type in _INT8_MATRIX and b is not None and not b.is_weight
 
 
 _DOMAIN_TAG = {"": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
@@ -88,7 +111,9 @@ def contiguous_run(node: NodeInfo) -> int:
 def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     """The kind of kernel a node runs, as calibrations name them.
 
-    Matrix ops group by algorithm: "gemm" (MatMul-like; an int8 one with an unsigned B "gemm:u8u8", see U8U8),
+    Matrix ops group by algorithm: "gemm" (MatMul-like; an int8 one with an unsigned B "gemm:u8u8", see U8U8, then
+    by what it does besides the GEMM, see INT8_EPILOGUE, and one whose B is an activation suffixed ":fed", see
+    FED: "gemm:u8u8:q:fed"),
     "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
     input channel per group), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which onnxruntime's blocked
     layout makes of a BatchNormalization; a calibration times it by its bytes), "conv_grouped_1x1" (other
@@ -109,7 +134,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
         if node.op_type in ("Gemm", "FusedGemm", "QGemm"):
             return "gemm_bias"  # y = A·B + C: the bias initialises the output, B is usually transposed
         if node.op_type in _GEMM_LIKE:
-            return "gemm" + (U8U8 if _unsigned_b(node) else "")
+            return ("gemm" + (U8U8 if _unsigned_b(node) else "") + INT8_EPILOGUE.get(node.op_type, "")
+                    + (FED if _fed_int8_b(node) else ""))
         if node.op_type in _RNN_LIKE:
             return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
         if node.op_type in _CONV_LIKE:
