@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from planner.calibration.benches import SUBGRAPH_BENCHES, Bench, mixed_graph
@@ -55,6 +57,7 @@ from planner.model.analyze import Analyzer
 from planner.model.loader import LoadedModel
 from planner.model.recurrent import RecurrentShape
 from planner.ort.executed import ort_analysis
+from planner.predict.families import INT8_EPILOGUE
 from planner.predict.predictor import Predictor
 from planner.targets.host import detect_host, host_fingerprint
 
@@ -177,11 +180,13 @@ def fit(m: Measurements) -> Calibration:
         fixed[GEMV_FIXED] = gemv_fixed
     net = _Net(fixed, weight_bw)
     rate_curves, throughput_curves = _rate_curves(src, net)
+    epilogues = fit_epilogues(src.profiled, net, rate_curves)
+    rate_curves = {k: v for k, v in rate_curves.items() if k.rpartition(".")[0] not in epilogues}
     cal = Calibration(
         fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
         run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
         profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
-        weight_rows_curve=fit_row_chains(src.rows, src.weights),
+        weight_rows_curve=fit_row_chains(src.rows, src.weights), epilogue_s=epilogues,
         rate_curves=rate_curves, recurrent_costs=_recurrent_costs(src.profiled),
         throughput_curves=throughput_curves,
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
@@ -311,6 +316,47 @@ def _rate_curves(src: _Sources, net: _Net) -> tuple[dict[str, Curve], dict[str, 
     if vector_rates:  # an unmeasured elementwise op: the median measured one's arithmetic rate
         rate_curves["vector.vector"] = ((1.0, statistics.median(vector_rates)),)
     return rate_curves, {k: _falling(_merge(v)) for k, v in thru_points.items()}
+
+
+_GEMM_LABEL = re.compile(r"(\d+)x(\d+)x(\d+)$")
+
+
+def gemm_shape(label: str) -> tuple[int, int, int] | None:
+    """(M, K, N) of an int8 GEMM bench, from its label (planner.calibration.suite names them "... MxKxN")."""
+    m = _GEMM_LABEL.search(label)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, Curve]
+                  ) -> dict[str, tuple[float, float]]:
+    """Per int8 GEMM family with an epilogue (families.INT8_EPILOGUE: "gemm:q", "gemm:u8u8:dq", ...), seconds per
+    output element and per element of A beyond the GEMM it wraps, the wrapped GEMM timed by its own family's
+    curve at the sample's intensity, as the rates time it: least squares over the family's benches (the
+    shapes of MatMulInteger's), none negative. Per A element only for DynamicQuantizeMatMul (it finds A's range
+    and quantizes it). On a Zen 4 EPYC at M = N = 512 QLinearMatMul's time beyond MatMulInteger's stayed about
+    70 us from K = 32 to 2048 (0.27 ns an output), where one curve over intensity took K = 32 at 403 G op/s
+    against the 115 it ran at: its rate depends on K, which intensity does not see."""
+    out: dict[str, tuple[float, float]] = {}
+    families = {s.family for s in profiled if s.op_class == "matrix" and s.peak_key == "int8"}
+    for fam in sorted(families):
+        suffix = next((x for x in INT8_EPILOGUE.values() if fam.endswith(x)), None)
+        base = rate_curves.get(f"{fam.removesuffix(suffix)}.int8") if suffix else None
+        rows = [(s, gemm_shape(s.label)) for s in profiled if s.family == fam and s.flops]
+        rows = [(s, shape) for s, shape in rows if shape]
+        if not base or len(rows) < 3:
+            continue
+        per_a = suffix == INT8_EPILOGUE["DynamicQuantizeMatMul"]
+        a = np.array([[m * n, m * k] if per_a else [m * n] for _, (m, k, n) in rows], float)
+        extra = np.array([net.seconds(s) - s.flops / interpolate_loglog(base, s.intensity) for s, _ in rows])
+        weight = 1 / np.array([net.seconds(s) for s, _ in rows])  # relative errors: small shapes count as much
+        coef, *_ = np.linalg.lstsq(a * weight[:, None], extra * weight, rcond=None)
+        if per_a and coef[1] < 0 or coef[0] < 0:  # a negative term: fit the other alone
+            col = 0 if not per_a or coef[1] < 0 else 1
+            only, *_ = np.linalg.lstsq(a[:, [col]] * weight[:, None], extra * weight, rcond=None)
+            coef = np.zeros(a.shape[1])
+            coef[col] = max(float(only[0]), 0.0)
+        out[fam] = (float(coef[0]), float(coef[1]) if per_a else 0.0)
+    return out
 
 
 def _recurrent_costs(profiled: list[Sample]) -> dict[str, dict[str, float]]:

@@ -105,6 +105,7 @@ class CalibratedRates:
     rate_curves: Mapping[str, Curve] = field(default_factory=dict)  # "<family>.<peak>": (FLOPs/byte, FLOP/s)
     throughput_curves: Mapping[str, Curve] = field(default_factory=dict)  # family: (working set, bytes/s)
     kernel_fixed_s: Mapping[str, float] = field(default_factory=dict)  # family or op class: s per kernel
+    epilogue_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # s per output, per A element
     recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # "gru.fp32": costs
     serial_weight_reads: bool = False
     threads: int = 1
@@ -117,7 +118,7 @@ class CalibratedRates:
         return cls(bandwidth_curve=tuple(cal.bandwidth_curve), weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
                    weight_rows_curve=tuple(cal.weight_rows_curve),
                    rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
-                   kernel_fixed_s=dict(cal.kernel_fixed_s),
+                   kernel_fixed_s=dict(cal.kernel_fixed_s), epilogue_s=dict(cal.epilogue_s),
                    recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
                    serial_weight_reads=bool(cal.weight_bandwidth_curve), threads=cal.threads,
                    single=cls.of(single) if single is not None and cal.threads > 1 and single.threads == 1 else None)
@@ -175,6 +176,7 @@ class CalibratedRates:
             rate = self.flops_per_s(op_class.value, family, work.peak_key, work.peak_flops_per_s, work.intensity,
                                     target)
             compute_s = cost.flops / rate if cost.flops else 0.0
+            compute_s += self._epilogue_s(family, cost.flops, work.grid)
         elif op_class == OpClass.DATA:  # a measured data-movement op: its own speed is the memory term
             compute_s, memory_s = 0.0, max(memory_s, cost.bytes / own)
         else:  # a measured vector op (or BYTES_TIMED matrix op): the time beyond plain streaming is its arithmetic
@@ -195,6 +197,17 @@ class CalibratedRates:
             serial = weights / self.weight_bytes_per_s(weights_in_play, target)
             return Terms(compute_s, memory_s, fixed, serial_s=serial)
         return Terms(compute_s, memory_s, fixed)
+
+    def _epilogue_s(self, family: str, flops: float, grid: tuple[int, int, int] | None) -> float:
+        """An int8 GEMM's work around the GEMM (planner.calibration.fit.fit_epilogues): per output, and per element
+        of A, whose K follows from the FLOPs (2·M·N·K, + 4·M·K where A is quantized first)."""
+        per_output, per_a = self.epilogue_s.get(family, (0.0, 0.0))
+        if not (per_output or per_a) or not grid:
+            return 0.0
+        rows, cols, mats = grid
+        m, outputs = rows * mats, rows * cols * mats
+        k = flops / (2 * outputs + (4 * m if per_a else 0)) if outputs else 0.0
+        return per_output * outputs + per_a * m * k
 
     def subgraph_run_s(self, op_type: str, target: Target) -> float:
         kind = "Loop" if op_type == "Scan" else op_type

@@ -1,0 +1,57 @@
+"""An int8 GEMM's work around the GEMM (requantizing outputs, quantizing A) is fitted per output and per A element
+from benches of the GEMM alone and wrapped, and added back per kernel by the shape."""
+
+import pytest
+
+from planner.calibration.fit import _Net, fit_epilogues, gemm_shape
+from planner.calibration.rates import CalibratedRates
+from planner.calibration.samples import Sample
+
+RATE = 400e9  # the wrapped GEMM's rate, flat over intensity
+SHAPES = [(64, 512, 512), (512, 32, 512), (512, 2048, 512), (1, 1024, 1024), (1500, 192, 768)]
+
+
+def _sample(family: str, m: int, k: int, n: int, per_out: float, per_a: float, label: str) -> Sample:
+    flops = 2 * m * k * n + (4 * m * k if per_a else 0)
+    seconds = 2 * m * k * n / RATE + per_out * m * n + per_a * m * k
+    return Sample(family, "matrix", "int8", flops, m * k + k * n + m * n, seconds, f"{label} {m}x{k}x{n}")
+
+
+def test_the_label_gives_the_shape():
+    assert gemm_shape("DynamicQuantizeMatMul u8 weights 48x384x1536") == (48, 384, 1536)
+    assert gemm_shape("Add stream 48 KiB") is None
+
+
+def test_per_output_and_per_a_costs_are_recovered_from_benches_made_by_the_formula():
+    """QLinearMatMul: 0.25 ns an output; DynamicQuantizeMatMul: 0.15 ns an output and 0.12 ns an A element (its
+    FLOPs count 4 per A element, at the GEMM's rate, which the fit takes out first); MatMulInteger alone: none."""
+    base = ((1.0, RATE), (1e4, RATE))
+    samples = [_sample("gemm:q", *s, 0.25e-9, 0.0, "QLinearMatMul") for s in SHAPES]
+    samples += [_sample("gemm:dq", *s, 0.15e-9, 0.12e-9, "DynamicQuantizeMatMul") for s in SHAPES]
+    samples += [_sample("gemm", *s, 0.0, 0.0, "MatMulInteger") for s in SHAPES]
+    got = fit_epilogues(samples, _Net({}, ()), {"gemm.int8": base})
+    assert set(got) == {"gemm:q", "gemm:dq"}
+    assert got["gemm:q"] == pytest.approx((0.25e-9, 0.0), rel=1e-6)
+    # the 4 FLOPs per A element are timed at the GEMM's rate (0.01 ns): the fit keeps the 0.11 ns beyond them
+    assert got["gemm:dq"] == pytest.approx((0.15e-9, 0.12e-9 - 4 / RATE), rel=1e-6)
+
+
+def test_a_kernel_adds_its_epilogue_by_its_shape():
+    """[1500, 192] x [192, 768] requantized: 1,152,000 outputs x 0.25 ns = 288 us beyond the GEMM's
+    442,368,000 FLOPs at 400 G op/s (1,105.92 us)."""
+    from planner.costs import OpClass, OpCost
+    from planner.targets.catalog import bundled_targets
+    from planner.targets.rates import Work
+
+    rates = CalibratedRates(rate_curves={"gemm.int8": ((1.0, RATE), (1e4, RATE))},
+                            epilogue_s={"gemm:q": (0.25e-9, 0.0), "gemm:dq": (0.0, 1e-9)})
+    flops = 2 * 1500 * 192 * 768
+    cost = OpCost(flops=flops, bytes_read=1500 * 192 + 192 * 768, bytes_written=1500 * 768)
+    work = Work(cost, OpClass.MATRIX, "gemm:q", "int8", 1e15, 200.0, grid=(1500, 768, 1))
+    t = rates.terms(work, bundled_targets()["a10g"])
+    assert t.compute_s == pytest.approx(1105.92e-6 + 288e-6)
+    # quantizing A: K from the FLOPs (2·M·N·K + 4·M·K), 1500 x 192 elements at 1 ns
+    dq = Work(OpCost(flops=flops + 4 * 1500 * 192, bytes_read=1), OpClass.MATRIX, "gemm:dq", "int8", 1e15, 200.0,
+              grid=(1500, 768, 1))
+    assert rates.terms(dq, bundled_targets()["a10g"]).compute_s == pytest.approx(
+        (flops + 4 * 1500 * 192) / RATE + 1500 * 192 * 1e-9)
