@@ -55,3 +55,47 @@ def test_a_kernel_adds_its_epilogue_by_its_shape():
               grid=(1500, 768, 1))
     assert rates.terms(dq, bundled_targets()["a10g"]).compute_s == pytest.approx(
         (flops + 4 * 1500 * 192) / RATE + 1500 * 192 * 1e-9)
+
+
+def _conv(cin: int, cout: int, side: int, k: int, per_col: float) -> Sample:
+    """A ConvInteger bench at stride 1, same padding: flops 2·M·(C·k²)·side², columns C·k²·side²."""
+    cols = cin * k * k * side * side
+    flops = 2 * cout * cols
+    nbytes = cin * side * side + cout * cin * k * k + 4 * cout * side * side
+    return Sample("conv:im2col", "matrix", "int8", flops, nbytes, flops / RATE + per_col * cols,
+                  f"ConvInteger {cin}->{cout} {side}x{side} k{k}")
+
+
+def test_a_convinteger_that_builds_columns_pays_per_column_element():
+    """onnxruntime's ConvInteger copies a non-pointwise input into im2col columns first: 0.17 ns a column element
+    is recovered from benches made by that formula; a 32->32 3x3 over 320x320 then costs its 1.887 G op at
+    400 G op/s (4,718 us) plus 29,491,200 columns x 0.17 ns (5,014 us)."""
+    from planner.costs import OpClass, OpCost
+    from planner.targets.catalog import bundled_targets
+    from planner.targets.rates import Work
+
+    samples = [_conv(*s, 0.17e-9) for s in [(64, 64, 56, 3), (16, 32, 32, 3), (64, 16, 160, 3), (32, 32, 192, 3)]]
+    got = fit_epilogues(samples, _Net({}, ()), {"conv.int8": ((1.0, RATE), (1e4, RATE))})
+    assert got == {"conv:im2col": pytest.approx((0.0, 0.17e-9), rel=1e-6)}
+    rates = CalibratedRates(rate_curves={"conv.int8": ((1.0, RATE), (1e4, RATE))}, epilogue_s=got)
+    flops = 2 * 32 * 32 * 9 * 320 * 320
+    work = Work(OpCost(flops=flops, bytes_read=1), OpClass.MATRIX, "conv:im2col", "int8", 1e15, 100.0,
+                grid=(320 * 320, 32, 1))
+    assert rates.terms(work, bundled_targets()["a10g"]).compute_s == pytest.approx(
+        flops / RATE + 32 * 9 * 320 * 320 * 0.17e-9)
+
+
+def test_only_a_convinteger_that_is_not_pointwise_builds_columns():
+    from planner.costs import OpClass
+    from planner.model.ir import WEIGHT, NodeInfo, TensorInfo
+    from planner.predict.families import kernel_family
+
+    def conv(k: int, op: str = "ConvInteger", **attrs) -> NodeInfo:
+        ins = (TensorInfo("x", (1, 8, 16, 16), "uint8"), TensorInfo("w", (8, 8, k, k), "uint8", WEIGHT))
+        return NodeInfo("c", op, "", ins, (TensorInfo("y", (1, 8, 16, 16), "int32"),),
+                        {"kernel_shape": [k, k], **attrs})
+
+    assert kernel_family(conv(3, pads=[1, 1, 1, 1]), OpClass.MATRIX) == "conv:im2col"
+    assert kernel_family(conv(1), OpClass.MATRIX) == "conv"
+    assert kernel_family(conv(1, strides=[2, 2]), OpClass.MATRIX) == "conv:im2col"
+    assert kernel_family(conv(3, op="Conv", pads=[1, 1, 1, 1]), OpClass.MATRIX) == "conv"

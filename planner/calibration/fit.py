@@ -57,7 +57,7 @@ from planner.model.analyze import Analyzer
 from planner.model.loader import LoadedModel
 from planner.model.recurrent import RecurrentShape
 from planner.ort.executed import ort_analysis
-from planner.predict.families import INT8_EPILOGUE
+from planner.predict.families import IM2COL, INT8_EPILOGUE
 from planner.predict.predictor import Predictor
 from planner.targets.host import detect_host, host_fingerprint
 
@@ -327,6 +327,15 @@ def gemm_shape(label: str) -> tuple[int, int, int] | None:
     return (int(m[1]), int(m[2]), int(m[3])) if m else None
 
 
+_CONV_LABEL = re.compile(r"ConvInteger \d+->(\d+) ")
+
+
+def conv_shape(label: str) -> tuple[int] | None:
+    """(output channels,) of a ConvInteger bench, from its label (suite names them "ConvInteger C->M ...")."""
+    m = _CONV_LABEL.match(label)
+    return (int(m[1]),) if m else None
+
+
 def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, Curve]
                   ) -> dict[str, tuple[float, float]]:
     """Per int8 GEMM family with an epilogue (families.INT8_EPILOGUE: "gemm:q", "gemm:u8u8:dq", ...), seconds per
@@ -339,14 +348,18 @@ def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, 
     out: dict[str, tuple[float, float]] = {}
     families = {s.family for s in profiled if s.op_class == "matrix" and s.peak_key == "int8"}
     for fam in sorted(families):
-        suffix = next((x for x in INT8_EPILOGUE.values() if fam.endswith(x)), None)
+        suffix = next((x for x in (*INT8_EPILOGUE.values(), IM2COL) if fam.endswith(x)), None)
         base = rate_curves.get(f"{fam.removesuffix(suffix)}.int8") if suffix else None
-        rows = [(s, gemm_shape(s.label)) for s in profiled if s.family == fam and s.flops]
+        shaped = conv_shape if suffix == IM2COL else gemm_shape
+        rows = [(s, shaped(s.label)) for s in profiled if s.family == fam and s.flops]
         rows = [(s, shape) for s, shape in rows if shape]
         if not base or len(rows) < 3:
             continue
-        per_a = suffix == INT8_EPILOGUE["DynamicQuantizeMatMul"]
-        a = np.array([[m * n, m * k] if per_a else [m * n] for _, (m, k, n) in rows], float)
+        per_a = suffix in (INT8_EPILOGUE["DynamicQuantizeMatMul"], IM2COL)
+        if suffix == IM2COL:  # no output term: the columns, C·kh·kw per output pixel, are what it stages
+            a = np.array([[0.0, s.flops / (2 * cout)] for s, (cout,) in rows], float)
+        else:
+            a = np.array([[m * n, m * k] if per_a else [m * n] for _, (m, k, n) in rows], float)
         extra = np.array([net.seconds(s) - s.flops / interpolate_loglog(base, s.intensity) for s, _ in rows])
         weight = 1 / np.array([net.seconds(s) for s, _ in rows])  # relative errors: small shapes count as much
         coef, *_ = np.linalg.lstsq(a * weight[:, None], extra * weight, rcond=None)

@@ -215,7 +215,8 @@ def _u8u8_benches(quick: bool) -> list[Bench]:
 # ConvInteger as onnxruntime's dynamic quantization ships a CNN (u8 activations and weights): (input channels,
 # output channels, image side, kernel side); onnxruntime runs it as im2col + a u8 GEMM, not the blocked layout
 CONV_INTEGER = [(64, 64, 56, 3), (64, 256, 56, 1), (256, 64, 56, 1), (128, 128, 28, 3), (512, 128, 28, 1),
-                (256, 256, 14, 3), (1024, 256, 14, 1), (512, 512, 7, 3), (16, 32, 32, 3), (3, 32, 112, 3)]
+                (256, 256, 14, 3), (1024, 256, 14, 1), (512, 512, 7, 3), (16, 32, 32, 3), (3, 32, 112, 3),
+                (64, 16, 160, 3), (32, 32, 192, 3), (256, 64, 96, 1)]  # and detector heads' few outputs, many pixels
 
 
 def _conv_integer_benches(quick: bool) -> list[Bench]:
