@@ -3,7 +3,7 @@ from benches of the GEMM alone and wrapped, and added back per kernel by the sha
 
 import pytest
 
-from planner.calibration.fit import _Net, fit_epilogues, gemm_shape
+from planner.calibration.fit import _Net, bench_grid, fit_epilogues
 from planner.calibration.rates import CalibratedRates
 from planner.calibration.samples import Sample
 
@@ -17,9 +17,11 @@ def _sample(family: str, m: int, k: int, n: int, per_out: float, per_a: float, l
     return Sample(family, "matrix", "int8", flops, m * k + k * n + m * n, seconds, f"{label} {m}x{k}x{n}")
 
 
-def test_the_label_gives_the_shape():
-    assert gemm_shape("DynamicQuantizeMatMul u8 weights 48x384x1536") == (48, 384, 1536)
-    assert gemm_shape("Add stream 48 KiB") is None
+def test_the_label_gives_the_output_grid():
+    assert bench_grid("DynamicQuantizeMatMul u8 weights 48x384x1536") == (48, 1536, 1)
+    assert bench_grid("QLinearMatMul activations 8x1x64x65") == (1, 65, 8)
+    assert bench_grid("ConvInteger 64->16 160x160 k3") == (0, 16, 1)
+    assert bench_grid("Add stream 48 KiB") is None
 
 
 def test_per_output_and_per_a_costs_are_recovered_from_benches_made_by_the_formula():
@@ -30,7 +32,7 @@ def test_per_output_and_per_a_costs_are_recovered_from_benches_made_by_the_formu
     samples += [_sample("gemm:dq", *s, 0.15e-9, 0.12e-9, "DynamicQuantizeMatMul") for s in SHAPES]
     samples += [_sample("gemm", *s, 0.0, 0.0, "MatMulInteger") for s in SHAPES]
     got = fit_epilogues(samples, _Net({}, ()), {"gemm.int8": base})
-    assert set(got) == {"gemm:q", "gemm:dq"}
+    assert set(got) == {"gemm:q", "gemm:dq"}  # MatMulInteger is the core itself
     assert got["gemm:q"] == pytest.approx((0.25e-9, 0.0), rel=1e-6)
     # the 4 FLOPs per A element are timed at the GEMM's rate (0.01 ns): the fit keeps the 0.11 ns beyond them
     assert got["gemm:dq"] == pytest.approx((0.15e-9, 0.12e-9 - 4 / RATE), rel=1e-6)

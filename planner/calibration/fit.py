@@ -57,7 +57,7 @@ from planner.model.analyze import Analyzer
 from planner.model.loader import LoadedModel
 from planner.model.recurrent import RecurrentShape
 from planner.ort.executed import ort_analysis
-from planner.predict.families import IM2COL, INT8_EPILOGUE
+from planner.predict.families import EPILOGUE_SUFFIXES, FED, epilogue_counts
 from planner.predict.predictor import Predictor
 from planner.targets.host import detect_host, host_fingerprint
 
@@ -181,7 +181,7 @@ def fit(m: Measurements) -> Calibration:
     net = _Net(fixed, weight_bw)
     rate_curves, throughput_curves = _rate_curves(src, net)
     epilogues = fit_epilogues(src.profiled, net, rate_curves)
-    rate_curves = {k: v for k, v in rate_curves.items() if k.rpartition(".")[0] not in epilogues}
+    rate_curves = {k: v for k, v in rate_curves.items() if k.rpartition(".")[0] not in epilogues}  # the core's
     cal = Calibration(
         fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
         run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
@@ -318,57 +318,59 @@ def _rate_curves(src: _Sources, net: _Net) -> tuple[dict[str, Curve], dict[str, 
     return rate_curves, {k: _falling(_merge(v)) for k, v in thru_points.items()}
 
 
-_GEMM_LABEL = re.compile(r"(\d+)x(\d+)x(\d+)$")
-
-
-def gemm_shape(label: str) -> tuple[int, int, int] | None:
-    """(M, K, N) of an int8 GEMM bench, from its label (planner.calibration.suite names them "... MxKxN")."""
-    m = _GEMM_LABEL.search(label)
-    return (int(m[1]), int(m[2]), int(m[3])) if m else None
-
-
+_GEMM_LABEL = re.compile(r"(?:(\d+)x)?(\d+)x(\d+)x(\d+)$")
 _CONV_LABEL = re.compile(r"ConvInteger \d+->(\d+) ")
 
 
-def conv_shape(label: str) -> tuple[int] | None:
-    """(output channels,) of a ConvInteger bench, from its label (suite names them "ConvInteger C->M ...")."""
-    m = _CONV_LABEL.match(label)
-    return (int(m[1]),) if m else None
+def bench_grid(label: str) -> tuple[int, int, int] | None:
+    """An int8 bench's output as families.gemm_grid gives it, from its label (planner.calibration.suite names the
+    GEMMs "... [H x] M x K x N" and the convolutions "ConvInteger C->M ..."; a convolution's pixels are not needed)."""
+    conv = _CONV_LABEL.match(label)
+    if conv:
+        return 0, int(conv[1]), 1
+    m = _GEMM_LABEL.search(label)
+    return (int(m[2]), int(m[4]), int(m[1] or 1)) if m else None
+
+
+def _core_curve(family: str, rate_curves: dict[str, Curve]) -> Curve | None:
+    """The curve of the GEMM an epilogue family wraps: its name without the epilogue suffixes."""
+    if family.endswith(FED):
+        return None  # fed B: a curve of its own (families.epilogue_counts)
+    core = family
+    while any(core.endswith(x) for x in EPILOGUE_SUFFIXES):
+        core = core.rpartition(":")[0]
+    return rate_curves.get(f"{core}.int8") if core != family else None
 
 
 def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, Curve]
                   ) -> dict[str, tuple[float, float]]:
-    """Per int8 GEMM family with an epilogue (families.INT8_EPILOGUE: "gemm:q", "gemm:u8u8:dq", ...), seconds per
-    output element and per element of A beyond the GEMM it wraps, the wrapped GEMM timed by its own family's
-    curve at the sample's intensity, as the rates time it: least squares over the family's benches (the
-    shapes of MatMulInteger's), none negative. Per A element only for DynamicQuantizeMatMul (it finds A's range
-    and quantizes it). On a Zen 4 EPYC at M = N = 512 QLinearMatMul's time beyond MatMulInteger's stayed about
-    70 us from K = 32 to 2048 (0.27 ns an output), where one curve over intensity took K = 32 at 403 G op/s
-    against the 115 it ran at: its rate depends on K, which intensity does not see."""
+    """Per int8 family with an epilogue ("gemm:q", "gemm:u8u8:dq", "conv:im2col"; families.INT8_EPILOGUE and
+    IM2COL), seconds per output element and per element it stages (families.epilogue_counts)
+    beyond the GEMM it wraps, that GEMM timed by its own family's curve at the sample's intensity, as the rates
+    time it: least squares over the family's benches in relative terms, none negative. On a Zen 4 EPYC at
+    M = N = 512 QLinearMatMul's time beyond MatMulInteger's stayed about 70 us from K = 32 to 2048 (0.27 ns an
+    output), where one curve over intensity took K = 32 at 403 G op/s against the 115 it ran at: its rate
+    depends on K, which intensity does not see."""
     out: dict[str, tuple[float, float]] = {}
     families = {s.family for s in profiled if s.op_class == "matrix" and s.peak_key == "int8"}
     for fam in sorted(families):
-        suffix = next((x for x in (*INT8_EPILOGUE.values(), IM2COL) if fam.endswith(x)), None)
-        base = rate_curves.get(f"{fam.removesuffix(suffix)}.int8") if suffix else None
-        shaped = conv_shape if suffix == IM2COL else gemm_shape
-        rows = [(s, shaped(s.label)) for s in profiled if s.family == fam and s.flops]
-        rows = [(s, shape) for s, shape in rows if shape]
+        base = _core_curve(fam, rate_curves)
+        rows = [(s, bench_grid(s.label)) for s in profiled if s.family == fam and s.flops]
+        rows = [(s, grid) for s, grid in rows if grid]
         if not base or len(rows) < 3:
             continue
-        per_a = suffix in (INT8_EPILOGUE["DynamicQuantizeMatMul"], IM2COL)
-        if suffix == IM2COL:  # no output term: the columns, C·kh·kw per output pixel, are what it stages
-            a = np.array([[0.0, s.flops / (2 * cout)] for s, (cout,) in rows], float)
-        else:
-            a = np.array([[m * n, m * k] if per_a else [m * n] for _, (m, k, n) in rows], float)
+        a = np.array([epilogue_counts(fam, s.flops, grid) for s, grid in rows], float)
         extra = np.array([net.seconds(s) - s.flops / interpolate_loglog(base, s.intensity) for s, _ in rows])
-        weight = 1 / np.array([net.seconds(s) for s, _ in rows])  # relative errors: small shapes count as much
-        coef, *_ = np.linalg.lstsq(a * weight[:, None], extra * weight, rcond=None)
-        if per_a and coef[1] < 0 or coef[0] < 0:  # a negative term: fit the other alone
-            col = 0 if not per_a or coef[1] < 0 else 1
-            only, *_ = np.linalg.lstsq(a[:, [col]] * weight[:, None], extra * weight, rcond=None)
-            coef = np.zeros(a.shape[1])
-            coef[col] = max(float(only[0]), 0.0)
-        out[fam] = (float(coef[0]), float(coef[1]) if per_a else 0.0)
+        weight = 1 / np.array([net.seconds(s) for s, _ in rows])
+        used = [c for c in (0, 1) if a[:, c].any()]
+        coef = np.zeros(2)
+        while used:
+            got, *_ = np.linalg.lstsq(a[:, used] * weight[:, None], extra * weight, rcond=None)
+            if (got >= 0).all():
+                coef[used] = got
+                break
+            used = [c for c, g in zip(used, got, strict=True) if g > 0][:1]  # a negative term: fit the other alone
+        out[fam] = (float(coef[0]), float(coef[1]))
     return out
 
 

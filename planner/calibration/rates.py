@@ -35,7 +35,7 @@ from planner.calibration.store import Calibration, Curve
 from planner.calibration.threads import kernel_threads
 from planner.costs import OpClass
 from planner.model.recurrent import RecurrentShape
-from planner.predict.families import IM2COL
+from planner.predict.families import epilogue_counts
 from planner.targets.rates import Terms, Work
 from planner.targets.target import Target
 
@@ -200,18 +200,13 @@ class CalibratedRates:
         return Terms(compute_s, memory_s, fixed)
 
     def _epilogue_s(self, family: str, flops: float, grid: tuple[int, int, int] | None) -> float:
-        """An int8 GEMM's work around the GEMM (planner.calibration.fit.fit_epilogues): per output, and per element
-        of A, whose K follows from the FLOPs (2·M·N·K, + 4·M·K where A is quantized first); a ConvInteger's per
-        element of its im2col columns (families.IM2COL)."""
-        per_output, per_a = self.epilogue_s.get(family, (0.0, 0.0))
-        if not (per_output or per_a) or not grid:
+        """An int8 kernel's work around its GEMM (planner.calibration.fit.fit_epilogues), per output and per element
+        it stages (families.epilogue_counts)."""
+        per_output, per_staged = self.epilogue_s.get(family, (0.0, 0.0))
+        if not (per_output or per_staged) or not grid:
             return 0.0
-        rows, cols, mats = grid
-        if family.endswith(IM2COL):  # a convolution's columns: C/group·kh·kw per output pixel of every group
-            return per_a * flops / (2 * cols) if cols else 0.0
-        m, outputs = rows * mats, rows * cols * mats
-        k = flops / (2 * outputs + (4 * m if per_a else 0)) if outputs else 0.0
-        return per_output * outputs + per_a * m * k
+        outputs, staged = epilogue_counts(family, flops, grid)
+        return per_output * outputs + per_staged * staged
 
     def subgraph_run_s(self, op_type: str, target: Target) -> float:
         kind = "Loop" if op_type == "Scan" else op_type

@@ -81,6 +81,26 @@ def _fed_int8_b(node: NodeInfo) -> bool:
     return node.op_type in _INT8_MATRIX and b is not None and not b.is_weight
 
 
+def epilogue_counts(family: str, flops: float, grid: tuple[int, int, int]) -> tuple[float, float]:
+    """(output elements, staged elements) of an int8 kernel with an epilogue: what it does per output (requantize,
+    scale) and per element it re-lays out before the GEMM: A quantized (DynamicQuantizeMatMul: M·K, with K from
+    its FLOPs 2·M·N·K + 4·M·K), the im2col columns (IM2COL: C/g·kh·kw a pixel of every group). `grid` is
+    families.gemm_grid's (rows, columns, matrices). A FED GEMM keeps a curve of its own: timed as the constant-B
+    GEMM plus its requantization plus K·N per matrix packed, a decode step's [8, 1, 64] x [8, 64, 65] came out
+    at half its measured time (a cost per matrix that no such term holds)."""
+    rows, cols, mats = grid
+    outputs = rows * cols * mats
+    if family.endswith(IM2COL):
+        return 0.0, flops / (2 * cols) if cols else 0.0
+    if family.endswith(INT8_EPILOGUE["DynamicQuantizeMatMul"]):
+        m = rows * mats
+        return outputs, m * flops / (2 * outputs + 4 * m) if outputs else 0.0
+    return outputs, 0.0
+
+
+EPILOGUE_SUFFIXES = (*INT8_EPILOGUE.values(), IM2COL)
+
+
 _DOMAIN_TAG = {"": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
 
 
