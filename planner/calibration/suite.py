@@ -451,6 +451,20 @@ def _resize(img: list[int], mode: str) -> Bench:
                  {"a": rand(img, 7)})
 
 
+def _quantize_dequantize(shape: list[int]) -> list[Bench]:
+    u8 = TensorProto.UINT8
+    return [single(f"QuantizeLinear {shape}", "QuantizeLinear", [("a", shape, F)], shape,
+                   [scalar("s", 0.02, np.float32), scalar("z", 3, np.uint8)], out_elem=u8),
+            single(f"DequantizeLinear {shape}", "DequantizeLinear", [("a", shape, u8)], shape,
+                   [scalar("s", 0.02, np.float32), scalar("z", 3, np.uint8)])]
+
+
+# QDQ models (de)quantize whole activations: attention scores of segmenters and depth models at 512 px are 4-16 M
+# elements, 20-80 MB with their float side, past this VM's 32 MiB L3; a 4 M-element DequantizeLinear ran at
+# 0.13-0.25 ns an element against 0.11 that the largest cache-resident bench extended to
+QDQ_DRAM = [[4096, 1024], [16384, 1024]]
+
+
 def _quantized_vector_benches(quick: bool) -> list[Bench]:
     """The elementwise ops of quantized models (QDQ's QuantizeLinear / DequantizeLinear, QOperator's QLinearAdd,
     QLinearMul and QLinearSoftmax, a table lookup per element): at the vector benches' two working sets."""
@@ -459,16 +473,15 @@ def _quantized_vector_benches(quick: bool) -> list[Bench]:
     for rows_, cols in [(64, 256), (1024, 512)] if not quick else []:
         shape = [rows_, cols]
         out += [
-            single(f"QuantizeLinear {shape}", "QuantizeLinear", [("a", shape, F)], shape,
-                   [scalar("s", 0.02, np.float32), scalar("z", 3, np.uint8)], out_elem=u8),
-            single(f"DequantizeLinear {shape}", "DequantizeLinear", [("a", shape, u8)], shape,
-                   [scalar("s", 0.02, np.float32), scalar("z", 3, np.uint8)]),
+            *_quantize_dequantize(shape),
             _qlinear_binary("QLinearAdd", shape),
             _qlinear_binary("QLinearMul", shape),
             single(f"QLinearSoftmax {shape}", "QLinearSoftmax", [("a", shape, u8)], shape,
                    [scalar("s", 0.02, np.float32), scalar("z", 3, np.uint8), scalar("sy", 1 / 256, np.float32),
                     scalar("zy", 0, np.uint8)], attrs={"axis": -1, "opset": 13}, domain=MS, out_elem=u8),
         ]
+    for shape in [] if quick else QDQ_DRAM:
+        out += _quantize_dequantize(shape)
     return out
 
 
