@@ -1,6 +1,8 @@
 """An int8 GEMM's work around the GEMM (requantizing outputs, quantizing A) is fitted per output and per A element
 from benches of the GEMM alone and wrapped, and added back per kernel by the shape."""
 
+import dataclasses
+
 import pytest
 
 from planner.calibration.fit import _Net, bench_grid, fit_epilogues
@@ -21,6 +23,7 @@ def test_the_label_gives_the_output_grid():
     assert bench_grid("DynamicQuantizeMatMul u8 weights 48x384x1536") == (48, 1536, 1)
     assert bench_grid("QLinearMatMul activations 8x1x64x65") == (1, 65, 8)
     assert bench_grid("ConvInteger 64->16 160x160 k3") == (0, 16, 1)
+    assert bench_grid("ConvInteger 104->104 28x28 k3 g13") == (0, 8, 13)
     assert bench_grid("Add stream 48 KiB") is None
 
 
@@ -33,9 +36,9 @@ def test_per_output_and_per_a_costs_are_recovered_from_benches_made_by_the_formu
     samples += [_sample("gemm", *s, 0.0, 0.0, "MatMulInteger") for s in SHAPES]
     got = fit_epilogues(samples, _Net({}, ()), {"gemm.int8": base})
     assert set(got) == {"gemm:q", "gemm:dq"}  # MatMulInteger is the core itself
-    assert got["gemm:q"] == pytest.approx((0.25e-9, 0.0), rel=1e-6)
+    assert got["gemm:q"] == pytest.approx((0.25e-9, 0.0, 0.0), rel=1e-6)
     # the 4 FLOPs per A element are timed at the GEMM's rate (0.01 ns): the fit keeps the 0.11 ns beyond them
-    assert got["gemm:dq"] == pytest.approx((0.15e-9, 0.12e-9 - 4 / RATE), rel=1e-6)
+    assert got["gemm:dq"] == pytest.approx((0.15e-9, 0.12e-9 - 4 / RATE, 0.0), rel=1e-6)
 
 
 def test_a_kernel_adds_its_epilogue_by_its_shape():
@@ -78,7 +81,7 @@ def test_a_convinteger_that_builds_columns_pays_per_column_element():
 
     samples = [_conv(*s, 0.17e-9) for s in [(64, 64, 56, 3), (16, 32, 32, 3), (64, 16, 160, 3), (32, 32, 192, 3)]]
     got = fit_epilogues(samples, _Net({}, ()), {"conv.int8": ((1.0, RATE), (1e4, RATE))})
-    assert got == {"conv:im2col": pytest.approx((0.0, 0.17e-9), rel=1e-6)}
+    assert got == {"conv:im2col": pytest.approx((0.0, 0.17e-9, 0.0), rel=1e-6)}
     rates = CalibratedRates(rate_curves={"conv.int8": ((1.0, RATE), (1e4, RATE))}, epilogue_s=got)
     flops = 2 * 32 * 32 * 9 * 320 * 320
     work = Work(OpCost(flops=flops, bytes_read=1), OpClass.MATRIX, "conv:im2col", "int8", 1e15, 100.0,
@@ -101,3 +104,30 @@ def test_only_a_convinteger_that_is_not_pointwise_builds_columns():
     assert kernel_family(conv(1), OpClass.MATRIX) == "conv"
     assert kernel_family(conv(1, strides=[2, 2]), OpClass.MATRIX) == "conv:im2col"
     assert kernel_family(conv(3, op="Conv", pads=[1, 1, 1, 1]), OpClass.MATRIX) == "conv"
+
+
+def test_a_grouped_convinteger_pays_per_group_too():
+    """A grouped ConvInteger runs one im2col and one GEMM per group: benches made as FLOPs at 400 G op/s + 0.17 ns
+    a column + 1.5 us a group (dense ones have one group) give both back; RegNet's 104-channel 3x3 in groups of 8
+    on 28x28 is then its FLOPs + 733,824 columns x 0.17 ns + 13 groups x 1.5 us."""
+    from planner.costs import OpClass, OpCost
+    from planner.targets.catalog import bundled_targets
+    from planner.targets.rates import Work
+
+    def grouped(c: int, width: int, side: int) -> Sample:
+        groups, cols = c // width, c * 9 * side * side
+        flops = 2 * width * cols
+        return Sample("conv:im2col", "matrix", "int8", flops, 1, flops / RATE + 0.17e-9 * cols + 1.5e-6 * groups,
+                      f"ConvInteger {c}->{c} {side}x{side} k3 g{groups}")
+
+    samples = [_conv(64, 64, 56, 3, 0.17e-9), _conv(16, 32, 32, 3, 0.17e-9)]
+    samples = [dataclasses.replace(s, seconds=s.seconds + 1.5e-6) for s in samples]  # one group each
+    samples += [grouped(*g) for g in [(48, 8, 56), (104, 8, 28), (208, 8, 14), (440, 8, 7)]]
+    got = fit_epilogues(samples, _Net({}, ()), {"conv.int8": ((1.0, RATE), (1e4, RATE))})
+    assert got["conv:im2col"] == pytest.approx((0.0, 0.17e-9, 1.5e-6), rel=1e-6)
+    rates = CalibratedRates(rate_curves={"conv.int8": ((1.0, RATE), (1e4, RATE))}, epilogue_s=got)
+    flops = 2 * 8 * (104 * 9 * 28 * 28)  # 8 outputs a group, each over 8 x 9 inputs, at 28 x 28
+    work = Work(OpCost(flops=flops, bytes_read=1), OpClass.MATRIX, "conv:im2col", "int8", 1e15, 100.0,
+                grid=(28 * 28, 8, 13))
+    assert rates.terms(work, bundled_targets()["a10g"]).compute_s == pytest.approx(
+        flops / RATE + 104 * 9 * 28 * 28 * 0.17e-9 + 13 * 1.5e-6)

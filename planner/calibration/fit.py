@@ -319,15 +319,16 @@ def _rate_curves(src: _Sources, net: _Net) -> tuple[dict[str, Curve], dict[str, 
 
 
 _GEMM_LABEL = re.compile(r"(?:(\d+)x)?(\d+)x(\d+)x(\d+)$")
-_CONV_LABEL = re.compile(r"ConvInteger \d+->(\d+) ")
+_CONV_LABEL = re.compile(r"ConvInteger \d+->(\d+) \S+ k\d+(?: g(\d+))?$")
 
 
 def bench_grid(label: str) -> tuple[int, int, int] | None:
     """An int8 bench's output as families.gemm_grid gives it, from its label (planner.calibration.suite names the
-    GEMMs "... [H x] M x K x N" and the convolutions "ConvInteger C->M ..."; a convolution's pixels are not needed)."""
+    GEMMs "... [H x] M x K x N" and the convolutions "ConvInteger C->M S k3 [gG]"; their pixels are not needed)."""
     conv = _CONV_LABEL.match(label)
     if conv:
-        return 0, int(conv[1]), 1
+        groups = int(conv[2] or 1)
+        return 0, int(conv[1]) // groups, groups
     m = _GEMM_LABEL.search(label)
     return (int(m[2]), int(m[4]), int(m[1] or 1)) if m else None
 
@@ -335,7 +336,7 @@ def bench_grid(label: str) -> tuple[int, int, int] | None:
 def _core_curve(family: str, rate_curves: dict[str, Curve]) -> Curve | None:
     """The curve of the GEMM an epilogue family wraps: its name without the epilogue suffixes."""
     if family.endswith(FED):
-        return None  # fed B: a curve of its own (families.epilogue_counts)
+        return None  # a curve of its own (families.epilogue_counts)
     core = family
     while any(core.endswith(x) for x in EPILOGUE_SUFFIXES):
         core = core.rpartition(":")[0]
@@ -343,15 +344,15 @@ def _core_curve(family: str, rate_curves: dict[str, Curve]) -> Curve | None:
 
 
 def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, Curve]
-                  ) -> dict[str, tuple[float, float]]:
+                  ) -> dict[str, tuple[float, ...]]:
     """Per int8 family with an epilogue ("gemm:q", "gemm:u8u8:dq", "conv:im2col"; families.INT8_EPILOGUE and
-    IM2COL), seconds per output element and per element it stages (families.epilogue_counts)
-    beyond the GEMM it wraps, that GEMM timed by its own family's curve at the sample's intensity, as the rates
-    time it: least squares over the family's benches in relative terms, none negative. On a Zen 4 EPYC at
-    M = N = 512 QLinearMatMul's time beyond MatMulInteger's stayed about 70 us from K = 32 to 2048 (0.27 ns an
-    output), where one curve over intensity took K = 32 at 403 G op/s against the 115 it ran at: its rate
-    depends on K, which intensity does not see."""
-    out: dict[str, tuple[float, float]] = {}
+    IM2COL), seconds per output element, per element it stages and per matrix (families.epilogue_counts; a count
+    that is the same in every bench is left out) beyond the GEMM it wraps, that GEMM timed by its own family's
+    curve at the sample's intensity, as the rates time it: least squares over the family's benches in relative
+    terms, none negative. On a Zen 4 EPYC at M = N = 512 QLinearMatMul's time beyond MatMulInteger's stayed
+    about 70 us from K = 32 to 2048 (0.27 ns an output), where one curve over intensity took K = 32 at 403 G
+    op/s against the 115 it ran at: its rate depends on K, which intensity does not see."""
+    out: dict[str, tuple[float, ...]] = {}
     families = {s.family for s in profiled if s.op_class == "matrix" and s.peak_key == "int8"}
     for fam in sorted(families):
         base = _core_curve(fam, rate_curves)
@@ -362,15 +363,15 @@ def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, 
         a = np.array([epilogue_counts(fam, s.flops, grid) for s, grid in rows], float)
         extra = np.array([net.seconds(s) - s.flops / interpolate_loglog(base, s.intensity) for s, _ in rows])
         weight = 1 / np.array([net.seconds(s) for s, _ in rows])
-        used = [c for c in (0, 1) if a[:, c].any()]
-        coef = np.zeros(2)
+        used = [c for c in range(a.shape[1]) if np.ptp(a[:, c]) > 0]  # a count that never varies says nothing
+        coef = np.zeros(a.shape[1])
         while used:
             got, *_ = np.linalg.lstsq(a[:, used] * weight[:, None], extra * weight, rcond=None)
             if (got >= 0).all():
                 coef[used] = got
                 break
-            used = [c for c, g in zip(used, got, strict=True) if g > 0][:1]  # a negative term: fit the other alone
-        out[fam] = (float(coef[0]), float(coef[1]))
+            used = [c for c, g in zip(used, got, strict=True) if g > 0]  # drop the negative terms, fit again
+        out[fam] = tuple(float(c) for c in coef)
     return out
 
 

@@ -106,7 +106,7 @@ class CalibratedRates:
     rate_curves: Mapping[str, Curve] = field(default_factory=dict)  # "<family>.<peak>": (FLOPs/byte, FLOP/s)
     throughput_curves: Mapping[str, Curve] = field(default_factory=dict)  # family: (working set, bytes/s)
     kernel_fixed_s: Mapping[str, float] = field(default_factory=dict)  # family or op class: s per kernel
-    epilogue_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # s per output, per A element
+    epilogue_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # s per output, staged, matrix
     recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # "gru.fp32": costs
     serial_weight_reads: bool = False
     threads: int = 1
@@ -200,13 +200,12 @@ class CalibratedRates:
         return Terms(compute_s, memory_s, fixed)
 
     def _epilogue_s(self, family: str, flops: float, grid: tuple[int, int, int] | None) -> float:
-        """An int8 kernel's work around its GEMM (planner.calibration.fit.fit_epilogues), per output and per element
-        it stages (families.epilogue_counts)."""
-        per_output, per_staged = self.epilogue_s.get(family, (0.0, 0.0))
-        if not (per_output or per_staged) or not grid:
+        """An int8 kernel's work around its GEMM (planner.calibration.fit.fit_epilogues), per output, per element it
+        stages and per matrix (families.epilogue_counts)."""
+        costs = self.epilogue_s.get(family)
+        if not costs or not grid:
             return 0.0
-        outputs, staged = epilogue_counts(family, flops, grid)
-        return per_output * outputs + per_staged * staged
+        return sum(c * n for c, n in zip(costs, epilogue_counts(family, flops, grid), strict=False))
 
     def subgraph_run_s(self, op_type: str, target: Target) -> float:
         kind = "Loop" if op_type == "Scan" else op_type

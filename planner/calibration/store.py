@@ -72,8 +72,8 @@ class Calibration:
     probe_memory_s: float | None = None  # its streaming probe then: validate waits for the memory bus too
     graph_node_overhead_s: float = 0.0  # per node of a graph of mixed small nodes, beyond its family's costs
     weight_rows_curve: Curve = ()  # (rows, time / one row's) of few-row GEMMs over weights in DRAM
-    epilogue_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # int8 GEMM family: s per output,
-    #   s per element of A, beyond the GEMM it wraps (planner.calibration.fit.fit_epilogues)
+    epilogue_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # int8 family: s per output, per
+    #   staged element, per matrix, beyond the GEMM it wraps (planner.calibration.fit.fit_epilogues)
     noise: Mapping[str, float] = field(default_factory=dict)  # planner.calibration.samples.Noise, as numbers
     created: str = ""
     onnxruntime: str = ""
@@ -120,7 +120,7 @@ class Calibration:
                 weight_bandwidth_curve=curve(d["weight_bandwidth_curve"]) if d.get("weight_bandwidth_curve") else (),
                 weight_rows_curve=curve(d["weight_rows_curve"]) if d.get("weight_rows_curve") else (),
                 rate_curves={str(k): curve(v) for k, v in dict(d.get("rate_curves", {})).items()},
-                epilogue_s={str(k): (_nonneg(v[0]), _nonneg(v[1])) for k, v in dict(d.get("epilogue_s", {})).items()},
+                epilogue_s={str(k): tuple(_nonneg(c) for c in v) for k, v in dict(d.get("epilogue_s", {})).items()},
                 recurrent_costs={str(k): {str(t): _nonneg(c) for t, c in dict(v).items()}
                                  for k, v in dict(d.get("recurrent_costs", {})).items()},
                 weight_residency={str(k): _nonneg(v) for k, v in dict(d.get("weight_residency", {})).items()},

@@ -229,6 +229,13 @@ def _conv_integer_benches(quick: bool) -> list[Bench]:
                           [("x", [1, cin, side, side], u8)], [1, cout, side, side],
                           [w, scalar("xz", 3, np.uint8), scalar("wz", 128, np.uint8)], attrs={"pads": pads},
                           out_elem=TensorProto.INT32))
+    # grouped (RegNet's 8-channel groups): one im2col and one small GEMM per group, a cost per group
+    for c, width, side in [] if quick else GROUPED_CONV_INTEGER:
+        out.append(single(f"ConvInteger {c}->{c} {side}x{side} k3 g{c // width}", "ConvInteger",
+                          [("x", [1, c, side, side], u8)], [1, c, side, side],
+                          [weight("w", [c, width, 3, 3], 1, np.uint8), scalar("xz", 3, np.uint8),
+                           scalar("wz", 128, np.uint8)], attrs={"pads": [1] * 4, "group": c // width},
+                          out_elem=TensorProto.INT32))
     # depthwise (MobileNet's, ConvNeXt's 7x7): one im2col and a one-row u8 GEMM per channel, far below the rate of
     # dense ones (on an AVX-512 EPYC a MobileNet's 3x3 depthwise ConvIntegers took 250-550 us for 1-3 M MACs)
     for c, side, k in [] if quick else DEPTHWISE:
@@ -239,6 +246,9 @@ def _conv_integer_benches(quick: bool) -> list[Bench]:
                           out_elem=TensorProto.INT32))
     return out
 
+
+# grouped 3x3 convolutions (channels, channels a group, image side), as RegNet's stages run them
+GROUPED_CONV_INTEGER = [(48, 8, 56), (104, 8, 28), (208, 8, 14), (440, 8, 7)]
 
 # depthwise convolutions (channels, image side, kernel side): MobileNet's 3x3 and ConvNeXt's 7x7
 DEPTHWISE = [(32, 112, 3), (64, 56, 3), (128, 28, 3), (256, 14, 3), (48, 56, 7), (192, 14, 7)]

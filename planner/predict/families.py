@@ -53,11 +53,12 @@ MatMulInteger 438 G op/s, DynamicQuantizeMatMul 377, QLinearMatMul 360; at 128^3
 MatMulInteger. One curve over all of them kept the fastest (its fit is non-decreasing), so each is a family."""
 
 IM2COL = ":im2col"
-"""The suffix of a ConvInteger that is not 1x1 at stride 1 unpadded: onnxruntime copies its input, byte by byte with
-the padding checks, into a column buffer of (C/group·kh·kw) x output pixels per image, which its u8 GEMM then
-packs; a pointwise one multiplies the input in place. Measured on a Zen 4 EPYC: 0.15-0.35 ns a column element
-beside 152 G op/s of arithmetic, so a 32->32 3x3 on 320x320 (29 M columns) ran at 92 G op/s where 128->128 on
-80x80 (7 M) ran at 147. It is the same GEMM with an epilogue-like cost per column (fit.fit_epilogues)."""
+"""The suffix of a ConvInteger that is not 1x1 at stride 1 unpadded, nor depthwise: onnxruntime copies its input,
+byte by byte with the padding checks, into a column buffer of (C/group·kh·kw) x output pixels per image and
+group, which one u8 GEMM a group then packs; a pointwise one multiplies the input in place. Measured on a Zen 4
+EPYC: 0.15-0.35 ns a column element beside 152 G op/s of arithmetic, so a 32->32 3x3 on 320x320 (29 M columns)
+ran at 92 G op/s where 128->128 on 80x80 (7 M) ran at 147. It is the same GEMM with an epilogue-like cost per
+column and per group (fit.fit_epilogues)."""
 
 FED = ":fed"
 """The suffix of an int8 GEMM whose B is an activation (QDQ attention's QKᵀ and scores·V): MLAS packs a constant
@@ -81,21 +82,22 @@ def _fed_int8_b(node: NodeInfo) -> bool:
     return node.op_type in _INT8_MATRIX and b is not None and not b.is_weight
 
 
-def epilogue_counts(family: str, flops: float, grid: tuple[int, int, int]) -> tuple[float, float]:
-    """(output elements, staged elements) of an int8 kernel with an epilogue: what it does per output (requantize,
-    scale) and per element it re-lays out before the GEMM: A quantized (DynamicQuantizeMatMul: M·K, with K from
-    its FLOPs 2·M·N·K + 4·M·K), the im2col columns (IM2COL: C/g·kh·kw a pixel of every group). `grid` is
-    families.gemm_grid's (rows, columns, matrices). A FED GEMM keeps a curve of its own: timed as the constant-B
-    GEMM plus its requantization plus K·N per matrix packed, a decode step's [8, 1, 64] x [8, 64, 65] came out
-    at half its measured time (a cost per matrix that no such term holds)."""
+def epilogue_counts(family: str, flops: float, grid: tuple[int, int, int]) -> tuple[float, float, float]:
+    """(output elements, staged elements, matrices) of an int8 kernel with an epilogue: what it does per output
+    (requantize, scale), per element it re-lays out before the GEMM (A quantized by DynamicQuantizeMatMul: M·K,
+    K from its FLOPs 2·M·N·K + 4·M·K; the im2col columns of IM2COL: C/g·kh·kw a pixel of every group) and per
+    matrix it runs (a group of a convolution). `grid` is families.gemm_grid's (rows, columns, matrices).
+
+    A FED GEMM keeps a curve of its own: timed as the constant-B GEMM plus its requantization, K·N a matrix
+    packed and a cost per matrix, QDQ attention on the dev zoo came out at 0.59 of measured against 0.68."""
     rows, cols, mats = grid
     outputs = rows * cols * mats
     if family.endswith(IM2COL):
-        return 0.0, flops / (2 * cols) if cols else 0.0
+        return 0.0, flops / (2 * cols) if cols else 0.0, mats
     if family.endswith(INT8_EPILOGUE["DynamicQuantizeMatMul"]):
         m = rows * mats
-        return outputs, m * flops / (2 * outputs + 4 * m) if outputs else 0.0
-    return outputs, 0.0
+        return outputs, m * flops / (2 * outputs + 4 * m) if outputs else 0.0, mats
+    return outputs, 0.0, mats
 
 
 EPILOGUE_SUFFIXES = (*INT8_EPILOGUE.values(), IM2COL)
@@ -176,10 +178,10 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
                 tag = ""
             if depthwise:
                 return tag + ("conv_dw_1x1" if _pointwise(node, w) else "conv_dw")
+            if node.op_type == "ConvInteger" and not _pointwise(node, w):
+                return tag + "conv" + IM2COL  # dense or grouped: columns and a GEMM per group
             if grouped:
                 return tag + ("conv_grouped_1x1" if _pointwise(node, w) else "conv_grouped")
-            if node.op_type == "ConvInteger" and not _pointwise(node, w):
-                return tag + "conv" + IM2COL
             x = node.in_shape(0)
             first_layer = tag == "nchwc." and x is not None and len(x) > 1 and x[1] % 8  # plain NCHW input
             family = "nchwc.conv_nchw" if first_layer else tag + "conv"
