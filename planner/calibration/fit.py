@@ -350,8 +350,9 @@ def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, 
     that is the same in every bench is left out) beyond the GEMM it wraps, that GEMM timed by its own family's
     curve at the sample's intensity, as the rates time it: least squares over the family's benches in relative
     terms, none negative. On a Zen 4 EPYC at M = N = 512 QLinearMatMul's time beyond MatMulInteger's stayed
-    about 70 us from K = 32 to 2048 (0.27 ns an output), where one curve over intensity took K = 32 at 403 G
-    op/s against the 115 it ran at: its rate depends on K, which intensity does not see."""
+    45-49 us from K = 32 to 1024 (0.18 ns an output; benchmarks/int8_kernel_shapes.py), where one curve over
+    intensity took K = 32 at 403 G op/s against the 115-172 it ran at: its rate depends on K, which intensity
+    does not see."""
     out: dict[str, tuple[float, ...]] = {}
     families = {s.family for s in profiled if s.op_class == "matrix" and s.peak_key == "int8"}
     for fam in sorted(families):
