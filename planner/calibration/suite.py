@@ -130,7 +130,7 @@ INT8_GEMM_EXTRA = [(1, 512, 512), (1, 2048, 1024), (4, 1024, 1024), (16, 256, 25
 def _qlinear_matmul(label: str, m: int, k: int, n: int, weights: TensorProto, zb) -> Bench:
     u8 = TensorProto.UINT8
     qparams = [scalar("sa", 0.02, np.float32), scalar("za", 3, np.uint8), weights, scalar("sb", 0.01, np.float32),
-               scalar("zb", zb, weights_dtype(weights)), scalar("sy", 0.05, np.float32), scalar("zy", 5, np.uint8)]
+               scalar("zb", zb, _weights_dtype(weights)), scalar("sy", 0.05, np.float32), scalar("zy", 5, np.uint8)]
     node = helper.make_node("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["out0"], name="bench")
     return Bench(f"QLinearMatMul {label}{m}x{k}x{n}",
                  make([node], [vi("a", [m, k], u8)], [vi("out0", [m, n], u8)], qparams),
@@ -141,7 +141,8 @@ def _dynamic_quantize_matmul(label: str, m: int, k: int, n: int, weights: Tensor
     node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "sb", "zb"], ["out0"], name="bench", domain=MS)
     return Bench(f"DynamicQuantizeMatMul {label}{m}x{k}x{n}",
                  make([node], [vi("a", [m, k])], [vi("out0", [m, n])],
-                      [weights, scalar("sb", [0.01], np.float32), scalar("zb", [zb], weights_dtype(weights))], ms=True),
+                      [weights, scalar("sb", [0.01], np.float32), scalar("zb", [zb], _weights_dtype(weights))],
+                      ms=True),
                  {"a": rand([m, k], 4)})
 
 
@@ -151,13 +152,13 @@ def _matmul_integer_to_float(label: str, m: int, k: int, n: int, weights: Tensor
     node = helper.make_node("MatMulIntegerToFloat", ["a", "b", "sa", "sb", "za", "zb"], ["out0"], name="bench",
                             domain=MS)
     inits = [weights, scalar("sa", [0.02], np.float32), scalar("sb", [0.01], np.float32), scalar("za", [3], np.uint8),
-             scalar("zb", [zb], weights_dtype(weights))]
+             scalar("zb", [zb], _weights_dtype(weights))]
     return Bench(f"MatMulIntegerToFloat {label}{m}x{k}x{n}",
                  make([node], [vi("a", [m, k], u8)], [vi("out0", [m, n])], inits, ms=True),
                  {"a": rand([m, k], 3, np.uint8)})
 
 
-def weights_dtype(weights: TensorProto):
+def _weights_dtype(weights: TensorProto):
     return helper.tensor_dtype_to_np_dtype(weights.data_type)
 
 
