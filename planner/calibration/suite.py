@@ -187,7 +187,8 @@ U8U8_GEMM = [(1, 1024, 1024), (4, 1024, 1024), (16, 256, 256), (64, 512, 512), (
 # B fed (families.FED): batched as attention runs them, from a decode step's one row over a 65-token cache to
 # an encoder's 1024 positions
 U8U8_BATCHED = [(8, 1, 64, 65), (8, 1, 65, 64), (16, 1, 64, 256), (16, 1, 256, 64), (4, 128, 32, 128),
-                (4, 128, 128, 32), (8, 64, 64, 64), (12, 128, 64, 128), (6, 256, 64, 256), (2, 1024, 64, 1024)]
+                (4, 128, 128, 32), (8, 64, 64, 64), (12, 128, 64, 128), (6, 256, 64, 256), (2, 1024, 64, 1024),
+                (4, 1024, 32, 1024), (4, 1024, 1024, 32), (1, 4096, 32, 256)]  # heads of 32: ViT-small, SegFormer
 
 
 def _u8u8_benches(quick: bool) -> list[Bench]:
