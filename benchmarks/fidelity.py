@@ -150,6 +150,18 @@ def summarize(errors: list[float]) -> dict:
             "within_5pct": sum(x <= 0.05 for x in a) / len(a), "median_abs_error": statistics.median(a)}
 
 
+def noise_floor(round_medians: list[list[float]]) -> dict:
+    """How far one model's rounds stray from each other, over the models measured in two rounds or more: the
+    slowest round's median over the quickest's, less one. A prediction cannot be judged closer than the rounds
+    of its own measurement agree (the figure is scored against the quickest round)."""
+    spreads = sorted(max(r) / min(r) - 1 for r in round_medians if len(r) > 1 and min(r) > 0)
+    if not spreads:
+        return {"models": 0}
+    return {"models": len(spreads), "median": statistics.median(spreads),
+            "p90": spreads[min(len(spreads) - 1, math.ceil(0.9 * len(spreads)) - 1)],
+            "over_10pct": sum(x > 0.10 for x in spreads) / len(spreads)}
+
+
 def per_class(rows: list[dict]) -> dict:
     """Print and return the end-to-end figures per scoring class, and per split x class when both splits are
     in `rows`."""
@@ -319,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     for label, x in (("wall clock", wall), ("the quickest run", best)):
         print(f"  (against {label}: {100 * x['within_10pct']:.0f}% within +-10%, {100 * x['within_5pct']:.0f}% "
               f"within +-5%, median |error| {100 * x['median_abs_error']:.1f}%)")
+    floor = noise_floor([[m.latency_s for m in measured[c.name]] for c in cases])
+    if floor["models"]:
+        print(f"  noise floor: a model's slowest round over its quickest +{100 * floor['median']:.1f}% in median, "
+              f"+{100 * floor['p90']:.1f}% at the 90th percentile; {100 * floor['over_10pct']:.0f}% of models "
+              f"beyond 10%")
     classes = per_class(rows) if args.zoo is not None else {}
     for n in unpredicted:
         print(f"  no prediction: {n}")
@@ -344,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         from planner.atomic import write_atomic
 
         write_atomic(args.json, json.dumps({"threads": args.threads, "runs": args.runs, "rounds": args.rounds,
+                                            "noise_floor": floor,
                                             "calibration": cal.created, "models": rows, "end_to_end": end,
                                             "end_to_end_wall": wall, "end_to_end_quickest": best,
                                             "peak_memory_errors": mem, "split": args.split if

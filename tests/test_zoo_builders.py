@@ -325,3 +325,13 @@ def test_host_timing_keeps_a_scalar_input_when_it_cuts_the_batch(monkeypatch):
     feeds = {"mode": np.array(True), "image": np.ones((3, 3, 16, 16), np.float32)}
     out = search_variants.measure_on_host({"a": m}, feeds, budget_s=0.0, shrink=True)
     assert out["_batch"] == 1 and out["a"][1] >= 1
+
+
+def test_fidelity_prints_the_noise_floor_of_its_rounds():
+    """Three models' round medians: spreads 8%, 50%, 0% (by hand: 1.08/1.0, 3/2, 1/1); one model in one round
+    says nothing. Median 8%, 90th percentile the largest of three, one of three beyond 10%."""
+    floor = _fidelity().noise_floor([[1.0, 1.08, 1.05], [2.0, 3.0], [1.0, 1.0], [4.0]])
+    assert floor["models"] == 3
+    assert floor["median"] == pytest.approx(0.08) and floor["p90"] == pytest.approx(0.5)
+    assert floor["over_10pct"] == pytest.approx(1 / 3)
+    assert _fidelity().noise_floor([[1.0]]) == {"models": 0}
