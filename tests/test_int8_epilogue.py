@@ -131,3 +131,23 @@ def test_a_grouped_convinteger_pays_per_group_too():
                 grid=(28 * 28, 8, 13))
     assert rates.terms(work, bundled_targets()["a10g"]).compute_s == pytest.approx(
         flops / RATE + 104 * 9 * 28 * 28 * 0.17e-9 + 13 * 1.5e-6)
+
+
+def test_an_nhwc_int8_grouped_convolution_is_timed_by_its_group_width():
+    """onnxruntime's NHWC int8 grouped kernel runs at a rate set by the channels of a group: 3x3 groups of 8
+    (RegNet's) are one family whatever the stride or image, apart from groups of 4 and of 16 or more."""
+    from planner.costs import OpClass
+    from planner.model.ir import WEIGHT, NodeInfo, TensorInfo
+    from planner.predict.families import kernel_family
+
+    def qconv(c: int, width: int, k: int = 3, stride: int = 1) -> NodeInfo:
+        ins = (TensorInfo("x", (1, 56, 56, c), "uint8"), TensorInfo("sx", (), "float32"),
+               TensorInfo("zx", (), "uint8"), TensorInfo("w", (c, width, k, k), "int8", WEIGHT))
+        return NodeInfo("q", "QLinearConv", "com.microsoft", ins, (TensorInfo("y", (1, 56, 56, c), "uint8"),),
+                        {"group": c // width, "kernel_shape": [k, k], "strides": [stride, stride], "channels_last": 1})
+
+    assert kernel_family(qconv(48, 8), OpClass.MATRIX) == "nhwc.conv_grouped:w8"
+    assert kernel_family(qconv(104, 8, stride=2), OpClass.MATRIX) == "nhwc.conv_grouped:w8"
+    assert kernel_family(qconv(128, 4), OpClass.MATRIX) == "nhwc.conv_grouped:w4"
+    assert kernel_family(qconv(448, 32), OpClass.MATRIX) == "nhwc.conv_grouped:w16"
+    assert kernel_family(qconv(128, 4, k=1), OpClass.MATRIX) == "nhwc.conv_grouped_1x1"
