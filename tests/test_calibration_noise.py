@@ -36,6 +36,23 @@ def test_warnings_say_how_busy_with_the_number():
     assert "1.20x" in line and "12.0 us against 10.0 us" in line
 
 
+def test_a_calibration_whose_gemms_ran_slower_than_the_last_says_by_how_much():
+    """The probe can pass while the cores run slower throughout: 100 G FLOP/s against the last calibration's 111
+    is -10%, past the 5% tolerated; 106 against 111 (-4.5%) is within it."""
+    from types import SimpleNamespace
+
+    from planner.calibration.noise import fastest_gemm
+
+    def cal(*rates):
+        return SimpleNamespace(rate_curves={"gemm.fp32": tuple((float(i + 1), r) for i, r in enumerate(rates))})
+
+    assert fastest_gemm(cal(80e9, 111e9, 109e9)) == 111e9
+    assert fastest_gemm(SimpleNamespace(rate_curves={})) is None
+    assert warnings(Noise(100, 0), 4.3e-5, 4.3e-5, 106e9, 111e9) == []
+    (line,) = warnings(Noise(100, 0), 4.3e-5, 4.3e-5, 100e9, 111e9)
+    assert "100 G FLOP/s against 111" in line and "-10%" in line
+
+
 class _Scripted(_Run):
     """A _Run whose passes return scripted end-to-end times instead of running onnxruntime."""
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from planner.calibration.fit import fit
-from planner.calibration.noise import warnings
+from planner.calibration.noise import fastest_gemm, warnings
 from planner.calibration.run import calibrate
 from planner.calibration.store import CalibrationFileError, default_path, read_file, save
 from planner.commands.args import threads
@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if m.busy:
         print(f"plan calibrate: warning: the machine was busy for {m.busy} microbenchmarks (planner.ort.quiet); "
               "its figures may run slow: calibrate again when the machine is quiet", file=sys.stderr)
-    for line in warnings(m.noise, m.probe_s, previous.probe_s if previous else None):
+    for line in warnings(m.noise, m.probe_s, previous.probe_s if previous else None,
+                         fastest_gemm(cal), fastest_gemm(previous) if previous else None):
         print(f"plan calibrate: warning: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps(cal.to_dict(), indent=1))
