@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from planner.fleet.llm import DecoderCurve, size_decoder
+from planner.fleet.llm import DecoderCurve, scheduler, size_decoder
 from planner.fleet.overhead import NONE, ServingOverhead
 from planner.fleet.overhead_store import for_target
 from planner.fleet.search import DEFAULT_SEED, FleetOption, ServiceCurve, choose, size_target
@@ -98,9 +98,8 @@ def plan_fleet(plan: Plan, request: FleetRequest, targets: Sequence[Target] = ()
     return {
         "traffic": request.traffic.to_dict(), "slo": request.slo.to_dict(), "seed": request.seed,
         "method": "discrete-event simulation (SimPy) of one replica's share of the traffic, split at random; "
-                  + (("continuous batching, " + (f"chunked prefill of {request.chunked_prefill} tokens an "
-                                                   "iteration" if request.chunked_prefill else "prefill first"))
-                     if decoder is not None else "dynamic batching with max batch and max queue delay"),
+                  + (scheduler(request.chunked_prefill) if decoder is not None else
+                     "dynamic batching with max batch and max queue delay"),
         "chosen": chosen.to_dict() if chosen else None,
         "per_target": [o.to_dict() for o in sorted(options, key=lambda o: o.target)],
         "serving_overhead": {t: o.to_dict() for t, o in sorted(overheads.items())},

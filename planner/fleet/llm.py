@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,6 +120,12 @@ class LlmStats:
     mean_in_flight: float
 
 
+def scheduler(chunk: int | None) -> str:
+    """How a decoder's replica schedules its iterations, as the plan states it."""
+    return "continuous batching, " + (f"chunked prefill of {chunk} tokens an iteration" if chunk else
+                                      "prefill first (no chunked prefill)")
+
+
 def simulate_continuous(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.ndarray, curve: DecoderCurve,
                         max_seqs: int, chunk: int | None = None) -> LlmStats:
     """Run the requests (arrival, prompt tokens, output tokens) through one replica; all complete. `chunk`:
@@ -156,11 +163,7 @@ def simulate_continuous(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.n
             for i in new:
                 first[i] = env.now
                 running.append([i, int(output[i]) - 1, int(prompt[i]) + 1])
-            for r in [r for r in running if r[1] <= 0]:
-                done[r[0]] = env.now
-                reserved -= need[r[0]]
-                state["finished"] += 1
-                running.remove(r)
+            reserved -= _retire(running, done, need, state, env.now, lambda r: r[1] <= 0)
 
     return _run(env, replica(), arrivals_s, waiting, state, output, first, done)
 
@@ -206,13 +209,21 @@ def _simulate_chunked(arrivals_s: np.ndarray, prompt: np.ndarray, output: np.nda
                 if r[3] == 0:  # its prompt is done: the first token
                     first[r[0]] = env.now
                     r[1], r[2] = int(output[r[0]]) - 1, int(prompt[r[0]]) + 1
-            for r in [r for r in running if r[3] == 0 and r[1] <= 0]:
-                done[r[0]] = env.now
-                reserved -= need[r[0]]
-                state["finished"] += 1
-                running.remove(r)
+            reserved -= _retire(running, done, need, state, env.now, lambda r: r[3] == 0 and r[1] <= 0)
 
     return _run(env, replica(), arrivals_s, waiting, state, output, first, done)
+
+
+def _retire(running: list[list[int]], done: np.ndarray, need: np.ndarray, state: dict, now: float,
+            finished: Callable[[list[int]], bool]) -> int:
+    """The sequences that have `finished` leave `running` at `now`; returns the KV cache tokens they free."""
+    freed = 0
+    for r in [r for r in running if finished(r)]:
+        done[r[0]] = now
+        freed += int(need[r[0]])
+        state["finished"] += 1
+        running.remove(r)
+    return freed
 
 
 def _replica_state(arrivals_s: np.ndarray) -> tuple[simpy.Environment, deque[int], np.ndarray, np.ndarray, dict]:
@@ -344,8 +355,7 @@ def size_decoder(curve: DecoderCurve, traffic: Traffic, slo: Slo, seed: int = 0,
         "tokens_per_s_per_replica": s.tokens_per_s, "mean_sequences_in_flight": s.mean_in_flight,
         "cost_per_million_output_tokens_usd": None if fleet_price is None else
         fleet_price / (out_per_s * SECONDS_PER_HOUR) * 1e6,
-        "scheduler": "continuous batching, " + (f"chunked prefill of {chunk} tokens an iteration" if chunk else
-                                                "prefill first (no chunked prefill)"),
+        "scheduler": scheduler(chunk),
         "chunked_prefill_tokens": chunk,
     }
     return option

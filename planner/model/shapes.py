@@ -164,8 +164,9 @@ def bind_dims(spec: DimSpec, user: dict[str, int], batch: int | None) -> Binding
         if name in values:
             continue
         kind = spec.kinds[name]
-        if kind in ("total", "expression"):
-            derived_total += [name] if kind == "total" else []
+        if kind == "total":
+            derived_total.append(name)
+        if kind in ("total", "expression"):  # computed from the others below
             continue
         default = {"batch": BATCH_DEFAULT, "sequence": SEQUENCE_DEFAULT, "past": SEQUENCE_DEFAULT,
                    "image": IMAGE_DEFAULT}.get(kind, OTHER_DEFAULT)
