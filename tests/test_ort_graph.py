@@ -202,7 +202,7 @@ def test_int8_gemms_are_families_by_b_sign_by_epilogue_and_by_whether_b_is_fed()
     assert kernel_family(mm("QLinearMatMul", "uint8", "uint8", b_at=3, fed=True), OpClass.MATRIX) == "gemm:u8u8:q:fed"
     assert kernel_family(mm("DynamicQuantizeMatMul", "float32", "uint8"), OpClass.MATRIX) == "gemm:u8u8:dq"
     assert kernel_family(mm("MatMulIntegerToFloat", "uint8", "int8"), OpClass.MATRIX) == "gemm:tofloat"
-    assert kernel_family(mm("MatMul", "float32", "float32", fed=True), OpClass.MATRIX) == "gemm"
+    assert kernel_family(mm("MatMul", "float32", "float32"), OpClass.MATRIX) == "gemm"
 
     def families(benches):
         out = set()
@@ -214,6 +214,38 @@ def test_int8_gemms_are_families_by_b_sign_by_epilogue_and_by_whether_b_is_fed()
     assert families(_int8_benches(quick=False)[:4]) == {"gemm", "gemm:q", "gemm:dq", "gemm:tofloat"}
     assert families(_u8u8_benches(quick=False)) == {"gemm:u8u8", "gemm:u8u8:q", "gemm:u8u8:dq", "gemm:u8u8:tofloat",
                                                      "gemm:u8u8:q:fed"}
+
+
+def test_a_float_gemm_whose_b_is_fed_is_its_own_family_and_one_row_without_the_gemv_shortcut_another():
+    """MLAS prepacks a constant B at session start and packs a fed one inside every call ("gemm:fed"); one row of A
+    goes to its GEMV kernel only at alpha = 1, so a decode step's scaled QKᵀ is "gemm:fed:nogemv". The suite's fed
+    benches land in those two families, its prepacked ones stay "gemm"."""
+    from planner.calibration.suite import _fed_gemm_benches, _gemm_benches
+    from planner.model.ir import WEIGHT, TensorInfo
+    from planner.model.loader import LoadedModel
+
+    def mm(op, rows, fed, **attrs):
+        return NodeInfo("n", op, "com.microsoft" if op == "FusedMatMul" else "",
+                        (TensorInfo("a", (8, rows, 64), "float32"),
+                         TensorInfo("b", (8, 64, 32), "float32", **({} if fed else {"role": WEIGHT}))), (), attrs)
+
+    assert kernel_family(mm("MatMul", 128, fed=True), OpClass.MATRIX) == "gemm:fed"
+    assert kernel_family(mm("MatMul", 1, fed=True), OpClass.MATRIX) == "gemm:fed"
+    assert kernel_family(mm("FusedMatMul", 1, fed=True, alpha=0.125, transB=1), OpClass.MATRIX) == "gemm:fed:nogemv"
+    assert kernel_family(mm("FusedMatMul", 128, fed=True, alpha=0.125), OpClass.MATRIX) == "gemm:fed"
+    assert kernel_family(mm("FusedMatMul", 1, fed=False, alpha=0.125), OpClass.MATRIX) == "gemm"
+
+    def families(benches):
+        out = []
+        for bench in benches:
+            loaded = LoadedModel(model=onnx.load_from_string(bench.model), path=Path("bench.onnx"), sha256=bench.label)
+            out += [kernel_family(n, OpClass.MATRIX) for n in ort_analysis(loaded).graph.nodes]
+        return out
+
+    fed = families(_fed_gemm_benches(quick=False))
+    assert set(fed) == {"gemm:fed", "gemm:fed:nogemv"} and fed.count("gemm:fed:nogemv") == 4
+    assert set(families(b for b in _gemm_benches(quick=False) if not b.label.startswith("fed"))) == \
+        {"gemm", "gemm_bias"}
 
 
 def test_a_refined_int8_family_a_calibration_never_measured_takes_the_kernel_it_refines():
@@ -228,6 +260,10 @@ def test_a_refined_int8_family_a_calibration_never_measured_takes_the_kernel_it_
     assert rates.flops_per_s("matrix", "gemm:u8u8:q:fed", "int8", 1e15, 1.0, t) == 30e9
     assert rates.flops_per_s("matrix", "gemm:u8u8:q", "int8", 1e15, 100.0, t) == pytest.approx(170e9)
     assert rates.flops_per_s("matrix", "gemm:q", "int8", 1e15, 1.0, t) == 400e9
+    floats = CalibratedRates(rate_curves={"gemm.fp32": ((1.0, 20e9),), "gemm:fed.fp32": ((1.0, 15e9),)})
+    assert floats.flops_per_s("matrix", "gemm:fed:nogemv", "fp32", 1e15, 1.0, t) == 15e9
+    assert CalibratedRates(rate_curves={"gemm.fp32": ((1.0, 20e9),)}).flops_per_s(
+        "matrix", "gemm:fed:nogemv", "fp32", 1e15, 1.0, t) == 20e9
 
 
 @pytest.mark.parametrize("op,family", [("GroupQueryAttention", "ms.GroupQueryAttention"),

@@ -42,10 +42,30 @@ def _gemm_benches(quick: bool) -> list[Bench]:
                         (4, 512, 1000)]:
             out.append(single(f"Gemm {m}x{k}x{n} bias", "Gemm", [("a", [m, k], F)], [m, n],
                               [weight("b", [n, k]), weight("c", [n], 2)], {"transB": 1}))
-        # activations on both sides (attention scores / context): not prepacked
-        for h, m, k, n in [(4, 128, 32, 128), (4, 128, 128, 32), (8, 64, 64, 64), (12, 256, 64, 256)]:
-            out.append(single(f"batched MatMul {h}x{m}x{k}x{n}", "MatMul", [("a", [h, m, k], F), ("b", [h, k, n], F)],
-                              [h, m, n]))
+    return out + _fed_gemm_benches(quick)
+
+
+# float GEMMs whose B is fed at run time, packed on every call (families.FED): (heads, M, K, N). Attention's
+# products from an encoder's 1024 positions to Swin's 49-token windows and a decode step's one row over its cache,
+# and weights that a QDQ or fp16 model dequantizes or casts on each run, at a few rows to many
+FED_GEMM = [(4, 128, 32, 128), (4, 128, 128, 32), (8, 64, 64, 64), (12, 256, 64, 256), (2, 1024, 32, 1024),
+            (1, 4096, 32, 256), (128, 49, 32, 49), (32, 49, 49, 32), (8, 1, 64, 128), (8, 1, 128, 64),
+            (3, 1, 1500, 64), (1, 4, 512, 512), (1, 32, 768, 768), (1, 128, 512, 512), (1, 128, 512, 2048),
+            (1, 128, 2048, 512), (1, 512, 768, 768)]
+# ... and a decode step's QKᵀ with the scale folded in (FusedMatMul, alpha 1/8, B transposed): no GEMV shortcut
+# (families.NO_GEMV)
+FED_SCALED_ROW = [(8, 1, 64, 17), (8, 1, 64, 128), (16, 1, 64, 256), (3, 1, 64, 1500)]
+
+
+def _fed_gemm_benches(quick: bool) -> list[Bench]:
+    out = []
+    for h, m, k, n in FED_GEMM[:2] if quick else FED_GEMM:
+        out.append(single(f"fed MatMul {h}x{m}x{k}x{n}", "MatMul", [("a", [h, m, k], F), ("b", [h, k, n], F)],
+                          [h, m, n]))
+    for h, m, k, n in [] if quick else FED_SCALED_ROW:
+        out.append(single(f"fed FusedMatMul scaled {h}x{m}x{k}x{n}", "FusedMatMul",
+                          [("a", [h, m, k], F), ("b", [h, n, k], F)], [h, m, n], domain=MS,
+                          attrs={"alpha": 0.125, "transB": 1}))
     return out
 
 

@@ -22,7 +22,7 @@ from planner.ort.clock import cpu_shares, effective_seconds, timed_run
 from planner.ort.executed import infer_optimized
 from planner.ort.profile import load_profile, quantile_of
 from planner.ort.session import make_session, session_options
-from planner.predict.families import compute_dtype, kernel_family, kernel_steps
+from planner.predict.families import FED, compute_dtype, kernel_family, kernel_steps
 from planner.targets.target import DTYPE_TO_PEAK
 
 # Which quantile of a microbenchmark's runs is its time: below the median, because on a machine others use,
@@ -158,8 +158,8 @@ def weight_chain_sample(bench: Bench, k: int, length: int, transposed: bool, e2e
 def activation_chain_sample(bench: Bench, h: int, m: int, k: int, e2e_s: float, o: Overheads,
                             length: int = CHAIN_LENGTH) -> Sample:
     """One node of activation_chain: 2hmk² FLOPs, reads 4hmk + 4hk² bytes, writes 4hmk (three graph inputs and
-    outputs)."""
-    return Sample("gemm", "matrix", "fp32", 2 * h * m * k * k, 4 * (2 * h * m * k + h * k * k),
+    outputs). Its B is an activation: family "gemm:fed" (families.FED)."""
+    return Sample("gemm" + FED, "matrix", "fp32", 2 * h * m * k * k, 4 * (2 * h * m * k + h * k * k),
                   per_node_seconds(e2e_s, length, 3, o), bench.label, "series")
 
 

@@ -64,12 +64,37 @@ FED = ":fed"
 """The suffix of an int8 GEMM whose B is an activation (QDQ attention's QKᵀ and scores·V): MLAS packs a constant
 B once, at session start, but a fed one on every call, head by head. Measured on a Zen 4 EPYC: QLinearMatMul of
 two u8 activations 107-141 G op/s where the same shapes with B a u8 initializer ran 165-172, and a decode step's
-[8, 1, 64] x [8, 64, 65] 7 us where its FLOPs at that rate take 0.4; so it is calibrated apart."""
+[8, 1, 64] x [8, 64, 65] 7 us where its FLOPs at that rate take 0.4; so it is calibrated apart.
+
+A float GEMM whose B is an activation is "gemm:fed" for the same reason: attention's QKᵀ and scores·V, and every
+MatMul of a QDQ or fp16 model whose weight comes out of a DequantizeLinear or Cast on each run. Measured on a Zen 4
+EPYC (1 thread): [128, 768] x [768, 768] 1346 us prepacked, 1668 fed; [4, 512] x [512, 512] 27 and 57 us; on the
+dev zoo the fed MatMuls ran at 0.85-0.93 of the prepacked curve's time, the others at 1.02."""
+
+
+NO_GEMV = ":nogemv"
+"""The suffix of a fed float GEMM of one row that MLAS cannot hand to its GEMV kernel: that shortcut takes alpha = 1
+only, so a decode step's QKᵀ with the attention scale folded in (FusedMatMul, alpha = 1/√d) packs B as a GEMM
+does. Measured on a Zen 4 EPYC: [3, 1, 64] x [3, 64, 1500] 18.8 us at alpha 1, 42.5 at alpha 0.125."""
+
+_FLOAT_B = {"MatMul": 1, "FusedMatMul": 1, "TransposeMatMul": 1}
 
 
 def _b_input(node: NodeInfo):
     i = _B_INPUT.get(node.op_type)
     return node.inputs[i] if i is not None and i < len(node.inputs) else None
+
+
+def _fed_float_b(node: NodeInfo) -> str:
+    """FED (and NO_GEMV) for a float GEMM whose B is not a weight, else ""."""
+    i = _FLOAT_B.get(node.op_type)
+    b = node.inputs[i] if i is not None and i < len(node.inputs) else None
+    if b is None or b.is_weight:
+        return ""
+    a = node.in_shape(0)
+    row = a is not None and len(a) > 0 and (a[-2] if len(a) > 1 else 1) == 1
+    scaled = node.attr("alpha", 1.0) != 1.0 or node.attr("transA", 0)
+    return FED + (NO_GEMV if row and scaled else "")
 
 
 def _unsigned_b(node: NodeInfo) -> bool:
@@ -151,7 +176,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
 
     Matrix ops group by algorithm: "gemm" (MatMul-like; an int8 one with an unsigned B "gemm:u8u8", see U8U8, then
     by what it does besides the GEMM, see INT8_EPILOGUE, and one whose B is an activation suffixed ":fed", see
-    FED: "gemm:u8u8:q:fed"),
+    FED: "gemm:u8u8:q:fed"; a float one whose B is an activation "gemm:fed", see FED and NO_GEMV),
     "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
     input channel per group), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which onnxruntime's blocked
     layout makes of a BatchNormalization; a calibration times it by its bytes), "conv_grouped_1x1" (other
@@ -173,7 +198,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             return "gemm_bias"  # y = A·B + C: the bias initialises the output, B is usually transposed
         if node.op_type in _GEMM_LIKE:
             return ("gemm" + (U8U8 if _unsigned_b(node) else "") + INT8_EPILOGUE.get(node.op_type, "")
-                    + (FED if _fed_int8_b(node) else ""))
+                    + (FED if _fed_int8_b(node) else _fed_float_b(node)))
         if node.op_type in _RNN_LIKE:
             return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
         if node.op_type in _CONV_LIKE:
