@@ -255,7 +255,8 @@ def apply(target: Target, cal: Calibration, single: Calibration | None = None) -
         target, matrix_flops_per_s=matrix, mem_bw_bytes_per_s=dram, memory_efficiency=1.0,
         compute_efficiency=compute_eff, launch_overhead_s=cal.launch_overhead_s + cal.graph_node_overhead_s,
         run_overhead_s=cal.run_overhead_s, rates=CalibratedRates.of(cal, single),
-        weight_residency=dict(cal.weight_residency), dispatch_views=True, workspace_bytes=workspace,
+        weight_residency=dict(cal.weight_residency), dispatch_views=True, activation_arena=True,
+        workspace_bytes=workspace,
         sources=sources, caveats=caveats,
         full_name=f"{target.full_name}, calibrated for {cal.threads} thread{'s' if cal.threads != 1 else ''}",
     )

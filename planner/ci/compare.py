@@ -26,7 +26,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
 HEADLINE = ("cost_per_million_usd", "latency_ms", "throughput_per_s", "peak_memory_bytes")
 DECODER_KEYS = ("ttft_ms", "tpot_ms", "tokens_per_s", "kv_cache_bytes", "cost_per_million_input_tokens_usd",
                 "cost_per_million_output_tokens_usd")
-MEMORY_PARTS = ("weights", "activations", "workspace", "kv_cache", "runtime_copies")
+MEMORY_PARTS = ("weights", "activations", "workspace", "kv_cache", "runtime_copies", "arena")
 ACCOUNT_FOR = 0.9  # list kernels until they explain this fraction of the total absolute change
 
 

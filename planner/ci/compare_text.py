@@ -27,14 +27,14 @@ LABELS = {
     "cost_per_million_input_tokens_usd": "cost per 1M input tokens",
     "cost_per_million_output_tokens_usd": "cost per 1M output tokens",
     "weights": "weights", "activations": "activations", "workspace": "workspace", "kv_cache": "KV cache",
-    "runtime_copies": "runtime's weight copies",
+    "runtime_copies": "runtime's weight copies", "arena": "arena beyond the live peak",
 }
 
 
 def fmt_value(key: str, v: float | None) -> str:
     if v is None:
         return "-"
-    if key.endswith("bytes") or key in ("weights", "activations", "workspace", "kv_cache", "runtime_copies"):
+    if key.endswith("bytes") or key in ("weights", "activations", "workspace", "kv_cache", "runtime_copies", "arena"):
         return fmt_bytes(v)
     if key.endswith("_usd"):
         return "$" + fmt_num(v, 4)

@@ -81,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{loaded.path.name} on host ({op.threads} thread{'s' if op.threads != 1 else ''}, onnxruntime "
           f"ORT_ENABLE_ALL graph: {doc['runtime_graph']['nodes']} nodes)")
     print(f"  latency      {c['latency_ms']:.4g} ms  ({c['bound']}-bound)")
+    arena = f", arena {fmt_bytes(m['arena'])} beyond them" if m.get("arena") else ""
     print(f"  peak memory  {fmt_bytes(c['peak_memory_bytes'])}  (weights {fmt_bytes(m['weights'])}, activations "
-          f"{fmt_bytes(m['activations'])}, runtime {fmt_bytes(m['workspace'])})")
+          f"{fmt_bytes(m['activations'])}{arena}, runtime {fmt_bytes(m['workspace'])})")
     print(f"  dims         {', '.join(f'{k}={v}' for k, v in doc['model']['dims'].items()) or 'all fixed'}")
     for k in c["kernels"][: args.top]:
         print(f"  {k['time_ms'] * 1e3:9.1f} us  {100 * k['share']:5.1f}%  {k['ops'][:28]:<28} {k['bound']:<7} "

@@ -7,11 +7,13 @@ allocating, and tensors that stay inside a fused kernel never exist in memory at
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from planner.costs import NodeCost, OpClass
 from planner.model.ir import Graph
+from planner.predict.arena import Lifetime, resident_bytes
 
 
 @dataclass(frozen=True)
@@ -21,11 +23,12 @@ class MemoryEstimate:
     workspace_bytes: int
     kv_cache_bytes: int = 0
     runtime_copy_bytes: int = 0  # the runtime's own copies of weights (prepacked, reordered): runtime_copies
+    arena_bytes: int = 0  # what the runtime's arena keeps beyond the live peak: arena_growth_bytes
 
     @property
     def total_bytes(self) -> int:
         return (self.weight_bytes + self.activation_bytes + self.workspace_bytes + self.kv_cache_bytes
-                + self.runtime_copy_bytes)
+                + self.runtime_copy_bytes + self.arena_bytes)
 
 
 def residency_kind(family: str, op_class: OpClass) -> str | None:
@@ -63,6 +66,34 @@ def peak_activation_bytes(graph: Graph, costs: list[NodeCost], fused_away: set[s
 
 def live_bytes_per_step(graph: Graph, costs: list[NodeCost], fused_away: set[str] = frozenset()) -> list[int]:
     """Bytes of live activations before, at and after each step of the execution order (the peak's profile)."""
+    steps = len(graph.nodes)
+    delta = [0] * (steps + 3)
+    for t in lifetimes(graph, costs, fused_away):
+        delta[t.birth + 1] += t.nbytes
+        delta[t.death + 2] -= t.nbytes
+    live, out = 0, []
+    for x in delta:
+        live += x
+        out.append(live)
+    return out
+
+
+@dataclass(frozen=True)
+class TensorLife:
+    """An activation that takes memory of its own: its bytes, the step that writes it (-1: a graph input) and the
+    last step that reads it (the number of steps: a graph output, kept to the end)."""
+
+    name: str
+    nbytes: int
+    birth: int
+    death: int
+    graph_input: bool = False
+    graph_output: bool = False
+
+
+def lifetimes(graph: Graph, costs: list[NodeCost], fused_away: set[str] = frozenset()) -> list[TensorLife]:
+    """Every activation that owns memory, with its lifetime: views alias their input's root, weights and tensors
+    fused away own none."""
     root: dict[str, str] = {}
 
     def find(name: str) -> str:
@@ -86,22 +117,33 @@ def live_bytes_per_step(graph: Graph, costs: list[NodeCost], fused_away: set[str
         for name in reads:
             r = find(name)
             death[r] = max(death.get(r, -1), i)
-    for name in graph.outputs:
-        death[find(name)] = steps
+    outputs = {find(name) for name in graph.outputs}
+    for name in outputs:
+        death[name] = steps
     weights = set(graph.weights)
-    delta = [0] * (steps + 3)
+    out = []
     for name, b in birth.items():
         t = graph.tensors.get(name)
         if t is None or name in weights or name in fused_away or t.is_weight:
             continue
-        d = max(death.get(name, b), b)
-        delta[b + 1] += t.nbytes
-        delta[d + 2] -= t.nbytes
-    live, out = 0, []
-    for x in delta:
-        live += x
-        out.append(live)
+        out.append(TensorLife(name, t.nbytes, b, max(death.get(name, b), b), b < 0, name in outputs))
     return out
+
+
+def arena_growth_bytes(graph: Graph, costs: list[NodeCost], fused_away: set[str] = frozenset()) -> int:
+    """What onnxruntime's CPU arena keeps resident beyond the live peak (planner.predict.arena): the graph's
+    inputs are the caller's and stay resident through the run, everything else is the arena's."""
+    lives = lifetimes(graph, costs, fused_away)
+    inner = [t for t in lives if not t.graph_input and not t.graph_output]
+    delta = [0] * (len(graph.nodes) + 3)
+    for t in inner:
+        delta[t.birth + 1] += t.nbytes
+        delta[t.death + 2] -= t.nbytes
+    pattern = max(itertools.accumulate(delta), default=0)
+    held = resident_bytes((Lifetime(t.nbytes, t.birth, t.death, t.graph_output) for t in lives
+                           if not t.graph_input), pattern)
+    inputs = sum(t.nbytes for t in lives if t.graph_input)
+    return max(0, inputs + held - peak_activation_bytes(graph, costs, fused_away))
 
 
 def estimate_memory(graph: Graph, costs: list[NodeCost], fused_away: set[str], workspace_bytes: int,

@@ -13,7 +13,7 @@ from planner.costs import NodeCost, OpClass
 from planner.model.analyze import Analysis
 from planner.predict.bodies import control_flow_times
 from planner.predict.fusion import Kernel, build_kernels, graph_costs
-from planner.predict.memory import MemoryEstimate, estimate_memory, runtime_copies
+from planner.predict.memory import MemoryEstimate, arena_growth_bytes, estimate_memory, runtime_copies
 from planner.predict.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
 from planner.predict.support import runtime_kernels
 from planner.targets.target import Target
@@ -94,6 +94,8 @@ class Predictor:
     def __init__(self) -> None:
         self._costs: dict[int, list[NodeCost]] = {}
         self._kernels: dict[tuple[int, bool, bool, bool], tuple[list[Kernel], MemoryEstimate]] = {}
+        self._arena: dict[tuple[int, bool, bool, bool], int] = {}
+        self._fused_away: dict[tuple[int, bool, bool, bool], set[str]] = {}
         self._precision: dict[int, str] = {}
         self._keep: dict[int, Analysis] = {}
 
@@ -116,13 +118,25 @@ class Predictor:
                 if len(k.nodes) > 1:
                     fused_away |= {t.name for m in k.nodes[:-1] for t in graph.nodes[m].outputs if t is not None}
             self._kernels[key] = (kernels, estimate_memory(graph, costs, fused_away, 0))
+            self._fused_away[key] = fused_away
         return self._kernels[key]
+
+    def arena_bytes(self, analysis: Analysis, fuse_epilogue: bool, fuse_elementwise: bool,
+                    dispatch_views: bool = False) -> int:
+        """What onnxruntime's CPU arena keeps beyond the live peak for these kernels (planner.predict.arena)."""
+        key = (id(analysis), fuse_epilogue, fuse_elementwise, dispatch_views)
+        if key not in self._arena:
+            self.kernels(analysis, fuse_epilogue, fuse_elementwise, dispatch_views)
+            self._arena[key] = arena_growth_bytes(analysis.graph, self.costs(analysis), self._fused_away[key])
+        return self._arena[key]
 
     def predict(self, analysis: Analysis, target: Target, precision: str | None = None) -> Prediction:
         kernels, mem = self.kernels(analysis, target.fuse_epilogue, target.fuse_elementwise, target.dispatch_views)
         kernels, runs_as, unsupported = runtime_kernels(kernels, analysis.graph, target)  # what really runs
+        arena = self.arena_bytes(analysis, target.fuse_epilogue, target.fuse_elementwise, target.dispatch_views) \
+            if target.activation_arena else 0
         mem = replace(mem, workspace_bytes=int(target.workspace_bytes),
-                      runtime_copy_bytes=runtime_copies(kernels, target.weight_residency))
+                      runtime_copy_bytes=runtime_copies(kernels, target.weight_residency), arena_bytes=arena)
         resident = analysis.graph.weight_bytes
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
                                                       k.steps, recurrent=k.recurrent, grid=k.grid)) for k in kernels)

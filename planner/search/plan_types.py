@@ -152,7 +152,7 @@ def candidate_report(p: Prediction, rejected: str | None = None, passes: list[st
         latency_ms=latency * 1e3, throughput_per_s=p.throughput_per_s, peak_memory_bytes=m.total_bytes,
         fits=p.fits, cost_per_million_usd=p.cost_per_million_usd, bound=p.bound, drift=drift, kernels=kernels,
         memory={"weights": m.weight_bytes, "activations": m.activation_bytes, "workspace": m.workspace_bytes,
-                "kv_cache": m.kv_cache_bytes, "runtime_copies": m.runtime_copy_bytes,
+                "kv_cache": m.kv_cache_bytes, "runtime_copies": m.runtime_copy_bytes, "arena": m.arena_bytes,
                 "capacity": int(p.target.mem_capacity_bytes)},
         price_usd_per_hour=p.target.price_usd_per_hour, flops=p.flops, bytes_moved=p.bytes_moved,
         time_by_op_type_ms=dict(sorted(by_op.items(), key=lambda kv: -kv[1])), rejected=rejected,

@@ -61,6 +61,9 @@ class Target:
     weight_residency: Mapping[str, float] = field(default_factory=dict)
     run_overhead_s: float = 0.0  # fixed cost per inference on top of the kernels (the runtime's Run call)
     dispatch_views: bool = False  # the runtime launches every node, even metadata-only ones (Reshape, Shape)
+    # activations come out of onnxruntime's CPU arena, which keeps more than their live peak resident
+    # (planner.predict.arena)
+    activation_arena: bool = False
     # The engine on a GPU target (planner.targets.runtime, hwtargets/runtimes/*.toml): its name, which runs
     # replay as a CUDA graph, the host's dispatch time per kernel (a run takes at least kernels x that), and the
     # vector FLOP-equivalents a weight-only kernel spends dequantizing one weight, by bits
