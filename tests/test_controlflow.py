@@ -378,3 +378,41 @@ def test_a_decoder_checks_its_values_too(capsys):
     code = main([str(decoder), "--value", "nope=1", "--passes", "none"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "the model has no input 'nope'" in err and len(err.splitlines()) == 1
+
+
+def test_every_branch_brings_its_own_weights_into_memory(tmp_path):
+    """A model inside an If (an export with a mode switch): its weights are the branches' initializers, and
+    onnxruntime loads both branches with the session. then: x·Wt, Wt [D, 2D]; else: x·We, We [D, D]; no outer
+    weight. The plan's weights are both, by hand; its activations the outer ones plus the larger branch's own
+    while it runs (then: [b, 2D]; x is outer, counted once)."""
+    from planner.targets.catalog import bundled_targets
+
+    then_g = helper.make_graph([helper.make_node("MatMul", ["x", "Wt"], ["t"])], "then", [], [_vi("t", None)],
+                               [_w("Wt", (D, 2 * D))])
+    else_g = helper.make_graph([helper.make_node("MatMul", ["x", "We"], ["e"])], "else", [], [_vi("e", None)],
+                               [_w("We", (D, D))])
+    g = helper.make_graph([helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)], "g",
+                          [_vi("x", ["batch", D]), _vi("c", [], TensorProto.BOOL)], [_vi("y", None)])
+    b = 4
+    _, a = _node(_save(tmp_path, g), "If", batch=b)
+    mem = predict(a, bundled_targets()["a10g"]).memory
+    assert mem.weight_bytes == (D * 2 * D + D * D) * FP32
+    assert mem.activation_bytes == b * D * FP32 + 1 + b * 2 * D * FP32  # x, the condition, then's x·Wt
+
+
+def test_a_branch_that_does_not_run_still_brings_its_weights(tmp_path):
+    """The same If deciding on a given input (--value mode=1): only the then branch is costed, but onnxruntime
+    loads the else branch's weights with the session all the same, so memory counts both; We is [D, D]."""
+    from planner.targets.catalog import bundled_targets
+
+    then_g = helper.make_graph([helper.make_node("MatMul", ["x", "Wt"], ["t"])], "then", [], [_vi("t", None)],
+                               [_w("Wt", (D, 2 * D))])
+    else_g = helper.make_graph([helper.make_node("MatMul", ["x", "We"], ["e"])], "else", [], [_vi("e", None)],
+                               [_w("We", (D, D))])
+    g = helper.make_graph([helper.make_node("Cast", ["mode"], ["c"], to=TensorProto.BOOL),
+                           helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)], "g",
+                          [_vi("x", ["batch", D]), _vi("mode", [], TensorProto.INT64)], [_vi("y", None)])
+    a = Analyzer(load_model(_save(tmp_path, g)), values={"mode": 1}).analyze(batch=4)
+    [n] = [n for n in a.graph.nodes if n.op_type == "If"]
+    assert n.attr("then_branch") is n.attr("else_branch")  # one branch costed
+    assert predict(a, bundled_targets()["a10g"]).memory.weight_bytes == (D * 2 * D + D * D) * FP32

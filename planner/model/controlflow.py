@@ -53,6 +53,9 @@ class Body:
     repeats: int
     why: str
     memo: dict = field(default_factory=dict, compare=False, repr=False)  # per-target timing reuses its kernels
+    # bytes of initializers in the If branch that does not run, where the condition is known: onnxruntime loads
+    # both branches with the session (planner.predict.bodies.control_flow_memory)
+    idle_weight_bytes: int = 0
 
 
 def bodies(node: NodeInfo) -> list[Body] | None:
@@ -60,6 +63,21 @@ def bodies(node: NodeInfo) -> list[Body] | None:
     names = BODY_ATTRS.get(node.op_type, ())
     found = [node.attr(a) for a in names]
     return found if found and all(isinstance(b, Body) for b in found) else None
+
+
+def initializer_bytes(g: onnx.GraphProto) -> int:
+    """Bytes of a subgraph's own initializers (and of those of the subgraphs inside it)."""
+    total = 0
+    for t in g.initializer:
+        n = 1
+        for d in t.dims:
+            n *= d
+        total += n * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    for node in g.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                total += initializer_bytes(a.g)
+    return total
 
 
 def is_control_flow(node: NodeInfo) -> bool:
@@ -215,7 +233,9 @@ class _Resolver:
         taken = self.branch(n, scopes) if n.op_type == "If" else None
         if taken is not None:
             attr, why = taken
-            attrs["then_branch"] = attrs["else_branch"] = self.body(attrs[attr], [], scope, scopes, depth, 1, why)
+            idle = attrs["else_branch" if attr == "then_branch" else "then_branch"]
+            body = self.body(attrs[attr], [], scope, scopes, depth, 1, why)
+            attrs["then_branch"] = attrs["else_branch"] = replace(body, idle_weight_bytes=initializer_bytes(idle))
             self.note(f"{name}: only its {attr.split('_')[0]} branch is costed: {why}")
         elif n.op_type == "If":
             for a in ("then_branch", "else_branch"):

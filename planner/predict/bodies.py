@@ -1,7 +1,9 @@
-"""If, Loop and Scan timed per target from their bodies' own kernels, not as one fused kernel.
+"""If, Loop and Scan timed per target from their bodies' own kernels, not as one fused kernel, and their bodies'
+memory counted.
 
 A body is predicted like a small model of its own (its kernels fused as the target's runtime fuses them, each
-with its launch) and counted as often as it runs; If takes its slower branch on each target.
+with its launch) and counted as often as it runs; If takes its slower branch on each target. Every branch's
+weights are loaded with the session, whichever runs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ from dataclasses import replace
 
 from planner.model.analyze import Analysis
 from planner.model.controlflow import Body, bodies, is_control_flow
+from planner.predict.memory import MemoryEstimate
 from planner.predict.roofline import COMPUTE, MEMORY
+
+
+def _body_prediction(body: Body, analysis, target, new_predictor: Callable):
+    if "predictor" not in body.memo:  # node costs and kernels are shared by every target and call
+        body.memo["predictor"] = new_predictor()
+        body.memo["analysis"] = Analysis(graph=body.graph, binding=analysis.binding)
+    return body.memo["predictor"].predict(body.memo["analysis"], target)
 
 
 def _body_time(body: Body, op_type: str, analysis, target, new_predictor: Callable
@@ -19,10 +29,7 @@ def _body_time(body: Body, op_type: str, analysis, target, new_predictor: Callab
     """(seconds, compute s, memory s, peaks used) of one node run of `body` on `target`: its own kernels, fused
     as the target's runtime fuses them, each with its launch, plus what running a subgraph costs the runtime
     (the target's rates: measured on a calibrated host), times its repeats."""
-    if "predictor" not in body.memo:  # node costs and kernels are shared by every target and call
-        body.memo["predictor"] = new_predictor()
-        body.memo["analysis"] = Analysis(graph=body.graph, binding=analysis.binding)
-    p = body.memo["predictor"].predict(body.memo["analysis"], target)
+    p = _body_prediction(body, analysis, target, new_predictor)
     k = body.repeats
     used = sorted({kp.time.peak_used for kp in p.kernels if kp.time.peak_used != "none"})
     run_s = sum(kp.time.seconds for kp in p.kernels) + target.rates.subgraph_run_s(op_type, target)
@@ -51,3 +58,27 @@ def control_flow_times(timed: tuple, analysis, target, new_predictor: Callable) 
                     peak_used=used, launch_dominated=False)
         out.append(replace(kp, time=t))
     return tuple(out)
+
+
+def control_flow_memory(mem: MemoryEstimate, analysis, target, new_predictor: Callable) -> MemoryEstimate:
+    """`mem` with the bodies of the graph's If/Loop/Scan nodes: every body's own initializers and the runtime's
+    copies of them (onnxruntime loads every branch with the session), and, on top of the outer activations,
+    the largest body's own activations while it runs (they come out of the same arena; the outer values it reads
+    are counted outside)."""
+    weights = copies = active = 0
+    for node in analysis.graph.nodes:
+        found = bodies(node) if is_control_flow(node) else None
+        for body in {id(b): b for b in found or ()}.values():  # an If whose condition is known: one Body twice
+            p = _body_prediction(body, analysis, target, new_predictor)
+            own = {t.name for t in body.proto.initializer}
+            own_bytes = sum(t.nbytes for name, t in body.graph.tensors.items() if name in own)
+            weights += own_bytes + body.idle_weight_bytes
+            copies += p.memory.runtime_copy_bytes
+            if own_bytes:  # the idle branch is prepacked at session start too: as the branch that runs is
+                copies += int(body.idle_weight_bytes * p.memory.runtime_copy_bytes / own_bytes)
+            outer = sum(body.graph.tensors[n].nbytes for n in body.graph.inputs if n in body.graph.tensors)
+            active = max(active, p.memory.activation_bytes + p.memory.arena_bytes - outer)
+    if not (weights or copies or active):
+        return mem
+    return replace(mem, weight_bytes=mem.weight_bytes + weights, runtime_copy_bytes=mem.runtime_copy_bytes + copies,
+                   activation_bytes=mem.activation_bytes + active)

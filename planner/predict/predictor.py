@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from planner.costs import NodeCost, OpClass
 from planner.model.analyze import Analysis
-from planner.predict.bodies import control_flow_times
+from planner.predict.bodies import control_flow_memory, control_flow_times
 from planner.predict.fusion import Kernel, build_kernels, graph_costs
 from planner.predict.memory import MemoryEstimate, arena_growth_bytes, estimate_memory, runtime_copies
 from planner.predict.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
@@ -141,6 +141,7 @@ class Predictor:
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
                                                       k.steps, recurrent=k.recurrent, grid=k.grid)) for k in kernels)
         timed = control_flow_times(timed, analysis, target, Predictor)  # If/Loop/Scan: their bodies' kernels
+        mem = control_flow_memory(mem, analysis, target, Predictor)  # ... and their weights and activations
         # a host that dispatches kernel by kernel (a framework) sets the pace once the GPU's kernels are shorter
         host = target.host_per_kernel_s * sum(1 for k in timed if k.kernel.op_class != OpClass.VIEW)
         latency = max(sum(k.time.seconds for k in timed), host) + target.run_overhead_s
