@@ -143,11 +143,16 @@ def _pct(x: float) -> str:
 
 
 def summarize(errors: list[float]) -> dict:
-    a = [abs(e) for e in errors if math.isfinite(e)]
+    """Within 10% and 5%, the median |error|, and the bias: the median signed error and the share predicted too
+    fast (an error spread evenly around zero is noise; one on one side is a term the model lacks, or a
+    calibration taken in another state of the machine than the measurements)."""
+    signed = [e for e in errors if math.isfinite(e)]
+    a = [abs(e) for e in signed]
     if not a:
         return {"models": 0}
     return {"models": len(a), "within_10pct": sum(x <= 0.10 for x in a) / len(a),
-            "within_5pct": sum(x <= 0.05 for x in a) / len(a), "median_abs_error": statistics.median(a)}
+            "within_5pct": sum(x <= 0.05 for x in a) / len(a), "median_abs_error": statistics.median(a),
+            "median_error": statistics.median(signed), "too_fast": sum(e < 0 for e in signed) / len(signed)}
 
 
 def noise_floor(round_medians: list[list[float]]) -> dict:
@@ -328,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     best = summarize([r["best_error"] for r in rows])
     print(f"\nend to end: {100 * end['within_10pct']:.0f}% of models within +-10%, {100 * end['within_5pct']:.0f}% "
           f"within +-5%, median |error| {100 * end['median_abs_error']:.1f}%")
+    print(f"  bias: median signed error {_pct(end['median_error'])}, {100 * end['too_fast']:.0f}% of models "
+          "predicted faster than measured")
     for label, x in (("wall clock", wall), ("the quickest run", best)):
         print(f"  (against {label}: {100 * x['within_10pct']:.0f}% within +-10%, {100 * x['within_5pct']:.0f}% "
               f"within +-5%, median |error| {100 * x['median_abs_error']:.1f}%)")
@@ -343,9 +350,9 @@ def main(argv: list[str] | None = None) -> int:
            if r.get("measured_rss_peak_bytes")]
     if mem:
         worst = max(mem, key=abs)
-        print(f"peak memory (predicted against resident memory): {sum(abs(e) <= 0.2 for e in mem)} of {len(mem)} "
-              f"within +-20%, median |error| {100 * statistics.median(abs(e) for e in mem):.0f}%, worst "
-              f"{_pct(worst)}")
+        print(f"peak memory (predicted against resident memory): {sum(abs(e) <= 0.15 for e in mem)} of {len(mem)} "
+              f"within +-15%, {sum(abs(e) <= 0.2 for e in mem)} within +-20%, median |error| "
+              f"{100 * statistics.median(abs(e) for e in mem):.0f}%, worst {_pct(worst)}")
     print(f"\n{'op type':<26} {'kernels':>7} {'predicted':>11} {'measured':>11} {'error':>8} {'kernel |err| med':>17} "
           f"{'within 10%':>10}")
     per_op = {}

@@ -244,6 +244,15 @@ def test_fidelity_scores_per_class_and_split(capsys):
     assert "held-out/int8" in capsys.readouterr().out
 
 
+def test_fidelity_states_the_bias_beside_the_spread():
+    """Errors -12%, -8%, -3%, +4% and +20%: three of five within 10% (|-8|, |-3|, |+4|), median |error| 8%, median
+    signed error -3%, three of five predicted too fast."""
+    s = _fidelity().summarize([-0.12, -0.08, -0.03, 0.04, 0.20, float("nan")])
+    assert s["models"] == 5 and s["within_10pct"] == pytest.approx(0.6)
+    assert s["median_abs_error"] == pytest.approx(0.08) and s["median_error"] == pytest.approx(-0.03)
+    assert s["too_fast"] == pytest.approx(0.6)
+
+
 def test_fidelity_reads_the_zoo_manifest_by_split(tmp_path):
     models = [{"name": f"m{i}", "file": f"f/m{i}.onnx", "path": "/elsewhere", "family": "f", "class": "cnn",
                "variant": "fp32", "split": s, "dims": {"batch_size": 1}, "batch": None, "ort_runs": runs}
