@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from planner.ci.compare import METRICS, Change, Comparison, KernelChange, config_label, relative_change
+from planner.ci.compare import MEMORY_PARTS, METRICS, Change, Comparison, KernelChange, config_label, relative_change
 from planner.ci.gate import CheckResult
 from planner.output.text import md_escape, md_table, render_table
 from planner.units import fmt_bytes, fmt_num
@@ -34,7 +34,7 @@ LABELS = {
 def fmt_value(key: str, v: float | None) -> str:
     if v is None:
         return "-"
-    if key.endswith("bytes") or key in ("weights", "activations", "workspace", "kv_cache", "runtime_copies", "arena"):
+    if key.endswith("bytes") or key in MEMORY_PARTS:
         return fmt_bytes(v)
     if key.endswith("_usd"):
         return "$" + fmt_num(v, 4)

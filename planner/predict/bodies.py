@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from planner.model.analyze import Analysis
-from planner.model.controlflow import Body, bodies, is_control_flow
+from planner.model.controlflow import Body, bodies, initializer_bytes, is_control_flow
 from planner.predict.memory import MemoryEstimate
 from planner.predict.roofline import COMPUTE, MEMORY
 
@@ -70,8 +70,7 @@ def control_flow_memory(mem: MemoryEstimate, analysis, target, new_predictor: Ca
         found = bodies(node) if is_control_flow(node) else None
         for body in {id(b): b for b in found or ()}.values():  # an If whose condition is known: one Body twice
             p = _body_prediction(body, analysis, target, new_predictor)
-            own = {t.name for t in body.proto.initializer}
-            own_bytes = sum(t.nbytes for name, t in body.graph.tensors.items() if name in own)
+            own_bytes = initializer_bytes(body.proto)
             weights += own_bytes + body.idle_weight_bytes
             copies += p.memory.runtime_copy_bytes
             if own_bytes:  # the idle branch is prepacked at session start too: as the branch that runs is

@@ -42,7 +42,8 @@ U8U8 = ":u8u8"
 activations: QDQ attention). VNNI's and AMX's int8 instructions multiply unsigned by signed bytes; u8 x u8 takes
 another, slower path (on an AVX-512 VNNI EPYC a DynamicQuantizeMatMul with u8 weights ran at 162 G op/s in a
 model, with s8 weights 407 G op/s): its own family, calibrated apart."""
-_B_INPUT = {"MatMulInteger": 1, "DynamicQuantizeMatMul": 1, "MatMulIntegerToFloat": 1, "QLinearMatMul": 3}
+_B_INPUT = {"MatMulInteger": 1, "DynamicQuantizeMatMul": 1, "MatMulIntegerToFloat": 1, "QLinearMatMul": 3,
+            "MatMul": 1, "FusedMatMul": 1, "TransposeMatMul": 1}
 
 
 INT8_EPILOGUE = {"QLinearMatMul": ":q", "DynamicQuantizeMatMul": ":dq", "MatMulIntegerToFloat": ":tofloat"}
@@ -77,24 +78,10 @@ NO_GEMV = ":nogemv"
 only, so a decode step's QKᵀ with the attention scale folded in (FusedMatMul, alpha = 1/√d) packs B as a GEMM
 does. Measured on a Zen 4 EPYC: [3, 1, 64] x [3, 64, 1500] 18.8 us at alpha 1, 42.5 at alpha 0.125."""
 
-_FLOAT_B = {"MatMul": 1, "FusedMatMul": 1, "TransposeMatMul": 1}
-
 
 def _b_input(node: NodeInfo):
     i = _B_INPUT.get(node.op_type)
     return node.inputs[i] if i is not None and i < len(node.inputs) else None
-
-
-def _fed_float_b(node: NodeInfo) -> str:
-    """FED (and NO_GEMV) for a float GEMM whose B is not a weight, else ""."""
-    i = _FLOAT_B.get(node.op_type)
-    b = node.inputs[i] if i is not None and i < len(node.inputs) else None
-    if b is None or b.is_weight:
-        return ""
-    a = node.in_shape(0)
-    row = a is not None and len(a) > 0 and (a[-2] if len(a) > 1 else 1) == 1
-    scaled = node.attr("alpha", 1.0) != 1.0 or node.attr("transA", 0)
-    return FED + (NO_GEMV if row and scaled else "")
 
 
 def _unsigned_b(node: NodeInfo) -> bool:
@@ -102,9 +89,18 @@ def _unsigned_b(node: NodeInfo) -> bool:
     return b is not None and b.dtype == "uint8"
 
 
-def _fed_int8_b(node: NodeInfo) -> bool:
+def _fed_suffix(node: NodeInfo) -> str:
+    """FED for a GEMM whose B is not a weight (and NO_GEMV for a float one that cannot take the GEMV shortcut),
+    else ""."""
     b = _b_input(node)
-    return node.op_type in _INT8_MATRIX and b is not None and not b.is_weight
+    if b is None or b.is_weight:
+        return ""
+    if node.op_type in _INT8_MATRIX:
+        return FED
+    a = node.in_shape(0)
+    row = a is not None and len(a) > 0 and (a[-2] if len(a) > 1 else 1) == 1
+    scaled = node.attr("alpha", 1.0) != 1.0 or node.attr("transA", 0)
+    return FED + (NO_GEMV if row and scaled else "")
 
 
 def epilogue_counts(family: str, flops: float, grid: tuple[int, int, int]) -> tuple[float, float, float]:
@@ -198,7 +194,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             return "gemm_bias"  # y = A·B + C: the bias initialises the output, B is usually transposed
         if node.op_type in _GEMM_LIKE:
             return ("gemm" + (U8U8 if _unsigned_b(node) else "") + INT8_EPILOGUE.get(node.op_type, "")
-                    + (FED if _fed_int8_b(node) else _fed_float_b(node)))
+                    + _fed_suffix(node))
         if node.op_type in _RNN_LIKE:
             return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
         if node.op_type in _CONV_LIKE:

@@ -66,16 +66,15 @@ def peak_activation_bytes(graph: Graph, costs: list[NodeCost], fused_away: set[s
 
 def live_bytes_per_step(graph: Graph, costs: list[NodeCost], fused_away: set[str] = frozenset()) -> list[int]:
     """Bytes of live activations before, at and after each step of the execution order (the peak's profile)."""
-    steps = len(graph.nodes)
+    return _live_profile(lifetimes(graph, costs, fused_away), len(graph.nodes))
+
+
+def _live_profile(lives: Iterable[TensorLife], steps: int) -> list[int]:
     delta = [0] * (steps + 3)
-    for t in lifetimes(graph, costs, fused_away):
+    for t in lives:
         delta[t.birth + 1] += t.nbytes
         delta[t.death + 2] -= t.nbytes
-    live, out = 0, []
-    for x in delta:
-        live += x
-        out.append(live)
-    return out
+    return list(itertools.accumulate(delta))
 
 
 @dataclass(frozen=True)
@@ -134,16 +133,12 @@ def arena_growth_bytes(graph: Graph, costs: list[NodeCost], fused_away: set[str]
     """What onnxruntime's CPU arena keeps resident beyond the live peak (planner.predict.arena): the graph's
     inputs are the caller's and stay resident through the run, everything else is the arena's."""
     lives = lifetimes(graph, costs, fused_away)
-    inner = [t for t in lives if not t.graph_input and not t.graph_output]
-    delta = [0] * (len(graph.nodes) + 3)
-    for t in inner:
-        delta[t.birth + 1] += t.nbytes
-        delta[t.death + 2] -= t.nbytes
-    pattern = max(itertools.accumulate(delta), default=0)
+    steps = len(graph.nodes)
+    pattern = max(_live_profile((t for t in lives if not t.graph_input and not t.graph_output), steps))
     held = resident_bytes((Lifetime(t.nbytes, t.birth, t.death, t.graph_output) for t in lives
                            if not t.graph_input), pattern)
     inputs = sum(t.nbytes for t in lives if t.graph_input)
-    return max(0, inputs + held - peak_activation_bytes(graph, costs, fused_away))
+    return max(0, inputs + held - max(_live_profile(lives, steps)))
 
 
 def estimate_memory(graph: Graph, costs: list[NodeCost], fused_away: set[str], workspace_bytes: int,
