@@ -5,9 +5,24 @@ def test_maxpool_window_taps():
     n, c, k, h_out = 1, 64, 3, 56
     attrs = {"kernel_shape": [k, k], "strides": [2, 2], "pads": [1, 1, 1, 1]}
     c_ = cost("MaxPool", [(n, c, 112, 112)], [(n, c, h_out, h_out)], attrs)
-    assert c_.flops == n * c * h_out * h_out * k * k
+    # per axis: the first window starts on the pad (2 taps on X), the other 55 hold 3
+    assert c_.flops == n * c * (2 + 55 * 3) ** 2
     assert c_.bytes_read == n * c * 112 * 112 * 4
     assert cost("MaxPool", [(n, c, 112, 112)], [None], attrs).flops == c_.flops  # derived output size
+
+
+def test_window_clipped_to_input():
+    # Hugging Face's EfficientNet pooler: AvgPool2d(1280, ceil_mode=True) over a 7x7 map is one window per
+    # channel that covers the 49 positions there are, not 1280 x 1280 taps
+    attrs = {"kernel_shape": [1280, 1280], "strides": [1280, 1280], "pads": [0, 0, 0, 0], "ceil_mode": 1,
+             "count_include_pad": 1}
+    assert cost("AveragePool", [(1, 1280, 7, 7)], [(1, 1280, 1, 1)], attrs).flops == 1280 * 49
+    # dilation 2, kernel 3, pad 2 on a length-5 axis: 5 outputs whose windows hold 2, 2, 3, 2, 2 taps on X
+    attrs = {"kernel_shape": [3], "dilations": [2], "pads": [2, 2]}
+    assert cost("MaxPool", [(1, 1, 5)], [(1, 1, 5)], attrs).flops == 11
+    # SAME_UPPER on 6 with kernel 3 stride 2: 3 outputs, total pad 1 at the end; windows 0-2, 2-4, 4-5
+    attrs = {"kernel_shape": [3], "strides": [2], "auto_pad": "SAME_UPPER"}
+    assert cost("MaxPool", [(1, 1, 6)], [None], attrs).flops == 3 + 3 + 2
 
 
 def test_average_and_lp_pool():

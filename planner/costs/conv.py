@@ -33,7 +33,7 @@ from planner.costs.registry import OpClass, OpCost, attr_str, in_numel, io_cost,
 from planner.model.ir import NodeInfo
 
 
-def _ints(node: NodeInfo, name: str, n: int, default: int) -> list[int]:
+def int_attrs(node: NodeInfo, name: str, n: int, default: int) -> list[int]:
     v = node.attr(name, None)
     vals = [int(x) for x in v] if isinstance(v, (list, tuple)) else []
     return [vals[i] if i < len(vals) else default for i in range(n)]
@@ -41,9 +41,9 @@ def _ints(node: NodeInfo, name: str, n: int, default: int) -> list[int]:
 
 def conv_out_spatial(node: NodeInfo, in_sp: Sequence[int], kernel: Sequence[int]) -> tuple[int, ...]:
     d = len(in_sp)
-    strides = [max(s, 1) for s in _ints(node, "strides", d, 1)]
-    dil = _ints(node, "dilations", d, 1)
-    pads = _ints(node, "pads", 2 * d, 0)
+    strides = [max(s, 1) for s in int_attrs(node, "strides", d, 1)]
+    dil = int_attrs(node, "dilations", d, 1)
+    pads = int_attrs(node, "pads", 2 * d, 0)
     auto_pad = attr_str(node, "auto_pad", "NOTSET")
     out = []
     for i in range(d):
@@ -133,10 +133,10 @@ def conv_transpose_out_numel(node: NodeInfo) -> int | None:
     if isinstance(shape_attr, (list, tuple)) and len(shape_attr) >= d:
         return x[0] * c_out * math.prod(int(s) for s in shape_attr[-d:])
     kernel = _kernel(node, w, d, False) or list(w[2:])
-    strides = [max(s, 1) for s in _ints(node, "strides", d, 1)]
-    dil = _ints(node, "dilations", d, 1)
-    pads = _ints(node, "pads", 2 * d, 0)
-    opad = _ints(node, "output_padding", d, 0)
+    strides = [max(s, 1) for s in int_attrs(node, "strides", d, 1)]
+    dil = int_attrs(node, "dilations", d, 1)
+    pads = int_attrs(node, "pads", 2 * d, 0)
+    opad = int_attrs(node, "output_padding", d, 0)
     same = attr_str(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
     out = []
     for i in range(d):

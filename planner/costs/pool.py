@@ -1,7 +1,10 @@
 """Pooling, resampling and ROI ops (VECTOR).  Bytes: io_cost.
 
-    MaxPool, AveragePool, LpPool     numel(Y) · prod(kernel_shape)     one compare / add per window tap
-                                     (Y's shape, else the Conv output-size rule; ceil_mode ignored)
+    MaxPool, AveragePool, LpPool     N·C · prod over spatial axes of Σ_o taps(o): one compare / add per window
+                                     tap that lands on X (onnxruntime clips every window to the input, pads
+                                     and ceil_mode's overhang cost nothing; a window of 1280x1280 over a 7x7
+                                     map, as Hugging Face's EfficientNet pooler exports, is 49 taps, not
+                                     1.6M).  Outputs per axis from Y's shape, else the Conv output-size rule.
     GlobalAveragePool, GlobalMaxPool, GlobalLpPool    numel(X)
     Resize, Upsample, GridSample     numel(Y) · taps, taps = 1 nearest, 2^d linear, 4^d cubic, where d is
                                      the number of resized axes (axes where X and Y differ; the spatial rank
@@ -19,21 +22,50 @@ from __future__ import annotations
 
 import math
 
-from planner.costs.conv import conv_out_spatial
+from planner.costs.conv import conv_out_spatial, int_attrs
 from planner.costs.registry import OpClass, OpCost, attr_str, in_numel, io_cost, out_numel, register
 from planner.model.ir import NodeInfo
 
 NCHWC = "com.microsoft.nchwc"
 
 
-def _pool_out_numel(node: NodeInfo, kernel: list[int]) -> int | None:
-    y = node.out_shape(0)
-    if y is not None:
-        return math.prod(y)
-    x = node.in_shape(0)
-    if x is None or len(x) != len(kernel) + 2:
-        return None
-    return x[0] * x[1] * math.prod(conv_out_spatial(node, x[2:], kernel))
+def axis_taps(length: int, kernel: int, stride: int, dilation: int, pad_begin: int, outputs: int) -> int:
+    """Window taps on one axis that land inside the input, summed over the axis's outputs."""
+    total = 0
+    for o in range(outputs):
+        start = o * stride - pad_begin
+        lo = -(-max(0, -start) // dilation)
+        hi = min(kernel - 1, (length - 1 - start) // dilation) if length - 1 >= start else -1
+        total += max(0, hi - lo + 1)
+    return total
+
+
+def _pad_begin(node: NodeInfo, in_sp: list[int], kernel: list[int], out_sp: list[int],
+               strides: list[int], dil: list[int]) -> list[int]:
+    d = len(in_sp)
+    auto_pad = attr_str(node, "auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        total = [max((out_sp[i] - 1) * strides[i] + dil[i] * (kernel[i] - 1) + 1 - in_sp[i], 0)
+                 for i in range(d)]
+        return [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
+    if auto_pad == "VALID":
+        return [0] * d
+    return int_attrs(node, "pads", 2 * d, 0)[:d]
+
+
+def pool_taps(node: NodeInfo, kernel: list[int]) -> int | None:
+    """Window taps onnxruntime computes: every output's window clipped to the input."""
+    x, y = node.in_shape(0), node.out_shape(0)
+    d = len(kernel)
+    if x is None or len(x) != d + 2:
+        return math.prod(y) * math.prod(kernel) if y is not None else None
+    in_sp = list(x[2:])
+    out_sp = list(y[2:]) if y is not None and len(y) == d + 2 else list(conv_out_spatial(node, in_sp, kernel))
+    strides = [max(s, 1) for s in int_attrs(node, "strides", d, 1)]
+    dil = [max(v, 1) for v in int_attrs(node, "dilations", d, 1)]
+    begin = _pad_begin(node, in_sp, kernel, out_sp, strides, dil)
+    return x[0] * x[1] * math.prod(axis_taps(in_sp[i], kernel[i], strides[i], dil[i], begin[i], out_sp[i])
+                                   for i in range(d))
 
 
 @register("MaxPool", op_class=OpClass.VECTOR)
@@ -44,10 +76,10 @@ def _pool_out_numel(node: NodeInfo, kernel: list[int]) -> int | None:
 def pool(node: NodeInfo) -> OpCost:
     k = node.attr("kernel_shape", None)
     kernel = [int(v) for v in k] if isinstance(k, (list, tuple)) else []
-    n_out = _pool_out_numel(node, kernel)
-    if n_out is None:
+    taps = pool_taps(node, kernel) if kernel else None
+    if taps is None:
         return io_cost(node)
-    return io_cost(node, n_out * math.prod(kernel))
+    return io_cost(node, taps)
 
 
 @register("GlobalAveragePool", op_class=OpClass.VECTOR)
