@@ -274,6 +274,8 @@ GROUPED_CONV_INTEGER = [(48, 8, 56), (104, 8, 28), (208, 8, 14), (440, 8, 7)]
 
 # depthwise convolutions (channels, image side, kernel side): MobileNet's 3x3 and ConvNeXt's 7x7
 DEPTHWISE = [(32, 112, 3), (64, 56, 3), (128, 28, 3), (256, 14, 3), (48, 56, 7), (192, 14, 7)]
+# ... and at stride 2 (channels, input side, kernel side), as MobileNetV2's and EfficientNet's downsampling blocks
+DEPTHWISE_STRIDED = [(32, 112, 3), (96, 112, 3), (144, 56, 3), (144, 56, 5), (240, 28, 5), (672, 14, 5)]
 # dense convolutions (C_in, C_out, side, kernel, stride) whose weights are computed, not stored
 PLAIN_CONV = [(3, 32, 224, 3, 2), (32, 64, 112, 3, 1), (64, 64, 56, 3, 1), (128, 128, 28, 3, 1),
               (64, 256, 56, 1, 1), (256, 256, 14, 3, 1), (512, 512, 7, 3, 1)]
@@ -289,6 +291,11 @@ def _plain_conv_benches(quick: bool) -> list[Bench]:
         out.append(single(f"Conv depthwise, fed weights {c} {side}x{side} k{k}", "Conv",
                           [("x", [1, c, side, side], F), ("w", [c, 1, k, k], F)], [1, c, side, side],
                           attrs={"kernel_shape": [k, k], "pads": [k // 2] * 4, "group": c}))
+    for c, side, k in DEPTHWISE_STRIDED[1:2] if quick else DEPTHWISE_STRIDED:  # families.STRIDED
+        ho = (side + 2 * (k // 2) - k) // 2 + 1
+        out.append(single(f"Conv depthwise stride 2, fed weights {c} {side}x{side} k{k}", "Conv",
+                          [("x", [1, c, side, side], F), ("w", [c, 1, k, k], F)], [1, c, ho, ho],
+                          attrs={"kernel_shape": [k, k], "pads": [k // 2] * 4, "strides": [2, 2], "group": c}))
     for cin, cout, side, k, s in [] if quick else PLAIN_CONV:
         ho = (side + 2 * (k // 2) - k) // s + 1
         out.append(single(f"Conv fed weights {cin}->{cout} {side}x{side} k{k} s{s}", "Conv",

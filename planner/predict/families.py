@@ -72,6 +72,14 @@ MatMul of a QDQ or fp16 model whose weight comes out of a DequantizeLinear or Ca
 EPYC (1 thread): [128, 768] x [768, 768] 1346 us prepacked, 1668 fed; [4, 512] x [512, 512] 27 and 57 us; on the
 dev zoo the fed MatMuls ran at 0.85-0.93 of the prepacked curve's time, the others at 1.02."""
 
+STRIDED = ":strided"
+"""The suffix of a plain (not blocked) float depthwise convolution at a stride above 1. onnxruntime runs it as
+MLAS's im2col and a one-row GEMM per channel, and that im2col copies 4 floats at a time where the stride is 1 but
+gathers one element at a time, with its bounds checks, where it is not (MlasConvIm2Col); with one row of
+arithmetic per column element the gather is most of the work. Measured on a Zen 4 EPYC (1 thread, fed weights
+as an fp16 or QDQ model feeds them, 3x3): [1, 96, 112, 112] at stride 2 10.4 ns an output, [1, 144, 56, 56] at
+stride 1 3.5 ns, at batches 1-16 alike."""
+
 
 NO_GEMV = ":nogemv"
 """The suffix of a fed float GEMM of one row that MLAS cannot hand to its GEMV kernel: that shortcut takes alpha = 1
@@ -173,10 +181,11 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     Matrix ops group by algorithm: "gemm" (MatMul-like; an int8 one with an unsigned B "gemm:u8u8", see U8U8, then
     by what it does besides the GEMM, see INT8_EPILOGUE, and one whose B is an activation suffixed ":fed", see
     FED: "gemm:u8u8:q:fed"; a float one whose B is an activation "gemm:fed", see FED and NO_GEMV),
-    "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one
-    input channel per group), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which onnxruntime's blocked
-    layout makes of a BatchNormalization; a calibration times it by its bytes), "conv_grouped_1x1" (other
-    groups, a 1x1 stride-1 kernel: one GEMM per group straight off the input), "conv_grouped" (other groups:
+    "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one input channel per group; a plain float one at a stride
+    above 1 suffixed ":strided", see STRIDED), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which
+    onnxruntime's blocked layout makes of a BatchNormalization; a calibration times it by its bytes),
+    "conv_grouped_1x1" (other groups, a 1x1 stride-1 kernel: one GEMM per group straight off the input),
+    "conv_grouped" (other groups:
     im2col per group first, several times slower than the 1x1 case at the same intensity), "lstm", "gru", "rnn",
     prefixed "nchwc." for onnxruntime's blocked-layout kernels ("nchwc.conv_nchw": a blocked conv reading a
     plain NCHW input, as first layers do) and "nhwc." for its NHWC int8 QLinearConv (on an AVX2 EPYC a
@@ -207,7 +216,11 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             elif tag == "ms.":  # FusedConv runs the plain Conv kernel (im2col + GEMM per group), then its activation
                 tag = ""
             if depthwise:
-                return tag + ("conv_dw_1x1" if _pointwise(node, w) else "conv_dw")
+                if _pointwise(node, w):
+                    return tag + "conv_dw_1x1"
+                strided = any(v > 1 for v in (node.attr("strides") or [1]))
+                plain_float = tag == "" and node.op_type in ("Conv", "FusedConv")
+                return tag + "conv_dw" + (STRIDED if strided and plain_float else "")
             if node.op_type == "ConvInteger" and not _pointwise(node, w):
                 return tag + "conv" + IM2COL  # dense or grouped: columns and a GEMM per group
             if grouped:
