@@ -2,7 +2,7 @@
 
     python benchmarks/fleet_load.py [--seconds 20] [--max-batch 8] [--max-delay-ms 2] [--threads 1]
                                     [--only cnn encoder decoder] [--calibrate] [--overhead] [--no-overhead]
-                                    [--json OUT.json]
+                                    [--sender pipe|inprocess] [--json OUT.json]
 
 0. The server's own cost (--overhead; --calibrate does it too): the server below around Identity on a float
    [batch, 4] (a model that does nothing): at batch 1, 2, 4, 8 a backlog drained, the time per batch beyond the
@@ -22,7 +22,16 @@
 3. Load: the main process sends open-loop Poisson arrivals at 10% ("light"), 70% and 90% of the predicted
    capacity for --seconds each; a request's latency runs from its scheduled arrival to its batch's reply in
    the main process, so a late sender cannot hide queueing. The simulator is run on the very same arrival times.
+   With --sender inprocess the worker is given the arrival times and admits each request itself at its time
+   (or when a Run ends, if one was going on: as a server reads its socket), sleeping to the next arrival or
+   the oldest request's max delay (serve_schedule): no sender process wakes on the other vCPU, nothing crosses
+   a pipe, and the server's own cost is measured the same way before the models (not stored).
 4. Saturate: a backlog of requests sent at once; the measured throughput is requests / time to drain.
+5. Replay: the simulator again on the same arrivals with the session's Run at each batch size as measured under
+   that load (median), "p50 run" / "p99 run": what is left of a miss there is the batcher's and the queue's
+   (or the Run's spread around its median), not the model's latency prediction. Before each load the benchmark
+   waits up to 3 s for the calibration's quiet probe speed and prints the probe's time over the calibration's
+   ("probe x1.30": the machine ran 30% slow then).
 
 Prints, per model and load, predicted and measured p50 and p99 and their errors, then the predicted and
 measured saturation throughput, and (stderr) the session's measured Run by batch against the plan's latency,
@@ -40,12 +49,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import select
 import struct
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -58,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 from planner.api import plan  # noqa: E402
 from planner.atomic import write_atomic  # noqa: E402
 from planner.calibration.host import calibrated_host  # noqa: E402
+from planner.calibration.store import find as find_calibration  # noqa: E402
 from planner.fleet.batcher import WARMUP  # noqa: E402
 from planner.fleet.block import decoder_curves, service_curves  # noqa: E402
 from planner.fleet.overhead import ServingOverhead, fit_line  # noqa: E402
@@ -65,6 +77,7 @@ from planner.fleet.overhead_store import find as find_overhead  # noqa: E402
 from planner.fleet.overhead_store import save as save_overhead  # noqa: E402
 from planner.fleet.search import Policy, ServiceCurve  # noqa: E402
 from planner.fleet.traffic import poisson  # noqa: E402
+from planner.ort.quiet import QuietGate  # noqa: E402
 from planner.search.variants import PassOptions  # noqa: E402
 
 MODELS = {"cnn": ROOT / "models" / "cnn.onnx", "encoder": ROOT / "models" / "encoder.onnx",
@@ -77,7 +90,8 @@ LOADS = (("light", 0.1), ("70%", 0.7), ("90%", 0.9))
 REQUEST = struct.Struct("<qd")  # a request's id (or a control code below), its scheduled arrival (perf_counter s)
 REPLY = struct.Struct("<dddddi")  # sent at, run s, the first request's lag, how late the max delay fired (-1: not
 # on the delay), the gap since the previous batch's reply, batch size; the batch's ids follow as int64
-STOP, SET_BATCH = -1, -2  # control codes in a request's id; SET_BATCH carries the new max batch in its time
+STOP, SET_BATCH, SCHEDULE = -1, -2, -3  # control codes in a request's id; SET_BATCH carries the new max batch in
+# its time; SCHEDULE the number of arrival offsets (float64 s, one message) that follow, served in the worker
 IDENTITY = "identity"  # the stand-in model that does nothing (the overhead measurement)
 
 
@@ -137,6 +151,11 @@ def serve(model_path: str, dims: dict[str, int], decoder_dims: dict[str, int] | 
         if i == SET_BATCH:
             max_batch = int(t)
             continue
+        if i == SCHEDULE:
+            offsets = np.frombuffer(requests.recv_bytes(), np.float64)
+            results.send_bytes(serve_schedule(sess, one, offsets, max_batch, max_delay_s))
+            last_end = time.perf_counter()
+            continue
         got = time.perf_counter()
         ids, lag, late = [i], got - t, -1.0
         deadline = got + max_delay_s
@@ -157,6 +176,48 @@ def serve(model_path: str, dims: dict[str, int], decoder_dims: dict[str, int] | 
         run_s = time.perf_counter() - r0
         last_end, gap = time.perf_counter(), r0 - last_end
         results.send_bytes(REPLY.pack(last_end, run_s, lag, late, gap, b) + np.asarray(ids, np.int64).tobytes())
+
+
+def serve_schedule(sess, one: dict, offsets: np.ndarray, max_batch: int, max_delay_s: float) -> bytes:
+    """The same batcher with the arrivals known in the worker (--sender inprocess): a request joins the queue
+    at its scheduled time, or, if a Run was going on then, when the Run ends and the server looks again (as a
+    server reads its socket); the server sleeps to the next arrival or to the oldest request's max delay. No
+    second process wakes thousands of times a second on the other vCPU, and nothing crosses a pipe: what is
+    left is the session, the batcher and the timer. Returns each request's completion time (perf_counter s),
+    the scheduled start, and per batch the REPLY fields (the reply's way back 0), as raw float64."""
+    start = time.perf_counter() + 0.05
+    scheduled = start + offsets
+    n = len(offsets)
+    done = np.zeros(n)
+    rows = []
+    queue: deque[tuple[int, float]] = deque()  # (id, joined at)
+    nxt, head = 0, 0
+    last_end = time.perf_counter()
+    while head < n:
+        now = time.perf_counter()
+        while nxt < n and scheduled[nxt] <= now:
+            queue.append((nxt, now))
+            nxt += 1
+        due = queue[0][1] + max_delay_s if queue else math.inf
+        if not queue or (len(queue) < max_batch and now < due):
+            wake = min(due, scheduled[nxt] if nxt < n else math.inf)
+            if wake > now:
+                time.sleep(wake - now)
+            continue
+        late = now - due if len(queue) < max_batch and max_delay_s > 0 else -1.0
+        batch = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
+        b = len(batch)
+        feeds = {k: np.concatenate([v] * b) for k, v in one.items()}
+        r0 = time.perf_counter()
+        sess.run(None, feeds)
+        end = time.perf_counter()
+        for j, _ in batch:
+            done[j] = end
+        head += b
+        lag = batch[0][1] - scheduled[batch[0][0]]
+        rows.append((b, end - r0, lag, late, 0.0, r0 - last_end))
+        last_end = end
+    return np.concatenate([[start, len(rows)], done, np.asarray(rows, np.float64).ravel()]).tobytes()
 
 
 # ---- the load generator (main process) -----------------------------------------------------------------------
@@ -213,7 +274,8 @@ class Server:
     """A served model in a worker process (spawn), and the two pipes to it."""
 
     def __init__(self, model: str, dims: dict[str, int], decoder_dims: dict[str, int] | None, max_batch: int,
-                 max_delay_s: float, threads: int) -> None:
+                 max_delay_s: float, threads: int, inprocess: bool = False) -> None:
+        self.inprocess = inprocess  # the arrivals served inside the worker (serve_schedule), no sender process
         ctx = mp.get_context("spawn")
         serve_in, self.requests = ctx.Pipe(duplex=False)  # (receiving end, sending end)
         self.results, serve_out = ctx.Pipe(duplex=False)
@@ -231,7 +293,19 @@ class Server:
         self.worker.join(timeout=30)
 
     def drive(self, arrivals: np.ndarray) -> Served:
+        if self.inprocess:
+            return self._drive_inprocess(arrivals)
         return drive(self.requests, self.results, arrivals)
+
+    def _drive_inprocess(self, arrivals: np.ndarray) -> Served:
+        self.requests.send_bytes(REQUEST.pack(SCHEDULE, float(len(arrivals))))
+        self.requests.send_bytes(np.asarray(arrivals, np.float64).tobytes())
+        out = np.frombuffer(self.results.recv_bytes(), np.float64)
+        start, nrows, n = out[0], int(out[1]), len(arrivals)
+        done = out[2:2 + n]
+        batches = out[2 + n:].reshape(nrows, 6)
+        scheduled = start + np.asarray(arrivals)
+        return Served(done - scheduled, float(done.max() - scheduled[0]), batches)
 
     def set_batch(self, b: int) -> None:
         self.requests.send_bytes(REQUEST.pack(SET_BATCH, float(b)))
@@ -263,7 +337,8 @@ def wake_curve(batches: np.ndarray, steady_run: dict[int, float]) -> tuple[tuple
     return tuple(points)
 
 
-def measure_overhead(max_delay_s: float, threads: int, seed: int) -> tuple[ServingOverhead, dict]:
+def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: bool = False
+                     ) -> tuple[ServingOverhead, dict]:
     """The server loop above around Identity on a float [batch, 4]:
 
     busy time beyond Run at batch b: a backlog of requests drained at max batch b, time per batch (span / batches)
@@ -276,7 +351,7 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int) -> tuple[Servi
         by the gap since the previous batch ended, the median per bin of gaps (wake_curve)"""
     samples = []
     steady_run: dict[int, float] = {}
-    with Server(IDENTITY, {}, None, max(OVERHEAD_BATCHES), max_delay_s, threads) as server:
+    with Server(IDENTITY, {}, None, max(OVERHEAD_BATCHES), max_delay_s, threads, inprocess) as server:
         for b in OVERHEAD_BATCHES:
             server.set_batch(b)
             per_batch = []
@@ -298,7 +373,8 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int) -> tuple[Servi
     outside = light[:, 2] + light[:, 4]
     overhead = ServingOverhead(a, per_request, float(outside.mean()), float(on_delay.mean()) if len(on_delay) else 0.0,
                                source=f"measured here: benchmarks/fleet_load.py's server around Identity, "
-                                      f"{threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}",
+                                      f"{threads} thread(s), {'arrivals in the worker, ' if inprocess else ''}"
+                                      f"{time.strftime('%Y-%m-%d %H:%M')}",
                                latency_quantiles_s=tuple(np.quantile(outside, np.linspace(0, 1, QUANTILES))),
                                wake_curve=wake)
     extra = {"samples": [[b, s] for b, s in samples], "steady_run_s": steady_run, "lag_in_s": float(light[:, 2].mean()),
@@ -328,7 +404,28 @@ def curve_for(name: str, threads: int, max_batch: int, prompt_len: int) -> tuple
     return service_curves(p)[0], dict(p.model.dims), None
 
 
-def bench(name: str, args: argparse.Namespace, overhead: ServingOverhead, rows: list[dict]) -> None:
+def _quiet(gate: QuietGate | None) -> float | None:
+    """Wait (a few seconds at most) for the calibration's quiet speed; the probe's time over the calibration's,
+    printed beside the row: 1.3 says the machine ran 30% slow when the load began, and the plan cannot know."""
+    if gate is None or not gate.reference_s:
+        return None
+    gate.wait(3.0)
+    return gate.probe() / gate.reference_s
+
+
+def with_measured_runs(curve: ServiceCurve, runs: dict[int, list[float]]) -> ServiceCurve:
+    """The curve with the model's time at each batch as the session's Run measured at that size under this load
+    (median), a size not seen scaled by the median measured/predicted ratio of those seen: the simulator given
+    the true service time, so that what is left of a miss is the batcher's and the queue's, not the model's."""
+    seen = {b: float(np.median(v)) for b, v in runs.items() if v}
+    if not seen:
+        return curve
+    ratio = float(np.median([t / curve.model_s(b) for b, t in seen.items()]))
+    return replace(curve, latency_s=tuple(seen.get(b, curve.model_s(b) * ratio) for b in curve.batches))
+
+
+def bench(name: str, args: argparse.Namespace, overhead: ServingOverhead, rows: list[dict],
+          gate: QuietGate | None = None) -> None:
     curve, dims, decoder_dims = curve_for(name, args.threads, args.max_batch, args.prompt_len)
     curve = replace(curve, overhead=overhead)
     b, delay = args.max_batch, args.max_delay_ms / 1e3
@@ -339,24 +436,33 @@ def bench(name: str, args: argparse.Namespace, overhead: ServingOverhead, rows: 
           + ", ".join(f"{x}: {curve.model_s(x) * 1e3:.3g} + {overhead.busy_s(x) * 1e3:.3g}" for x in curve.batches)
           + f"; capacity at batch {b}: {capacity:.4g} req/s", file=sys.stderr, flush=True)
     runs: dict[int, list[float]] = {}
-    with Server(str(MODELS[name]), dims, decoder_dims, b, delay, args.threads) as server:
+    with Server(str(MODELS[name]), dims, decoder_dims, b, delay, args.threads,
+                args.sender == "inprocess") as server:
         for label, frac in LOADS:
             rate = frac * capacity
             n = max(50, round(rate * args.seconds))
             arrivals, _ = poisson(rate).arrivals(1, n, seed=args.seed)
             arrivals = arrivals - arrivals[0]
+            probe = _quiet(gate)
             served = server.drive(arrivals)
+            here: dict[int, list[float]] = {}
             for size, run_s in served.batches[:, :2]:
                 runs.setdefault(int(size), []).append(run_s)
+                here.setdefault(int(size), []).append(run_s)
             measured = _pct(served.latency_s)
             sim = curve.simulate(arrivals, Policy(b, delay))
+            replay = with_measured_runs(curve, here).simulate(arrivals, Policy(b, delay))
             rows.append({"model": name, "load": label, "rate_per_s": rate, "requests": n,
                          "p50_pred_ms": sim.p50_s * 1e3, "p50_meas_ms": measured[0] * 1e3,
                          "p99_pred_ms": sim.p99_s * 1e3, "p99_meas_ms": measured[1] * 1e3,
+                         "p50_replay_ms": replay.p50_s * 1e3, "p99_replay_ms": replay.p99_s * 1e3,
+                         "probe_x": probe,
                          "mean_batch_pred": sim.mean_batch, "mean_batch_meas": float(served.batches[:, 0].mean())})
         n = max(4 * b, round(capacity * args.seconds / 2))
+        probe = _quiet(gate)
         served = server.drive(np.zeros(n))
         rows.append({"model": name, "load": "saturation", "requests": n, "capacity_pred_per_s": capacity,
+                     "probe_x": probe,
                      "capacity_meas_per_s": n / served.span_s,
                      "run_ms_meas": {k: 1e3 * float(np.median(v)) for k, v in sorted(runs.items())},
                      "run_ms_pred": {x: 1e3 * curve.model_s(x) for x in sorted(runs)}})
@@ -365,20 +471,28 @@ def bench(name: str, args: argparse.Namespace, overhead: ServingOverhead, rows: 
           file=sys.stderr, flush=True)
 
 
+def _probe(r: dict) -> str:
+    x = r.get("probe_x")
+    return f" x{x:.2f}" if x else ""
+
+
 def table(rows: list[dict]) -> str:
     head = (f"{'model':8} {'load':10} {'req/s':>8} {'n':>6} {'p50 pred':>9} {'p50 meas':>9} {'err':>6} "
-            f"{'p99 pred':>9} {'p99 meas':>9} {'err':>6}")
+            f"{'p99 pred':>9} {'p99 meas':>9} {'err':>6}   {'p50 run':>8} {'err':>6} {'p99 run':>8} {'err':>6} "
+            f"{'probe':>6}")
     out = [head, "-" * len(head)]
     for r in rows:
         if r["load"] == "saturation":
             out.append(f"{r['model']:8} {'saturation':10} {'':>8} {r['requests']:>6} predicted "
                        f"{r['capacity_pred_per_s']:.4g} req/s, measured {r['capacity_meas_per_s']:.4g} req/s, "
-                       f"error {_err(r['capacity_pred_per_s'], r['capacity_meas_per_s'])}")
+                       f"error {_err(r['capacity_pred_per_s'], r['capacity_meas_per_s'])}{_probe(r)}")
         else:
             out.append(f"{r['model']:8} {r['load']:10} {r['rate_per_s']:>8.4g} {r['requests']:>6} "
                        f"{r['p50_pred_ms']:>9.3g} {r['p50_meas_ms']:>9.3g} "
                        f"{_err(r['p50_pred_ms'], r['p50_meas_ms']):>6} {r['p99_pred_ms']:>9.3g} "
-                       f"{r['p99_meas_ms']:>9.3g} {_err(r['p99_pred_ms'], r['p99_meas_ms']):>6}")
+                       f"{r['p99_meas_ms']:>9.3g} {_err(r['p99_pred_ms'], r['p99_meas_ms']):>6}   "
+                       f"{r['p50_replay_ms']:>8.3g} {_err(r['p50_replay_ms'], r['p50_meas_ms']):>6} "
+                       f"{r['p99_replay_ms']:>8.3g} {_err(r['p99_replay_ms'], r['p99_meas_ms']):>6} {_probe(r)}")
     return "\n".join(out)
 
 
@@ -395,6 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overhead", action="store_true",
                     help="measure the server's own cost first (a few seconds; --calibrate does it too)")
     ap.add_argument("--no-overhead", action="store_true", help="predict without the server's own cost")
+    ap.add_argument("--sender", choices=("pipe", "inprocess"), default="pipe",
+                    help="pipe: a sender thread in this process writes each request to the server's pipe at its "
+                         "time (default); inprocess: the worker knows the arrival times and admits each request "
+                         "itself, so no second process wakes on the other vCPU and nothing crosses a pipe (the "
+                         "server's own cost is then measured the same way, first, and not stored)")
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     args = ap.parse_args(argv)
     if args.calibrate:
@@ -406,16 +525,24 @@ def main(argv: list[str] | None = None) -> int:
         save(fit(calibrate(args.threads)))
     host = calibrated_host(args.threads)
     print(f"fleet_load: {host.notes[0]}", file=sys.stderr)
-    if args.calibrate or args.overhead:
+    inprocess = args.sender == "inprocess"
+    if (args.calibrate or args.overhead) and not inprocess:
         print("measuring the server's own cost ...", file=sys.stderr, flush=True)
         overhead, extra = measure_overhead(args.max_delay_ms / 1e3, args.threads, args.seed)
         print(f"stored in {save_overhead(overhead, args.threads, extra=extra)}: {json.dumps(extra)}", file=sys.stderr)
-    overhead = find_overhead(args.threads) if not args.no_overhead else None
+    if inprocess and not args.no_overhead:
+        print("measuring the server's own cost, arrivals in the worker ...", file=sys.stderr, flush=True)
+        overhead, extra = measure_overhead(args.max_delay_ms / 1e3, args.threads, args.seed, inprocess=True)
+        print(f"not stored: {json.dumps(extra)}", file=sys.stderr)
+    else:
+        overhead = find_overhead(args.threads) if not args.no_overhead else None
     if overhead is None:
         overhead = ServingOverhead(source="none (--no-overhead, or not measured: run with --overhead)")
+    cal = find_calibration(args.threads).calibration
+    gate = QuietGate(args.threads, reference_s=cal.probe_s, budget_s=60.0) if cal and cal.probe_s else None
     rows: list[dict] = []
     for name in args.only or list(MODELS):
-        bench(name, args, overhead, rows)
+        bench(name, args, overhead, rows, gate)
     print(f"max batch {args.max_batch}, max queue delay {args.max_delay_ms:g} ms, {args.threads} thread(s), "
           f"{args.seconds:g} s per load; {host.notes[0]}")
     print(f"server overhead assumed: {overhead.per_batch_s * 1e6:.3g} us a batch + {overhead.per_request_s * 1e6:.3g}"
