@@ -337,6 +337,44 @@ def wake_curve(batches: np.ndarray, steady_run: dict[int, float]) -> tuple[tuple
     return tuple(points)
 
 
+PROBE_ROWS = (16, 64)  # wake-up probes: 16 GEMMs [rows, 256] x [256, 256] in a chain, about 0.3 and 1.2 ms here
+PROBE_GAPS_S = (0.5e-3, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3)
+PROBE_REPS = 40
+
+
+def probe_wake(threads: int) -> tuple[tuple[float, tuple[tuple[float, float], ...]], ...]:
+    """(steady run, wake curve) of two probe workloads: each Run after sleeping each gap (gaps interleaved, the
+    measured gap from the previous Run's end), beyond the median of Runs that follow a Run. The Identity curve
+    holds the wake-up alone; these hold what a Run of some length pays after it (ServingOverhead.wake_runs)."""
+    from planner.calibration.benches import weight_chain
+    from planner.ort.session import make_session, session_options
+
+    out = []
+    for rows in PROBE_ROWS:
+        bench = weight_chain(256, 16, rows=rows)
+        sess = make_session(bench.model, session_options(threads))
+        for _ in range(20):
+            sess.run(None, bench.feeds)
+        steady, after = [], {g: ([], []) for g in PROBE_GAPS_S}
+        for _ in range(PROBE_REPS):
+            sess.run(None, bench.feeds)
+            t0 = time.perf_counter()
+            sess.run(None, bench.feeds)
+            steady.append(time.perf_counter() - t0)
+            for g in PROBE_GAPS_S:
+                end = time.perf_counter()
+                time.sleep(g)
+                t0 = time.perf_counter()
+                sess.run(None, bench.feeds)
+                after[g][0].append(t0 - end)
+                after[g][1].append(time.perf_counter() - t0)
+        base = float(np.median(steady))
+        curve = tuple((float(np.median(gaps)), max(0.0, float(np.median(runs)) - base))
+                      for gaps, runs in after.values())
+        out.append((base, curve))
+    return tuple(sorted(out))
+
+
 def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: bool = False
                      ) -> tuple[ServingOverhead, dict]:
     """The server loop above around Identity on a float [batch, 4]:
@@ -348,7 +386,8 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
         of its reply (the pipe, the client's wake-up): their mean and their percentiles
     timer lateness: at that light load, the mean of how late batches leaving on the max delay left
     wake-up: at 300, 30, 100 and 1000 req/s, each batch's Run beyond the steady Run at its size (the backlog's),
-        by the gap since the previous batch ended, the median per bin of gaps (wake_curve)"""
+        by the gap since the previous batch ended, the median per bin of gaps (wake_curve); and what Runs of about
+        0.3 and 1.2 ms pay after each gap (probe_wake: the wake_runs)"""
     samples = []
     steady_run: dict[int, float] = {}
     with Server(IDENTITY, {}, None, max(OVERHEAD_BATCHES), max_delay_s, threads, inprocess) as server:
@@ -368,6 +407,7 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
             arrivals, _ = poisson(rate).arrivals(1, max(200, round(rate)), seed=seed)
             waking.append(server.drive(arrivals - arrivals[0]).batches)
     wake = wake_curve(np.concatenate(waking), steady_run)
+    wake_runs = probe_wake(threads)
     a, per_request = fit_line([b for b, _ in samples], [s for _, s in samples])
     on_delay = light[light[:, 3] >= 0, 3]
     outside = light[:, 2] + light[:, 4]
@@ -376,7 +416,7 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
                                       f"{threads} thread(s), {'arrivals in the worker, ' if inprocess else ''}"
                                       f"{time.strftime('%Y-%m-%d %H:%M')}",
                                latency_quantiles_s=tuple(np.quantile(outside, np.linspace(0, 1, QUANTILES))),
-                               wake_curve=wake)
+                               wake_curve=wake, wake_runs=wake_runs)
     extra = {"samples": [[b, s] for b, s in samples], "steady_run_s": steady_run, "lag_in_s": float(light[:, 2].mean()),
              "reply_back_s": float(light[:, 4].mean()), "batches_on_delay": int(len(on_delay))}
     return overhead, extra
@@ -547,7 +587,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.seconds:g} s per load; {host.notes[0]}")
     print(f"server overhead assumed: {overhead.per_batch_s * 1e6:.3g} us a batch + {overhead.per_request_s * 1e6:.3g}"
           f" us a request, {overhead.latency_s * 1e6:.3g} us a request outside the server, a max-delay batch "
-          f"{overhead.timer_late_s * 1e6:.3g} us late ({overhead.source})")
+          f"{overhead.timer_late_s * 1e6:.3g} us late; after 10 ms idle a Run pays "
+          f"{overhead.wake_s(0.01) * 1e6:.3g} us more, a 1 ms Run {overhead.wake_s(0.01, 1e-3) * 1e6:.3g} us "
+          f"({overhead.source})")
     print(table(rows))
     if args.json:
         write_atomic(args.json, json.dumps({"args": vars(args), "overhead": overhead.to_dict(), "rows": rows},

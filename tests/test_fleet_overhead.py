@@ -152,6 +152,25 @@ def test_a_batch_after_idle_pays_the_wake_up():
     assert _curve(wake).simulate(np.zeros(100), Policy(1, 0.0)).utilization == pytest.approx(1.0)
 
 
+def test_a_longer_run_pays_more_of_the_wake_up():
+    # do-nothing model: 0.2 ms after 10 ms idle; a 0.4 ms probe: 0.4 ms extra at 10 ms; a 1.6 ms probe: 0.5 ms.
+    # A 1 ms run after 10 ms: straight between the probes, 0.4 + (1 - 0.4) / 1.2 x 0.1 = 0.45 ms; after 5 ms every
+    # curve is at half its 10 ms point (straight from (0, 0)): 0.225 ms; a 3 ms run takes the longest probe's
+    o = ServingOverhead(wake_curve=((10 * MS, 0.2 * MS),),
+                        wake_runs=((0.4 * MS, ((10 * MS, 0.4 * MS),)), (1.6 * MS, ((10 * MS, 0.5 * MS),))))
+    assert o.wake_s(10 * MS, 1.0 * MS) == pytest.approx(0.45 * MS)
+    assert o.wake_s(5 * MS, 1.0 * MS) == pytest.approx(0.225 * MS)
+    assert o.wake_s(10 * MS, 3.0 * MS) == pytest.approx(0.5 * MS)
+    assert o.wake_s(10 * MS) == pytest.approx(0.2 * MS)  # no run length: the do-nothing curve
+    assert ServingOverhead.from_dict(o.to_dict()) == o
+    with pytest.raises(OverheadError, match="wake_runs"):
+        ServingOverhead.from_dict({"wake_runs": [[2e-3, [[0.01, 1e-4]]], [1e-3, [[0.01, 1e-4]]]]})
+    # in the simulator: one request every 20 ms (idle 19 ms, past the curves' last gap), batch 1, model 1 ms:
+    # every latency 1 + 0.45 ms
+    stats = _curve(o).simulate(np.arange(1, 101) * 20 * MS, Policy(1, 0.0))
+    assert (stats.p50_s, stats.p99_s) == (pytest.approx(1.45 * MS, rel=1e-6), pytest.approx(1.45 * MS, rel=1e-6))
+
+
 def _candidate(pipeline: str, batch: int, ttft_ms: float, rejected: str | None) -> CandidateReport:
     return CandidateReport("host", "fp32", [], batch, ttft_ms, 1.0, 1, True, None, "memory", None, [], {}, None, 0, 0,
                            {}, rejected=rejected, ttft_ms=ttft_ms, tpot_ms=ttft_ms / 10, devices=1,

@@ -7,7 +7,8 @@ A batch of b requests keeps its instance busy for `service_s(b)` (the plan's lat
 server itself spends on the batch, planner.fleet.overhead), and each request's latency is its wait plus that,
 plus `extra_latency_s` spent outside the instance (the client's send, the reply's way back). A batch that leaves
 on the max queue delay leaves `timer_late_s` after it: a server's timer wakes it late; and a batch after the
-instance sat idle costs `wake_s(idle)` more (a CPU that slept runs its first work slowly).
+instance sat idle costs `wake_s(idle, run)` more, run the batch's service time (a CPU that slept runs its first
+work slowly, and a longer run pays more of it).
 
     arrivals ──▶ queue ──(max_batch or max_delay + late)──▶ instance 1..k ──service_s(b)──▶ done (+ extra)
 
@@ -57,7 +58,7 @@ def summarize(latency: np.ndarray, wait: np.ndarray, batches: list[int], busy_s:
 
 def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batch: int, max_delay_s: float = 0.0,
              instances: int = 1, extra_latency_s: float | np.ndarray = 0.0, timer_late_s: float = 0.0,
-             wake_s: Callable[[float], float] | None = None) -> Stats:
+             wake_s: Callable[[float, float], float] | None = None) -> Stats:
     """Run the arrivals (at least one, sorted) through the batcher; every request completes (the run lasts until
     the queue drains). `extra_latency_s` (one for all, or one per request) is added to each request's latency;
     `timer_late_s` to a max queue delay
@@ -94,7 +95,8 @@ def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batc
             batch = [waiting.popleft() for _ in range(min(max_batch, len(waiting)))]
             for i in batch:
                 started[i] = env.now
-            s = service_s(len(batch)) + (wake_s(env.now - last_end) if wake_s is not None else 0.0)
+            s = service_s(len(batch))
+            s += wake_s(env.now - last_end, s) if wake_s is not None else 0.0
             batches.append(len(batch))
             state["busy"] += s
             yield env.timeout(s)

@@ -6,7 +6,7 @@ without keeping it busy (a client's send, the reply's way back). Counting neithe
 model's capacity is a fleet past its real one, and its queues grow without bound. So:
 
     busy time of a batch of b  = model latency(b) + per_batch_s + per_request_s x b
-                                 + wake(gap since the instance's previous batch ended)
+                                 + wake(gap since the instance's previous batch ended, model latency(b))
     a request's latency        = its wait + that busy time + latency_s (drawn from its measured distribution)
     a batch leaving on the max queue delay leaves timer_late_s after it (a timer's wake-up)
 
@@ -57,14 +57,24 @@ class ServingOverhead:
     # (the gap since its last batch ended): (gap s, extra s) points, ascending gaps. A CPU that slept runs its
     # first work slowly (clock, caches, the hypervisor's wake-up); a server's light load is all first work.
     wake_curve: tuple[tuple[float, float], ...] = ()
+    # The same for work that takes a while: (steady run s, wake curve) of probe workloads, ascending runs. The
+    # wake_curve above is a model that does nothing, so it holds the wake-up alone; a CPU that slept also runs
+    # slowly for a while after (its clock ramps, its caches refill), which a longer Run pays more of, up to the
+    # time that lasts. On a 2-vCPU EPYC VM after 10 ms asleep: a 1-node model +205 us, the shipped cnn (0.13 ms)
+    # +273, the decoder (0.34 ms) +455, the encoder (1.4 ms) +363 (benchmarks/wake_after_idle.py).
+    wake_runs: tuple[tuple[float, tuple[tuple[float, float], ...]], ...] = ()
 
-    def wake_s(self, idle_s: float) -> float:
-        """The extra time of a batch starting `idle_s` after the instance's previous one ended: straight between
-        the measured points, none before a gap of 0, the last point's beyond the last gap."""
-        if not self.wake_curve:
+    def wake_s(self, idle_s: float, run_s: float = 0.0) -> float:
+        """The extra time of a batch whose model time is `run_s`, starting `idle_s` after the instance's previous
+        one ended. Each curve straight between its measured gaps (none at a gap of 0, the last point's beyond the
+        last gap); between curves straight in the Run's length, from the do-nothing curve at 0 to each probe's
+        at its steady run, the longest probe's beyond it."""
+        runs = [(0.0, self.wake_curve), *self.wake_runs] if self.wake_curve else list(self.wake_runs)
+        if not runs:
             return 0.0
-        gaps, extra = zip(*((0.0, 0.0), *self.wake_curve), strict=True)
-        return float(np.interp(idle_s, gaps, extra))
+        lengths = [r for r, _ in runs]
+        extra = [_on_curve(curve, idle_s) for _, curve in runs]
+        return float(np.interp(run_s, lengths, extra))
 
     def outside_s(self, n: int, seed: int = 0) -> float | np.ndarray:
         """The time outside the server of n requests: seeded draws from the measured distribution, or the
@@ -85,6 +95,8 @@ class ServingOverhead:
             d["latency_quantiles_s"] = list(self.latency_quantiles_s)
         if self.wake_curve:
             d["wake_curve"] = [list(p) for p in self.wake_curve]
+        if self.wake_runs:
+            d["wake_runs"] = [[r, [list(p) for p in curve]] for r, curve in self.wake_runs]
         return d
 
     @staticmethod
@@ -92,7 +104,8 @@ class ServingOverhead:
         try:
             values = {f: float(d.get(f, 0.0)) for f in FIELDS}
             quantiles = tuple(float(x) for x in d.get("latency_quantiles_s") or ())
-            wake = tuple((float(g), float(x)) for g, x in d.get("wake_curve") or ())
+            wake = _wake_points(d.get("wake_curve"))
+            wake_runs = tuple((float(r), _wake_points(curve)) for r, curve in d.get("wake_runs") or ())
         except (TypeError, ValueError, AttributeError):
             raise OverheadError(f"{where}: not a serving overhead ({dict(d)!r:.80})") from None
         bad = [f for f, v in values.items() if not 0 <= v < 1]
@@ -101,14 +114,32 @@ class ServingOverhead:
         ascending = all(0 <= a <= b < 1 for a, b in zip(quantiles, quantiles[1:], strict=False))
         if quantiles and (len(quantiles) < 2 or not ascending):
             raise OverheadError(f"{where}: latency_quantiles_s must be at least 2 ascending values between 0 and 1 s")
-        if any(not (0 < g and 0 <= x < 1) for g, x in wake) or any(a[0] >= b[0] for a, b in zip(wake, wake[1:],
-                                                                                                   strict=False)):
+        if _bad_wake(wake) or any(_bad_wake(curve) for _, curve in wake_runs):
             raise OverheadError(f"{where}: wake_curve must be [gap s, extra s] points, gaps positive and ascending")
+        runs = [r for r, _ in wake_runs]
+        if any(not 0 < r < 1 for r in runs) or any(a >= b for a, b in zip(runs, runs[1:], strict=False)):
+            raise OverheadError(f"{where}: wake_runs must be [run s, wake curve] with runs positive and ascending")
         return ServingOverhead(**values, source=str(d.get("source", where)), latency_quantiles_s=quantiles,
-                               wake_curve=wake)
+                               wake_curve=wake, wake_runs=wake_runs)
 
 
 NONE = ServingOverhead()
+
+
+def _on_curve(curve: Sequence[tuple[float, float]], idle_s: float) -> float:
+    if not curve:
+        return 0.0
+    gaps, extra = zip(*((0.0, 0.0), *curve), strict=True)
+    return float(np.interp(idle_s, gaps, extra))
+
+
+def _wake_points(raw: Any) -> tuple[tuple[float, float], ...]:
+    return tuple((float(g), float(x)) for g, x in raw or ())
+
+
+def _bad_wake(wake: Sequence[tuple[float, float]]) -> bool:
+    return any(not (0 < g and 0 <= x < 1) for g, x in wake) or any(a[0] >= b[0] for a, b in zip(wake, wake[1:],
+                                                                                                 strict=False))
 
 
 def fit_line(batches: Sequence[float], seconds: Sequence[float]) -> tuple[float, float]:
