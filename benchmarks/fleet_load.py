@@ -375,6 +375,30 @@ def probe_wake(threads: int) -> tuple[tuple[float, tuple[tuple[float, float], ..
     return tuple(sorted(out))
 
 
+SPREAD_BURSTS, SPREAD_RUNS, SPREAD_PAUSE_S = 20, 25, 0.2  # about 4 s of the machine's moods
+
+
+def run_spread(threads: int) -> tuple[float, ...]:
+    """How a back-to-back Run of the short probe spreads around its median: quantiles (QUANTILES, evenly spaced
+    probabilities) of Run / median over bursts of Runs a fraction of a second apart, the first Run of each
+    burst left out (that one pays the wake-up, counted apart)."""
+    from planner.calibration.benches import weight_chain
+    from planner.ort.session import make_session, session_options
+
+    bench = weight_chain(256, 16, rows=PROBE_ROWS[0])
+    sess = make_session(bench.model, session_options(threads))
+    runs = []
+    for _ in range(SPREAD_BURSTS):
+        time.sleep(SPREAD_PAUSE_S)
+        sess.run(None, bench.feeds)
+        for _ in range(SPREAD_RUNS):
+            t0 = time.perf_counter()
+            sess.run(None, bench.feeds)
+            runs.append(time.perf_counter() - t0)
+    ratio = np.asarray(runs) / np.median(runs)
+    return tuple(float(x) for x in np.quantile(ratio, np.linspace(0, 1, QUANTILES)))
+
+
 def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: bool = False
                      ) -> tuple[ServingOverhead, dict]:
     """The server loop above around Identity on a float [batch, 4]:
@@ -387,7 +411,8 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
     timer lateness: at that light load, the mean of how late batches leaving on the max delay left
     wake-up: at 300, 30, 100 and 1000 req/s, each batch's Run beyond the steady Run at its size (the backlog's),
         by the gap since the previous batch ended, the median per bin of gaps (wake_curve); and what Runs of about
-        0.3 and 1.2 ms pay after each gap (probe_wake: the wake_runs)"""
+        0.3 and 1.2 ms pay after each gap (probe_wake: the wake_runs)
+    Run spread: how the short probe's back-to-back Runs spread around their median (run_spread)"""
     samples = []
     steady_run: dict[int, float] = {}
     with Server(IDENTITY, {}, None, max(OVERHEAD_BATCHES), max_delay_s, threads, inprocess) as server:
@@ -408,6 +433,7 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
             waking.append(server.drive(arrivals - arrivals[0]).batches)
     wake = wake_curve(np.concatenate(waking), steady_run)
     wake_runs = probe_wake(threads)
+    spread = run_spread(threads)
     a, per_request = fit_line([b for b, _ in samples], [s for _, s in samples])
     on_delay = light[light[:, 3] >= 0, 3]
     outside = light[:, 2] + light[:, 4]
@@ -416,7 +442,7 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
                                       f"{threads} thread(s), {'arrivals in the worker, ' if inprocess else ''}"
                                       f"{time.strftime('%Y-%m-%d %H:%M')}",
                                latency_quantiles_s=tuple(np.quantile(outside, np.linspace(0, 1, QUANTILES))),
-                               wake_curve=wake, wake_runs=wake_runs)
+                               wake_curve=wake, wake_runs=wake_runs, run_spread_quantiles=spread)
     extra = {"samples": [[b, s] for b, s in samples], "steady_run_s": steady_run, "lag_in_s": float(light[:, 2].mean()),
              "reply_back_s": float(light[:, 4].mean()), "batches_on_delay": int(len(on_delay))}
     return overhead, extra
@@ -491,11 +517,14 @@ def bench(name: str, args: argparse.Namespace, overhead: ServingOverhead, rows: 
                 here.setdefault(int(size), []).append(run_s)
             measured = _pct(served.latency_s)
             sim = curve.simulate(arrivals, Policy(b, delay))
+            plain = replace(curve, overhead=replace(overhead, run_spread_quantiles=(), wake_runs=()))
+            sim_plain = plain.simulate(arrivals, Policy(b, delay))
             replay = with_measured_runs(curve, here).simulate(arrivals, Policy(b, delay))
             rows.append({"model": name, "load": label, "rate_per_s": rate, "requests": n,
                          "p50_pred_ms": sim.p50_s * 1e3, "p50_meas_ms": measured[0] * 1e3,
                          "p99_pred_ms": sim.p99_s * 1e3, "p99_meas_ms": measured[1] * 1e3,
                          "p50_replay_ms": replay.p50_s * 1e3, "p99_replay_ms": replay.p99_s * 1e3,
+                         "p50_plain_ms": sim_plain.p50_s * 1e3, "p99_plain_ms": sim_plain.p99_s * 1e3,
                          "probe_x": probe,
                          "mean_batch_pred": sim.mean_batch, "mean_batch_meas": float(served.batches[:, 0].mean())})
         n = max(4 * b, round(capacity * args.seconds / 2))
@@ -509,6 +538,26 @@ def bench(name: str, args: argparse.Namespace, overhead: ServingOverhead, rows: 
     print(f"{name}: session Run by batch, measured (predicted) ms: "
           + ", ".join(f"{k}: {v:.3g} ({rows[-1]['run_ms_pred'][k]:.3g})" for k, v in rows[-1]["run_ms_meas"].items()),
           file=sys.stderr, flush=True)
+
+
+def ablation(rows: list[dict], within: float = 0.2) -> str:
+    """How many predicted percentiles land within the bar, with the Run spread and the probes' wake-up and
+    without them (the simulator on the same arrivals): what those two terms are worth on this run."""
+    loads = [r for r in rows if r["load"] != "saturation"]
+
+    def hits(key: str) -> int:
+        return sum(abs(r[f"{q}_{key}_ms"] / r[f"{q}_meas_ms"] - 1) <= within for r in loads for q in ("p50", "p99"))
+
+    return (f"within +-{within:.0%}: {hits('pred')} of {2 * len(loads)} p50/p99 predictions; without the Run "
+            f"spread and the probes' wake-up {hits('plain')}")
+
+
+def _spread_text(overhead: ServingOverhead) -> str:
+    q = overhead.run_spread_quantiles
+    if len(q) < 2:
+        return "not measured"
+    at = np.linspace(0, 1, len(q))
+    return "p90 x{:.2f}, p99 x{:.2f} of the median".format(*np.interp([0.9, 0.99], at, q))
 
 
 def _probe(r: dict) -> str:
@@ -588,9 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server overhead assumed: {overhead.per_batch_s * 1e6:.3g} us a batch + {overhead.per_request_s * 1e6:.3g}"
           f" us a request, {overhead.latency_s * 1e6:.3g} us a request outside the server, a max-delay batch "
           f"{overhead.timer_late_s * 1e6:.3g} us late; after 10 ms idle a Run pays "
-          f"{overhead.wake_s(0.01) * 1e6:.3g} us more, a 1 ms Run {overhead.wake_s(0.01, 1e-3) * 1e6:.3g} us "
-          f"({overhead.source})")
+          f"{overhead.wake_s(0.01) * 1e6:.3g} us more, a 1 ms Run {overhead.wake_s(0.01, 1e-3) * 1e6:.3g} us; "
+          f"Runs spread {_spread_text(overhead)} ({overhead.source})")
     print(table(rows))
+    print(ablation(rows))
     if args.json:
         write_atomic(args.json, json.dumps({"args": vars(args), "overhead": overhead.to_dict(), "rows": rows},
                                            indent=1) + "\n")

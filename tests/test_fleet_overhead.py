@@ -171,6 +171,21 @@ def test_a_longer_run_pays_more_of_the_wake_up():
     assert (stats.p50_s, stats.p99_s) == (pytest.approx(1.45 * MS, rel=1e-6), pytest.approx(1.45 * MS, rel=1e-6))
 
 
+def test_runs_spread_around_their_median():
+    # Runs at 1x their median half the time and 1x-3x (straight) the other half: a mean of 0.5 + 0.5 x 2 = 1.5.
+    # A backlog of 4000 requests at batch 1 on a 1 ms model drains in about 4000 x 1.5 ms; the median request
+    # (the 2200th: the first 10% are the warm-up) waits for about 2200 x 1.5 ms
+    o = ServingOverhead(run_spread_quantiles=(1.0, 1.0, 3.0))
+    draws = o.spread(100_000)
+    assert np.mean(draws) == pytest.approx(1.5, rel=0.01) and np.array_equal(draws, o.spread(100_000))
+    stats = _curve(o).simulate(np.zeros(4000), Policy(1, 0.0))
+    assert stats.p50_s == pytest.approx(2200 * 1.5 * MS, rel=0.03)
+    assert ServingOverhead.from_dict(o.to_dict()) == o
+    assert ServingOverhead().spread(5) is None
+    with pytest.raises(OverheadError, match="run_spread"):
+        ServingOverhead.from_dict({"run_spread_quantiles": [1.2, 1.0]})
+
+
 def _candidate(pipeline: str, batch: int, ttft_ms: float, rejected: str | None) -> CandidateReport:
     return CandidateReport("host", "fp32", [], batch, ttft_ms, 1.0, 1, True, None, "memory", None, [], {}, None, 0, 0,
                            {}, rejected=rejected, ttft_ms=ttft_ms, tpot_ms=ttft_ms / 10, devices=1,

@@ -58,11 +58,12 @@ def summarize(latency: np.ndarray, wait: np.ndarray, batches: list[int], busy_s:
 
 def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batch: int, max_delay_s: float = 0.0,
              instances: int = 1, extra_latency_s: float | np.ndarray = 0.0, timer_late_s: float = 0.0,
-             wake_s: Callable[[float, float], float] | None = None) -> Stats:
+             wake_s: Callable[[float, float], float] | None = None, spread: np.ndarray | None = None) -> Stats:
     """Run the arrivals (at least one, sorted) through the batcher; every request completes (the run lasts until
     the queue drains). `extra_latency_s` (one for all, or one per request) is added to each request's latency;
     `timer_late_s` to a max queue delay
-    that is not zero (with none, an idle instance sets no timer)."""
+    that is not zero (with none, an idle instance sets no timer). `spread`: the k-th batch's service time is
+    multiplied by spread[k % len(spread)] (seeded draws of how Runs spread around their median)."""
     hold_s = max_delay_s + timer_late_s if max_delay_s > 0 else 0.0
     env = simpy.Environment()
     waiting: deque[int] = deque()
@@ -96,6 +97,8 @@ def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batc
             for i in batch:
                 started[i] = env.now
             s = service_s(len(batch))
+            if spread is not None and len(spread):
+                s *= float(spread[len(batches) % len(spread)])
             s += wake_s(env.now - last_end, s) if wake_s is not None else 0.0
             batches.append(len(batch))
             state["busy"] += s

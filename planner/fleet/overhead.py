@@ -5,8 +5,9 @@ replies. Those costs keep the model instance busy (so they lower the capacity of
 without keeping it busy (a client's send, the reply's way back). Counting neither, a fleet sized at 90% of the
 model's capacity is a fleet past its real one, and its queues grow without bound. So:
 
-    busy time of a batch of b  = model latency(b) + per_batch_s + per_request_s x b
+    busy time of a batch of b  = (model latency(b) + per_batch_s + per_request_s x b) x spread
                                  + wake(gap since the instance's previous batch ended, model latency(b))
+                                 (spread: a draw from how Runs spread around their median here)
     a request's latency        = its wait + that busy time + latency_s (drawn from its measured distribution)
     a batch leaving on the max queue delay leaves timer_late_s after it (a timer's wake-up)
 
@@ -63,6 +64,18 @@ class ServingOverhead:
     # time that lasts. On a 2-vCPU EPYC VM after 10 ms asleep: a 1-node model +205 us, the shipped cnn (0.13 ms)
     # +273, the decoder (0.34 ms) +455, the encoder (1.4 ms) +363 (benchmarks/wake_after_idle.py).
     wake_runs: tuple[tuple[float, tuple[tuple[float, float], ...]], ...] = ()
+    # How a Run's time spreads around its median on this machine: quantiles of (Run / median Run) of a probe
+    # workload run back to back, at probabilities evenly spaced from 0 to 1. A shared VM's neighbours stretch
+    # some Runs by tens of percent; at 70-90% load those stretches are what builds a queue's tail.
+    run_spread_quantiles: tuple[float, ...] = ()
+
+    def spread(self, n: int, seed: int = 1) -> np.ndarray | None:
+        """n seeded draws of a Run's time over its median, None where it was not measured."""
+        q = self.run_spread_quantiles
+        if len(q) < 2:
+            return None
+        u = np.random.default_rng(seed).random(n)
+        return np.interp(u, np.linspace(0.0, 1.0, len(q)), q)
 
     def wake_s(self, idle_s: float, run_s: float = 0.0) -> float:
         """The extra time of a batch whose model time is `run_s`, starting `idle_s` after the instance's previous
@@ -97,6 +110,8 @@ class ServingOverhead:
             d["wake_curve"] = [list(p) for p in self.wake_curve]
         if self.wake_runs:
             d["wake_runs"] = [[r, [list(p) for p in curve]] for r, curve in self.wake_runs]
+        if self.run_spread_quantiles:
+            d["run_spread_quantiles"] = list(self.run_spread_quantiles)
         return d
 
     @staticmethod
@@ -106,6 +121,7 @@ class ServingOverhead:
             quantiles = tuple(float(x) for x in d.get("latency_quantiles_s") or ())
             wake = _wake_points(d.get("wake_curve"))
             wake_runs = tuple((float(r), _wake_points(curve)) for r, curve in d.get("wake_runs") or ())
+            spread = tuple(float(x) for x in d.get("run_spread_quantiles") or ())
         except (TypeError, ValueError, AttributeError):
             raise OverheadError(f"{where}: not a serving overhead ({dict(d)!r:.80})") from None
         bad = [f for f, v in values.items() if not 0 <= v < 1]
@@ -119,8 +135,10 @@ class ServingOverhead:
         runs = [r for r, _ in wake_runs]
         if any(not 0 < r < 1 for r in runs) or any(a >= b for a, b in zip(runs, runs[1:], strict=False)):
             raise OverheadError(f"{where}: wake_runs must be [run s, wake curve] with runs positive and ascending")
+        if spread and (len(spread) < 2 or not all(0 < a <= b < 100 for a, b in zip(spread, spread[1:], strict=False))):
+            raise OverheadError(f"{where}: run_spread_quantiles must be at least 2 ascending positive ratios")
         return ServingOverhead(**values, source=str(d.get("source", where)), latency_quantiles_s=quantiles,
-                               wake_curve=wake, wake_runs=wake_runs)
+                               wake_curve=wake, wake_runs=wake_runs, run_spread_quantiles=spread)
 
 
 NONE = ServingOverhead()

@@ -72,7 +72,8 @@ class ServiceCurve:
         return simulate(arrivals_s, self.service_s, policy.max_batch, policy.max_delay_s,
                         extra_latency_s=self.overhead.outside_s(len(arrivals_s)),
                         timer_late_s=self.overhead.timer_late_s,
-                        wake_s=self.overhead.wake_s if self.overhead.wake_curve or self.overhead.wake_runs else None)
+                        wake_s=self.overhead.wake_s if self.overhead.wake_curve or self.overhead.wake_runs else None,
+                        spread=self.overhead.spread(len(arrivals_s)))
 
 
 @dataclass
