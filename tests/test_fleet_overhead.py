@@ -186,6 +186,19 @@ def test_runs_spread_around_their_median():
         ServingOverhead.from_dict({"run_spread_quantiles": [1.2, 1.0]})
 
 
+def test_a_measured_overhead_is_what_the_plan_schema_describes():
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "planner" / "schema" / "plan.schema.json"
+    schema = json.loads(path.read_text())
+    entry = schema["properties"]["fleet"]["properties"]["serving_overhead"]["additionalProperties"]
+    o = ServingOverhead(1e-5, 1e-6, 2e-4, 1e-4, "measured", latency_quantiles_s=(1e-4, 3e-4),
+                        wake_curve=((0.01, 2e-4),), wake_runs=((3e-4, ((0.01, 3e-4),)),),
+                        run_spread_quantiles=(0.9, 1.0, 2.5))
+    jsonschema.Draft202012Validator(entry).validate(o.to_dict())
+
+
 def _candidate(pipeline: str, batch: int, ttft_ms: float, rejected: str | None) -> CandidateReport:
     return CandidateReport("host", "fp32", [], batch, ttft_ms, 1.0, 1, True, None, "memory", None, [], {}, None, 0, 0,
                            {}, rejected=rejected, ttft_ms=ttft_ms, tpot_ms=ttft_ms / 10, devices=1,
