@@ -246,6 +246,41 @@ def test_a_bytes_timed_matrix_family_fits_and_times_by_its_bytes():
     assert dw.seconds == pytest.approx(max(5e5 / (1e6 / 1.2e-5), 2e6 / 2e11) + t.launch_overhead_s)
 
 
+def test_a_depthwise_conv_in_dram_is_no_faster_than_its_own_bytes():
+    """planner.calibration.rates.DRAM_TIMED: the blocked depthwise family's benches in DRAM are points of a bytes/s
+    curve over working set, not of its FLOP rate; from the smallest of them up, that curve's time is a floor under
+    the memory term."""
+    m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
+                     profiler_bias_s=3e-6, samples=[
+                         _s("Add", "vector", "vector", 10**5, 12 * 10**5, 6e-6, "Add stream 1.2 MB"),  # 2e11 B/s
+                         _s("nchwc.conv_dw", "matrix", "fp32", 2 * 10**6, 4 * 10**5, 1e-5, "Conv depthwise 64"),
+                         _s("nchwc.conv_dw", "matrix", "fp32", 2 * 10**7, 4 * 10**6, 1e-4,
+                            "Conv depthwise in DRAM 2x144"),
+                         _s("nchwc.conv_dw", "matrix", "fp32", 2 * 10**8, 4 * 10**7, 4e-3,
+                            "Conv depthwise in DRAM 8x144"),
+                     ])
+    cal = fit(m)
+    # intensity 5 at 2e6 / 1e-5 = 2e11 FLOP/s; the benches in DRAM are no points of it
+    assert cal.rate_curves["nchwc.conv_dw.fp32"] == ((5.0, pytest.approx(2e11)),)
+    # bytes/s: 4e6 / 1e-4 = 4e10 at 4 MB, 4e7 / 4e-3 = 1e10 at 40 MB
+    assert cal.throughput_curves["nchwc.conv_dw"] == ((4 * 10**6, pytest.approx(4e10)),
+                                                      (4 * 10**7, pytest.approx(1e10)))
+    t = apply(detect_host(), cal)
+
+    def seconds(flops: float, nbytes: float) -> float:
+        cost = OpCost(flops=flops, bytes_read=nbytes / 2, bytes_written=nbytes / 2, weight_bytes=0)
+        return kernel_time(cost, OpClass.MATRIX, "float32", t, family="nchwc.conv_dw").seconds - t.launch_overhead_s
+
+    # 40 MB: arithmetic 2e8 / 2e11 = 1 ms, plain streaming 40 MB / 2e11 = 0.2 ms, its own bytes/s 4 ms
+    assert seconds(2e8, 4e7) == pytest.approx(4e-3)
+    # halfway between the two points in log-log (sqrt(4 MB x 40 MB) = 12.6 MB): sqrt(4e10 x 1e10) = 2e10 B/s,
+    # 0.63 ms over 0.32 ms of arithmetic
+    mid = math.sqrt(4e6 * 4e7)
+    assert seconds(5 * mid, mid) == pytest.approx(mid / 2e10)
+    # 2 MB, below the smallest working set measured in DRAM: arithmetic (50 us) or plain streaming (10 us)
+    assert seconds(1e7, 2e6) == pytest.approx(1e7 / 2e11)
+
+
 def test_calibrated_target_keeps_its_sources():
     t = apply(detect_host(), _cal())
     assert "calibration" in t.sources and "quick" in t.sources["calibration"]

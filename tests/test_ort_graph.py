@@ -102,15 +102,16 @@ def test_families_and_steps():
                          OpClass.MATRIX) == "nchwc.conv_dw_1x1"
     assert kernel_family(n("Conv", "com.microsoft.nchwc", [(1, 64, 8, 8), (64, 1, 1, 1)], group=64, pads=[1] * 4),
                          OpClass.MATRIX) == "nchwc.conv_dw"
-    # a plain float depthwise conv at stride 2 gathers its im2col element by element: its own family; the
-    # blocked and the int8 ones do not take that path
+    # a float depthwise conv at stride 2 is its own family (a plain one gathers its im2col element by element, a
+    # blocked one reads four input pixels an output); the int8 ones are not split
     dw = [(1, 96, 112, 112), (96, 1, 3, 3)]
     assert kernel_family(n("Conv", "", dw, group=96, strides=[2, 2]), OpClass.MATRIX) == "conv_dw:strided"
     assert kernel_family(n("FusedConv", "com.microsoft", dw, group=96, strides=[2, 2]),
                          OpClass.MATRIX) == "conv_dw:strided"
     assert kernel_family(n("Conv", "", dw, group=96, strides=[1, 1]), OpClass.MATRIX) == "conv_dw"
     assert kernel_family(n("Conv", "com.microsoft.nchwc", dw, group=96, strides=[2, 2]),
-                         OpClass.MATRIX) == "nchwc.conv_dw"
+                         OpClass.MATRIX) == "nchwc.conv_dw:strided"
+    assert kernel_family(n("Conv", "com.microsoft.nchwc", dw, group=96), OpClass.MATRIX) == "nchwc.conv_dw"
     assert kernel_family(n("ConvInteger", "", dw, group=96, strides=[2, 2]), OpClass.MATRIX) == "conv_dw"
     assert kernel_family(n("BiasGelu", "com.microsoft"), OpClass.VECTOR) == "ms.BiasGelu"
     # an interpolating Resize weighs 2^d (linear) or 4^d (cubic) inputs an output: apart from a nearest one

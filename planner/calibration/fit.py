@@ -48,7 +48,16 @@ import onnx
 from planner.calibration.benches import SUBGRAPH_BENCHES, Bench, mixed_graph
 from planner.calibration.host import as_executed
 from planner.calibration.overheads import fit_line
-from planner.calibration.rates import GEMV_FIXED, SUBGRAPH_FIXED, apply, bytes_timed, interpolate_loglog, weight_stream
+from planner.calibration.rates import (
+    DRAM_TIMED,
+    GEMV_FIXED,
+    IN_DRAM,
+    SUBGRAPH_FIXED,
+    apply,
+    bytes_timed,
+    interpolate_loglog,
+    weight_stream,
+)
 from planner.calibration.recurrent import fit as fit_recurrent
 from planner.calibration.samples import Measurements, Sample
 from planner.calibration.store import RECURRENT, Calibration, CalibrationFileError, Curve
@@ -289,6 +298,10 @@ def _rate_curves(src: _Sources, net: _Net) -> tuple[dict[str, Curve], dict[str, 
     thru_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for s in src.profiled:
         by_bytes = bytes_timed(s.family, s.op_class)
+        if s.family in DRAM_TIMED and IN_DRAM in s.label:  # a point of its bytes/s, not of its FLOP rate
+            if s.bytes:
+                thru_points[s.family].append((s.bytes, s.bytes / net.seconds(s)))
+            continue
         if not by_bytes and s.flops and s.bytes:
             if net.weight_bound(s):
                 continue

@@ -7,7 +7,8 @@
                 bytes/s over working set (throughput_curves), its arithmetic included
     memory      bytes at the streaming bandwidth of the kernel's working set (bandwidth_curve: a kernel whose
                 bytes fit in L2 streams faster than one that goes to DRAM), weights at the weight-reading
-                bandwidth of the model's whole weight set (weight_bandwidth_curve)
+                bandwidth of the model's whole weight set (weight_bandwidth_curve); a DRAM_TIMED family no
+                faster than its own bytes/s at that working set (throughput_curves)
     fixed       the launch plus the family's (else its op class's) fixed cost per kernel (kernel_fixed_s)
     serial      a single-step matrix kernel's weight reads add to its arithmetic instead of hiding under it
                 (a CPU streams packed weights between bursts of FMAs: ResNet-50's late convolutions, 4-9 MiB
@@ -53,6 +54,19 @@ BYTES_TIMED = frozenset({"conv_dw_1x1", "nchwc.conv_dw_1x1"})  # matrix families
 size, so a rate curve over intensity cannot tell a cached one from one in DRAM, and a FLOP rate borrowed from
 the 3x3 depthwise kernel has it several times too fast. Its calibration is bytes per second against working
 set, like a vector op."""
+
+
+# matrix families with a bytes/s floor over working set too
+DRAM_TIMED = frozenset({"nchwc.conv_dw", "nchwc.conv_dw:strided"})
+"""onnxruntime's blocked depthwise convolution runs at its FLOP rate while its input and output sit in cache,
+and far below plain streaming once they do not: on a Zen 4 EPYC (1 thread) [b, 144, 56, 56] 3x3 took 0.55, 0.40,
+0.81, 0.92 ns an output at batch 1, 2, 4, 8, and [b, 96, 112, 112] at stride 2 0.33, 1.15, 1.40, 1.63 (working
+sets 3.4-46 MiB; 10-15 GB/s where Add streams 38-76). The benches labelled IN_DRAM (7-46 MiB) are no points
+of its FLOP rate but of a bytes/s curve over working set, whose time is a floor under the memory term from the
+smallest working set they measured up: a batch-8 MobileNet's or a detection-sized map's depthwise layers pay
+it, a batch-1 ImageNet one's do not. (In cache its bytes/s says nothing: the kernel is arithmetic there, and
+a stride-2 one moves four times the bytes per output of a stride-1 one at the same speed.)"""
+IN_DRAM = "in DRAM"  # in a bench's label (planner.calibration.suite): not a point of its family's FLOP rate
 
 
 def bytes_timed(family: str, op_class: str) -> bool:
@@ -171,6 +185,9 @@ class CalibratedRates:
         memory_s = (cost.bytes - weights) / self.bytes_per_s(cost.bytes, target) if cost.bytes else 0.0
         if weights:
             memory_s += weights / self.weight_bytes_per_s(weights_in_play, target)
+        curve = self.throughput_curves.get(family) if family in DRAM_TIMED else None
+        if curve and cost.bytes >= curve[0][0]:  # as large as the smallest working set measured in DRAM
+            memory_s = max(memory_s, cost.bytes / self.family_bytes_per_s(family, cost.bytes, target))
         own = self.family_bytes_per_s(family, cost.bytes, target) if cost.bytes and bytes_timed(family, op_class) \
             else None
         if own is None:

@@ -26,6 +26,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from planner.calibration.benches import MS, Bench, F, make, rand, scalar, single, vi, weight
+from planner.calibration.rates import IN_DRAM
 
 
 def _gemm_benches(quick: bool) -> list[Bench]:
@@ -105,6 +106,25 @@ def _gemv_chains(quick: bool) -> list[tuple[int, int, bool]]:
     return [(k, n, False) for k, n in WEIGHT_CHAINS] + [(k, n, True) for k, n in GEMM_WEIGHT_CHAINS]
 
 
+# depthwise convolutions in the blocked layout whose input and output no longer fit in cache (channels, image
+# side, kernel side, stride, batch): working sets of 7-46 MiB (12-46 at stride 2), as batch-8 MobileNets and
+# detection-sized maps have them (rates.DRAM_TIMED)
+DEPTHWISE_IN_DRAM = [(144, 56, 3, 1, 2), (144, 56, 3, 1, 4), (32, 112, 3, 1, 8), (96, 112, 3, 2, 2),
+                     (96, 112, 3, 2, 4), (144, 56, 3, 1, 8), (96, 112, 3, 2, 8), (240, 28, 5, 1, 8)]
+
+
+def _depthwise_in_dram_benches(quick: bool) -> list[Bench]:
+    out = []
+    for c, hw, k, s, b in DEPTHWISE_IN_DRAM[4:5] if quick else DEPTHWISE_IN_DRAM:
+        pad = k // 2
+        ho = (hw + 2 * pad - k) // s + 1
+        attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": [pad] * 4, "group": c}
+        out.append(single(f"Conv depthwise {IN_DRAM} {b}x{c} {hw}x{hw} k{k} s{s}", "Conv",
+                          [("x", [b, c, hw, hw], F)], [b, c, ho, ho], [weight("w", [c, 1, k, k]), weight("b", [c], 2)],
+                          attrs))
+    return out
+
+
 def _conv_benches(quick: bool) -> list[Bench]:
     out = []
     # (C_in, C_out, HW, kernel, stride, group)
@@ -122,6 +142,8 @@ def _conv_benches(quick: bool) -> list[Bench]:
               (200, 200, 28, 1, 1, 8),
               # grouped 3x3 with few channels a group (ResNeXt's 32x4d), im2col per group
               (128, 128, 28, 3, 1, 32), (120, 120, 14, 3, 1, 6),
+              # depthwise at stride 2 (families.STRIDED), as MobileNetV2's and EfficientNet's downsampling blocks
+              (96, 96, 56, 3, 2, 96), (144, 144, 56, 3, 2, 144), (240, 240, 28, 5, 2, 240), (672, 672, 14, 5, 2, 672),
               # depthwise 3x3 at more sizes, and depthwise 1x1 (a BatchNormalization in the blocked layout)
               (256, 256, 14, 3, 1, 256), (144, 144, 28, 3, 1, 144), (512, 512, 7, 3, 1, 512),
               (48, 48, 28, 1, 1, 48), (160, 160, 28, 1, 1, 160), (128, 128, 56, 1, 1, 128), (320, 320, 56, 1, 1, 320),
@@ -562,7 +584,8 @@ def _attention_benches(quick: bool) -> list[Bench]:
 
 
 def suite(quick: bool = False) -> list[Bench]:
-    return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick) + _plain_conv_benches(quick)
+    return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick) + _depthwise_in_dram_benches(quick)
+            + _plain_conv_benches(quick)
             + _int8_benches(quick) + _u8u8_benches(quick) + _conv_integer_benches(quick)
             + _qlinear_conv_benches(quick) + _rnn_benches(quick) + _vector_benches(quick)
             + _quantized_vector_benches(quick) + _attention_benches(quick))

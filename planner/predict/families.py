@@ -73,12 +73,14 @@ EPYC (1 thread): [128, 768] x [768, 768] 1346 us prepacked, 1668 fed; [4, 512] x
 dev zoo the fed MatMuls ran at 0.85-0.93 of the prepacked curve's time, the others at 1.02."""
 
 STRIDED = ":strided"
-"""The suffix of a plain (not blocked) float depthwise convolution at a stride above 1. onnxruntime runs it as
-MLAS's im2col and a one-row GEMM per channel, and that im2col copies 4 floats at a time where the stride is 1 but
+"""The suffix of a float depthwise convolution at a stride above 1. A plain (not blocked) one runs as MLAS's
+im2col and a one-row GEMM per channel, and that im2col copies 4 floats at a time where the stride is 1 but
 gathers one element at a time, with its bounds checks, where it is not (MlasConvIm2Col); with one row of
 arithmetic per column element the gather is most of the work. Measured on a Zen 4 EPYC (1 thread, fed weights
 as an fp16 or QDQ model feeds them, 3x3): [1, 96, 112, 112] at stride 2 10.4 ns an output, [1, 144, 56, 56] at
-stride 1 3.5 ns, at batches 1-16 alike."""
+stride 1 3.5 ns, at batches 1-16 alike. A blocked one reads four input pixels per output instead of one: in
+cache that is another FLOP rate per byte, and in DRAM another bytes/s (rates.DRAM_TIMED): [8, 96, 56, 56] at
+stride 2 streamed 30-43 GB/s where stride-1 ones of its working set streamed 20-25."""
 
 
 NO_GEMV = ":nogemv"
@@ -181,7 +183,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     Matrix ops group by algorithm: "gemm" (MatMul-like; an int8 one with an unsigned B "gemm:u8u8", see U8U8, then
     by what it does besides the GEMM, see INT8_EPILOGUE, and one whose B is an activation suffixed ":fed", see
     FED: "gemm:u8u8:q:fed"; a float one whose B is an activation "gemm:fed", see FED and NO_GEMV),
-    "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one input channel per group; a plain float one at a stride
+    "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one input channel per group; a float one at a stride
     above 1 suffixed ":strided", see STRIDED), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which
     onnxruntime's blocked layout makes of a BatchNormalization; a calibration times it by its bytes),
     "conv_grouped_1x1" (other groups, a 1x1 stride-1 kernel: one GEMM per group straight off the input),
@@ -219,8 +221,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
                 if _pointwise(node, w):
                     return tag + "conv_dw_1x1"
                 strided = any(v > 1 for v in (node.attr("strides") or [1]))
-                plain_float = tag == "" and node.op_type in ("Conv", "FusedConv")
-                return tag + "conv_dw" + (STRIDED if strided and plain_float else "")
+                float_conv = tag in ("", "nchwc.") and node.op_type in ("Conv", "FusedConv")
+                return tag + "conv_dw" + (STRIDED if strided and float_conv else "")
             if node.op_type == "ConvInteger" and not _pointwise(node, w):
                 return tag + "conv" + IM2COL  # dense or grouped: columns and a GEMM per group
             if grouped:
