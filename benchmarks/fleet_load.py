@@ -342,14 +342,15 @@ PROBE_GAPS_S = (0.5e-3, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3)
 PROBE_REPS = 40
 
 
-def probe_wake(threads: int) -> tuple[tuple[float, tuple[tuple[float, float], ...]], ...]:
+def probe_wake(threads: int) -> tuple[tuple[tuple[float, tuple[tuple[float, float], ...]], ...], tuple[float, ...]]:
     """(steady run, wake curve) of two probe workloads: each Run after sleeping each gap (gaps interleaved, the
     measured gap from the previous Run's end), beyond the median of Runs that follow a Run. The Identity curve
-    holds the wake-up alone; these hold what a Run of some length pays after it (ServingOverhead.wake_runs)."""
+    holds the wake-up alone; these hold what a Run of some length pays after it (ServingOverhead.wake_runs).
+    Also how the short probe's Runs after a gap spread around that gap's median (idle_spread_quantiles)."""
     from planner.calibration.benches import weight_chain
     from planner.ort.session import make_session, session_options
 
-    out = []
+    out, idle_ratios = [], []
     for rows in PROBE_ROWS:
         bench = weight_chain(256, 16, rows=rows)
         sess = make_session(bench.model, session_options(threads))
@@ -372,7 +373,10 @@ def probe_wake(threads: int) -> tuple[tuple[float, tuple[tuple[float, float], ..
         curve = tuple((float(np.median(gaps)), max(0.0, float(np.median(runs)) - base))
                       for gaps, runs in after.values())
         out.append((base, curve))
-    return tuple(sorted(out))
+        if rows == PROBE_ROWS[0]:
+            idle_ratios += [r / np.median(runs) for gaps, runs in after.values() for r in runs]
+    idle = tuple(float(x) for x in np.quantile(idle_ratios, np.linspace(0, 1, QUANTILES)))
+    return tuple(sorted(out)), idle
 
 
 SPREAD_BURSTS, SPREAD_RUNS, SPREAD_PAUSE_S = 20, 25, 0.2  # about 4 s of the machine's moods
@@ -412,7 +416,8 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
     wake-up: at 300, 30, 100 and 1000 req/s, each batch's Run beyond the steady Run at its size (the backlog's),
         by the gap since the previous batch ended, the median per bin of gaps (wake_curve); and what Runs of about
         0.3 and 1.2 ms pay after each gap (probe_wake: the wake_runs)
-    Run spread: how the short probe's back-to-back Runs spread around their median (run_spread)"""
+    Run spread: how the short probe's back-to-back Runs spread around their median (run_spread), and its Runs
+        after a gap around that gap's median (probe_wake)"""
     samples = []
     steady_run: dict[int, float] = {}
     with Server(IDENTITY, {}, None, max(OVERHEAD_BATCHES), max_delay_s, threads, inprocess) as server:
@@ -432,7 +437,7 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
             arrivals, _ = poisson(rate).arrivals(1, max(200, round(rate)), seed=seed)
             waking.append(server.drive(arrivals - arrivals[0]).batches)
     wake = wake_curve(np.concatenate(waking), steady_run)
-    wake_runs = probe_wake(threads)
+    wake_runs, idle_spread = probe_wake(threads)
     spread = run_spread(threads)
     a, per_request = fit_line([b for b, _ in samples], [s for _, s in samples])
     on_delay = light[light[:, 3] >= 0, 3]
@@ -442,7 +447,8 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
                                       f"{threads} thread(s), {'arrivals in the worker, ' if inprocess else ''}"
                                       f"{time.strftime('%Y-%m-%d %H:%M')}",
                                latency_quantiles_s=tuple(np.quantile(outside, np.linspace(0, 1, QUANTILES))),
-                               wake_curve=wake, wake_runs=wake_runs, run_spread_quantiles=spread)
+                               wake_curve=wake, wake_runs=wake_runs, run_spread_quantiles=spread,
+                               idle_spread_quantiles=idle_spread)
     extra = {"samples": [[b, s] for b, s in samples], "steady_run_s": steady_run, "lag_in_s": float(light[:, 2].mean()),
              "reply_back_s": float(light[:, 4].mean()), "batches_on_delay": int(len(on_delay))}
     return overhead, extra
@@ -517,7 +523,8 @@ def bench(name: str, args: argparse.Namespace, overhead: ServingOverhead, rows: 
                 here.setdefault(int(size), []).append(run_s)
             measured = _pct(served.latency_s)
             sim = curve.simulate(arrivals, Policy(b, delay))
-            plain = replace(curve, overhead=replace(overhead, run_spread_quantiles=(), wake_runs=()))
+            plain = replace(curve, overhead=replace(overhead, run_spread_quantiles=(), idle_spread_quantiles=(),
+                                                    wake_runs=()))
             sim_plain = plain.simulate(arrivals, Policy(b, delay))
             replay = with_measured_runs(curve, here).simulate(arrivals, Policy(b, delay))
             rows.append({"model": name, "load": label, "rate_per_s": rate, "requests": n,
@@ -553,11 +560,12 @@ def ablation(rows: list[dict], within: float = 0.2) -> str:
 
 
 def _spread_text(overhead: ServingOverhead) -> str:
-    q = overhead.run_spread_quantiles
-    if len(q) < 2:
-        return "not measured"
-    at = np.linspace(0, 1, len(q))
-    return "p90 x{:.2f}, p99 x{:.2f} of the median".format(*np.interp([0.9, 0.99], at, q))
+    out = []
+    for label, q in (("back to back", overhead.run_spread_quantiles), ("after idle", overhead.idle_spread_quantiles)):
+        if len(q) >= 2:
+            at = np.linspace(0, 1, len(q))
+            out.append("{} p90 x{:.2f}, p99 x{:.2f}".format(label, *np.interp([0.9, 0.99], at, q)))
+    return "; ".join(out) + " of the median" if out else "not measured"
 
 
 def _probe(r: dict) -> str:

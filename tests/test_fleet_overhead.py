@@ -176,14 +176,31 @@ def test_runs_spread_around_their_median():
     # A backlog of 4000 requests at batch 1 on a 1 ms model drains in about 4000 x 1.5 ms; the median request
     # (the 2200th: the first 10% are the warm-up) waits for about 2200 x 1.5 ms
     o = ServingOverhead(run_spread_quantiles=(1.0, 1.0, 3.0))
-    draws = o.spread(100_000)
-    assert np.mean(draws) == pytest.approx(1.5, rel=0.01) and np.array_equal(draws, o.spread(100_000))
+    factor = o.spread(100_000)
+    draws = [factor(k, 0.0) for k in range(100_000)]
+    assert np.mean(draws) == pytest.approx(1.5, rel=0.01)
+    assert draws[:100] == [o.spread(100_000)(k, 0.0) for k in range(100)]  # seeded: a search is repeatable
     stats = _curve(o).simulate(np.zeros(4000), Policy(1, 0.0))
     assert stats.p50_s == pytest.approx(2200 * 1.5 * MS, rel=0.03)
     assert ServingOverhead.from_dict(o.to_dict()) == o
     assert ServingOverhead().spread(5) is None
     with pytest.raises(OverheadError, match="run_spread"):
         ServingOverhead.from_dict({"run_spread_quantiles": [1.2, 1.0]})
+
+
+def test_a_run_after_idle_draws_from_the_idle_spread():
+    # back to back Runs never spread; after 0.5 ms idle or more they are 2x or 4x their median, evenly: a mean of
+    # 3x. One request every 20 ms on a 1 ms model: every batch after idle, latencies 2 or 4 ms, mean 3 ms; a
+    # backlog (no gap but the first) is 1 ms a request
+    o = ServingOverhead(run_spread_quantiles=(1.0, 1.0), idle_spread_quantiles=(2.0, 2.0, 4.0, 4.0))
+    stats = _curve(o).simulate(np.arange(1, 2001) * 20 * MS, Policy(1, 0.0))
+    assert stats.mean_s == pytest.approx(3 * MS, rel=0.03)
+    assert stats.p99_s == pytest.approx(4 * MS)
+    backlog = _curve(o).simulate(np.zeros(1000), Policy(1, 0.0))
+    assert backlog.p50_s == pytest.approx((1 + 550) * MS, rel=0.01)  # the 550th after the warm-up, 1 ms each
+    assert ServingOverhead.from_dict(o.to_dict()) == o
+    with pytest.raises(OverheadError, match="idle_spread"):
+        ServingOverhead.from_dict({"idle_spread_quantiles": [0.0, 1.0]})
 
 
 def test_a_measured_overhead_is_what_the_plan_schema_describes():
@@ -195,7 +212,7 @@ def test_a_measured_overhead_is_what_the_plan_schema_describes():
     entry = schema["properties"]["fleet"]["properties"]["serving_overhead"]["additionalProperties"]
     o = ServingOverhead(1e-5, 1e-6, 2e-4, 1e-4, "measured", latency_quantiles_s=(1e-4, 3e-4),
                         wake_curve=((0.01, 2e-4),), wake_runs=((3e-4, ((0.01, 3e-4),)),),
-                        run_spread_quantiles=(0.9, 1.0, 2.5))
+                        run_spread_quantiles=(0.9, 1.0, 2.5), idle_spread_quantiles=(0.8, 1.0, 3.0))
     jsonschema.Draft202012Validator(entry).validate(o.to_dict())
 
 

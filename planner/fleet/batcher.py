@@ -58,12 +58,13 @@ def summarize(latency: np.ndarray, wait: np.ndarray, batches: list[int], busy_s:
 
 def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batch: int, max_delay_s: float = 0.0,
              instances: int = 1, extra_latency_s: float | np.ndarray = 0.0, timer_late_s: float = 0.0,
-             wake_s: Callable[[float, float], float] | None = None, spread: np.ndarray | None = None) -> Stats:
+             wake_s: Callable[[float, float], float] | None = None,
+             spread: Callable[[int, float], float] | None = None) -> Stats:
     """Run the arrivals (at least one, sorted) through the batcher; every request completes (the run lasts until
     the queue drains). `extra_latency_s` (one for all, or one per request) is added to each request's latency;
     `timer_late_s` to a max queue delay
     that is not zero (with none, an idle instance sets no timer). `spread`: the k-th batch's service time is
-    multiplied by spread[k % len(spread)] (seeded draws of how Runs spread around their median)."""
+    multiplied by spread(k, its idle gap) (seeded draws of how Runs spread around their median)."""
     hold_s = max_delay_s + timer_late_s if max_delay_s > 0 else 0.0
     env = simpy.Environment()
     waiting: deque[int] = deque()
@@ -96,10 +97,11 @@ def simulate(arrivals_s: np.ndarray, service_s: Callable[[int], float], max_batc
             batch = [waiting.popleft() for _ in range(min(max_batch, len(waiting)))]
             for i in batch:
                 started[i] = env.now
+            gap = env.now - last_end
             s = service_s(len(batch))
-            if spread is not None and len(spread):
-                s *= float(spread[len(batches) % len(spread)])
-            s += wake_s(env.now - last_end, s) if wake_s is not None else 0.0
+            s += wake_s(gap, s) if wake_s is not None else 0.0
+            if spread is not None:
+                s *= spread(len(batches), gap)
             batches.append(len(batch))
             state["busy"] += s
             yield env.timeout(s)

@@ -5,9 +5,10 @@ replies. Those costs keep the model instance busy (so they lower the capacity of
 without keeping it busy (a client's send, the reply's way back). Counting neither, a fleet sized at 90% of the
 model's capacity is a fleet past its real one, and its queues grow without bound. So:
 
-    busy time of a batch of b  = (model latency(b) + per_batch_s + per_request_s x b) x spread
-                                 + wake(gap since the instance's previous batch ended, model latency(b))
-                                 (spread: a draw from how Runs spread around their median here)
+    busy time of a batch of b  = (model latency(b) + per_batch_s + per_request_s x b
+                                  + wake(gap since the instance's previous batch ended, that service time))
+                                 x spread (a draw from how Runs spread around their median here: back to back,
+                                 or after an idle gap)
     a request's latency        = its wait + that busy time + latency_s (drawn from its measured distribution)
     a batch leaving on the max queue delay leaves timer_late_s after it (a timer's wake-up)
 
@@ -19,7 +20,7 @@ figures in hwtargets/serving/triton.toml (each number with its source; weak, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,14 +69,24 @@ class ServingOverhead:
     # workload run back to back, at probabilities evenly spaced from 0 to 1. A shared VM's neighbours stretch
     # some Runs by tens of percent; at 70-90% load those stretches are what builds a queue's tail.
     run_spread_quantiles: tuple[float, ...] = ()
+    # The same for a Run after the instance sat idle at least IDLE_SPREAD_GAP_S, over the median Run after that
+    # gap: the wake-up varies too (the cnn at light load: p99 1.9-2.1x its median Run; back to back 1.5x).
+    idle_spread_quantiles: tuple[float, ...] = ()
 
-    def spread(self, n: int, seed: int = 1) -> np.ndarray | None:
-        """n seeded draws of a Run's time over its median, None where it was not measured."""
-        q = self.run_spread_quantiles
-        if len(q) < 2:
+    def spread(self, n: int, seed: int = 1) -> Callable[[int, float], float] | None:
+        """The factor on the k-th batch's service time after an idle gap: seeded draws (n of each kind) from the
+        back-to-back spread, or the idle one after a gap of IDLE_SPREAD_GAP_S or more; None where neither was
+        measured."""
+        busy = _draws(self.run_spread_quantiles, n, seed)
+        idle = _draws(self.idle_spread_quantiles, n, seed + 1)
+        if busy is None and idle is None:
             return None
-        u = np.random.default_rng(seed).random(n)
-        return np.interp(u, np.linspace(0.0, 1.0, len(q)), q)
+
+        def factor(k: int, gap_s: float) -> float:
+            draws = idle if gap_s >= IDLE_SPREAD_GAP_S and idle is not None else busy
+            return 1.0 if draws is None else float(draws[k % n])
+
+        return factor
 
     def wake_s(self, idle_s: float, run_s: float = 0.0) -> float:
         """The extra time of a batch whose model time is `run_s`, starting `idle_s` after the instance's previous
@@ -112,6 +123,8 @@ class ServingOverhead:
             d["wake_runs"] = [[r, [list(p) for p in curve]] for r, curve in self.wake_runs]
         if self.run_spread_quantiles:
             d["run_spread_quantiles"] = list(self.run_spread_quantiles)
+        if self.idle_spread_quantiles:
+            d["idle_spread_quantiles"] = list(self.idle_spread_quantiles)
         return d
 
     @staticmethod
@@ -122,6 +135,7 @@ class ServingOverhead:
             wake = _wake_points(d.get("wake_curve"))
             wake_runs = tuple((float(r), _wake_points(curve)) for r, curve in d.get("wake_runs") or ())
             spread = tuple(float(x) for x in d.get("run_spread_quantiles") or ())
+            idle_spread = tuple(float(x) for x in d.get("idle_spread_quantiles") or ())
         except (TypeError, ValueError, AttributeError):
             raise OverheadError(f"{where}: not a serving overhead ({dict(d)!r:.80})") from None
         bad = [f for f, v in values.items() if not 0 <= v < 1]
@@ -135,13 +149,23 @@ class ServingOverhead:
         runs = [r for r, _ in wake_runs]
         if any(not 0 < r < 1 for r in runs) or any(a >= b for a, b in zip(runs, runs[1:], strict=False)):
             raise OverheadError(f"{where}: wake_runs must be [run s, wake curve] with runs positive and ascending")
-        if spread and (len(spread) < 2 or not all(0 < a <= b < 100 for a, b in zip(spread, spread[1:], strict=False))):
-            raise OverheadError(f"{where}: run_spread_quantiles must be at least 2 ascending positive ratios")
+        for name, q in (("run_spread_quantiles", spread), ("idle_spread_quantiles", idle_spread)):
+            if q and (len(q) < 2 or not all(0 < a <= b < 100 for a, b in zip(q, q[1:], strict=False))):
+                raise OverheadError(f"{where}: {name} must be at least 2 ascending positive ratios")
         return ServingOverhead(**values, source=str(d.get("source", where)), latency_quantiles_s=quantiles,
-                               wake_curve=wake, wake_runs=wake_runs, run_spread_quantiles=spread)
+                               wake_curve=wake, wake_runs=wake_runs, run_spread_quantiles=spread,
+                               idle_spread_quantiles=idle_spread)
 
 
 NONE = ServingOverhead()
+IDLE_SPREAD_GAP_S = 0.5e-3  # a batch after this much idle time draws from idle_spread_quantiles
+
+
+def _draws(q: Sequence[float], n: int, seed: int) -> np.ndarray | None:
+    if len(q) < 2 or n < 1:
+        return None
+    u = np.random.default_rng(seed).random(n)
+    return np.interp(u, np.linspace(0.0, 1.0, len(q)), q)
 
 
 def _on_curve(curve: Sequence[tuple[float, float]], idle_s: float) -> float:
