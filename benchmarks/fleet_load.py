@@ -374,7 +374,8 @@ def probe_wake(threads: int) -> tuple[tuple[tuple[float, tuple[tuple[float, floa
                       for gaps, runs in after.values())
         out.append((base, curve))
         if rows == PROBE_ROWS[0]:
-            idle_ratios += [r / np.median(runs) for gaps, runs in after.values() for r in runs]
+            for _, runs in after.values():
+                idle_ratios += list(np.asarray(runs) / np.median(runs))
     idle = tuple(float(x) for x in np.quantile(idle_ratios, np.linspace(0, 1, QUANTILES)))
     return tuple(sorted(out)), idle
 

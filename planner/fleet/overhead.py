@@ -74,9 +74,9 @@ class ServingOverhead:
     idle_spread_quantiles: tuple[float, ...] = ()
 
     def spread(self, n: int, seed: int = 1) -> Callable[[int, float], float] | None:
-        """The factor on the k-th batch's service time after an idle gap: seeded draws (n of each kind) from the
-        back-to-back spread, or the idle one after a gap of IDLE_SPREAD_GAP_S or more; None where neither was
-        measured."""
+        """factor(k, gap): what the k-th batch's service time is multiplied by, given the idle gap before it: a
+        seeded draw (n of each kind) from the back-to-back spread, or from the idle one after a gap of
+        IDLE_SPREAD_GAP_S or more; None where neither was measured."""
         busy = _draws(self.run_spread_quantiles, n, seed)
         idle = _draws(self.idle_spread_quantiles, n, seed + 1)
         if busy is None and idle is None:
@@ -103,11 +103,8 @@ class ServingOverhead:
     def outside_s(self, n: int, seed: int = 0) -> float | np.ndarray:
         """The time outside the server of n requests: seeded draws from the measured distribution, or the
         constant latency_s where there is none."""
-        q = self.latency_quantiles_s
-        if len(q) < 2:
-            return self.latency_s
-        u = np.random.default_rng(seed).random(n)
-        return np.interp(u, np.linspace(0.0, 1.0, len(q)), q)
+        draws = _draws(self.latency_quantiles_s, n, seed)
+        return self.latency_s if draws is None else draws
 
     def busy_s(self, batch: int) -> float:
         """What a batch of `batch` costs the instance beyond the model's run."""
