@@ -120,6 +120,14 @@ def _one_request(model_path: str, dims: dict[str, int], decoder_dims: dict[str, 
     return synthetic_feeds(sess, dims)
 
 
+def _run_batch(sess, one: dict, b: int) -> tuple[float, float]:
+    """One Run of b requests (one request's inputs concatenated): its (start, end) perf_counter times."""
+    feeds = {k: np.concatenate([v] * b) for k, v in one.items()}
+    r0 = time.perf_counter()
+    sess.run(None, feeds)
+    return r0, time.perf_counter()
+
+
 def _readable(conn: Connection, timeout_s: float) -> bool:
     """Block until a message waits or `timeout_s` passes. select(2) takes microseconds; Connection.poll goes
     through poll(2), which rounds a timeout up to whole milliseconds, so every batch leaving on a 2 ms max delay
@@ -139,7 +147,7 @@ def serve(model_path: str, dims: dict[str, int], decoder_dims: dict[str, int] | 
     sess = make_session(_identity_model() if model_path == IDENTITY else model_path, session_options(threads))
     one = _one_request(model_path, dims, decoder_dims, sess)
     for b in range(1, max_batch + 1):  # warm every batch size once
-        sess.run(None, {k: np.concatenate([v] * b) for k, v in one.items()})
+        _run_batch(sess, one, b)
     results.send_bytes(b"ready")
     pending: tuple[int, float] | None = None
     last_end = time.perf_counter()
@@ -170,12 +178,9 @@ def serve(model_path: str, dims: dict[str, int], decoder_dims: dict[str, int] | 
                 break
             ids.append(j)
         b = len(ids)
-        feeds = {k: np.concatenate([v] * b) for k, v in one.items()}
-        r0 = time.perf_counter()
-        sess.run(None, feeds)
-        run_s = time.perf_counter() - r0
-        last_end, gap = time.perf_counter(), r0 - last_end
-        results.send_bytes(REPLY.pack(last_end, run_s, lag, late, gap, b) + np.asarray(ids, np.int64).tobytes())
+        r0, end = _run_batch(sess, one, b)
+        last_end, gap = end, r0 - last_end
+        results.send_bytes(REPLY.pack(last_end, end - r0, lag, late, gap, b) + np.asarray(ids, np.int64).tobytes())
 
 
 def serve_schedule(sess, one: dict, offsets: np.ndarray, max_batch: int, max_delay_s: float) -> bytes:
@@ -207,10 +212,7 @@ def serve_schedule(sess, one: dict, offsets: np.ndarray, max_batch: int, max_del
         late = now - due if len(queue) < max_batch and max_delay_s > 0 else -1.0
         batch = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
         b = len(batch)
-        feeds = {k: np.concatenate([v] * b) for k, v in one.items()}
-        r0 = time.perf_counter()
-        sess.run(None, feeds)
-        end = time.perf_counter()
+        r0, end = _run_batch(sess, one, b)
         for j, _ in batch:
             done[j] = end
         head += b
@@ -337,36 +339,45 @@ def wake_curve(batches: np.ndarray, steady_run: dict[int, float]) -> tuple[tuple
     return tuple(points)
 
 
-PROBE_ROWS = (16, 64)  # wake-up probes: 16 GEMMs [rows, 256] x [256, 256] in a chain, about 0.3 and 1.2 ms here
+PROBE_ROWS = (16, 64)  # wake-up probes (probe_sessions): about 0.3 and 1.2 ms here
 PROBE_GAPS_S = (0.5e-3, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3)
 PROBE_REPS = 40
 
 
-def probe_wake(threads: int) -> tuple[tuple[tuple[float, tuple[tuple[float, float], ...]], ...], tuple[float, ...]]:
-    """(steady run, wake curve) of two probe workloads: each Run after sleeping each gap (gaps interleaved, the
-    measured gap from the previous Run's end), beyond the median of Runs that follow a Run. The Identity curve
-    holds the wake-up alone; these hold what a Run of some length pays after it (ServingOverhead.wake_runs).
-    Also how the short probe's Runs after a gap spread around that gap's median (idle_spread_quantiles)."""
+def probe_sessions(threads: int) -> dict[int, tuple]:
+    """The probe workloads by rows: 16 GEMMs [rows, 256] x [256, 256] in a chain, (session, feeds), warmed."""
     from planner.calibration.benches import weight_chain
     from planner.ort.session import make_session, session_options
 
-    out, idle_ratios = [], []
+    out = {}
     for rows in PROBE_ROWS:
         bench = weight_chain(256, 16, rows=rows)
         sess = make_session(bench.model, session_options(threads))
         for _ in range(20):
             sess.run(None, bench.feeds)
+        out[rows] = (sess, bench.feeds)
+    return out
+
+
+def probe_wake(probes: dict[int, tuple]
+               ) -> tuple[tuple[tuple[float, tuple[tuple[float, float], ...]], ...], tuple[float, ...]]:
+    """(steady run, wake curve) of two probe workloads: each Run after sleeping each gap (gaps interleaved, the
+    measured gap from the previous Run's end), beyond the median of Runs that follow a Run. The Identity curve
+    holds the wake-up alone; these hold what a Run of some length pays after it (ServingOverhead.wake_runs).
+    Also how the short probe's Runs after a gap spread around that gap's median (idle_spread_quantiles)."""
+    out, idle_ratios = [], []
+    for rows, (sess, feeds) in probes.items():
         steady, after = [], {g: ([], []) for g in PROBE_GAPS_S}
         for _ in range(PROBE_REPS):
-            sess.run(None, bench.feeds)
+            sess.run(None, feeds)
             t0 = time.perf_counter()
-            sess.run(None, bench.feeds)
+            sess.run(None, feeds)
             steady.append(time.perf_counter() - t0)
             for g in PROBE_GAPS_S:
                 end = time.perf_counter()
                 time.sleep(g)
                 t0 = time.perf_counter()
-                sess.run(None, bench.feeds)
+                sess.run(None, feeds)
                 after[g][0].append(t0 - end)
                 after[g][1].append(time.perf_counter() - t0)
         base = float(np.median(steady))
@@ -383,22 +394,18 @@ def probe_wake(threads: int) -> tuple[tuple[tuple[float, tuple[tuple[float, floa
 SPREAD_BURSTS, SPREAD_RUNS, SPREAD_PAUSE_S = 20, 25, 0.2  # about 4 s of the machine's moods
 
 
-def run_spread(threads: int) -> tuple[float, ...]:
+def run_spread(probes: dict[int, tuple]) -> tuple[float, ...]:
     """How a back-to-back Run of the short probe spreads around its median: quantiles (QUANTILES, evenly spaced
     probabilities) of Run / median over bursts of Runs a fraction of a second apart, the first Run of each
     burst left out (that one pays the wake-up, counted apart)."""
-    from planner.calibration.benches import weight_chain
-    from planner.ort.session import make_session, session_options
-
-    bench = weight_chain(256, 16, rows=PROBE_ROWS[0])
-    sess = make_session(bench.model, session_options(threads))
+    sess, feeds = probes[PROBE_ROWS[0]]
     runs = []
     for _ in range(SPREAD_BURSTS):
         time.sleep(SPREAD_PAUSE_S)
-        sess.run(None, bench.feeds)
+        sess.run(None, feeds)
         for _ in range(SPREAD_RUNS):
             t0 = time.perf_counter()
-            sess.run(None, bench.feeds)
+            sess.run(None, feeds)
             runs.append(time.perf_counter() - t0)
     ratio = np.asarray(runs) / np.median(runs)
     return tuple(float(x) for x in np.quantile(ratio, np.linspace(0, 1, QUANTILES)))
@@ -438,8 +445,9 @@ def measure_overhead(max_delay_s: float, threads: int, seed: int, inprocess: boo
             arrivals, _ = poisson(rate).arrivals(1, max(200, round(rate)), seed=seed)
             waking.append(server.drive(arrivals - arrivals[0]).batches)
     wake = wake_curve(np.concatenate(waking), steady_run)
-    wake_runs, idle_spread = probe_wake(threads)
-    spread = run_spread(threads)
+    probes = probe_sessions(threads)
+    wake_runs, idle_spread = probe_wake(probes)
+    spread = run_spread(probes)
     a, per_request = fit_line([b for b, _ in samples], [s for _, s in samples])
     on_delay = light[light[:, 3] >= 0, 3]
     outside = light[:, 2] + light[:, 4]

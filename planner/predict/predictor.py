@@ -95,7 +95,6 @@ class Predictor:
         self._costs: dict[int, list[NodeCost]] = {}
         self._kernels: dict[tuple[int, bool, bool, bool], tuple[list[Kernel], MemoryEstimate]] = {}
         self._arena: dict[tuple[int, bool, bool, bool], int] = {}
-        self._fused_away: dict[tuple[int, bool, bool, bool], set[str]] = {}
         self._precision: dict[int, str] = {}
         self._keep: dict[int, Analysis] = {}
 
@@ -113,12 +112,7 @@ class Predictor:
         if key not in self._kernels:
             graph, costs = analysis.graph, self.costs(analysis)
             kernels = build_kernels(graph, costs, fuse_epilogue, fuse_elementwise, dispatch_views)
-            fused_away: set[str] = set()
-            for k in kernels:
-                if len(k.nodes) > 1:
-                    fused_away |= {t.name for m in k.nodes[:-1] for t in graph.nodes[m].outputs if t is not None}
-            self._kernels[key] = (kernels, estimate_memory(graph, costs, fused_away, 0))
-            self._fused_away[key] = fused_away
+            self._kernels[key] = (kernels, estimate_memory(graph, costs, _fused_away(graph, kernels), 0))
         return self._kernels[key]
 
     def arena_bytes(self, analysis: Analysis, fuse_epilogue: bool, fuse_elementwise: bool,
@@ -126,8 +120,9 @@ class Predictor:
         """What onnxruntime's CPU arena keeps beyond the live peak for these kernels (planner.predict.arena)."""
         key = (id(analysis), fuse_epilogue, fuse_elementwise, dispatch_views)
         if key not in self._arena:
-            self.kernels(analysis, fuse_epilogue, fuse_elementwise, dispatch_views)
-            self._arena[key] = arena_growth_bytes(analysis.graph, self.costs(analysis), self._fused_away[key])
+            kernels, _ = self.kernels(analysis, fuse_epilogue, fuse_elementwise, dispatch_views)
+            self._arena[key] = arena_growth_bytes(analysis.graph, self.costs(analysis),
+                                                  _fused_away(analysis.graph, kernels))
         return self._arena[key]
 
     def predict(self, analysis: Analysis, target: Target, precision: str | None = None) -> Prediction:
@@ -152,6 +147,12 @@ class Predictor:
             kernels=timed, memory=mem, latency_s=latency, fits=mem.total_bytes <= target.mem_capacity_bytes,
             notes=runs_as, unsupported=unsupported,
         )
+
+
+def _fused_away(graph, kernels: list[Kernel]) -> set[str]:
+    """Tensors that stay inside a fused kernel: every output of a kernel's nodes but the last's."""
+    return {t.name for k in kernels if len(k.nodes) > 1 for m in k.nodes[:-1] for t in graph.nodes[m].outputs
+            if t is not None}
 
 
 def predict(analysis: Analysis, target: Target) -> Prediction:
