@@ -23,10 +23,7 @@ from planner.calibration.store import Calibration, default_path, read_file
 
 
 def measurements_of(c: Calibration) -> Measurements:
-    samples = [Sample(fam, op_class, peak, flops, nbytes, seconds, label, source, steps, weight_bytes, working_set,
-                      tuple(shape))
-               for fam, op_class, peak, flops, nbytes, seconds, label, source, steps, weight_bytes, working_set, shape
-               in c.samples]
+    samples = [Sample(*s[:11], tuple(s[11]), *s[12:]) for s in c.samples]  # older files have no runs
     return Measurements(threads=c.threads, launch_overhead_s=c.launch_overhead_s, run_overhead_s=c.run_overhead_s,
                         run_overhead_per_io_s=c.run_overhead_per_io_s, profiler_bias_s=c.profiler_bias_s,
                         samples=samples, workspace_bytes=c.workspace_bytes, weight_residency=dict(c.weight_residency),

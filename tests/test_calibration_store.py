@@ -33,6 +33,7 @@ def _cal(bw: float = 20 * GB, threads: int = 1, **kw) -> Calibration:
         workspace_bytes=12e6, created="2026-01-01T00:00:00+00:00", quick=True,
         weight_residency={"gemm": 1.5, "conv": 3.0},
         noise={"benches": 224.0, "unconfirmed": 4.0, "median_spread": 0.019, "p90_spread": 0.059},
+        run_s={"Pad": 13e-9},
     )
     base.update(kw)
     return Calibration(**base)
@@ -279,6 +280,34 @@ def test_a_depthwise_conv_in_dram_is_no_faster_than_its_own_bytes():
     assert seconds(5 * mid, mid) == pytest.approx(mid / 2e10)
     # 2 MB, below the smallest working set measured in DRAM: arithmetic (50 us) or plain streaming (10 us)
     assert seconds(1e7, 2e6) == pytest.approx(1e7 / 2e11)
+
+
+def test_a_pad_costs_its_bytes_at_the_streaming_bandwidth_and_a_fixed_time_per_run():
+    """families.RUN_TIMED: Pad benches of like bytes and different rows fit seconds a run beyond their bytes at
+    the streaming bandwidth (fit.fit_run_costs), and a Pad in a model pays both."""
+    bw, per_run = 2e10, 13e-9
+    fixed = 0.3e-6 - 2048 / bw  # the data class's fixed cost: the vector one's, the tiny Relu's beyond its bytes
+
+    def pad(nbytes: int, runs: int) -> Sample:
+        return Sample("Pad", "data", "vector", 0, nbytes, fixed + nbytes / bw + runs * per_run, f"Pad {runs}",
+                      runs=runs)
+
+    m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
+                     profiler_bias_s=3e-6, samples=[
+                         _s("Add", "vector", "vector", 10**5, 12 * 10**5, 12 * 10**5 / bw, "Add stream 1.2 MB"),
+                         _s("Relu", "vector", "vector", 256, 2048, 0.3e-6, "tiny Relu", "chain"),  # vector fixed
+                         pad(500_000, 6720), pad(1_260_000, 5376), pad(3_300_000, 3584),
+                     ])
+    cal = fit(m)
+    assert cal.kernel_fixed_s["data"] == pytest.approx(fixed)
+    assert cal.run_s["Pad"] == pytest.approx(per_run)
+    assert "Pad" not in cal.throughput_curves  # its bytes/s over working set would count the runs twice
+    t = apply(detect_host(), cal)
+    cost = OpCost(flops=0, bytes_read=400_000, bytes_written=600_000, weight_bytes=0)
+    got = kernel_time(cost, OpClass.DATA, "float32", t, family="Pad", runs=10_000).seconds
+    # launch + data fixed + 1 MB at 2e10 B/s (50 us) + 10,000 runs at 13 ns (130 us)
+    assert got == pytest.approx(t.launch_overhead_s + fixed + 50e-6 + 130e-6)
+    assert kernel_time(cost, OpClass.DATA, "float32", t, family="Pad").seconds == pytest.approx(got - 130e-6)
 
 
 def test_calibrated_target_keeps_its_sources():

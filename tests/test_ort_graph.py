@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,55 @@ def test_transposes_of_long_contiguous_runs_are_their_own_family():
     assert contiguous_run(heads) == 32 and kernel_family(heads, OpClass.DATA) == "Transpose"
     assert contiguous_run(t((8, 16), None)) == 1  # no perm: reversed axes, nothing stays in place
     assert contiguous_run(t((2, 3, 4), [0, 1])) == 1  # a perm of the wrong rank is no run at all
+
+
+def test_a_quick_gelu_at_alpha_one_is_silu_and_the_suite_times_both():
+    """onnxruntime's QuickGelu scales every element in a scalar loop unless α is 1 (its default is 1.702), so
+    SiLU, which it makes of x·Sigmoid(x), is a family apart; the suite has a bench in each."""
+    from planner.calibration.suite import _vector_benches
+    from planner.model.loader import LoadedModel
+
+    def q(**attrs):
+        return _node("QuickGelu", "com.microsoft", [(4, 64)], attrs)
+
+    assert kernel_family(q(alpha=1.0), OpClass.VECTOR) == "ms.QuickGelu:silu"
+    assert kernel_family(q(alpha=1.702), OpClass.VECTOR) == "ms.QuickGelu"
+    assert kernel_family(q(), OpClass.VECTOR) == "ms.QuickGelu"  # the default α is not 1
+    got = set()
+    for bench in _vector_benches(quick=True):
+        if bench.label.startswith("QuickGelu"):
+            loaded = LoadedModel(model=onnx.load_from_string(bench.model), path=Path("b.onnx"), sha256=bench.label)
+            got |= {kernel_family(n, OpClass.VECTOR) for n in ort_analysis(loaded).graph.nodes}
+    assert got == {"ms.QuickGelu", "ms.QuickGelu:silu"}
+
+
+def test_a_refined_vector_family_a_calibration_never_measured_takes_its_parents_speed_and_fixed_cost():
+    from planner.calibration.rates import CalibratedRates
+    from planner.targets.catalog import bundled_targets
+
+    t = bundled_targets()["a10g"]
+    old = CalibratedRates(throughput_curves={"ms.QuickGelu": ((1e5, 10e9), (1e7, 8e9))},
+                          kernel_fixed_s={"ms.QuickGelu": 2e-7, "vector": 9e-7})
+    assert old.family_bytes_per_s("ms.QuickGelu:silu", 1e5, t) == 10e9
+    assert old.fixed_s("ms.QuickGelu:silu", "vector", t) == pytest.approx(t.launch_overhead_s + 2e-7)
+    new = dataclasses.replace(old, throughput_curves={**old.throughput_curves, "ms.QuickGelu:silu": ((1e5, 20e9),)})
+    assert new.family_bytes_per_s("ms.QuickGelu:silu", 1e5, t) == 20e9
+    assert old.fixed_s("Relu", "vector", t) == pytest.approx(t.launch_overhead_s + 9e-7)
+
+
+def test_a_pad_copies_one_run_per_index_before_its_innermost_padded_axis():
+    from planner.model.ir import TensorInfo
+    from planner.predict.families import contiguous_runs
+
+    def pad(x, y, op="Pad"):
+        return NodeInfo("p", op, "", (TensorInfo("x", x, "float32"),), (TensorInfo("y", y, "float32"),), {})
+
+    assert contiguous_runs(pad((2, 16, 28, 28), (2, 16, 30, 30))) == 2 * 16 * 28  # rows of W
+    assert contiguous_runs(pad((2, 16, 28, 28), (2, 16, 30, 28))) == 2 * 16  # H only: planes of H·W
+    assert contiguous_runs(pad((2, 16, 28, 28), (2, 20, 28, 28))) == 2  # C only: one block an image
+    assert contiguous_runs(pad((2, 16, 28, 28), (2, 16, 28, 28))) == 1  # nothing padded: one copy
+    assert contiguous_runs(pad((2, 16, 28, 28), (2, 16, 30, 30), "Concat")) == 0  # not timed by runs
+    assert contiguous_runs(pad((2, 16, 28, 28), None)) == 0  # shape unknown
 
 
 def test_short_rows_are_their_own_family():

@@ -66,7 +66,7 @@ from planner.model.analyze import Analyzer
 from planner.model.loader import LoadedModel
 from planner.model.recurrent import RecurrentShape
 from planner.ort.executed import ort_analysis
-from planner.predict.families import EPILOGUE_SUFFIXES, FED, epilogue_counts
+from planner.predict.families import EPILOGUE_SUFFIXES, FED, RUN_TIMED, epilogue_counts
 from planner.predict.predictor import Predictor
 from planner.targets.host import detect_host, host_fingerprint
 
@@ -190,6 +190,7 @@ def fit(m: Measurements) -> Calibration:
     net = _Net(fixed, weight_bw)
     rate_curves, throughput_curves = _rate_curves(src, net)
     epilogues = fit_epilogues(src.profiled, net, rate_curves)
+    run_costs = fit_run_costs(src.profiled, net, bandwidth)
     rate_curves = {k: v for k, v in rate_curves.items() if k.rpartition(".")[0] not in epilogues}  # the core's
     cal = Calibration(
         fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
@@ -197,14 +198,14 @@ def fit(m: Measurements) -> Calibration:
         profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
         weight_rows_curve=fit_row_chains(src.rows, src.weights), epilogue_s=epilogues,
         rate_curves=rate_curves, recurrent_costs=_recurrent_costs(src.profiled),
-        throughput_curves=throughput_curves,
+        throughput_curves={k: v for k, v in throughput_curves.items() if k not in run_costs}, run_s=run_costs,
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
         weight_residency=dict(m.weight_residency), probe_s=m.probe_s, probe_memory_s=m.probe_memory_s,
         noise={k: round(float(v), 4) for k, v in dataclasses.asdict(m.noise).items()},
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), onnxruntime=_ort_version(),
         quick=m.quick, seconds=round(m.seconds, 2),
         samples=tuple((s.family, s.op_class, s.peak_key, s.flops, s.bytes, s.seconds, s.label, s.source, s.steps,
-                       s.weight_bytes, s.working_set, list(s.shape)) for s in m.samples),
+                       s.weight_bytes, s.working_set, list(s.shape), s.runs) for s in m.samples),
         notes=tuple(m.notes),
     )
     if len(src.mixed) >= 2:
@@ -386,6 +387,23 @@ def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, 
                 break
             used = [c for c, g in zip(used, got, strict=True) if g > 0]  # drop the negative terms, fit again
         out[fam] = tuple(float(c) for c in coef)
+    return out
+
+
+def fit_run_costs(profiled: Sequence[Sample], net: _Net, bandwidth: Curve) -> dict[str, float]:
+    """Per RUN_TIMED family (families.RUN_TIMED), seconds per contiguous run it copies beyond its bytes at the
+    streaming bandwidth of its working set, as the rates time it: least squares through zero in relative terms,
+    over benches whose runs differ (rows of 7 to 112 at like working sets), never negative."""
+    out: dict[str, float] = {}
+    for fam in sorted(RUN_TIMED):
+        rows = [s for s in profiled if s.family == fam and s.runs > 0 and s.bytes]
+        if len(rows) < 2 or len({s.runs for s in rows}) < 2:
+            continue
+        runs = np.array([s.runs for s in rows], float)
+        extra = np.array([net.seconds(s) - s.bytes / interpolate_loglog(bandwidth, s.bytes) for s in rows])
+        weight = 1 / np.array([net.seconds(s) for s in rows])
+        a, b = runs * weight, extra * weight
+        out[fam] = max(float(a @ b / (a @ a)), 0.0)
     return out
 
 

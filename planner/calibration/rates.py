@@ -9,7 +9,8 @@
                 bytes fit in L2 streams faster than one that goes to DRAM), weights at the weight-reading
                 bandwidth of the model's whole weight set (weight_bandwidth_curve); a DRAM_TIMED family no
                 faster than its own bytes/s at that working set (throughput_curves)
-    fixed       the launch plus the family's (else its op class's) fixed cost per kernel (kernel_fixed_s)
+    fixed       the launch plus the family's (else its op class's) fixed cost per kernel (kernel_fixed_s), and
+                a RUN_TIMED data family's cost per contiguous run it copies (run_s; families.RUN_TIMED)
     serial      a single-step matrix kernel's weight reads add to its arithmetic instead of hiding under it
                 (a CPU streams packed weights between bursts of FMAs: ResNet-50's late convolutions, 4-9 MiB
                 of weights each, ran 25-30% over their in-cache rate), unless it is a weight stream
@@ -121,6 +122,7 @@ class CalibratedRates:
     throughput_curves: Mapping[str, Curve] = field(default_factory=dict)  # family: (working set, bytes/s)
     kernel_fixed_s: Mapping[str, float] = field(default_factory=dict)  # family or op class: s per kernel
     epilogue_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # s per output, staged, matrix
+    run_s: Mapping[str, float] = field(default_factory=dict)  # data family: s per contiguous run it copies
     recurrent_costs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # "gru.fp32": costs
     serial_weight_reads: bool = False
     threads: int = 1
@@ -133,7 +135,7 @@ class CalibratedRates:
         return cls(bandwidth_curve=tuple(cal.bandwidth_curve), weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
                    weight_rows_curve=tuple(cal.weight_rows_curve),
                    rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
-                   kernel_fixed_s=dict(cal.kernel_fixed_s), epilogue_s=dict(cal.epilogue_s),
+                   kernel_fixed_s=dict(cal.kernel_fixed_s), epilogue_s=dict(cal.epilogue_s), run_s=dict(cal.run_s),
                    recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
                    serial_weight_reads=bool(cal.weight_bandwidth_curve), threads=cal.threads,
                    single=cls.of(single) if single is not None and cal.threads > 1 and single.threads == 1 else None)
@@ -164,7 +166,7 @@ class CalibratedRates:
     def family_bytes_per_s(self, family: str, working_set_bytes: float, target: Target) -> float | None:
         """A measured family's own bytes/s at this working set, None when it was not measured. Past the largest
         working set measured, the family cannot stream faster than plain streaming does there."""
-        curve = self.throughput_curves.get(family)
+        curve = next((c for c in map(self.throughput_curves.get, _ancestors(family)) if c), None)
         if not curve:
             return None
         own = interpolate_loglog(curve, working_set_bytes)
@@ -173,8 +175,10 @@ class CalibratedRates:
         return own
 
     def fixed_s(self, family: str, op_class: str, target: Target) -> float:
-        """Per kernel: the launch plus the family's (else its op class's) measured fixed cost."""
-        return target.launch_overhead_s + self.kernel_fixed_s.get(family, self.kernel_fixed_s.get(op_class, 0.0))
+        """Per kernel: the launch plus the family's (else the family it refines, else its op class's) measured
+        fixed cost."""
+        own = next((self.kernel_fixed_s[f] for f in _ancestors(family) if f in self.kernel_fixed_s), None)
+        return target.launch_overhead_s + (own if own is not None else self.kernel_fixed_s.get(op_class, 0.0))
 
     def terms(self, work: Work, target: Target) -> Terms:
         if self.single is not None and work.steps == 1 and kernel_threads(work.cost, work.op_class, self.threads) == 1:
@@ -199,7 +203,7 @@ class CalibratedRates:
             compute_s, memory_s = 0.0, max(memory_s, cost.bytes / own)
         else:  # a measured vector op (or BYTES_TIMED matrix op): the time beyond plain streaming is its arithmetic
             compute_s = cost.bytes / own
-        fixed = self.fixed_s(family, op_class.value, target)
+        fixed = self.fixed_s(family, op_class.value, target) + work.runs * self.run_s.get(family, 0.0)
         rows = cost.flops / (2 * weights / 4) if weights and work.peak_key == "fp32" else 0.0
         if (self.weight_rows_curve and op_class == OpClass.MATRIX and family in ("gemm", "gemm_bias")
                 and 1.5 <= rows <= self.weight_rows_curve[-1][0]):

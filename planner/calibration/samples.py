@@ -28,6 +28,7 @@ class Sample:
     weight_bytes: int = 0  # of `bytes`, those of initializers (weights), read once per step
     working_set: int = 0  # weights in play around this node (a weight chain's total); 0: its own bytes
     shape: tuple[int, ...] = ()  # a recurrent layer's planner.model.recurrent.RecurrentShape, as_list()
+    runs: int = 0  # contiguous runs a data kernel copies (planner.predict.families.contiguous_runs)
 
     @property
     def intensity(self) -> float:

@@ -12,6 +12,7 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "recurrent_costs":   {"gru.fp32": {"call": s, "step": s, "weights": s, ...}}  recurrent layers
          "throughput_curves": {"Softmax": [[working-set bytes, bytes/s], ...], ...}    every other family
          "kernel_fixed_s":    {"gemm": s, "vector": s, ...}                 per kernel, beyond the launch
+         "run_s":             {"Pad": s}     per contiguous run a data kernel copies, beyond its bytes
          "workspace_bytes":   resident memory of a session running a tiny model (thread pool, arena, registry)
          "weight_residency":  {"gemm": x, "conv": x}   resident bytes per weight byte of 16 MiB of such weights
          "probe_s":           planner.ort.quiet's probe kernel on the quiet machine (validate waits for this speed)
@@ -19,7 +20,8 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "noise":             {"benches", "unconfirmed", "median_spread", "p90_spread"}: how repeatable the
                               microbenchmarks were (planner.calibration.samples.Noise)
          "samples": [[family, op_class, peak, flops, bytes, seconds, label, source, steps, weight bytes,
-                      working set, recurrent shape [gates, batch, inputs, hidden, directions] or []], ...]
+                      working set, recurrent shape [gates, batch, inputs, hidden, directions] or [],
+                      contiguous runs (families.contiguous_runs; absent in older files)], ...]
      }}}
 
 The default file lives in the user cache folder ($XDG_CACHE_HOME/onnx-planner/calibration.json, else
@@ -74,6 +76,8 @@ class Calibration:
     weight_rows_curve: Curve = ()  # (rows, time / one row's) of few-row GEMMs over weights in DRAM
     epilogue_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # int8 family: s per output, per
     #   staged element, per matrix, beyond the GEMM it wraps (planner.calibration.fit.fit_epilogues)
+    run_s: Mapping[str, float] = field(default_factory=dict)  # data family: s per contiguous run it copies, beyond
+    #   its bytes at the streaming bandwidth (planner.calibration.fit.fit_run_costs)
     noise: Mapping[str, float] = field(default_factory=dict)  # planner.calibration.samples.Noise, as numbers
     created: str = ""
     onnxruntime: str = ""
@@ -99,6 +103,7 @@ class Calibration:
         d["samples"] = [list(s) for s in self.samples]
         d["notes"] = list(self.notes)
         d["noise"] = dict(self.noise)
+        d["run_s"] = dict(self.run_s)
         return d
 
     @classmethod
@@ -130,6 +135,7 @@ class Calibration:
                 probe_s=None if d.get("probe_s") is None else _nonneg(d["probe_s"]),
                 probe_memory_s=None if d.get("probe_memory_s") is None else _nonneg(d["probe_memory_s"]),
                 graph_node_overhead_s=_nonneg(d.get("graph_node_overhead_s", 0.0)),
+                run_s={str(k): _nonneg(v) for k, v in dict(d.get("run_s", {})).items()},
                 noise={str(k): _nonneg(v) for k, v in dict(d.get("noise", {})).items()},
                 created=str(d.get("created", "")), onnxruntime=str(d.get("onnxruntime", "")),
                 quick=bool(d.get("quick", False)), seconds=float(d.get("seconds", 0.0)),

@@ -461,6 +461,7 @@ def _vector_benches(quick: bool) -> list[Bench]:
                    [numpy_helper.from_array(np.array(shape, np.int64), "sh")]),
             single(f"BiasGelu {shape}", "BiasGelu", [("a", shape, F)], shape, [weight("c", [cols])], domain=MS),
             single(f"QuickGelu {shape}", "QuickGelu", [("a", shape, F)], shape, attrs={"alpha": 1.702}, domain=MS),
+            single(f"QuickGelu silu {shape}", "QuickGelu", [("a", shape, F)], shape, attrs={"alpha": 1.0}, domain=MS),
             single(f"FastGelu {shape}", "FastGelu", [("a", shape, F)], shape, [weight("c", [cols])], domain=MS),
             single(f"SkipLayerNormalization {shape}", "SkipLayerNormalization", [("a", shape, F), ("s", shape, F)],
                    shape, [weight("g", [cols]), weight("bb", [cols], 2)], domain=MS),
@@ -478,12 +479,14 @@ def _vector_benches(quick: bool) -> list[Bench]:
         c = max(16, cols // 16)
         hw = max(4, int((n / c) ** 0.5))
         img = [1, c, hw, hw]
+        odd = [1, c + 1, hw, hw]  # channels in no NCHWc block: onnxruntime keeps the plain kernel (RegNet's 232)
         rows += [
             single(f"MaxPool {img}", "MaxPool", [("a", img, F)], None, attrs={"kernel_shape": [3, 3], "strides": [2, 2],
                                                                                "pads": [1, 1, 1, 1]}),
             single(f"AveragePool {img}", "AveragePool", [("a", img, F)], None,
                    attrs={"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]}),
             single(f"GlobalAveragePool {img}", "GlobalAveragePool", [("a", img, F)], [1, c, 1, 1]),
+            single(f"GlobalAveragePool plain {odd}", "GlobalAveragePool", [("a", odd, F)], [1, odd[1], 1, 1]),
             single(f"LRN {img}", "LRN", [("a", img, F)], img, attrs={"size": 5, "alpha": 1e-4, "beta": 0.75}),
             single(f"BatchNormalization {img}", "BatchNormalization", [("a", img, F)], img,
                    [weight("s", [c]), weight("bb", [c], 2), weight("mu", [c], 3),
@@ -491,6 +494,19 @@ def _vector_benches(quick: bool) -> list[Bench]:
             _resize(img, "nearest"), _resize(img, "linear"),
         ]
     return rows
+
+
+def _pad_benches(quick: bool) -> list[Bench]:
+    """Pad of 1 on H and W over images of like working sets and rows of 7 to 112: the runs it copies, not its
+    bytes, set its time (families.RUN_TIMED)."""
+    images = [[1, 960, 7, 7], [1, 192, 28, 28], [1, 32, 112, 112]] + ([] if quick else [[1, 1536, 14, 14]])
+    out = []
+    for img in images:
+        padded = [img[0], img[1], img[2] + 2, img[3] + 2]
+        pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")
+        out.append(single(f"Pad {img}", "Pad", [("a", img, F)], padded, [pads], attrs={"mode": "constant"},
+                          order=["a", "pads"]))
+    return out
 
 
 def _qlinear_binary(op: str, shape: list[int]) -> Bench:
@@ -587,5 +603,5 @@ def suite(quick: bool = False) -> list[Bench]:
     return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick) + _depthwise_in_dram_benches(quick)
             + _plain_conv_benches(quick)
             + _int8_benches(quick) + _u8u8_benches(quick) + _conv_integer_benches(quick)
-            + _qlinear_conv_benches(quick) + _rnn_benches(quick) + _vector_benches(quick)
+            + _qlinear_conv_benches(quick) + _rnn_benches(quick) + _vector_benches(quick) + _pad_benches(quick)
             + _quantized_vector_benches(quick) + _attention_benches(quick))

@@ -22,7 +22,7 @@ from planner.ort.clock import cpu_shares, effective_seconds, timed_run
 from planner.ort.executed import infer_optimized
 from planner.ort.profile import load_profile, quantile_of
 from planner.ort.session import make_session, session_options
-from planner.predict.families import FED, compute_dtype, kernel_family, kernel_steps
+from planner.predict.families import FED, compute_dtype, contiguous_runs, kernel_family, kernel_steps
 from planner.targets.target import DTYPE_TO_PEAK
 
 # Which quantile of a microbenchmark's runs is its time: below the median, because on a machine others use,
@@ -134,7 +134,8 @@ def samples_of(p: Profiled, overheads: Overheads, label: str) -> list[Sample]:
         flops, nbytes = c.flops // steps, (c.bytes_read - w) // steps + w + c.bytes_written // steps
         rnn = shape_of(node) if steps > 1 else None
         out.append(Sample(kernel_family(node, nc.op_class), nc.op_class.value, peak, flops, nbytes, t, label,
-                          steps=steps, weight_bytes=w, shape=tuple(rnn.as_list()) if rnn else ()))
+                          steps=steps, weight_bytes=w, shape=tuple(rnn.as_list()) if rnn else (),
+                          runs=contiguous_runs(node)))
     return out
 
 

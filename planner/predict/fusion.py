@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from planner.costs import NodeCost, OpClass, OpCost, node_cost
 from planner.model.ir import Graph
 from planner.model.recurrent import RecurrentShape, shape_of
-from planner.predict.families import compute_dtype, gemm_grid, kernel_family, kernel_steps
+from planner.predict.families import compute_dtype, contiguous_runs, gemm_grid, kernel_family, kernel_steps
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Kernel:
     steps: int = 1  # sequential steps it runs (an RNN's time steps; kernel_steps of the anchor)
     recurrent: RecurrentShape | None = None  # an RNN layer's sizes (planner.model.recurrent.shape_of the anchor)
     grid: tuple[int, int, int] | None = None  # a matrix kernel's output as a GEMM (families.gemm_grid)
+    runs: int = 0  # contiguous runs a data kernel copies (families.contiguous_runs), 0: not timed by runs
 
     @property
     def label(self) -> str:
@@ -220,4 +221,5 @@ def _kernel(graph: Graph, costs: list[NodeCost], members: list[int], written: se
         unknown=any(not costs[m].known for m in members),
         family=kernel_family(anchor, costs[members[0]].op_class), steps=kernel_steps(anchor),
         recurrent=shape_of(anchor), grid=gemm_grid(anchor) if costs[members[0]].op_class == OpClass.MATRIX else None,
+        runs=contiguous_runs(anchor),
     )

@@ -134,7 +134,8 @@ class Predictor:
                       runtime_copy_bytes=runtime_copies(kernels, target.weight_residency), arena_bytes=arena)
         resident = analysis.graph.weight_bytes
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
-                                                      k.steps, recurrent=k.recurrent, grid=k.grid)) for k in kernels)
+                                                      k.steps, recurrent=k.recurrent, grid=k.grid,
+                                                      runs=k.runs)) for k in kernels)
         timed = control_flow_times(timed, analysis, target, Predictor)  # If/Loop/Scan: their bodies' kernels
         mem = control_flow_memory(mem, analysis, target, Predictor)  # ... and their weights and activations
         # a host that dispatches kernel by kernel (a framework) sets the pace once the GPU's kernels are shorter

@@ -48,21 +48,23 @@ def roofline(terms: Terms, intensity: float, peak_used: str) -> KernelTime:
 
 def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, family: str = "",
                 resident_bytes: float = 0.0, steps: int = 1, recurrent: RecurrentShape | None = None,
-                grid: tuple[int, int, int] | None = None) -> KernelTime:
+                grid: tuple[int, int, int] | None = None, runs: int = 0) -> KernelTime:
     """`family` ("gemm", "nchwc.conv", "Softmax", ...; planner.predict.families.kernel_family) lets calibrated
     rates pick the rate measured for that kind of kernel. `resident_bytes` is what the kernel's weights share
     the memory hierarchy with (the model's weights, all read once per inference).
 
     `steps` > 1: the kernel runs that many dependent steps (an RNN's time steps), each reading all of its
     weights and 1/steps of the rest; one launch for all of them. A layer whose sizes are known (`recurrent`)
-    takes its whole time from the rates where they know it (a calibrated host fitted such layers)."""
+    takes its whole time from the rates where they know it (a calibrated host fitted such layers).
+
+    `runs`: the contiguous runs a data kernel copies (families.contiguous_runs), which a calibration may time."""
     if op_class == OpClass.VIEW:
         launch = target.launch_overhead_s if target.dispatch_views else 0.0
         return KernelTime(launch, 0.0, 0.0, MEMORY, 0.0, "none", launch > 0)
     peak, used = target.matrix_peak(dtype) if op_class == OpClass.MATRIX else (target.vector_flops_per_s, "vector")
     if steps > 1:
         return _stepped(cost, op_class, family, peak, used, target, resident_bytes, steps, recurrent)
-    work = Work(cost, op_class, family, used, peak, _intensity(cost), resident_bytes, grid=grid)
+    work = Work(cost, op_class, family, used, peak, _intensity(cost), resident_bytes, grid=grid, runs=runs)
     return roofline(target.rates.terms(work, target), work.intensity, used)
 
 

@@ -86,6 +86,7 @@ class Work:
     resident_bytes: float = 0.0  # what its weights share the memory hierarchy with (the model's weights)
     steps: int = 1  # > 1: this is one step of a kernel that runs that many (an RNN's time steps)
     grid: tuple[int, int, int] | None = None  # a GEMM's output: (rows, columns, independent matrices)
+    runs: int = 0  # contiguous runs a data kernel copies (planner.predict.families.contiguous_runs)
 
 
 @dataclass(frozen=True)
