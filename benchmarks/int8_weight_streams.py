@@ -1,5 +1,5 @@
-"""How fast a one-row int8 GEMM reads its weights once they no longer fit in cache: the evidence for the next
-term of issue #16 (an int8 decoder step's GEMMs), not yet in the cost model.
+"""How fast a one-row int8 GEMM reads its weights in and out of cache, against the prediction: the check of the
+calibration's int8 weight chains (planner.calibration.suite.INT8_WEIGHT_CHAINS, rates' int8 weight stream).
 
     python benchmarks/int8_weight_streams.py [--runs 100] [--calibration FILE]
 

@@ -193,10 +193,55 @@ def test_the_full_suite_times_few_row_chains_over_weights_in_dram():
     from planner.calibration.timing import Overheads, weight_chain_sample
 
     chains = weight_chains(quick=False)
-    assert [(k, n, r) for k, n, t, r in chains if n == 24] == [(1024, 24, r) for r in (1, 2, 4, 8, 16)]
-    assert all(r == 1 for *_, r in weight_chains(quick=True))
+    assert [(k, n, r) for k, n, t, r, _ in chains if n == 24] == [(1024, 24, r) for r in (1, 2, 4, 8, 16)]
+    assert all(r == 1 for _, _, _, r, _ in weight_chains(quick=True))
     bench = weight_chain(1024, 24, rows=8)
     assert onnx.load_from_string(bench.model).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
     s = weight_chain_sample(bench, 1024, 24, False, 0.024, Overheads(0.0, 0.0, 0.0, 0.0), rows=8)
     assert (s.source, s.flops, s.weight_bytes, s.working_set) == ("rows", 2 * 8 * 1024**2, 4 * 1024**2,
                                                                   24 * 4 * 1024**2)
+
+
+def test_one_row_int8_gemms_take_the_weight_speed_their_own_chains_measured():
+    """One-row int8 GEMMs read their weights far slower out of cache than float GEMVs (12-15 GB/s against 22-35
+    on a Zen 4 EPYC): chains of DynamicQuantizeMatMul (INT8_WEIGHT_CHAINS) give them a weight-reading curve of
+    their own, the arithmetic in it, and a fixed cost from two node sizes at one working set."""
+    from planner.calibration.benches import weight_chain
+    from planner.calibration.fit import fit
+    from planner.calibration.rates import INT8_GEMV_FIXED, apply
+    from planner.calibration.samples import Measurements, Sample
+    from planner.calibration.suite import weight_chains
+    from planner.calibration.timing import Overheads, weight_chain_sample
+    from planner.targets.host import detect_host
+
+    assert {(k, n) for k, n, _, _, q in weight_chains(quick=False) if q} >= {(1024, 64), (512, 16), (1024, 4)}
+    bench = weight_chain(1024, 4, int8=True)
+    assert {n.op_type for n in onnx.load_from_string(bench.model).graph.node} == {"DynamicQuantizeMatMul"}
+    s = weight_chain_sample(bench, 1024, 4, False, 4 * 20e-6, Overheads(0.0, 0.0, 0.0, 0.0), int8=True)
+    assert (s.family, s.peak_key, s.source, s.flops, s.bytes, s.weight_bytes, s.working_set) == (
+        "gemm:dq", "int8", "weights", 2 * 1024**2 + 4 * 1024, 8 * 1024 + 1024**2, 1024**2, 4 * 1024**2)
+
+    def chain(k: int, ws: int, seconds: float) -> Sample:
+        return Sample("gemm:dq", "matrix", "int8", 2 * k * k, k * k, seconds, f"int8 chain {k} {ws}", "weights",
+                      weight_bytes=k * k, working_set=ws)
+
+    mib = 1 << 20
+    # at 4 MiB in play: 0.25 MiB in 5 us and 1 MiB in 17 us, so 1 us fixed and 1 MiB / 16 us = 65.5 GB/s;
+    # at 64 MiB one node of 1 MiB in 81 us: 1 MiB / 80 us = 13.1 GB/s
+    m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
+                     profiler_bias_s=3e-6, samples=[
+                         Sample("Add", "vector", "vector", 10**5, 12 * 10**5, 12e-6, "Add stream 1.2 MB"),
+                         chain(512, 4 * mib, 5e-6), chain(1024, 4 * mib, 17e-6), chain(1024, 64 * mib, 81e-6)])
+    cal = fit(m)
+    assert cal.kernel_fixed_s[INT8_GEMV_FIXED] == pytest.approx(1e-6)
+    assert cal.int8_weight_bandwidth_curve == ((4 * mib, pytest.approx(mib / 16e-6)),
+                                               (64 * mib, pytest.approx(mib / 80e-6)))
+    assert not cal.weight_bandwidth_curve  # the float GEMVs' curve is none of theirs
+    t = apply(detect_host(), cal)
+    k = 1024
+    gemv = OpCost(flops=2 * k * k, bytes_read=4 * k + k * k, bytes_written=4 * k, weight_bytes=k * k)
+    fixed = t.rates.fixed_s("gemm:dq", "matrix", t) + 1e-6  # the launch, the matrix class's, the chains' own
+    own = 8 * k / 1e11  # A and Y at the streaming bandwidth, 1.2 MB / 12 us
+    for in_play, speed in ((4 * mib, mib / 16e-6), (64 * mib, mib / 80e-6)):
+        got = kernel_time(gemv, OpClass.MATRIX, "int8", t, "gemm:dq", resident_bytes=in_play).seconds
+        assert got == pytest.approx(fixed + own + mib / speed)

@@ -210,14 +210,18 @@ def loop_chain(trips: int, size: int = 16) -> Bench:
 SUBGRAPH_BENCHES = {"If": if_chain, "Loop": loop_chain}  # op -> its bench of n body runs
 
 
-def weight_chain(k: int, length: int, transposed: bool = False, rows: int = 1) -> Bench:
+def weight_chain(k: int, length: int, transposed: bool = False, rows: int = 1, int8: bool = False) -> Bench:
     """`length` GEMVs [1, k] x [k, k] in sequence, each with weights of its own (with `rows`, GEMMs of that
     many rows: a decoder's step at a batch of that many sequences).
 
     In a model a layer's weights are read once per inference with every other layer's read in between, so they
     come from wherever a working set of all the model's weights lives, not from L1 as a lone GEMV run in a loop
     would have them. A chain reproduces that, and its end-to-end time (no profiler: a small GEMV takes less
-    than the profiler's microsecond) divided by its length is what one such node costs inside a model."""
+    than the profiler's microsecond) divided by its length is what one such node costs inside a model.
+
+    `int8`: DynamicQuantizeMatMul nodes over int8 weights, as quantize_dynamic ships a decoder's layers."""
+    if int8:
+        return _int8_weight_chain(k, length)
     nodes, inits, prev = [], [], "x"
     for i in range(length):
         out = "y" if i == length - 1 else f"t{i}"
@@ -230,6 +234,19 @@ def weight_chain(k: int, length: int, transposed: bool = False, rows: int = 1) -
     label = f"{'Gemm' if transposed else 'MatMul'} weights chain {k}x{k} x{length}" + (f" rows {rows}" if rows > 1
                                                                                        else "")
     return Bench(label, make(nodes, [vi("x", [rows, k])], [vi("y", [rows, k])], inits), {"x": rand([rows, k], 3)})
+
+
+def _int8_weight_chain(k: int, length: int) -> Bench:
+    nodes, inits, prev = [], [], "x"
+    for i in range(length):
+        out = "y" if i == length - 1 else f"t{i}"
+        nodes.append(helper.make_node("DynamicQuantizeMatMul", [prev, f"w{i}", f"s{i}", f"z{i}"], [out],
+                                      name=f"gemv{i}", domain=MS))
+        inits += [weight(f"w{i}", [k, k], i + 1, np.int8), scalar(f"s{i}", [0.01], np.float32),
+                  scalar(f"z{i}", [0], np.int8)]
+        prev = out
+    return Bench(f"DynamicQuantizeMatMul weights chain {k}x{k} x{length}",
+                 make(nodes, [vi("x", [1, k])], [vi("y", [1, k])], inits, ms=True), {"x": rand([1, k], 3)})
 
 
 CHAIN_LENGTH = 16

@@ -52,6 +52,7 @@ from planner.calibration.rates import (
     DRAM_TIMED,
     GEMV_FIXED,
     IN_DRAM,
+    INT8_GEMV_FIXED,
     SUBGRAPH_FIXED,
     apply,
     bytes_timed,
@@ -183,10 +184,14 @@ def fit(m: Measurements) -> Calibration:
     bandwidth = _falling(_merge((s.bytes, s.bytes / s.seconds) for s in src.stream if s.bytes))
     if not bandwidth:
         raise CalibrationFileError("calibration measured no streaming kernel; cannot fit a bandwidth curve")
-    gemv_fixed, weight_bw = fit_weight_chains(src.weights)
+    floats = [s for s in src.weights if s.peak_key != "int8"]
+    gemv_fixed, weight_bw = fit_weight_chains(floats)
+    int8_fixed, int8_weight_bw = fit_weight_chains([s for s in src.weights if s.peak_key == "int8"])
     fixed = _fixed_costs(src, bandwidth)
     if weight_bw:
         fixed[GEMV_FIXED] = gemv_fixed
+    if int8_weight_bw:
+        fixed[INT8_GEMV_FIXED] = int8_fixed
     net = _Net(fixed, weight_bw)
     rate_curves, throughput_curves = _rate_curves(src, net)
     epilogues = fit_epilogues(src.profiled, net, rate_curves)
@@ -196,7 +201,8 @@ def fit(m: Measurements) -> Calibration:
         fingerprint=host_fingerprint(), threads=m.threads, launch_overhead_s=m.launch_overhead_s,
         run_overhead_s=m.run_overhead_s, run_overhead_per_io_s=m.run_overhead_per_io_s,
         profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
-        weight_rows_curve=fit_row_chains(src.rows, src.weights), epilogue_s=epilogues,
+        weight_rows_curve=fit_row_chains(src.rows, floats), epilogue_s=epilogues,
+        int8_weight_bandwidth_curve=int8_weight_bw,
         rate_curves=rate_curves, recurrent_costs=_recurrent_costs(src.profiled),
         throughput_curves={k: v for k, v in throughput_curves.items() if k not in run_costs}, run_s=run_costs,
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,

@@ -15,7 +15,10 @@
                 (a CPU streams packed weights between bursts of FMAs: ResNet-50's late convolutions, 4-9 MiB
                 of weights each, ran 25-30% over their in-cache rate), unless it is a weight stream
     GEMVs       a weight stream on a host that timed GEMV chains takes their fixed cost ("weight_stream") plus
-                its bytes at the measured weight-reading speed, which has the arithmetic in it
+                its bytes at the measured weight-reading speed, which has the arithmetic in it; a one-row int8
+                GEMM likewise by its own chains (int8_weight_bandwidth_curve, "weight_stream.int8"), where
+                they were timed: out of cache onnxruntime's u8 kernel reads weights at 12-16 GB/s on a Zen 4
+                EPYC where fp32 GEMVs read 24-34
     few rows    an fp32 GEMM of 2 to 16 rows (a decoder's step at a small batch) over weights, on a host that timed
                 few-row chains over weights in DRAM: its weight read times what those chains took against one
                 row's (weight_rows_curve: at 8 rows 1.3x on an AVX-512 EPYC, the arithmetic not hidden), or its
@@ -43,6 +46,7 @@ from planner.targets.target import Target
 
 GEMV_INTENSITY = 4.0  # FLOPs per byte: a GEMM with fewer rows than about this many is a weight stream
 GEMV_FIXED = "weight_stream"  # kernel_fixed_s key: a weight stream's cost per call beyond its family's
+INT8_GEMV_FIXED = "weight_stream.int8"  # the same for a one-row int8 GEMM timed by its own weight chains
 OWN_GEMV_RATE = frozenset({"int8"})
 """Precisions whose few-row GEMMs are not weight streams: onnxruntime's int8 GEMM quantizes and packs A and runs
 its u8 kernel over whole row panels (MatMulInteger 1x512x512 took 15.6 us, 1x1024x1024 31 us on an AVX2 EPYC
@@ -118,6 +122,7 @@ class CalibratedRates:
     bandwidth_curve: Curve = ()  # streaming: (working-set bytes, achieved bytes/s)
     weight_bandwidth_curve: Curve = ()  # reading weights (chains of GEMVs): same axes
     weight_rows_curve: Curve = ()  # few-row GEMMs over weights in DRAM: (rows, time / one row's)
+    int8_weight_bandwidth_curve: Curve = ()  # one-row int8 GEMMs (chains of them): (working set, weight bytes/s)
     rate_curves: Mapping[str, Curve] = field(default_factory=dict)  # "<family>.<peak>": (FLOPs/byte, FLOP/s)
     throughput_curves: Mapping[str, Curve] = field(default_factory=dict)  # family: (working set, bytes/s)
     kernel_fixed_s: Mapping[str, float] = field(default_factory=dict)  # family or op class: s per kernel
@@ -134,6 +139,7 @@ class CalibratedRates:
         (planner.calibration.threads)."""
         return cls(bandwidth_curve=tuple(cal.bandwidth_curve), weight_bandwidth_curve=tuple(cal.weight_bandwidth_curve),
                    weight_rows_curve=tuple(cal.weight_rows_curve),
+                   int8_weight_bandwidth_curve=tuple(cal.int8_weight_bandwidth_curve),
                    rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
                    kernel_fixed_s=dict(cal.kernel_fixed_s), epilogue_s=dict(cal.epilogue_s), run_s=dict(cal.run_s),
                    recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
@@ -211,6 +217,14 @@ class CalibratedRates:
             # arithmetic at its cache-resident rate where the weights come quicker than that
             stream = memory_s * _interpolate(self.weight_rows_curve, rows)
             return Terms(compute_s, stream, fixed + self.kernel_fixed_s.get(GEMV_FIXED, 0.0))
+        if (self.int8_weight_bandwidth_curve and op_class == OpClass.MATRIX and weights and work.steps == 1
+                and work.peak_key in OWN_GEMV_RATE and weight_stream(cost.flops, cost.bytes, weights)):
+            # a one-row int8 GEMM timed as its chains ran: the weights at their measured speed for the weights
+            # in play, arithmetic and epilogue in it (in cache its int8 rate, out of it 12-15 GB/s on Zen 4)
+            read = weights / interpolate_loglog(self.int8_weight_bandwidth_curve, weights_in_play)
+            own = (cost.bytes - weights) / self.bytes_per_s(cost.bytes, target)
+            return Terms(compute_s, own + read, fixed + self.kernel_fixed_s.get(INT8_GEMV_FIXED, 0.0),
+                         arithmetic_hidden=True)
         streams = (op_class == OpClass.MATRIX and weights and work.peak_key not in OWN_GEMV_RATE
                    and weight_stream(cost.flops, cost.bytes, weights))
         if streams and GEMV_FIXED in self.kernel_fixed_s:  # the weight chains timed whole nodes

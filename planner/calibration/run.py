@@ -199,10 +199,10 @@ class _Run:
 
     def _weight_chains(self, gate: QuietGate, bar: _Steps, only: set[str] | None) -> list[Timed]:
         out: list[Timed] = []
-        for k, length, transposed, rows in self.chains_w:
-            key = (k, length, transposed, rows)
+        for k, length, transposed, rows, int8 in self.chains_w:
+            key = (k, length, transposed, rows, int8)
             if key not in self.weight_sessions:
-                bench = weight_chain(k, length, transposed, rows)
+                bench = weight_chain(k, length, transposed, rows, int8)
                 self.weight_sessions[key] = (bench, make_session(bench.model, session_options(self.threads)))
             bench, session = self.weight_sessions[key]
             if only is not None and bench.label not in only:
@@ -211,8 +211,8 @@ class _Run:
             t = e2e_seconds(bench, self.threads, 200 if not self.quick else 20, 0.2 if not self.quick else 0.05,
                             session)
             out.append(Timed(bench.label, t,
-                             lambda o, a=(bench, k, length, transposed, t), r=rows: [weight_chain_sample(*a, o,
-                                                                                                         rows=r)]))
+                             lambda o, a=(bench, k, length, transposed, t), r=rows, q=int8: [
+                                 weight_chain_sample(*a, o, rows=r, int8=q)]))
             bar.step(bench.label)
         return out
 

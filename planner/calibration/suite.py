@@ -80,6 +80,13 @@ WEIGHT_CHAINS = [(64, 8), (128, 2), (64, 32), (128, 8), (128, 32), (256, 8), (25
 GEMM_WEIGHT_CHAINS = [(64, 32), (128, 8), (1024, 8)]  # transposed B, as Linear layers export
 
 
+# one-row int8 GEMMs (DynamicQuantizeMatMul, int8 weights: a quantize_dynamic decoder's step), (k, length): 1, 4
+# and 16 MiB of weights in all at two node sizes each, and 64 MiB. onnxruntime's u8 kernel reads weights that
+# are not in cache far slower than a float GEMV does: on a Zen 4 EPYC 12-15 GB/s at 16-256 MiB where fp32 GEMVs
+# read 22-35, 41-61 GB/s in cache (benchmarks/int8_weight_streams.py)
+INT8_WEIGHT_CHAINS = [(512, 4), (1024, 1), (512, 16), (1024, 4), (512, 64), (1024, 16), (1024, 64)]
+
+
 QUICK_WEIGHT_CHAINS = [(64, 32), (128, 8), (512, 16)]
 
 
@@ -94,10 +101,11 @@ ACTIVATION_CHAINS = [(2, 16, 16), (8, 16, 32), (4, 64, 32), (8, 32, 64)]
 ROW_CHAINS = [(1024, 24, r) for r in (1, 2, 4, 8, 16)]
 
 
-def weight_chains(quick: bool) -> list[tuple[int, int, bool, int]]:
-    """(k, length, transposed B, rows) of every weight chain the suite times."""
-    return [(k, n, t, 1) for k, n, t in _gemv_chains(quick)] + ([] if quick else [(k, n, False, r)
-                                                                                   for k, n, r in ROW_CHAINS])
+def weight_chains(quick: bool) -> list[tuple[int, int, bool, int, bool]]:
+    """(k, length, transposed B, rows, int8) of every weight chain the suite times."""
+    return ([(k, n, t, 1, False) for k, n, t in _gemv_chains(quick)]
+            + ([] if quick else [(k, n, False, r, False) for k, n, r in ROW_CHAINS])
+            + [(k, n, False, 1, True) for k, n in (INT8_WEIGHT_CHAINS[2:4] if quick else INT8_WEIGHT_CHAINS)])
 
 
 def _gemv_chains(quick: bool) -> list[tuple[int, int, bool]]:

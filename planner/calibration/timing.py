@@ -22,7 +22,14 @@ from planner.ort.clock import cpu_shares, effective_seconds, timed_run
 from planner.ort.executed import infer_optimized
 from planner.ort.profile import load_profile, quantile_of
 from planner.ort.session import make_session, session_options
-from planner.predict.families import FED, compute_dtype, contiguous_runs, kernel_family, kernel_steps
+from planner.predict.families import (
+    FED,
+    INT8_EPILOGUE,
+    compute_dtype,
+    contiguous_runs,
+    kernel_family,
+    kernel_steps,
+)
 from planner.targets.target import DTYPE_TO_PEAK
 
 # Which quantile of a microbenchmark's runs is its time: below the median, because on a machine others use,
@@ -147,9 +154,15 @@ def per_node_seconds(e2e_s: float, length: int, n_io: int, o: Overheads) -> floa
 
 
 def weight_chain_sample(bench: Bench, k: int, length: int, transposed: bool, e2e_s: float, o: Overheads,
-                        rows: int = 1) -> Sample:
+                        rows: int = 1, int8: bool = False) -> Sample:
     """One node of weight_chain: [r, k] x [k, k] is 2rk² FLOPs, reads 4rk + 4k² bytes (of them 4k² weights) and
-    writes 4rk. One row: source "weights" (the weight-reading curve); more: "rows" (fit_row_chains)."""
+    writes 4rk. One row: source "weights" (the weight-reading curve); more: "rows" (fit_row_chains). `int8`: a
+    DynamicQuantizeMatMul, k² bytes of weights and 4k more FLOPs (A's range and quantization), family "gemm:dq"
+    at the int8 peak."""
+    if int8:
+        return Sample("gemm" + INT8_EPILOGUE["DynamicQuantizeMatMul"], "matrix", "int8", 2 * k * k + 4 * k,
+                      8 * k + k * k, per_node_seconds(e2e_s, length, 2, o), bench.label, "weights",
+                      weight_bytes=k * k, working_set=length * k * k)
     w = 4 * k * k
     return Sample("gemm_bias" if transposed else "gemm", "matrix", "fp32", 2 * rows * k * k, 8 * rows * k + w,
                   per_node_seconds(e2e_s, length, 2, o), bench.label, "weights" if rows == 1 else "rows",
