@@ -23,29 +23,15 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
-from onnx import helper  # noqa: E402
 
-from planner.calibration.benches import make, scalar, vi, weight  # noqa: E402
-
-MS = "com.microsoft"
-
-
-def chain(n: int, k: int) -> bytes:
-    nodes, inits, prev = [], [], "a"
-    for i in range(n):
-        inits += [weight(f"b{i}", [k, k], i + 1, np.int8), scalar(f"sb{i}", [0.01], np.float32),
-                  scalar(f"zb{i}", [0], np.int8)]
-        nodes.append(helper.make_node("DynamicQuantizeMatMul", [prev, f"b{i}", f"sb{i}", f"zb{i}"], [f"y{i}"],
-                                      name=f"n{i}", domain=MS))
-        prev = f"y{i}"
-    return make(nodes, [vi("a", [1, k])], [vi(prev, [1, k])], inits, ms=True)
+from planner.calibration.benches import weight_chain  # noqa: E402
 
 
 def measured_per_node(model: bytes, n: int, k: int, runs: int) -> float:
     o = ort.SessionOptions()
     o.intra_op_num_threads = o.inter_op_num_threads = 1
     s = ort.InferenceSession(model, o, providers=["CPUExecutionProvider"])
-    feed = {"a": np.random.default_rng(0).standard_normal((1, k)).astype(np.float32)}
+    feed = {"x": np.random.default_rng(0).standard_normal((1, k)).astype(np.float32)}
     for _ in range(20):
         s.run(None, feed)
     times = []
@@ -77,7 +63,7 @@ def main() -> int:
           (f" {'predicted':>10} {'pred/meas':>9}" if args.calibration else ""))
     for k in (512, 1024, 2048):
         for n in (1, 4, 64):
-            model = chain(n, k)
+            model = weight_chain(k, n, int8=True).model  # the calibration's own chains
             t = measured_per_node(model, n, k, args.runs)
             line = f"{k:>5} {n:>5} {n * k * k / 2**20:>6.1f} MiB {t * 1e6:>7.1f} us {k * k / t / 1e9:>6.1f}"
             if args.calibration:

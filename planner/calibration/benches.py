@@ -220,33 +220,23 @@ def weight_chain(k: int, length: int, transposed: bool = False, rows: int = 1, i
     than the profiler's microsecond) divided by its length is what one such node costs inside a model.
 
     `int8`: DynamicQuantizeMatMul nodes over int8 weights, as quantize_dynamic ships a decoder's layers."""
-    if int8:
-        return _int8_weight_chain(k, length)
     nodes, inits, prev = [], [], "x"
     for i in range(length):
         out = "y" if i == length - 1 else f"t{i}"
-        if transposed:
-            nodes.append(helper.make_node("Gemm", [prev, f"w{i}"], [out], name=f"gemv{i}", transB=1))
+        if int8:
+            nodes.append(helper.make_node("DynamicQuantizeMatMul", [prev, f"w{i}", f"s{i}", f"z{i}"], [out],
+                                          name=f"gemv{i}", domain=MS))
+            inits += [weight(f"w{i}", [k, k], i + 1, np.int8), scalar(f"s{i}", [0.01], np.float32),
+                      scalar(f"z{i}", [0], np.int8)]
         else:
-            nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [out], name=f"gemv{i}"))
-        inits.append(weight(f"w{i}", [k, k], i + 1))
+            nodes.append(helper.make_node("Gemm", [prev, f"w{i}"], [out], name=f"gemv{i}", transB=1) if transposed
+                         else helper.make_node("MatMul", [prev, f"w{i}"], [out], name=f"gemv{i}"))
+            inits.append(weight(f"w{i}", [k, k], i + 1))
         prev = out
-    label = f"{'Gemm' if transposed else 'MatMul'} weights chain {k}x{k} x{length}" + (f" rows {rows}" if rows > 1
-                                                                                       else "")
-    return Bench(label, make(nodes, [vi("x", [rows, k])], [vi("y", [rows, k])], inits), {"x": rand([rows, k], 3)})
-
-
-def _int8_weight_chain(k: int, length: int) -> Bench:
-    nodes, inits, prev = [], [], "x"
-    for i in range(length):
-        out = "y" if i == length - 1 else f"t{i}"
-        nodes.append(helper.make_node("DynamicQuantizeMatMul", [prev, f"w{i}", f"s{i}", f"z{i}"], [out],
-                                      name=f"gemv{i}", domain=MS))
-        inits += [weight(f"w{i}", [k, k], i + 1, np.int8), scalar(f"s{i}", [0.01], np.float32),
-                  scalar(f"z{i}", [0], np.int8)]
-        prev = out
-    return Bench(f"DynamicQuantizeMatMul weights chain {k}x{k} x{length}",
-                 make(nodes, [vi("x", [1, k])], [vi("y", [1, k])], inits, ms=True), {"x": rand([1, k], 3)})
+    op = "DynamicQuantizeMatMul" if int8 else "Gemm" if transposed else "MatMul"
+    label = f"{op} weights chain {k}x{k} x{length}" + (f" rows {rows}" if rows > 1 else "")
+    return Bench(label, make(nodes, [vi("x", [rows, k])], [vi("y", [rows, k])], inits, ms=int8),
+                 {"x": rand([rows, k], 3)})
 
 
 CHAIN_LENGTH = 16

@@ -104,6 +104,11 @@ def _ancestors(family: str) -> list[str]:
     return [":".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
+def _nearest(by_family: Mapping, family: str):
+    """The entry of `family`, else of the nearest family it refines (_ancestors), else None."""
+    return next((by_family[f] for f in _ancestors(family) if f in by_family), None)
+
+
 def interpolate_loglog(points: Curve, x: float) -> float:
     """Piecewise-linear in log-log between ascending (x, y) points, flat beyond the first and last."""
     if x <= points[0][0] or len(points) == 1:
@@ -172,7 +177,7 @@ class CalibratedRates:
     def family_bytes_per_s(self, family: str, working_set_bytes: float, target: Target) -> float | None:
         """A measured family's own bytes/s at this working set, None when it was not measured. Past the largest
         working set measured, the family cannot stream faster than plain streaming does there."""
-        curve = next((c for c in map(self.throughput_curves.get, _ancestors(family)) if c), None)
+        curve = _nearest(self.throughput_curves, family)
         if not curve:
             return None
         own = interpolate_loglog(curve, working_set_bytes)
@@ -183,7 +188,7 @@ class CalibratedRates:
     def fixed_s(self, family: str, op_class: str, target: Target) -> float:
         """Per kernel: the launch plus the family's (else the family it refines, else its op class's) measured
         fixed cost."""
-        own = next((self.kernel_fixed_s[f] for f in _ancestors(family) if f in self.kernel_fixed_s), None)
+        own = _nearest(self.kernel_fixed_s, family)
         return target.launch_overhead_s + (own if own is not None else self.kernel_fixed_s.get(op_class, 0.0))
 
     def terms(self, work: Work, target: Target) -> Terms:
@@ -192,9 +197,14 @@ class CalibratedRates:
         cost, op_class, family = work.cost, work.op_class, work.family
         weights = min(cost.weight_bytes, cost.bytes)
         weights_in_play = max(cost.bytes, work.resident_bytes)
+        # a one-row int8 GEMM where its own chains were timed: their weight speed, arithmetic and epilogue in it
+        int8_stream = bool(self.int8_weight_bandwidth_curve and op_class == OpClass.MATRIX and weights
+                           and work.steps == 1 and work.peak_key in OWN_GEMV_RATE
+                           and weight_stream(cost.flops, cost.bytes, weights))
         memory_s = (cost.bytes - weights) / self.bytes_per_s(cost.bytes, target) if cost.bytes else 0.0
         if weights:
-            memory_s += weights / self.weight_bytes_per_s(weights_in_play, target)
+            memory_s += weights / (interpolate_loglog(self.int8_weight_bandwidth_curve, weights_in_play)
+                                   if int8_stream else self.weight_bytes_per_s(weights_in_play, target))
         curve = self.throughput_curves.get(family) if family in DRAM_TIMED else None
         if curve and cost.bytes >= curve[0][0]:  # as large as the smallest working set measured in DRAM
             memory_s = max(memory_s, cost.bytes / self.family_bytes_per_s(family, cost.bytes, target))
@@ -217,18 +227,11 @@ class CalibratedRates:
             # arithmetic at its cache-resident rate where the weights come quicker than that
             stream = memory_s * _interpolate(self.weight_rows_curve, rows)
             return Terms(compute_s, stream, fixed + self.kernel_fixed_s.get(GEMV_FIXED, 0.0))
-        if (self.int8_weight_bandwidth_curve and op_class == OpClass.MATRIX and weights and work.steps == 1
-                and work.peak_key in OWN_GEMV_RATE and weight_stream(cost.flops, cost.bytes, weights)):
-            # a one-row int8 GEMM timed as its chains ran: the weights at their measured speed for the weights
-            # in play, arithmetic and epilogue in it (in cache its int8 rate, out of it 12-15 GB/s on Zen 4)
-            read = weights / interpolate_loglog(self.int8_weight_bandwidth_curve, weights_in_play)
-            own = (cost.bytes - weights) / self.bytes_per_s(cost.bytes, target)
-            return Terms(compute_s, own + read, fixed + self.kernel_fixed_s.get(INT8_GEMV_FIXED, 0.0),
-                         arithmetic_hidden=True)
-        streams = (op_class == OpClass.MATRIX and weights and work.peak_key not in OWN_GEMV_RATE
-                   and weight_stream(cost.flops, cost.bytes, weights))
-        if streams and GEMV_FIXED in self.kernel_fixed_s:  # the weight chains timed whole nodes
-            return Terms(compute_s, memory_s, fixed + self.kernel_fixed_s[GEMV_FIXED], arithmetic_hidden=True)
+        streams = int8_stream or (op_class == OpClass.MATRIX and weights and work.peak_key not in OWN_GEMV_RATE
+                                  and weight_stream(cost.flops, cost.bytes, weights))
+        chains = INT8_GEMV_FIXED if int8_stream else GEMV_FIXED
+        if streams and chains in self.kernel_fixed_s:  # the weight chains timed whole nodes
+            return Terms(compute_s, memory_s, fixed + self.kernel_fixed_s[chains], arithmetic_hidden=True)
         if self.serial_weight_reads and work.steps == 1 and op_class == OpClass.MATRIX and weights and not streams:
             serial = weights / self.weight_bytes_per_s(weights_in_play, target)
             return Terms(compute_s, memory_s, fixed, serial_s=serial)
