@@ -113,6 +113,14 @@ class Graph:
     def weight_bytes(self) -> int:
         return sum(self.tensors[w].nbytes for w in self.weights)
 
+    @property
+    def dequantized_weight_bytes(self) -> int:
+        """Float copies of weights that DequantizeLinear nodes write on every run (a QDQ model whose MatMul
+        onnxruntime did not fuse with its weight's DQ): memory a run touches beside the stored weights."""
+        return sum(n.outputs[0].nbytes for n in self.nodes
+                   if n.op_type == "DequantizeLinear" and n.inputs and n.inputs[0] is not None
+                   and n.inputs[0].is_weight and n.outputs and n.outputs[0] is not None)
+
     def consumers(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         for i, n in enumerate(self.nodes):
