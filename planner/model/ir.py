@@ -118,8 +118,7 @@ class Graph:
         """Float copies of weights that DequantizeLinear nodes write on every run (a QDQ model whose MatMul
         onnxruntime did not fuse with its weight's DQ): memory a run touches beside the stored weights."""
         return sum(n.outputs[0].nbytes for n in self.nodes
-                   if n.op_type == "DequantizeLinear" and n.inputs and n.inputs[0] is not None
-                   and n.inputs[0].is_weight and n.outputs and n.outputs[0] is not None)
+                   if n.op_type == "DequantizeLinear" and n.has_input(0) and n.inputs[0].is_weight)
 
     def consumers(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}

@@ -132,7 +132,7 @@ class Predictor:
             if target.activation_arena else 0
         mem = replace(mem, workspace_bytes=int(target.workspace_bytes),
                       runtime_copy_bytes=runtime_copies(kernels, target.weight_residency), arena_bytes=arena)
-        resident = analysis.graph.weight_bytes + analysis.graph.dequantized_weight_bytes  # what a run reads of them
+        resident = analysis.graph.weight_bytes + analysis.graph.dequantized_weight_bytes  # weights in play
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
                                                       k.steps, recurrent=k.recurrent, grid=k.grid,
                                                       runs=k.runs)) for k in kernels)
