@@ -37,6 +37,45 @@ def _guarded(ssi):
     base = ssi.SymbolicShapeInference
 
     class Guarded(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.dispatcher_["QLinearConcat"] = self._infer_QLinearConcat
+            self.dispatcher_["DynamicQuantizeLSTM"] = self._infer_DynamicQuantizeLSTM
+
+        def _infer_QLinearConcat(self, node):  # noqa: N802
+            """Its tensors are inputs 2, 5, 8, ... (after Y's scale and zero point, each with its own): the
+            library has no rule for it, and guessing from input 0 made the output a scalar, and every shape
+            after it unknown (a DB text detector's head, QOperator int8, lost its ConvTransposes)."""
+            tensors = range(2, len(node.input), 3)
+            shapes = [self._get_sympy_shape(node, i) for i in tensors]
+            if not shapes or any(s is None or len(s) != len(shapes[0]) for s in shapes):
+                return
+            out = list(shapes[0])
+            axis = ssi.handle_negative_axis(ssi.get_attribute(node, "axis"), len(out))
+            for s in shapes[1:]:
+                out[axis] = out[axis] + s[axis]
+            self._update_computed_dims(out)
+            vi = self.known_vi_[node.output[0]]
+            vi.CopyFrom(onnx.helper.make_tensor_value_info(
+                node.output[0], self.known_vi_[node.input[2]].type.tensor_type.elem_type,
+                ssi.get_shape_from_sympy_shape(out)))
+
+        def _infer_DynamicQuantizeLSTM(self, node):  # noqa: N802
+            """An LSTM's outputs (Y [seq, directions, batch, hidden], Y_h and Y_c [directions, batch, hidden]):
+            neither onnx nor the library knows this com.microsoft op, and an int8 CRNN's head after it went
+            unpriced."""
+            x = self._get_sympy_shape(node, 0)
+            hidden = ssi.get_attribute(node, "hidden_size")
+            if x is None or len(x) != 3 or hidden is None:
+                return
+            dirs = 2 if ssi.get_attribute(node, "direction", b"forward") in (b"bidirectional", "bidirectional") else 1
+            shapes = ([x[0], dirs, x[1], hidden], [dirs, x[1], hidden], [dirs, x[1], hidden])
+            elem = self.known_vi_[node.input[0]].type.tensor_type.elem_type
+            for name, shape in zip(node.output, shapes, strict=False):
+                if name:
+                    self.known_vi_[name].CopyFrom(onnx.helper.make_tensor_value_info(
+                        name, elem, ssi.get_shape_from_sympy_shape(shape)))
+
         def _infer_impl(self, *args, **kwargs):
             self._planner_passes = getattr(self, "_planner_passes", 0) + 1
             result = super()._infer_impl(*args, **kwargs)
