@@ -22,6 +22,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
@@ -499,7 +501,7 @@ def _vector_benches(quick: bool) -> list[Bench]:
             single(f"BatchNormalization {img}", "BatchNormalization", [("a", img, F)], img,
                    [weight("s", [c]), weight("bb", [c], 2), weight("mu", [c], 3),
                     numpy_helper.from_array(np.ones(c, np.float32), "var")]),
-            _resize(img, "nearest"), _resize(img, "linear"),
+            *_resize_benches(img),
         ]
     return rows
 
@@ -527,13 +529,52 @@ def _qlinear_binary(op: str, shape: list[int]) -> Bench:
                  {"a": rand(shape, 3, np.uint8), "b": rand(shape, 4, np.uint8)})
 
 
-def _resize(img: list[int], mode: str) -> Bench:
-    """A 2x upsample, as detectors' and segmenters' necks and heads run them (FPN: nearest; DPT: linear)."""
-    out = [img[0], img[1], 2 * img[2], 2 * img[3]]
-    node = helper.make_node("Resize", ["a", "", "sc"], ["out0"], name="bench", mode=mode)
-    return Bench(f"Resize {mode} {img}", make([node], [vi("a", img)], [vi("out0", out)],
-                                              [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")]),
-                 {"a": rand(img, 7)})
+def _resize(img: list[int], mode: str, scales: Sequence[float] = (1, 1, 2, 2), elem: int = F, what: str = "",
+            **attrs) -> Bench:
+    """A resize of `img` by `scales`, as detectors' and segmenters' necks and heads run them (FPN: nearest 2x;
+    DPT, SegFormer: linear), in one of the loops onnxruntime picks by shape, mode and type
+    (families.resize_family)."""
+    out = [int(d * f) for d, f in zip(img, scales, strict=True)]
+    node = helper.make_node("Resize", ["a", "", "sc"], ["out0"], name="bench", mode=mode, **attrs)
+    dtype = np.uint8 if elem == TensorProto.UINT8 else np.float32
+    return Bench(f"Resize {mode}{what} {img}", make([node], [vi("a", img, elem)], [vi("out0", out, elem)],
+                                                    [numpy_helper.from_array(np.array(scales, np.float32), "sc")]),
+                 {"a": rand(img, 7, dtype)})
+
+
+def _resize_benches(img: list[int]) -> list[Bench]:
+    """One per loop (families.RESIZE_COPY): NCHW fp32 nearest and linear, the copy, the nearest 2x loop, and
+    uint8 and channels-last tensors as QOperator models resize them."""
+    u8 = TensorProto.UINT8
+    nhwc, last = [img[0], img[2], img[3], img[1]], (1, 2, 2, 1)
+    return [_resize(img, "nearest"), _resize(img, "linear"), _resize(img, "linear", (1, 1, 1, 1), what=" same"),
+            _resize(img, "nearest", what=" 2x", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+            _resize(nhwc, "nearest", last, u8, " uint8"), _resize(img, "linear", elem=u8, what=" uint8"),
+            _resize(nhwc, "linear", last, what=" nhwc"), _resize(nhwc, "linear", last, u8, " uint8 nhwc")]
+
+
+TRANSPOSES = [  # (label, shape, perm, uint8): single elements written in short rows and in long ones, runs of 32,
+    # in cache and out (families.ELEMENT_RUNS)
+    ("narrow", [1, 64, 1024], [0, 2, 1], False), ("narrow", [1, 128, 4096], [0, 2, 1], False),
+    ("narrow", [1, 128, 32768], [0, 2, 1], False), ("wide", [1, 1024, 64], [0, 2, 1], False),
+    ("wide", [1, 4096, 128], [0, 2, 1], False), ("wide", [1, 32768, 128], [0, 2, 1], False),
+    ("runs of 32", [512, 16, 16, 32], [0, 2, 1, 3], False),
+    ("narrow", [1, 64, 32, 32], [0, 2, 3, 1], True), ("narrow", [1, 128, 128, 128], [0, 2, 3, 1], True),
+    ("narrow", [1, 512, 128, 128], [0, 2, 3, 1], True), ("wide", [1, 32, 32, 64], [0, 3, 1, 2], True),
+    ("wide", [1, 128, 128, 128], [0, 3, 1, 2], True), ("wide", [1, 128, 128, 512], [0, 3, 1, 2], True),
+    ("runs of 32", [64, 16, 16, 32], [0, 2, 1, 3], True), ("runs of 32", [1024, 16, 16, 32], [0, 2, 1, 3], True)]
+
+
+def _transpose_benches(quick: bool) -> list[Bench]:
+    """Transposes the vector benches' one (runs of 32, fp32, up to 4 MiB) does not time: single elements, 8-bit
+    elements, and working sets past the caches (families.ELEMENT_RUNS)."""
+    out = []
+    for what, shape, perm, u8 in TRANSPOSES[1:2] if quick else TRANSPOSES:
+        elem = TensorProto.UINT8 if u8 else F
+        y = [shape[p] for p in perm]
+        out.append(single(f"Transpose {what}{' uint8' if u8 else ''} {shape}", "Transpose", [("a", shape, elem)], y,
+                          attrs={"perm": perm}, out_elem=elem))
+    return out
 
 
 def _quantize_dequantize(shape: list[int]) -> list[Bench]:
@@ -611,5 +652,6 @@ def suite(quick: bool = False) -> list[Bench]:
     return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick) + _depthwise_in_dram_benches(quick)
             + _plain_conv_benches(quick)
             + _int8_benches(quick) + _u8u8_benches(quick) + _conv_integer_benches(quick)
-            + _qlinear_conv_benches(quick) + _rnn_benches(quick) + _vector_benches(quick) + _pad_benches(quick)
+            + _qlinear_conv_benches(quick) + _rnn_benches(quick) + _vector_benches(quick) + _transpose_benches(quick)
+            + _pad_benches(quick)
             + _quantized_vector_benches(quick) + _attention_benches(quick))

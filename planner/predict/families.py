@@ -5,6 +5,7 @@ A calibrated host measures a rate per family (planner.calibration.rates); every 
 from __future__ import annotations
 
 from planner.costs import OpClass
+from planner.costs.registry import attr_str
 from planner.model.ir import NodeInfo
 from planner.model.recurrent import GATES
 from planner.targets.host import nchwc_block_size
@@ -165,6 +166,18 @@ SHORT_ROWS = 128  # a row-wise op over rows shorter than this is its own family 
 
 
 LONG_RUN = 64  # a Transpose whose output keeps runs of this many input elements in order is "Transpose:long"
+BLOCK_RUN = 8  # below this, "Transpose:element": every element moves alone
+ELEMENT_RUNS, NARROW = ":element", ":narrow"
+WIDE_ROWS = 1024  # an element Transpose writing output rows shorter than this (written_rows) is ":narrow"
+"""A Transpose that moves single elements (the last axis moves: [b, c, n] -> [b, n, c], NCHW <-> NHWC) costs
+per element, about twice what one of 32-element runs does, and more once it leaves the caches (Zen 4 EPYC,
+1 thread, fp32: [1, 128, 16384] -> [1, 16384, 128] 0.82 ns an element at 16 MiB in play, 1.5 at 64 MiB; runs of
+32: 0.33 at 4 MiB). A Transpose of 8-bit elements (QOperator models switch layouts in uint8) costs per element
+nearly what an fp32 one does, 0.15-0.50 ns: two to four times fp32's time per byte. Which way the rows run
+matters as much: writing short output rows (NCHW -> NHWC writes rows of C) from reads strided by a long axis
+cost 0.47-0.50 ns an 8-bit element where writing long rows (NHWC -> NCHW, rows of W·H) cost 0.19-0.21, and
+1.0-1.1 against 0.4-0.9 in fp32. Families of their own (":element", ":narrow" below WIDE_ROWS, ":u8"), each
+timed by its own benches up to DRAM-sized working sets."""
 
 
 def contiguous_run(node: NodeInfo) -> int:
@@ -183,6 +196,22 @@ def contiguous_run(node: NodeInfo) -> int:
         run *= x[i]
         i -= 1
     return run
+
+
+def written_rows(node: NodeInfo) -> int:
+    """How many output elements a Transpose writes in order while stepping through its input's innermost axis
+    with a stride: the output dims after the one that axis became (NCHW -> NHWC: C; NHWC -> NCHW: H·W;
+    [b, m, n] -> [b, n, m]: m). 0 when the shape is unknown."""
+    x, y = node.in_shape(0), node.out_shape(0)
+    if not x or not y or len(x) != len(y):
+        return 0
+    perm = list(node.attr("perm") or range(len(x) - 1, -1, -1))
+    if sorted(perm) != list(range(len(x))):
+        return 0
+    rows = 1
+    for d in y[perm.index(len(x) - 1) + 1:]:
+        rows *= d
+    return rows
 
 
 RUN_TIMED = frozenset({"Pad"})
@@ -211,6 +240,39 @@ def contiguous_runs(node: NodeInfo) -> int:
     return runs
 
 
+RESIZE_COPY, NEAREST_2X, EIGHT_BIT, CHANNELS_LAST = ":copy", ":nearest2x", ":u8", ":nhwc"
+"""onnxruntime's plain Resize runs one of several loops, per output element far apart (Zen 4 EPYC, 1 thread,
+[1, 64, 80, 80] -> [1, 64, 160, 160] unless said): a resize to the input's own shape is a copy (0.16 ns an
+element, fp32; a SegFormer head and DPT's position embeddings have one); a nearest 2x of H and W with asymmetric
+coordinates and floor rounding (what PyTorch exports for F.interpolate(scale_factor=2)) takes a 2x loop of its
+own, 0.10 ns an element against 1.0 for the generic nearest loop (any other scale, rounding or axes); 8-bit
+tensors (QOperator models resize uint8 activations, channels last after their NHWC QLinearConvs) take the
+generic loop at 0.9-1.6 ns an element, not a quarter of fp32's time as their bytes would say; linear
+interpolation of a channels-last tensor ([1, H, W, C], scales on H and W) runs a loop of its own, 0.48 ns an
+element in fp32 and 2.3 in uint8, against 1.55 and 4.6 over NCHW. Each is a family the calibration times."""
+
+
+def resize_family(node: NodeInfo) -> str:
+    """The loop a plain (not NCHWc) Resize or Upsample runs: see RESIZE_COPY."""
+    x, y = node.in_shape(0), node.out_shape(0)
+    known = x is not None and y is not None and len(x) == len(y)
+    if known and tuple(x) == tuple(y):
+        return node.op_type + RESIZE_COPY
+    mode = attr_str(node, "mode", "nearest") or "nearest"
+    if mode == "nearest":
+        two_x = known and len(x) == 4 and x[:2] == y[:2] and y[2] == 2 * x[2] and y[3] == 2 * x[3]
+        legacy = node.op_type == "Upsample"  # before opset 11: no coordinate mode, the 2x loop always applies
+        if two_x and (legacy or (attr_str(node, "coordinate_transformation_mode", "half_pixel") == "asymmetric"
+                                 and attr_str(node, "nearest_mode", "round_prefer_floor") == "floor")):
+            return node.op_type + NEAREST_2X
+    family = node.op_type + ("" if mode == "nearest" else ":interpolated")
+    if node.inputs and node.inputs[0] is not None and node.inputs[0].dtype in ("uint8", "int8"):
+        family += EIGHT_BIT
+    if mode != "nearest" and known and len(x) == 4 and x[0] == y[0] and x[3] == y[3]:
+        family += CHANNELS_LAST
+    return family
+
+
 def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     """The kind of kernel a node runs, as calibrations name them.
 
@@ -230,8 +292,9 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     (see ONE_BLOCK); every other op is its own family, its op type with the domain
     tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool"); row-wise ops (softmax, normalisations, reductions) over
     rows shorter than SHORT_ROWS are a family of their own ("Softmax:short"), their cost being mostly per row;
-    a Transpose that moves runs of LONG_RUN or more elements is "Transpose:long" (contiguous_run); a linear or
-    cubic Resize is "Resize:interpolated" (a nearest one copies, an interpolating one weighs several inputs); a
+    a Transpose that moves runs of LONG_RUN or more elements is "Transpose:long" (contiguous_run); a plain
+    Resize is a family per loop onnxruntime runs for it (resize_family: "Resize:copy", "Resize:nearest2x",
+    "Resize:interpolated:u8:nhwc", ...); a
     QuickGelu at α = 1 is "ms.QuickGelu:silu" (see SILU).
     """
     tag = _DOMAIN_TAG.get(node.domain, node.domain + ".")
@@ -272,12 +335,19 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             return family
     if node.op_type in ("MatMulNBits", "MatMulBnb4"):  # weight-only: what it costs to dequantize depends on bits
         return f"{tag}{node.op_type}{WEIGHT_BITS_SEP}{node.attr('bits', 4) if node.op_type == 'MatMulNBits' else 4}"
-    if node.op_type in ("Resize", "Upsample") and str(node.attr("mode", "nearest") or "nearest") != "nearest":
-        return f"{tag}{node.op_type}:interpolated"  # 2^d or 4^d taps an output element, not one copied input
+    if node.op_type in ("Resize", "Upsample"):
+        return tag + (resize_family(node) if not tag else node.op_type + (
+            ":interpolated" if (attr_str(node, "mode", "nearest") or "nearest") != "nearest" else ""))
     if node.op_type == "QuickGelu" and float(node.attr("alpha", QUICK_GELU_DEFAULT_ALPHA)) == 1.0:
         return f"{tag}QuickGelu{SILU}"  # no scalar pre-scaling pass
-    if node.op_type == "Transpose" and contiguous_run(node) >= LONG_RUN:
-        return f"{tag}Transpose:long"  # whole rows move: a copy of long runs, not a gather of single elements
+    if node.op_type == "Transpose":
+        run = contiguous_run(node)
+        if run >= LONG_RUN:
+            return f"{tag}Transpose:long"  # whole rows move: a copy of long runs, not a gather of single elements
+        eight_bit = bool(node.inputs) and node.inputs[0] is not None and node.inputs[0].dtype in ("uint8", "int8")
+        narrow = run < BLOCK_RUN and written_rows(node) < WIDE_ROWS
+        return (f"{tag}Transpose{ELEMENT_RUNS if run < BLOCK_RUN else ''}{NARROW if narrow else ''}"
+                f"{EIGHT_BIT if eight_bit else ''}")
     if node.op_type in _ROW_WISE:
         x = node.in_shape(0)
         if x and x[-1] < SHORT_ROWS:
