@@ -308,6 +308,11 @@ def test_a_pad_costs_its_bytes_at_the_streaming_bandwidth_and_a_fixed_time_per_r
     # launch + data fixed + 1 MB at 2e10 B/s (50 us) + 10,000 runs at 13 ns (130 us)
     assert got == pytest.approx(t.launch_overhead_s + fixed + 50e-6 + 130e-6)
     assert kernel_time(cost, OpClass.DATA, "float32", t, family="Pad").seconds == pytest.approx(got - 130e-6)
+    # a bench its bytes alone over-explain (a gather of a few long rows inside L1, quicker than streaming)
+    # says nothing of runs: with it the fit would have dragged the cost a run towards zero
+    quick = pad(131_584, 64)
+    m.samples.append(dataclasses.replace(quick, seconds=0.5e-6, label="Pad in L1"))
+    assert fit(m).run_s["Pad"] == pytest.approx(per_run)
 
 
 def test_calibrated_target_keeps_its_sources():

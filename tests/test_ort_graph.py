@@ -188,6 +188,25 @@ def test_a_pad_copies_one_run_per_index_before_its_innermost_padded_axis():
     assert contiguous_runs(pad((2, 16, 28, 28), None)) == 0  # shape unknown
 
 
+def test_a_gather_copies_a_run_per_index_and_a_scatternd_one_per_update():
+    from planner.model.ir import TensorInfo
+    from planner.predict.families import contiguous_runs
+
+    def node(op, x, idx, y, **attrs):
+        ins = (TensorInfo("x", x, "int64"), TensorInfo("i", idx, "int64"))
+        return NodeInfo("g", op, "", ins, (TensorInfo("y", y, "int64"),), attrs)
+
+    # BEiT's relative-position index: coordinate 0 of each of 196 x 196 pairs, one element a run
+    assert contiguous_runs(node("Gather", (196, 196, 2), (), (196, 196), axis=2)) == 196 * 196
+    assert contiguous_runs(node("Gather", (196, 196, 2), (), (196, 196), axis=-1)) == 196 * 196
+    # an embedding: one row per token, whatever the row's length
+    assert contiguous_runs(node("Gather", (50000, 768), (1, 128), (1, 128, 768))) == 128
+    # ScatterND: one update per index tuple (indices' last axis is the tuple)
+    assert contiguous_runs(node("ScatterND", (196, 196, 2), (196, 196, 1, 3), (196, 196, 2))) == 196 * 196
+    assert contiguous_runs(node("ScatterND", (256, 512), (64, 1), (256, 512))) == 64
+    assert contiguous_runs(node("Gather", None, (4,), None)) == 0  # shape unknown
+
+
 def test_short_rows_are_their_own_family():
     def n(op, shape, domain=""):
         return _node(op, domain, [shape])

@@ -399,14 +399,19 @@ def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, 
 def fit_run_costs(profiled: Sequence[Sample], net: _Net, bandwidth: Curve) -> dict[str, float]:
     """Per RUN_TIMED family (families.RUN_TIMED), seconds per contiguous run it copies beyond its bytes at the
     streaming bandwidth of its working set, as the rates time it: least squares through zero in relative terms,
-    over benches whose runs differ (rows of 7 to 112 at like working sets), never negative."""
+    over benches whose runs differ (rows of 7 to 112 at like working sets) and that took longer than their bytes
+    alone, never negative."""
     out: dict[str, float] = {}
     for fam in sorted(RUN_TIMED):
         rows = [s for s in profiled if s.family == fam and s.runs > 0 and s.bytes]
+        beyond = {id(s): net.seconds(s) - s.bytes / interpolate_loglog(bandwidth, s.bytes) for s in rows}
+        # a sample the streaming term alone over-explains (a gather of a few long rows inside L1) tells of the
+        # bandwidth curve, not of runs, which can only add time: it would drag the fit below zero
+        rows = [s for s in rows if beyond[id(s)] > 0]
         if len(rows) < 2 or len({s.runs for s in rows}) < 2:
             continue
         runs = np.array([s.runs for s in rows], float)
-        extra = np.array([net.seconds(s) - s.bytes / interpolate_loglog(bandwidth, s.bytes) for s in rows])
+        extra = np.array([beyond[id(s)] for s in rows])
         weight = 1 / np.array([net.seconds(s) for s in rows])
         a, b = runs * weight, extra * weight
         out[fam] = max(float(a @ b / (a @ a)), 0.0)

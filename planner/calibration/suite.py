@@ -519,6 +519,35 @@ def _pad_benches(quick: bool) -> list[Bench]:
     return out
 
 
+def _gather_scatter_benches(quick: bool) -> list[Bench]:
+    """Gathers and a ScatterND of single elements and of short and long rows (families.RUN_TIMED): a gather
+    along the last axis of [196, 196, 2] int64, as BEiT's relative-position index takes its coordinates, copies
+    38,416 runs of one element, a gather of 9,604 rows of 12 floats (a relative-position bias table's) as many
+    short runs; the vector benches' Gather copies rows of 256-512 floats."""
+    i64 = TensorProto.INT64
+    grid = [196, 196, 2]
+    flat = np.stack(np.meshgrid(np.arange(196), np.arange(196), indexing="ij"), -1).reshape(196, 196, 1, 2)
+    coords = np.concatenate([flat, np.zeros((196, 196, 1, 1), np.int64)], -1)  # [i, j, 0] per update
+    scatter = helper.make_node("ScatterND", ["a", "idx", "upd"], ["out0"], name="bench")
+    rows = np.arange(64, dtype=np.int64).reshape(64, 1) * 4
+    scatter_rows = helper.make_node("ScatterND", ["a", "idx", "upd"], ["out0"], name="bench")
+    out = [
+        single(f"Gather single elements {grid}", "Gather", [("a", grid, i64)], grid[:2],
+               [numpy_helper.from_array(np.array(0, np.int64), "i")], attrs={"axis": 2}, out_elem=i64),
+        single("Gather rows of 12 [732, 12]", "Gather", [("i", [9604], i64)], [9604, 12],
+               [weight("tab", [732, 12])], attrs={"axis": 0}, order=["tab", "i"]),
+        Bench(f"ScatterND single elements {grid}",
+              make([scatter], [vi("a", grid, i64), vi("upd", [196, 196, 1], i64)], [vi("out0", grid, i64)],
+                   [numpy_helper.from_array(coords.astype(np.int64), "idx")]),
+              {"a": np.zeros(grid, np.int64), "upd": np.ones([196, 196, 1], np.int64)}),
+        Bench("ScatterND rows [256, 512]",
+              make([scatter_rows], [vi("a", [256, 512]), vi("upd", [64, 512])], [vi("out0", [256, 512])],
+                   [numpy_helper.from_array(rows, "idx")]),
+              {"a": rand([256, 512], 3), "upd": rand([64, 512], 4)}),
+    ]
+    return out[:1] if quick else out
+
+
 def _qlinear_binary(op: str, shape: list[int]) -> Bench:
     u8 = TensorProto.UINT8
     q = [scalar("sa", 0.02, np.float32), scalar("za", 3, np.uint8), scalar("sb", 0.03, np.float32),
@@ -653,5 +682,5 @@ def suite(quick: bool = False) -> list[Bench]:
             + _plain_conv_benches(quick)
             + _int8_benches(quick) + _u8u8_benches(quick) + _conv_integer_benches(quick)
             + _qlinear_conv_benches(quick) + _rnn_benches(quick) + _vector_benches(quick) + _transpose_benches(quick)
-            + _pad_benches(quick)
+            + _pad_benches(quick) + _gather_scatter_benches(quick)
             + _quantized_vector_benches(quick) + _attention_benches(quick))

@@ -214,23 +214,37 @@ def written_rows(node: NodeInfo) -> int:
     return rows
 
 
-RUN_TIMED = frozenset({"Pad"})
+RUN_TIMED = frozenset({"Pad", "Gather", "ScatterND"})
 """Data-movement families whose cost is per contiguous run they copy as well as per byte (contiguous_runs):
 onnxruntime's Pad copies the input one run at a time and writes the padding around each, and a run costs
 about 13 ns beyond its bytes. Measured on a Zen 4 EPYC (1 thread, pads of 1 on H and W): [1, 960, 7, 7] took
 1.18 ns an output element, [1, 192, 28, 28] 0.41, [1, 32, 112, 112] 0.21: 13-14 ns a row of 7 and of 28
-alike. A bytes/s curve over working set cannot see row length; the calibration fits seconds a run
-(planner.calibration.fit.fit_run_costs) beyond the bytes at the streaming bandwidth."""
+alike. A Gather copies one run per index (an embedding row, or a single element when it gathers along the
+last axis), a ScatterND one per update: BEiT's relative-position tables gather and scatter 38,416 single int64
+elements at 8-18 ns each (320-700 us a node where their 0.3-2.5 MB would stream in 10-35). A bytes/s curve over
+working set cannot see row length; the calibration fits seconds a run (planner.calibration.fit.fit_run_costs)
+beyond the bytes at the streaming bandwidth."""
 
 
 def contiguous_runs(node: NodeInfo) -> int:
     """The contiguous runs of input a RUN_TIMED kernel copies, 0 for any other kernel or an unknown shape. A Pad
     copies, for every index of the axes before its innermost padded axis, one block of everything from there on
     (an NCHW image padded on H and W: N·C·H rows of W; padded on C only: N blocks of C·H·W). The padded axes are
-    those whose size changes: the pads themselves are an input the graph may compute."""
+    those whose size changes: the pads themselves are an input the graph may compute. A Gather copies one block
+    per index and per index of the axes before its own; a ScatterND one per update (all but the last axis of
+    its indices)."""
     if node.op_type not in RUN_TIMED:
         return 0
     x, y = node.in_shape(0), node.out_shape(0)
+    if node.op_type == "Gather":
+        idx = node.in_shape(1)
+        if not x or idx is None:
+            return 0
+        axis = int(node.attr("axis", 0) or 0) % len(x)
+        return _prod(x[:axis]) * _prod(idx)
+    if node.op_type == "ScatterND":
+        idx = node.in_shape(1)
+        return _prod(idx[:-1]) if idx else 0
     if not x or not y or len(x) != len(y) or not all(isinstance(d, int) for d in (*x, *y)):
         return 0
     padded = [i for i in range(len(x)) if x[i] != y[i]]
@@ -238,6 +252,13 @@ def contiguous_runs(node: NodeInfo) -> int:
     for d in x[:max(padded)] if padded else ():  # nothing padded: one copy
         runs *= d
     return runs
+
+
+def _prod(dims) -> int:
+    out = 1
+    for d in dims:
+        out *= d if isinstance(d, int) else 1
+    return out
 
 
 RESIZE_COPY, NEAREST_2X, EIGHT_BIT, CHANNELS_LAST = ":copy", ":nearest2x", ":u8", ":nhwc"
