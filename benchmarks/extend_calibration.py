@@ -25,11 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.refit_calibration import measurements_of  # noqa: E402
+from planner.calibration.benches import weight_chain  # noqa: E402
 from planner.calibration.fit import fit  # noqa: E402
 from planner.calibration.run import quickest  # noqa: E402
 from planner.calibration.store import default_path, read_file, save  # noqa: E402
-from planner.calibration.suite import suite  # noqa: E402
-from planner.calibration.timing import Overheads, profiled, samples_of  # noqa: E402
+from planner.calibration.suite import suite, weight_chains  # noqa: E402
+from planner.calibration.timing import (  # noqa: E402
+    Overheads,
+    e2e_seconds,
+    profiled,
+    samples_of,
+    weight_chain_sample,
+)
 
 
 def main() -> int:
@@ -45,8 +52,11 @@ def main() -> int:
         print(f"no {args.threads}-thread calibration in {args.calibration}", file=sys.stderr)
         return 2
     stored = next(iter(entries.values()))
-    benches = [b for b in suite() if any(b.label.startswith(p) for p in args.only)]
-    if not benches:
+    wanted = tuple(args.only)
+    benches = [b for b in suite() if b.label.startswith(wanted)]
+    chains = [(weight_chain(k, n, t, r, q), (k, n, t, r, q)) for k, n, t, r, q in weight_chains(False)]
+    chains = [(b, spec) for b, spec in chains if b.label.startswith(wanted)]
+    if not benches and not chains:
         print(f"no bench label starts with {args.only}", file=sys.stderr)
         return 2
     o = Overheads(stored.launch_overhead_s, stored.run_overhead_s, stored.run_overhead_per_io_s,
@@ -54,18 +64,26 @@ def main() -> int:
     passes = []
     with tempfile.TemporaryDirectory(prefix="planner-extend-") as tmp:
         for _ in range(args.passes):
-            passes.append([s for b in benches for s in samples_of(
-                profiled(b, args.threads, 30, 0.15, Path(tmp), e2e=True), o, b.label)])
+            one = [s for b in benches for s in samples_of(
+                profiled(b, args.threads, 30, 0.15, Path(tmp), e2e=True), o, b.label)]
+            for b, (k, n, t, r, q) in chains:  # end to end, as plan calibrate times weight chains
+                e2e = e2e_seconds(b, args.threads, 200, 0.2)
+                one.append(weight_chain_sample(b, k, n, t, e2e, o, rows=r, int8=q))
+            passes.append(one)
     new = quickest(passes)
-    labels = {b.label for b in benches}
+    labels = {b.label for b in benches} | {b.label for b, _ in chains}
     m = measurements_of(stored)
     m.samples = [s for s in m.samples if s.label not in labels] + new
     cal = fit(m)
     for s in sorted(new, key=lambda s: s.label):
         print(f"{s.label:<44} {s.family:<32} {s.seconds * 1e6:9.1f} us  {s.bytes / s.seconds / 1e9:7.2f} GB/s")
+    if cal.int8_rows_weight_curve != stored.int8_rows_weight_curve:
+        print("  int8 rows weight curve: " + ", ".join(f"{ws / 2**20:g} MiB {bw / 1e9:.1f} GB/s"
+                                                        for ws, bw in cal.int8_rows_weight_curve))
     for fam in sorted({s.family for s in new}):
         before, after = stored.throughput_curves.get(fam), cal.throughput_curves.get(fam)
-        print(f"  {fam}: {'new curve' if before is None else 'changed' if before != after else 'unchanged'}")
+        if before is not None or after is not None:
+            print(f"  {fam}: {'new curve' if before is None else 'changed' if before != after else 'unchanged'}")
     path = save(dataclasses.replace(cal, created=stored.created), args.out)  # the moment the rest was measured
     print(f"written {path}")
     return 0

@@ -245,3 +245,57 @@ def test_one_row_int8_gemms_take_the_weight_speed_their_own_chains_measured():
     for in_play, speed in ((4 * mib, mib / 16e-6), (64 * mib, mib / 80e-6)):
         got = kernel_time(gemv, OpClass.MATRIX, "int8", t, "gemm:dq", resident_bytes=in_play).seconds
         assert got == pytest.approx(fixed + own + mib / speed)
+
+
+def test_several_row_int8_gemms_read_their_weights_at_their_own_chains_speed():
+    """Out of L2 onnxruntime's u8 kernel reads the packed weights of a several-row GEMM at 10-18 GB/s (Zen 4 EPYC),
+    in L3 as in DRAM; chains of 32-row DynamicQuantizeMatMul (INT8_ROW_CHAINS) measure it against the same
+    chain with its weights in cache, and such a GEMM in a model pays its weight read at that speed beside its
+    arithmetic (fit.fit_int8_row_chains)."""
+    from planner.calibration.benches import weight_chain
+    from planner.calibration.fit import fit
+    from planner.calibration.rates import apply
+    from planner.calibration.samples import INT8_ROWS, Measurements, Sample
+    from planner.calibration.suite import weight_chains
+    from planner.calibration.timing import Overheads, weight_chain_sample
+    from planner.targets.host import detect_host
+
+    assert {(k, n, r) for k, n, _, r, q in weight_chains(quick=False) if q and r > 1} >= {(512, 1, 32), (512, 64, 32)}
+    k, rows, mib = 512, 32, 1 << 20
+    bench = weight_chain(k, 64, rows=rows, int8=True)
+    s = weight_chain_sample(bench, k, 64, False, 64 * 50e-6, Overheads(0.0, 0.0, 0.0, 0.0), rows=rows, int8=True)
+    assert (s.source, s.flops, s.bytes, s.weight_bytes, s.working_set) == (
+        INT8_ROWS, 2 * rows * k * k + 4 * rows * k, 8 * rows * k + k * k, k * k, 64 * k * k)
+
+    def chain(length: int, seconds: float) -> Sample:
+        return Sample("gemm:dq", "matrix", "int8", 2 * rows * k * k, k * k, seconds, f"rows {length}", INT8_ROWS,
+                      weight_bytes=k * k, working_set=length * k * k)
+
+    def gemv(ws: int, seconds: float) -> Sample:  # fp32 GEMV chains: the in-cache weight speed, 64 GB/s
+        return Sample("gemm", "matrix", "fp32", 2 * 1024 * 1024, 4 * 1024 * 1024, seconds, f"gemv {ws}", "weights",
+                      weight_bytes=4 * 1024 * 1024, working_set=ws)
+
+    w = k * k  # 256 KiB a node
+    anchor_read = w / 64e9  # 4.1 us at the in-cache weight speed
+    m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
+                     profiler_bias_s=3e-6, samples=[
+                         Sample("Add", "vector", "vector", 10**5, 12 * 10**5, 12e-6, "Add stream 1.2 MB"),
+                         gemv(4 * mib, 4 * mib / 64e9), gemv(64 * mib, 4 * mib / 64e9),
+                         chain(1, 40e-6), chain(64, 56e-6)])  # 16 us more a node at 16 MiB in play
+    cal = fit(m)
+    out_of_l2 = w / (anchor_read + 16e-6)  # 12.9 GB/s
+    assert cal.int8_rows_weight_curve == ((w, pytest.approx(64e9)), (16 * mib, pytest.approx(out_of_l2)))
+    t = apply(detect_host(), cal)
+    gemm = OpCost(flops=2 * rows * k * k, bytes_read=4 * rows * k + w, bytes_written=4 * rows * k, weight_bytes=w)
+    in_cache = kernel_time(gemm, OpClass.MATRIX, "int8", t, "gemm:dq", resident_bytes=w).seconds
+    in_play = kernel_time(gemm, OpClass.MATRIX, "int8", t, "gemm:dq", resident_bytes=16 * mib).seconds
+    # its own bytes (w + 8·rows·k = 384 KiB) are past the anchor: read at the log-log interpolation there
+    import math
+    f = math.log((w + 8 * rows * k) / w) / math.log(16 * mib / w)
+    own_speed = math.exp(math.log(64e9) + f * (math.log(out_of_l2) - math.log(64e9)))
+    assert in_play - in_cache == pytest.approx(w / out_of_l2 - w / own_speed)
+    assert w / out_of_l2 - w / 64e9 == pytest.approx(16e-6)  # what the chains took beyond their anchor
+    fp32_like = dataclasses.replace(t, rates=dataclasses.replace(t.rates, int8_rows_weight_curve=()))
+    at_gemv_speed = kernel_time(gemm, OpClass.MATRIX, "int8", fp32_like, "gemm:dq", resident_bytes=16 * mib).seconds
+    # the float GEMVs read 16 MiB as fast as 256 KiB here: what the int8 chains add is their time beyond the anchor
+    assert in_play - at_gemv_speed == pytest.approx(16e-6)

@@ -11,6 +11,9 @@ class CalibrationError(PlannerError):
     """The microbenchmarks could not run (onnxruntime missing or refusing a kernel)."""
 
 
+INT8_ROWS = "int8 rows"  # a Sample's source: per node of a chain of several-row int8 GEMMs (fit_int8_row_chains)
+
+
 @dataclass(frozen=True)
 class Sample:
     family: str  # planner.predict.families.kernel_family of the node
