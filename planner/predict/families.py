@@ -313,7 +313,9 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     (see ONE_BLOCK); every other op is its own family, its op type with the domain
     tagged ("Softmax", "ms.BiasGelu", "nchwc.MaxPool"); row-wise ops (softmax, normalisations, reductions) over
     rows shorter than SHORT_ROWS are a family of their own ("Softmax:short"), their cost being mostly per row;
-    a Transpose that moves runs of LONG_RUN or more elements is "Transpose:long" (contiguous_run); a plain
+    a Transpose that moves runs of LONG_RUN or more elements is "Transpose:long" (contiguous_run), one that moves
+    single elements "Transpose:element" (":narrow" where it writes short rows, see ELEMENT_RUNS), an 8-bit one
+    suffixed ":u8"; a plain
     Resize is a family per loop onnxruntime runs for it (resize_family: "Resize:copy", "Resize:nearest2x",
     "Resize:interpolated:u8:nhwc", ...); a
     QuickGelu at α = 1 is "ms.QuickGelu:silu" (see SILU).
