@@ -238,7 +238,8 @@ class CalibratedRates:
         if streams and chains in self.kernel_fixed_s:  # the weight chains timed whole nodes
             return Terms(compute_s, memory_s, fixed + self.kernel_fixed_s[chains], arithmetic_hidden=True)
         if self.serial_weight_reads and work.steps == 1 and op_class == OpClass.MATRIX and weights and not streams:
-            own = self.int8_rows_weight_curve if work.peak_key in OWN_GEMV_RATE else ()
+            # int8 GEMMs (not convolutions, whose packed weights the chains did not time) at their chains' speed
+            own = self.int8_rows_weight_curve if work.peak_key in OWN_GEMV_RATE and family.startswith("gemm") else ()
             serial = weights / (interpolate_loglog(own, weights_in_play) if own
                                 else self.weight_bytes_per_s(weights_in_play, target))
             return Terms(compute_s, memory_s, fixed, serial_s=serial)
