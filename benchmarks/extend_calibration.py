@@ -37,6 +37,7 @@ from planner.calibration.timing import (  # noqa: E402
     samples_of,
     weight_chain_sample,
 )
+from planner.errors import PlannerError  # noqa: E402
 
 
 def main() -> int:
@@ -47,7 +48,12 @@ def main() -> int:
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    entries = {k: c for k, c in read_file(args.calibration or default_path()).items() if c.threads == args.threads}
+    try:
+        entries = {k: c for k, c in read_file(args.calibration or default_path()).items()
+                   if c.threads == args.threads}
+    except PlannerError as e:
+        print(f"extend_calibration: {e}", file=sys.stderr)
+        return 2
     if not entries:
         print(f"no {args.threads}-thread calibration in {args.calibration}", file=sys.stderr)
         return 2
