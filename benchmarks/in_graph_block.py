@@ -19,7 +19,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,37 +72,19 @@ def encoder(layers: int, hidden: int, seq: int, heads: int, ff: int) -> onnx.Mod
 
 
 def gemm_alone(m: int, k: int, n: int, runs: int = 200) -> float:
-    """One Gemm with a bias, run in a loop of its own: its QUANTILE of runs less an empty run's."""
-    import onnxruntime as ort
-
-    from planner.calibration.timing import QUANTILE
-    from planner.ort.profile import quantile_of
-
-    def session(nodes, inits, shape_in, shape_out):
-        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, shape_in)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape_out)], inits)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        return ort.InferenceSession(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-                                    .SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-    def timed(s, feeds) -> float:
-        for _ in range(5):
-            s.run(None, feeds)
-        ts = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            s.run(None, feeds)
-            ts.append(time.perf_counter() - t)
-        return quantile_of(ts, QUANTILE)
+    """One Gemm with a bias in a loop of its own, timed as the calibration times a bench end to end
+    (planner.calibration.timing.e2e_seconds), less an Identity's run of the same input."""
+    from planner.calibration.benches import Bench, make, vi
+    from planner.calibration.timing import e2e_seconds
 
     rng = np.random.default_rng(1)
-    gemm = session([helper.make_node("Gemm", ["a", "w", "b"], ["y"])],
-                   [numpy_helper.from_array(rng.random((k, n), np.float32), "w"),
-                    numpy_helper.from_array(rng.random(n, np.float32), "b")], [m, k], [m, n])
-    empty = session([helper.make_node("Identity", ["a"], ["y"])], [], [m, k], [m, k])
-    a = {"a": rng.random((m, k), np.float32)}
-    return timed(gemm, a) - timed(empty, a)
+    feeds = {"a": rng.random((m, k), np.float32)}
+    gemm = Bench("gemm", make([helper.make_node("Gemm", ["a", "w", "b"], ["y"])], [vi("a", [m, k])],
+                              [vi("y", [m, n])], [numpy_helper.from_array(rng.random((k, n), np.float32), "w"),
+                                                  numpy_helper.from_array(rng.random(n, np.float32), "b")]), feeds)
+    empty = Bench("empty", make([helper.make_node("Identity", ["a"], ["y"])], [vi("a", [m, k])],
+                                [vi("y", [m, k])]), feeds)
+    return e2e_seconds(gemm, 1, runs, 2.0) - e2e_seconds(empty, 1, runs, 2.0)
 
 
 def main() -> int:
