@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.refit_calibration import measurements_of  # noqa: E402
-from planner.calibration.benches import weight_chain  # noqa: E402
+from planner.calibration.benches import weight_chain, weight_chain_label  # noqa: E402
 from planner.calibration.fit import fit  # noqa: E402
 from planner.calibration.run import quickest  # noqa: E402
 from planner.calibration.store import default_path, read_file, save  # noqa: E402
@@ -60,8 +60,8 @@ def main() -> int:
     stored = next(iter(entries.values()))
     wanted = tuple(args.only)
     benches = [b for b in suite() if b.label.startswith(wanted)]
-    chains = [(weight_chain(k, n, t, r, q), (k, n, t, r, q)) for k, n, t, r, q in weight_chains(False)]
-    chains = [(b, spec) for b, spec in chains if b.label.startswith(wanted)]
+    chains = [(weight_chain(*spec), spec) for spec in weight_chains(False)
+              if weight_chain_label(*spec).startswith(wanted)]  # only the wanted chains' weights are built
     if not benches and not chains:
         print(f"no bench label starts with {args.only}", file=sys.stderr)
         return 2

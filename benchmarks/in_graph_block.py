@@ -4,8 +4,8 @@ On the zoo most models come out fast whatever the calibration, and the deficit s
 (docs/fidelity.md, late afternoon of 2026-12-07). This builds a graph nobody tuned for, from code: a
 BERT-like encoder of L layers (hidden H, S tokens, NH heads, feed-forward FF; LayerNormalization, Q/K/V and
 output projections with biases, scaled attention with Softmax, Gelu), predicts it on `host` with the
-calibration given (nothing of it runs for that), then measures it as `plan validate` does and prints end to
-end and per op type, predicted against measured:
+calibration given (nothing of it runs for that), then measures it and compares kernel by kernel as `plan
+validate` does, and prints end to end and per op type, predicted against measured:
 
     python benchmarks/in_graph_block.py [--calibration CAL] [--layers 4] [--hidden 256] [--seq 128] [--runs 50]
 
@@ -100,24 +100,31 @@ def main() -> int:
         print("in_graph_block: sizes must be positive and --hidden a multiple of --heads", file=sys.stderr)
         return 2
     from planner.calibration.host import predict_ort
-    from planner.calibration.validate import validate
+    from planner.calibration.validate import compare
     from planner.errors import PlannerError
     from planner.model.loader import load_model
+    from planner.ort.measure import measure
 
     ff = 4 * args.hidden
     with tempfile.TemporaryDirectory(prefix="planner-block-") as tmp:
         path = Path(tmp) / "encoder.onnx"
         onnx.save(encoder(args.layers, args.hidden, args.seq, args.heads, ff), path)
-        try:
-            v = validate(path, runs=args.runs, calibration_path=args.calibration)
+        try:  # predicted once, measured once, compared kernel by kernel as `plan validate` does
             op = predict_ort(load_model(path), calibration_path=args.calibration)
+            cal = op.calibration
+            m = measure(path, {}, 1, args.runs, quiet_probe_s=cal.probe_s if cal else None,
+                        quiet_memory_probe_s=cal.probe_memory_s if cal else None)
         except PlannerError as e:
             print(f"in_graph_block: {e}", file=sys.stderr)
             return 2
-    print(f"encoder of {args.layers} layers, hidden {args.hidden}, {args.seq} tokens ({v.calibration}):")
-    print(f"  end to end: predicted {v.predicted_ms:.3f} ms, measured {v.measured_ms:.3f} ms (median), "
-          f"{v.measured_best_ms:.3f} ms (quickest): {100 * v.error:+.1f}%")
-    for o in sorted(v.op_types, key=lambda o: -o.measured_ms):
+    kernels, op_types, _, _ = compare(op.prediction, m, op.target.launch_overhead_s if cal else 0.0,
+                                      cal.profiler_bias_s if cal else 0.0)
+    predicted = op.prediction.latency_s
+    print(f"encoder of {args.layers} layers, hidden {args.hidden}, {args.seq} tokens "
+          f"(calibration {cal.created if cal else 'none'}):")
+    print(f"  end to end: predicted {predicted * 1e3:.3f} ms, measured {m.latency_s * 1e3:.3f} ms (median), "
+          f"{m.latency_best_s * 1e3:.3f} ms (quickest): {100 * (predicted / m.latency_s - 1):+.1f}%")
+    for o in sorted(op_types, key=lambda o: -o.measured_ms):
         print(f"  {o.op_type:<20} {o.kernels:>4} kernels {o.predicted_ms:8.3f} ms {o.measured_ms:8.3f} ms "
               f"{100 * o.error:+6.1f}%")
     weights = {}  # Gemm kernel name -> its weight's [K, N]
@@ -126,7 +133,7 @@ def main() -> int:
         if node.op_type == "Gemm" and node.in_shape(1):
             weights[kp.kernel.name] = tuple(node.in_shape(1))
     by_shape: dict[tuple[int, ...], list[tuple[float, float]]] = {}
-    for k in v.kernels:
+    for k in kernels:
         if k.name in weights:
             by_shape.setdefault(weights[k.name], []).append((k.predicted_us, k.measured_us))
     for shape, pairs in sorted(by_shape.items()):

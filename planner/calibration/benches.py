@@ -210,6 +210,12 @@ def loop_chain(trips: int, size: int = 16) -> Bench:
 SUBGRAPH_BENCHES = {"If": if_chain, "Loop": loop_chain}  # op -> its bench of n body runs
 
 
+def weight_chain_label(k: int, length: int, transposed: bool = False, rows: int = 1, int8: bool = False) -> str:
+    """weight_chain's label, without building its weights (a chain of 24 1024 x 1024 layers is 96 MiB)."""
+    op = "DynamicQuantizeMatMul" if int8 else "Gemm" if transposed else "MatMul"
+    return f"{op} weights chain {k}x{k} x{length}" + (f" rows {rows}" if rows > 1 else "")
+
+
 def weight_chain(k: int, length: int, transposed: bool = False, rows: int = 1, int8: bool = False) -> Bench:
     """`length` GEMVs [1, k] x [k, k] in sequence, each with weights of its own (with `rows`, GEMMs of that
     many rows: a decoder's step at a batch of that many sequences).
@@ -233,9 +239,8 @@ def weight_chain(k: int, length: int, transposed: bool = False, rows: int = 1, i
                          else helper.make_node("MatMul", [prev, f"w{i}"], [out], name=f"gemv{i}"))
             inits.append(weight(f"w{i}", [k, k], i + 1))
         prev = out
-    op = "DynamicQuantizeMatMul" if int8 else "Gemm" if transposed else "MatMul"
-    label = f"{op} weights chain {k}x{k} x{length}" + (f" rows {rows}" if rows > 1 else "")
-    return Bench(label, make(nodes, [vi("x", [rows, k])], [vi("y", [rows, k])], inits, ms=int8),
+    return Bench(weight_chain_label(k, length, transposed, rows, int8),
+                 make(nodes, [vi("x", [rows, k])], [vi("y", [rows, k])], inits, ms=int8),
                  {"x": rand([rows, k], 3)})
 
 

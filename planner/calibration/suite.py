@@ -536,9 +536,8 @@ def _gather_scatter_benches(quick: bool) -> list[Bench]:
     grid = [196, 196, 2]
     flat = np.stack(np.meshgrid(np.arange(196), np.arange(196), indexing="ij"), -1).reshape(196, 196, 1, 2)
     coords = np.concatenate([flat, np.zeros((196, 196, 1, 1), np.int64)], -1)  # [i, j, 0] per update
-    scatter = helper.make_node("ScatterND", ["a", "idx", "upd"], ["out0"], name="bench")
     rows = np.arange(64, dtype=np.int64).reshape(64, 1) * 4
-    scatter_rows = helper.make_node("ScatterND", ["a", "idx", "upd"], ["out0"], name="bench")
+    scatter = helper.make_node("ScatterND", ["a", "idx", "upd"], ["out0"], name="bench")
     out = [
         single(f"Gather single elements {grid}", "Gather", [("a", grid, i64)], grid[:2],
                [numpy_helper.from_array(np.array(0, np.int64), "i")], attrs={"axis": 2}, out_elem=i64),
@@ -546,10 +545,10 @@ def _gather_scatter_benches(quick: bool) -> list[Bench]:
                [weight("tab", [732, 12])], attrs={"axis": 0}, order=["tab", "i"]),
         Bench(f"ScatterND single elements {grid}",
               make([scatter], [vi("a", grid, i64), vi("upd", [196, 196, 1], i64)], [vi("out0", grid, i64)],
-                   [numpy_helper.from_array(coords.astype(np.int64), "idx")]),
+                   [numpy_helper.from_array(coords, "idx")]),
               {"a": np.zeros(grid, np.int64), "upd": np.ones([196, 196, 1], np.int64)}),
         Bench("ScatterND rows [256, 512]",
-              make([scatter_rows], [vi("a", [256, 512]), vi("upd", [64, 512])], [vi("out0", [256, 512])],
+              make([scatter], [vi("a", [256, 512]), vi("upd", [64, 512])], [vi("out0", [256, 512])],
                    [numpy_helper.from_array(rows, "idx")]),
               {"a": rand([256, 512], 3), "upd": rand([64, 512], 4)}),
     ]
@@ -573,10 +572,9 @@ def _resize(img: list[int], mode: str, scales: Sequence[float] = (1, 1, 2, 2), e
     (families.resize_family)."""
     out = [int(d * f) for d, f in zip(img, scales, strict=True)]
     node = helper.make_node("Resize", ["a", "", "sc"], ["out0"], name="bench", mode=mode, **attrs)
-    dtype = np.uint8 if elem == TensorProto.UINT8 else np.float32
     return Bench(f"Resize {mode}{what} {img}", make([node], [vi("a", img, elem)], [vi("out0", out, elem)],
                                                     [numpy_helper.from_array(np.array(scales, np.float32), "sc")]),
-                 {"a": rand(img, 7, dtype)})
+                 {"a": rand(img, 7, helper.tensor_dtype_to_np_dtype(elem))})
 
 
 def _resize_benches(img: list[int]) -> list[Bench]:

@@ -4,6 +4,8 @@ A calibrated host measures a rate per family (planner.calibration.rates); every 
 
 from __future__ import annotations
 
+import math
+
 from planner.costs import OpClass
 from planner.costs.registry import attr_str
 from planner.model.ir import NodeInfo
@@ -208,10 +210,7 @@ def written_rows(node: NodeInfo) -> int:
     perm = list(node.attr("perm") or range(len(x) - 1, -1, -1))
     if sorted(perm) != list(range(len(x))):
         return 0
-    rows = 1
-    for d in y[perm.index(len(x) - 1) + 1:]:
-        rows *= d
-    return rows
+    return math.prod(y[perm.index(len(x) - 1) + 1:])
 
 
 RUN_TIMED = frozenset({"Pad", "Gather", "ScatterND"})
@@ -241,10 +240,10 @@ def contiguous_runs(node: NodeInfo) -> int:
         if not x or idx is None:
             return 0
         axis = int(node.attr("axis", 0) or 0) % len(x)
-        return _prod(x[:axis]) * _prod(idx)
+        return math.prod(x[:axis]) * math.prod(idx)
     if node.op_type == "ScatterND":
         idx = node.in_shape(1)
-        return _prod(idx[:-1]) if idx else 0
+        return math.prod(idx[:-1]) if idx else 0
     if not x or not y or len(x) != len(y) or not all(isinstance(d, int) for d in (*x, *y)):
         return 0
     padded = [i for i in range(len(x)) if x[i] != y[i]]
@@ -252,13 +251,6 @@ def contiguous_runs(node: NodeInfo) -> int:
     for d in x[:max(padded)] if padded else ():  # nothing padded: one copy
         runs *= d
     return runs
-
-
-def _prod(dims) -> int:
-    out = 1
-    for d in dims:
-        out *= d if isinstance(d, int) else 1
-    return out
 
 
 RESIZE_COPY, NEAREST_2X, EIGHT_BIT, CHANNELS_LAST = ":copy", ":nearest2x", ":u8", ":nhwc"
@@ -271,6 +263,11 @@ tensors (QOperator models resize uint8 activations, channels last after their NH
 generic loop at 0.9-1.6 ns an element, not a quarter of fp32's time as their bytes would say; linear
 interpolation of a channels-last tensor ([1, H, W, C], scales on H and W) runs a loop of its own, 0.48 ns an
 element in fp32 and 2.3 in uint8, against 1.55 and 4.6 over NCHW. Each is a family the calibration times."""
+
+
+def _eight_bit(node: NodeInfo) -> bool:
+    """Whether the node's data input holds 8-bit integers (a QOperator model's activations)."""
+    return node.has_input(0) and node.inputs[0].dtype in ("uint8", "int8")
 
 
 def resize_family(node: NodeInfo) -> str:
@@ -287,7 +284,7 @@ def resize_family(node: NodeInfo) -> str:
                                  and attr_str(node, "nearest_mode", "round_prefer_floor") == "floor")):
             return node.op_type + NEAREST_2X
     family = node.op_type + ("" if mode == "nearest" else ":interpolated")
-    if node.inputs and node.inputs[0] is not None and node.inputs[0].dtype in ("uint8", "int8"):
+    if _eight_bit(node):
         family += EIGHT_BIT
     if mode != "nearest" and known and len(x) == 4 and x[0] == y[0] and x[3] == y[3]:
         family += CHANNELS_LAST
@@ -359,18 +356,19 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     if node.op_type in ("MatMulNBits", "MatMulBnb4"):  # weight-only: what it costs to dequantize depends on bits
         return f"{tag}{node.op_type}{WEIGHT_BITS_SEP}{node.attr('bits', 4) if node.op_type == 'MatMulNBits' else 4}"
     if node.op_type in ("Resize", "Upsample"):
-        return tag + (resize_family(node) if not tag else node.op_type + (
-            ":interpolated" if (attr_str(node, "mode", "nearest") or "nearest") != "nearest" else ""))
+        if not tag:
+            return resize_family(node)
+        interpolated = (attr_str(node, "mode", "nearest") or "nearest") != "nearest"  # the blocked layout's loops
+        return f"{tag}{node.op_type}{':interpolated' if interpolated else ''}"
     if node.op_type == "QuickGelu" and float(node.attr("alpha", QUICK_GELU_DEFAULT_ALPHA)) == 1.0:
         return f"{tag}QuickGelu{SILU}"  # no scalar pre-scaling pass
     if node.op_type == "Transpose":
         run = contiguous_run(node)
         if run >= LONG_RUN:
             return f"{tag}Transpose:long"  # whole rows move: a copy of long runs, not a gather of single elements
-        eight_bit = bool(node.inputs) and node.inputs[0] is not None and node.inputs[0].dtype in ("uint8", "int8")
         narrow = run < BLOCK_RUN and written_rows(node) < WIDE_ROWS
         return (f"{tag}Transpose{ELEMENT_RUNS if run < BLOCK_RUN else ''}{NARROW if narrow else ''}"
-                f"{EIGHT_BIT if eight_bit else ''}")
+                f"{EIGHT_BIT if _eight_bit(node) else ''}")
     if node.op_type in _ROW_WISE:
         x = node.in_shape(0)
         if x and x[-1] < SHORT_ROWS:
