@@ -83,9 +83,10 @@ def main() -> int:
     cal = fit(m)
     for s in sorted(new, key=lambda s: s.label):
         print(f"{s.label:<44} {s.family:<32} {s.seconds * 1e6:9.1f} us  {s.bytes / s.seconds / 1e9:7.2f} GB/s")
-    if cal.int8_rows_weight_curve != stored.int8_rows_weight_curve:
-        print("  int8 rows weight curve: " + ", ".join(f"{ws / 2**20:g} MiB {bw / 1e9:.1f} GB/s"
-                                                        for ws, bw in cal.int8_rows_weight_curve))
+    for name in ("int8_rows_weight_curve", "fp32_rows_weight_curve"):
+        if getattr(cal, name) != getattr(stored, name):
+            print(f"  {name.replace('_', ' ')}: " + ", ".join(f"{ws / 2**20:g} MiB {bw / 1e9:.1f} GB/s"
+                                                            for ws, bw in getattr(cal, name)))
     for fam in sorted({s.family for s in new}):
         before, after = stored.throughput_curves.get(fam), cal.throughput_curves.get(fam)
         if before is not None or after is not None:

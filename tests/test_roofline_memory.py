@@ -251,7 +251,7 @@ def test_several_row_int8_gemms_read_their_weights_at_their_own_chains_speed():
     """Out of L2 onnxruntime's u8 kernel reads the packed weights of a several-row GEMM at 10-18 GB/s (Zen 4 EPYC),
     in L3 as in DRAM; chains of 32-row DynamicQuantizeMatMul (INT8_ROW_CHAINS) measure it against the same
     chain with its weights in cache, and such a GEMM in a model pays its weight read at that speed beside its
-    arithmetic (fit.fit_int8_row_chains)."""
+    arithmetic (fit.fit_row_weight_chains)."""
     from planner.calibration.benches import weight_chain
     from planner.calibration.fit import fit
     from planner.calibration.rates import apply
@@ -299,3 +299,57 @@ def test_several_row_int8_gemms_read_their_weights_at_their_own_chains_speed():
     at_gemv_speed = kernel_time(gemm, OpClass.MATRIX, "int8", fp32_like, "gemm:dq", resident_bytes=16 * mib).seconds
     # the float GEMVs read 16 MiB as fast as 256 KiB here: what the int8 chains add is their time beyond the anchor
     assert in_play - at_gemv_speed == pytest.approx(16e-6)
+
+
+def test_several_row_float_gemms_read_their_weights_at_their_own_chains_speed():
+    """MLAS reads a float GEMM's prepacked weights between bursts of FMAs, and out of the caches far slower than a
+    GEMV chain streams them (Zen 4 EPYC, 1 thread: 32 x 512 x 512 150 us alone, 189 us with 48 MiB of such
+    weights in play, where GEMV chains read 48 MiB at 30-60 GB/s). Chains of 32-row MatMuls (FP32_ROW_CHAINS)
+    time it against their anchor, and such a GEMM in a model pays its weight read at that speed beside its
+    arithmetic; an int8 GEMM and a convolution do not take the float chains' speed."""
+    from planner.calibration.benches import weight_chain
+    from planner.calibration.fit import fit
+    from planner.calibration.rates import apply
+    from planner.calibration.samples import FEW_ROWS, FP32_ROWS, Measurements, Sample
+    from planner.calibration.suite import FP32_ROW_CHAINS, ROW_CHAINS, weight_chains
+    from planner.calibration.timing import Overheads, weight_chain_sample
+    from planner.targets.host import detect_host
+
+    assert FEW_ROWS == max(r for _, _, r in ROW_CHAINS)  # a decoder step's chains stay "rows"
+    assert {(k, n, r) for k, n, _, r, q in weight_chains(quick=False) if not q and r > FEW_ROWS} == set(FP32_ROW_CHAINS)
+    k, rows, mib = 512, 32, 1 << 20
+    w = 4 * k * k  # 1 MiB a node
+    s = weight_chain_sample(weight_chain(k, 4, rows=rows), k, 4, False, 4 * 150e-6, Overheads(0.0, 0.0, 0.0, 0.0),
+                            rows=rows)
+    assert (s.source, s.family, s.flops, s.bytes, s.weight_bytes, s.working_set, s.seconds) == (
+        FP32_ROWS, "gemm", 2 * rows * k * k, 8 * rows * k + w, w, 4 * w, pytest.approx(150e-6))
+
+    def chain(length: int, seconds: float) -> Sample:
+        return Sample("gemm", "matrix", "fp32", 2 * rows * k * k, 8 * rows * k + w, seconds, f"rows {length}",
+                      FP32_ROWS, weight_bytes=w, working_set=length * w)
+
+    def gemv(ws: int) -> Sample:  # fp32 GEMV chains reading 4 MiB nodes at 64 GB/s wherever they are
+        return Sample("gemm", "matrix", "fp32", 2 * 1024 * 1024, 4 * 1024 * 1024, 4 * mib / 64e9, f"gemv {ws}",
+                      "weights", weight_bytes=4 * mib, working_set=ws)
+
+    m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
+                     profiler_bias_s=3e-6, samples=[
+                         Sample("Add", "vector", "vector", 10**5, 12 * 10**5, 12e-6, "Add stream 1.2 MB"),
+                         gemv(4 * mib), gemv(64 * mib),
+                         chain(1, 150e-6), chain(64, 189e-6)])  # 39 us more a node with 64 MiB in play
+    cal = fit(m)
+    anchor_read = w / 64e9  # 16.4 us: the anchor's weights at the in-cache weight speed
+    out_of_cache = w / (anchor_read + 39e-6)  # 18.9 GB/s
+    assert cal.fp32_rows_weight_curve == ((w, pytest.approx(64e9)), (64 * mib, pytest.approx(out_of_cache)))
+    assert cal.int8_rows_weight_curve == ()
+    t = apply(detect_host(), cal)
+    gemv_speed = dataclasses.replace(t, rates=dataclasses.replace(t.rates, fp32_rows_weight_curve=()))
+    gemm = OpCost(flops=2 * rows * k * k, bytes_read=4 * rows * k + w, bytes_written=4 * rows * k, weight_bytes=w)
+    for family in ("gemm", "gemm_bias"):
+        own = kernel_time(gemm, OpClass.MATRIX, "float32", t, family, resident_bytes=64 * mib).seconds
+        as_gemv = kernel_time(gemm, OpClass.MATRIX, "float32", gemv_speed, family, resident_bytes=64 * mib).seconds
+        assert own - as_gemv == pytest.approx(39e-6)  # what the chains took beyond their anchor
+    for dtype, family in (("int8", "gemm:dq"), ("float32", "nchwc.conv")):  # not timed by these chains
+        a = kernel_time(gemm, OpClass.MATRIX, dtype, t, family, resident_bytes=64 * mib).seconds
+        b = kernel_time(gemm, OpClass.MATRIX, dtype, gemv_speed, family, resident_bytes=64 * mib).seconds
+        assert a == b

@@ -60,7 +60,7 @@ from planner.calibration.rates import (
     weight_stream,
 )
 from planner.calibration.recurrent import fit as fit_recurrent
-from planner.calibration.samples import INT8_ROWS, Measurements, Sample
+from planner.calibration.samples import FP32_ROWS, INT8_ROWS, Measurements, Sample
 from planner.calibration.store import RECURRENT, Calibration, CalibrationFileError, Curve
 from planner.calibration.timing import run_overhead
 from planner.model.analyze import Analyzer
@@ -137,11 +137,12 @@ def fit_weight_chains(samples: list) -> tuple[float, Curve]:
     return fixed, _falling(tuple(points))
 
 
-def fit_int8_row_chains(samples: list, in_cache: Curve) -> Curve:
-    """(working set, bytes/s) at which an int8 GEMM of several rows reads its packed weights: each chain's time a
-    node beyond the same chain's in its smallest working set (the anchor, weights in cache), added to the anchor's
-    weight read at the in-cache weight-reading speed the rate fit already took out of the int8 benches, so that
-    the curve meets those benches where the weights fit the caches. Empty without chains or a weight curve."""
+def fit_row_weight_chains(samples: list, in_cache: Curve) -> Curve:
+    """(working set, bytes/s) at which a GEMM of several rows (int8 or float, by the chains given) reads its
+    packed weights: each chain's time a node beyond the same chain's in its smallest working set (the anchor,
+    weights in cache), added to the anchor's weight read at the in-cache weight-reading speed the rate fit
+    already took out of the benches, so that the curve meets those benches where the weights fit the caches.
+    Empty without chains or a weight curve."""
     if not samples or not in_cache:
         return ()
     points = []
@@ -184,7 +185,8 @@ class _Sources:
     chains: list  # per node of a chain of tiny nodes of one family: that family's fixed cost
     weights: list  # per node of a chain of GEMVs with weights of their own: weight reads, nothing else
     rows: list  # per node of a chain of few-row GEMMs over weights in DRAM: fit_row_chains
-    int8_rows: list  # per node of a chain of several-row int8 GEMMs: fit_int8_row_chains
+    int8_rows: list  # per node of a chain of several-row int8 GEMMs: fit_row_weight_chains
+    fp32_rows: list  # per node of a chain of several-row float GEMMs: fit_row_weight_chains
     mixed: list  # whole mixed graphs: checked against the fit at the end (the graph node overhead)
     subgraph: list  # If and Loop benches end to end: checked against the fit last (a subgraph run's cost)
     profiled: list  # single nodes, profiled (and activation chains)
@@ -192,9 +194,11 @@ class _Sources:
 
     @classmethod
     def of(cls, samples: Sequence[Sample]) -> _Sources:
-        profiled = [s for s in samples if s.source not in ("chain", "weights", "rows", INT8_ROWS, "mixed", "subgraph")]
+        profiled = [s for s in samples
+                    if s.source not in ("chain", "weights", "rows", INT8_ROWS, FP32_ROWS, "mixed", "subgraph")]
         return cls([s for s in samples if s.source == "chain"], [s for s in samples if s.source == "weights"],
                    [s for s in samples if s.source == "rows"], [s for s in samples if s.source == INT8_ROWS],
+                   [s for s in samples if s.source == FP32_ROWS],
                    [s for s in samples if s.source == "mixed"], [s for s in samples if s.source == "subgraph"],
                    profiled, [s for s in profiled if s.label.startswith("Add stream")])
 
@@ -224,7 +228,8 @@ def fit(m: Measurements) -> Calibration:
         profiler_bias_s=m.profiler_bias_s, bandwidth_curve=bandwidth, weight_bandwidth_curve=weight_bw,
         weight_rows_curve=fit_row_chains(src.rows, floats), epilogue_s=epilogues,
         int8_weight_bandwidth_curve=int8_weight_bw,
-        int8_rows_weight_curve=fit_int8_row_chains(src.int8_rows, weight_bw),
+        int8_rows_weight_curve=fit_row_weight_chains(src.int8_rows, weight_bw),
+        fp32_rows_weight_curve=fit_row_weight_chains(src.fp32_rows, weight_bw),
         rate_curves=rate_curves, recurrent_costs=_recurrent_costs(src.profiled),
         throughput_curves={k: v for k, v in throughput_curves.items() if k not in run_costs}, run_s=run_costs,
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,

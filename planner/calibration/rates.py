@@ -19,9 +19,11 @@
                 GEMM likewise by its own chains (int8_weight_bandwidth_curve, "weight_stream.int8"), where
                 they were timed: out of cache onnxruntime's u8 kernel reads weights at 12-16 GB/s on a Zen 4
                 EPYC where fp32 GEMVs read 24-34
-    int8 rows   an int8 GEMM of several rows reads its packed weights, beside its arithmetic, at the speed its
-                own chains measured (int8_rows_weight_curve): out of L2 onnxruntime's u8 kernel reads them at
-                10-18 GB/s on a Zen 4 EPYC, in L3 as in DRAM, where fp32 GEMMs read L3 at 60-70
+    several rows
+                a GEMM of several rows reads its packed weights, beside its arithmetic, at the speed its own
+                chains measured (int8_rows_weight_curve, fp32_rows_weight_curve): out of L2 onnxruntime's u8
+                kernel reads them at 10-18 GB/s on a Zen 4 EPYC, in L3 as in DRAM, and MLAS's float kernel at
+                about 27 GB/s with 12 MiB or more of weights in play, where GEMV chains read L3 at 60-76
     few rows    an fp32 GEMM of 2 to 16 rows (a decoder's step at a small batch) over weights, on a host that timed
                 few-row chains over weights in DRAM: its weight read times what those chains took against one
                 row's (weight_rows_curve: at 8 rows 1.3x on an AVX-512 EPYC, the arithmetic not hidden), or its
@@ -132,6 +134,7 @@ class CalibratedRates:
     weight_rows_curve: Curve = ()  # few-row GEMMs over weights in DRAM: (rows, time / one row's)
     int8_weight_bandwidth_curve: Curve = ()  # one-row int8 GEMMs (chains of them): (working set, weight bytes/s)
     int8_rows_weight_curve: Curve = ()  # several-row int8 GEMMs' serial weight reads: same axes
+    fp32_rows_weight_curve: Curve = ()  # several-row float GEMMs' serial weight reads: same axes
     rate_curves: Mapping[str, Curve] = field(default_factory=dict)  # "<family>.<peak>": (FLOPs/byte, FLOP/s)
     throughput_curves: Mapping[str, Curve] = field(default_factory=dict)  # family: (working set, bytes/s)
     kernel_fixed_s: Mapping[str, float] = field(default_factory=dict)  # family or op class: s per kernel
@@ -150,6 +153,7 @@ class CalibratedRates:
                    weight_rows_curve=tuple(cal.weight_rows_curve),
                    int8_weight_bandwidth_curve=tuple(cal.int8_weight_bandwidth_curve),
                    int8_rows_weight_curve=tuple(cal.int8_rows_weight_curve),
+                   fp32_rows_weight_curve=tuple(cal.fp32_rows_weight_curve),
                    rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
                    kernel_fixed_s=dict(cal.kernel_fixed_s), epilogue_s=dict(cal.epilogue_s), run_s=dict(cal.run_s),
                    recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
@@ -238,12 +242,20 @@ class CalibratedRates:
         if streams and chains in self.kernel_fixed_s:  # the weight chains timed whole nodes
             return Terms(compute_s, memory_s, fixed + self.kernel_fixed_s[chains], arithmetic_hidden=True)
         if self.serial_weight_reads and work.steps == 1 and op_class == OpClass.MATRIX and weights and not streams:
-            # int8 GEMMs (not convolutions, whose packed weights the chains did not time) at their chains' speed
-            own = self.int8_rows_weight_curve if work.peak_key in OWN_GEMV_RATE and family.startswith("gemm") else ()
+            # GEMMs (not convolutions, whose packed weights the chains did not time) at their own chains' speed
+            own = self._rows_weight_curve(work.peak_key, family)
             serial = weights / (interpolate_loglog(own, weights_in_play) if own
                                 else self.weight_bytes_per_s(weights_in_play, target))
             return Terms(compute_s, memory_s, fixed, serial_s=serial)
         return Terms(compute_s, memory_s, fixed)
+
+    def _rows_weight_curve(self, peak_key: str, family: str) -> Curve:
+        """The chains that timed a several-row GEMM's weight reads for this precision, () for anything else."""
+        if not family.startswith("gemm"):
+            return ()
+        if peak_key in OWN_GEMV_RATE:
+            return self.int8_rows_weight_curve
+        return self.fp32_rows_weight_curve if peak_key == "fp32" else ()
 
     def _epilogue_s(self, family: str, flops: float, grid: tuple[int, int, int] | None) -> float:
         """An int8 kernel's work around its GEMM (planner.calibration.fit.fit_epilogues), per output, per element it

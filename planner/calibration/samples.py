@@ -11,7 +11,9 @@ class CalibrationError(PlannerError):
     """The microbenchmarks could not run (onnxruntime missing or refusing a kernel)."""
 
 
-INT8_ROWS = "int8 rows"  # a Sample's source: per node of a chain of several-row int8 GEMMs (fit_int8_row_chains)
+INT8_ROWS = "int8 rows"  # a Sample's source: per node of a chain of several-row int8 GEMMs (fit_row_weight_chains)
+FP32_ROWS = "fp32 rows"  # the same for float GEMMs of more than FEW_ROWS rows (fit_row_weight_chains)
+FEW_ROWS = 16  # the most rows of a float "rows" chain (suite.ROW_CHAINS, fit_row_chains): a decoder's step
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ A calibration file is JSON (schema_version 1) holding one entry per (host finger
          "weight_bandwidth_curve": [[working-set bytes, bytes/s], ...],     reading weights (chains of GEMVs)
          "int8_weight_bandwidth_curve": [[...], ...]   one-row int8 GEMMs' weights, arithmetic in (their chains)
          "int8_rows_weight_curve": [[...], ...]   several-row int8 GEMMs' weight reads, beside their arithmetic
+         "fp32_rows_weight_curve": [[...], ...]   several-row float GEMMs' weight reads, likewise
          "rate_curves":       {"gemm.fp32": [[FLOPs per byte, FLOP/s], ...], ...}      matrix families
          "recurrent_costs":   {"gru.fp32": {"call": s, "step": s, "weights": s, ...}}  recurrent layers
          "throughput_curves": {"Softmax": [[working-set bytes, bytes/s], ...], ...}    every other family
@@ -77,7 +78,8 @@ class Calibration:
     graph_node_overhead_s: float = 0.0  # per node of a graph of mixed small nodes, beyond its family's costs
     weight_rows_curve: Curve = ()  # (rows, time / one row's) of few-row GEMMs over weights in DRAM
     int8_weight_bandwidth_curve: Curve = ()  # one-row int8 GEMMs' weights (chains of DynamicQuantizeMatMul)
-    int8_rows_weight_curve: Curve = ()  # several-row int8 GEMMs' weight reads (fit.fit_int8_row_chains)
+    int8_rows_weight_curve: Curve = ()  # several-row int8 GEMMs' weight reads (fit.fit_row_weight_chains)
+    fp32_rows_weight_curve: Curve = ()  # several-row float GEMMs' weight reads (fit.fit_row_weight_chains)
     epilogue_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # int8 family: s per output, per
     #   staged element, per matrix, beyond the GEMM it wraps (planner.calibration.fit.fit_epilogues)
     run_s: Mapping[str, float] = field(default_factory=dict)  # data family: s per contiguous run it copies, beyond
@@ -101,6 +103,7 @@ class Calibration:
         d["weight_rows_curve"] = [list(p) for p in self.weight_rows_curve]
         d["int8_weight_bandwidth_curve"] = [list(p) for p in self.int8_weight_bandwidth_curve]
         d["int8_rows_weight_curve"] = [list(p) for p in self.int8_rows_weight_curve]
+        d["fp32_rows_weight_curve"] = [list(p) for p in self.fp32_rows_weight_curve]
         d["epilogue_s"] = {k: list(v) for k, v in self.epilogue_s.items()}
         d["rate_curves"] = {k: [list(p) for p in v] for k, v in self.rate_curves.items()}
         d["recurrent_costs"] = {k: dict(v) for k, v in self.recurrent_costs.items()}
@@ -133,6 +136,7 @@ class Calibration:
                 int8_weight_bandwidth_curve=curve(d["int8_weight_bandwidth_curve"])
                 if d.get("int8_weight_bandwidth_curve") else (),
                 int8_rows_weight_curve=curve(d["int8_rows_weight_curve"]) if d.get("int8_rows_weight_curve") else (),
+                fp32_rows_weight_curve=curve(d["fp32_rows_weight_curve"]) if d.get("fp32_rows_weight_curve") else (),
                 rate_curves={str(k): curve(v) for k, v in dict(d.get("rate_curves", {})).items()},
                 epilogue_s={str(k): tuple(_nonneg(c) for c in v) for k, v in dict(d.get("epilogue_s", {})).items()},
                 recurrent_costs={str(k): {str(t): _nonneg(c) for t, c in dict(v).items()}

@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 
 from planner.calibration.benches import CHAIN_LENGTH, Bench
-from planner.calibration.samples import INT8_ROWS, Sample
+from planner.calibration.samples import FEW_ROWS, FP32_ROWS, INT8_ROWS, Sample
 from planner.costs import OpClass, node_cost
 from planner.model.analyze import Analyzer
 from planner.model.build import build_graph
@@ -156,9 +156,10 @@ def per_node_seconds(e2e_s: float, length: int, n_io: int, o: Overheads) -> floa
 def weight_chain_sample(bench: Bench, k: int, length: int, transposed: bool, e2e_s: float, o: Overheads,
                         rows: int = 1, int8: bool = False) -> Sample:
     """One node of weight_chain: [r, k] x [k, k] is 2rk² FLOPs, reads 4rk + 4k² bytes (of them 4k² weights) and
-    writes 4rk. One row: source "weights" (the weight-reading curve); more: "rows" (fit_row_chains). `int8`: a
-    DynamicQuantizeMatMul, k² bytes of weights and 4rk more FLOPs (A's range and quantization), family "gemm:dq"
-    at the int8 peak; more than one row: source INT8_ROWS (fit.fit_int8_row_chains)."""
+    writes 4rk. One row: source "weights" (the weight-reading curve); up to FEW_ROWS: "rows" (fit_row_chains);
+    more: FP32_ROWS (fit.fit_row_weight_chains). `int8`: a DynamicQuantizeMatMul, k² bytes of weights and 4rk more
+    FLOPs (A's range and quantization), family "gemm:dq" at the int8 peak; more than one row: source INT8_ROWS
+    (fit.fit_row_weight_chains)."""
     if int8:
         return Sample("gemm" + INT8_EPILOGUE["DynamicQuantizeMatMul"], "matrix", "int8",
                       2 * rows * k * k + 4 * rows * k, 8 * rows * k + k * k, per_node_seconds(e2e_s, length, 2, o),
@@ -166,7 +167,8 @@ def weight_chain_sample(bench: Bench, k: int, length: int, transposed: bool, e2e
                       working_set=length * k * k)
     w = 4 * k * k
     return Sample("gemm_bias" if transposed else "gemm", "matrix", "fp32", 2 * rows * k * k, 8 * rows * k + w,
-                  per_node_seconds(e2e_s, length, 2, o), bench.label, "weights" if rows == 1 else "rows",
+                  per_node_seconds(e2e_s, length, 2, o), bench.label,
+                  "weights" if rows == 1 else "rows" if rows <= FEW_ROWS else FP32_ROWS,
                   weight_bytes=w, working_set=length * w)
 
 
