@@ -23,7 +23,7 @@
                 a GEMM of several rows reads its packed weights, beside its arithmetic, at the speed its own
                 chains measured (int8_rows_weight_curve, fp32_rows_weight_curve): out of L2 onnxruntime's u8
                 kernel reads them at 10-18 GB/s on a Zen 4 EPYC, in L3 as in DRAM, and MLAS's float kernel at
-                about 27 GB/s with 12 MiB or more of weights in play, where GEMV chains read L3 at 60-76
+                about 27 GB/s once 16 MiB or more of weights are in play, where GEMV chains read L3 at 60-76
     few rows    an fp32 GEMM of 2 to 16 rows (a decoder's step at a small batch) over weights, on a host that timed
                 few-row chains over weights in DRAM: its weight read times what those chains took against one
                 row's (weight_rows_curve: at 8 rows 1.3x on an AVX-512 EPYC, the arithmetic not hidden), or its
