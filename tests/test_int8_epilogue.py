@@ -103,7 +103,7 @@ def test_only_a_convinteger_that_is_not_pointwise_builds_columns():
     assert kernel_family(conv(3, pads=[1, 1, 1, 1]), OpClass.MATRIX) == "conv:im2col"
     assert kernel_family(conv(1), OpClass.MATRIX) == "conv"
     assert kernel_family(conv(1, strides=[2, 2]), OpClass.MATRIX) == "conv:im2col"
-    assert kernel_family(conv(3, op="Conv", pads=[1, 1, 1, 1]), OpClass.MATRIX) == "conv"
+    assert kernel_family(conv(3, op="Conv", pads=[1, 1, 1, 1]), OpClass.MATRIX) == "conv:narrow"  # 8 rows
 
 
 def test_a_grouped_convinteger_pays_per_group_too():

@@ -327,7 +327,9 @@ DEPTHWISE = [(32, 112, 3), (64, 56, 3), (128, 28, 3), (256, 14, 3), (48, 56, 7),
 DEPTHWISE_STRIDED = [(32, 112, 3), (96, 112, 3), (144, 56, 3), (144, 56, 5), (240, 28, 5), (672, 14, 5)]
 # dense convolutions (C_in, C_out, side, kernel, stride) whose weights are computed, not stored
 PLAIN_CONV = [(3, 32, 224, 3, 2), (32, 64, 112, 3, 1), (64, 64, 56, 3, 1), (128, 128, 28, 3, 1),
-              (64, 256, 56, 1, 1), (256, 256, 14, 3, 1), (512, 512, 7, 3, 1)]
+              (64, 256, 56, 1, 1), (256, 256, 14, 3, 1), (512, 512, 7, 3, 1),
+              # ... of few output channels (families.NARROW): stems and the first stages of detectors
+              (3, 32, 320, 7, 2), (3, 16, 224, 3, 1), (32, 32, 112, 3, 1), (16, 32, 160, 3, 1), (32, 16, 56, 1, 1)]
 
 
 def _plain_conv_benches(quick: bool) -> list[Bench]:

@@ -1,0 +1,49 @@
+"""A plain NCHW float convolution of few output channels is a family of its own (families.NARROW)."""
+
+import pytest
+
+from planner.costs import OpClass
+from planner.model.ir import WEIGHT, NodeInfo, TensorInfo
+from planner.predict.families import NARROW_ROWS, kernel_family
+
+
+def conv(cout: int, op: str = "Conv", domain: str = "", weight: bool = False, cin: int = 3, k: int = 7) -> NodeInfo:
+    ins = (TensorInfo("x", (1, cin, 64, 64), "float32"),
+           TensorInfo("w", (cout, cin, k, k), "float32", WEIGHT if weight else "activation"))
+    return NodeInfo("c", op, domain, ins, (TensorInfo("y", (1, cout, 32, 32), "float32"),),
+                    {"kernel_shape": [k, k], "strides": [2, 2], "pads": [k // 2] * 4})
+
+
+def test_few_output_channels_of_a_plain_convolution_are_their_own_family():
+    """The rows of the GEMM are its output channels: a stem of 32 (an fp16 detector's, weights cast each run) is
+    "conv:narrow", one of 64 stays "conv"; FusedConv runs the same plain kernel; the blocked layout, ConvInteger
+    and depthwise kernels are other families."""
+    assert NARROW_ROWS == 32
+    assert kernel_family(conv(32), OpClass.MATRIX) == "conv:narrow"
+    assert kernel_family(conv(16, op="FusedConv", domain="com.microsoft"), OpClass.MATRIX) == "conv:narrow"
+    assert kernel_family(conv(64), OpClass.MATRIX) == "conv"
+    assert kernel_family(conv(32, op="Conv", domain="com.microsoft.nchwc", weight=True, cin=32),
+                         OpClass.MATRIX) == "nchwc.conv"
+    assert kernel_family(conv(32, op="ConvInteger"), OpClass.MATRIX) == "conv:im2col"
+
+
+def test_a_narrow_convolution_takes_its_own_rate_and_an_older_calibration_the_plain_one():
+    """Measured on a Zen 4 EPYC: the 3 -> 32 7x7 stem at 60 GFLOP/s, wide plain convolutions at 95. A calibration
+    with a narrow curve times the stem by it; one from before the split by the plain conv curve."""
+    from planner.calibration.rates import CalibratedRates
+    from planner.targets.catalog import bundled_targets
+
+    t = bundled_targets()["a10g"]
+    wide, narrow = ((1.0, 95e9), (1e3, 95e9)), ((1.0, 60e9), (1e3, 60e9))
+    both = CalibratedRates(rate_curves={"conv.fp32": wide, "conv:narrow.fp32": narrow})
+    older = CalibratedRates(rate_curves={"conv.fp32": wide})
+    assert both.flops_per_s("matrix", "conv:narrow", "fp32", 1e15, 50.0, t) == pytest.approx(60e9)
+    assert both.flops_per_s("matrix", "conv", "fp32", 1e15, 50.0, t) == pytest.approx(95e9)
+    assert older.flops_per_s("matrix", "conv:narrow", "fp32", 1e15, 50.0, t) == pytest.approx(95e9)
+
+
+def test_the_suite_times_narrow_plain_convolutions():
+    from planner.calibration.suite import PLAIN_CONV
+
+    narrow = [c for c in PLAIN_CONV if c[1] <= NARROW_ROWS]
+    assert len(narrow) >= 4 and {k for _, _, _, k, _ in narrow} >= {1, 3, 7}
