@@ -7,11 +7,12 @@ from planner.model.ir import WEIGHT, NodeInfo, TensorInfo
 from planner.predict.families import NARROW_ROWS, kernel_family
 
 
-def conv(cout: int, op: str = "Conv", domain: str = "", weight: bool = False, cin: int = 3, k: int = 7) -> NodeInfo:
+def conv(cout: int, op: str = "Conv", domain: str = "", weight: bool = False, cin: int = 3, k: int = 7,
+         stride: int = 2) -> NodeInfo:
     ins = (TensorInfo("x", (1, cin, 64, 64), "float32"),
            TensorInfo("w", (cout, cin, k, k), "float32", WEIGHT if weight else "activation"))
     return NodeInfo("c", op, domain, ins, (TensorInfo("y", (1, cout, 32, 32), "float32"),),
-                    {"kernel_shape": [k, k], "strides": [2, 2], "pads": [k // 2] * 4})
+                    {"kernel_shape": [k, k], "strides": [stride, stride], "pads": [k // 2] * 4})
 
 
 def test_few_output_channels_of_a_plain_convolution_are_their_own_family():
@@ -19,8 +20,9 @@ def test_few_output_channels_of_a_plain_convolution_are_their_own_family():
     "conv:narrow", one of 64 stays "conv"; FusedConv runs the same plain kernel; the blocked layout, ConvInteger
     and depthwise kernels are other families."""
     assert NARROW_ROWS == 32
-    assert kernel_family(conv(32), OpClass.MATRIX) == "conv:narrow"
-    assert kernel_family(conv(16, op="FusedConv", domain="com.microsoft"), OpClass.MATRIX) == "conv:narrow"
+    assert kernel_family(conv(32), OpClass.MATRIX) == "conv:narrow:strided"  # conv() is at stride 2
+    assert kernel_family(conv(32, k=3, stride=1), OpClass.MATRIX) == "conv:narrow"
+    assert kernel_family(conv(16, op="FusedConv", domain="com.microsoft", stride=1), OpClass.MATRIX) == "conv:narrow"
     assert kernel_family(conv(64), OpClass.MATRIX) == "conv"
     assert kernel_family(conv(32, op="Conv", domain="com.microsoft.nchwc", weight=True, cin=32),
                          OpClass.MATRIX) == "nchwc.conv"
@@ -40,6 +42,7 @@ def test_a_narrow_convolution_takes_its_own_rate_and_an_older_calibration_the_pl
     assert both.flops_per_s("matrix", "conv:narrow", "fp32", 1e15, 50.0, t) == pytest.approx(60e9)
     assert both.flops_per_s("matrix", "conv", "fp32", 1e15, 50.0, t) == pytest.approx(95e9)
     assert older.flops_per_s("matrix", "conv:narrow", "fp32", 1e15, 50.0, t) == pytest.approx(95e9)
+    assert both.flops_per_s("matrix", "conv:narrow:strided", "fp32", 1e15, 50.0, t) == pytest.approx(60e9)
 
 
 def test_the_suite_times_narrow_plain_convolutions():
@@ -47,3 +50,4 @@ def test_the_suite_times_narrow_plain_convolutions():
 
     narrow = [c for c in PLAIN_CONV if c[1] <= NARROW_ROWS]
     assert len(narrow) >= 4 and {k for _, _, _, k, _ in narrow} >= {1, 3, 7}
+    assert len([c for c in narrow if c[4] > 1]) >= 3  # the strided ones: a curve of their own

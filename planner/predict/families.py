@@ -353,7 +353,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             if tag == "nchwc." and w is not None and 0 < w[0] <= nchwc_block_size():
                 family += ONE_BLOCK
             elif tag == "" and node.op_type in ("Conv", "FusedConv") and w is not None and 0 < w[0] <= NARROW_ROWS:
-                family += NARROW
+                family += NARROW + (STRIDED if any(v > 1 for v in (node.attr("strides") or [1])) else "")
             return family
     if node.op_type in ("MatMulNBits", "MatMulBnb4"):  # weight-only: what it costs to dequantize depends on bits
         return f"{tag}{node.op_type}{WEIGHT_BITS_SEP}{node.attr('bits', 4) if node.op_type == 'MatMulNBits' else 4}"
@@ -415,7 +415,9 @@ NARROW_ROWS = 32
 DequantizeLinear) of NARROW_ROWS output channels or fewer, which are the rows of its GEMM: MLAS builds and packs
 the same columns whatever the rows, so few rows run far below the rate of wide convolutions at any intensity. On
 a Zen 4 EPYC (1 thread, fed weights) a 3 -> 32 7x7 stride-2 stem ran at 59-60 GFLOP/s at 160, 320 and 640 px,
-32 -> 32 3x3 at 69-81, where 64 -> 64 and wider ran at 95-101."""
+32 -> 32 3x3 at 69-81, where 64 -> 64 and wider ran at 95-101. A strided one is suffixed STRIDED: its columns
+are gathered element by element, and its rate is set by that, not by its intensity (the two stems at 59-61,
+under the stride-1 narrow convolutions of lower intensity at 67-83)."""
 
 
 def _pointwise(node: NodeInfo, w: tuple | None) -> bool:
