@@ -297,7 +297,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     Matrix ops group by algorithm: "gemm" (MatMul-like; an int8 one with an unsigned B "gemm:u8u8", see U8U8, then
     by what it does besides the GEMM, see INT8_EPILOGUE, and one whose B is an activation suffixed ":fed", see
     FED: "gemm:u8u8:q:fed"; a float one whose B is an activation "gemm:fed", see FED and NO_GEMV),
-    "gemm_bias" (Gemm), "conv", "conv_dw" (depthwise: one input channel per group; a float one at a stride
+    "gemm_bias" (Gemm), "conv" (a plain float one of few output channels suffixed ":narrow", see NARROW),
+    "conv_dw" (depthwise: one input channel per group; a float one at a stride
     above 1 suffixed ":strided", see STRIDED), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which
     onnxruntime's blocked layout makes of a BatchNormalization; a calibration times it by its bytes),
     "conv_grouped_1x1" (other groups, a 1x1 stride-1 kernel: one GEMM per group straight off the input),
