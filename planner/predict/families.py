@@ -339,9 +339,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             if depthwise:
                 if _pointwise(node, w):
                     return tag + "conv_dw_1x1"
-                strided = any(v > 1 for v in (node.attr("strides") or [1]))
                 float_conv = tag in ("", "nchwc.") and node.op_type in ("Conv", "FusedConv")
-                return tag + "conv_dw" + (STRIDED if strided and float_conv else "")
+                return tag + "conv_dw" + (STRIDED if _strided(node) and float_conv else "")
             if node.op_type == "ConvInteger" and not _pointwise(node, w):
                 return tag + "conv" + IM2COL  # dense or grouped: columns and a GEMM per group
             if grouped:
@@ -354,7 +353,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
             if tag == "nchwc." and w is not None and 0 < w[0] <= nchwc_block_size():
                 family += ONE_BLOCK
             elif tag == "" and node.op_type in ("Conv", "FusedConv") and w is not None and 0 < w[0] <= NARROW_ROWS:
-                family += NARROW + (STRIDED if any(v > 1 for v in (node.attr("strides") or [1])) else "")
+                family += NARROW + (STRIDED if _strided(node) else "")
             return family
     if node.op_type in ("MatMulNBits", "MatMulBnb4"):  # weight-only: what it costs to dequantize depends on bits
         return f"{tag}{node.op_type}{WEIGHT_BITS_SEP}{node.attr('bits', 4) if node.op_type == 'MatMulNBits' else 4}"
@@ -421,12 +420,17 @@ are gathered element by element, and its rate is set by that, not by its intensi
 under the stride-1 narrow convolutions of lower intensity at 67-83)."""
 
 
+def _strided(node: NodeInfo) -> bool:
+    """A convolution that steps more than one pixel along some axis."""
+    return any(v > 1 for v in (node.attr("strides") or [1]))
+
+
 def _pointwise(node: NodeInfo, w: tuple | None) -> bool:
     """A 1x1 kernel at stride 1 and no padding: every output pixel reads exactly its own input pixel."""
     kernel = node.attr("kernel_shape") or (list(w[2:]) if w is not None and len(w) > 2 else None)
     if not kernel or any(k != 1 for k in kernel):
         return False
-    return all(s == 1 for s in (node.attr("strides") or [1])) and not any(node.attr("pads") or [0])
+    return not _strided(node) and not any(node.attr("pads") or [0])
 
 
 def kernel_steps(node: NodeInfo) -> int:
