@@ -69,6 +69,15 @@ def test_seed_2_findings_end_quickly(tmp_path, iteration, expect):
     assert time.perf_counter() - t0 < 30
 
 
+def test_a_pooling_window_over_a_huge_axis_is_counted_quickly(tmp_path):
+    """Seed 20260 (the short run's), iteration 896: a MaxPool's input dim set to billions; the window taps were
+    counted output by output (planner.costs.pool.axis_taps) and the plan ran past 60 s."""
+    t0 = time.perf_counter()
+    o = run_mutant(mutant(20260, 896), tmp_path / "m", args_for(20260, 896), timeout_s=60)
+    assert o.kind == PLANNED, o.message
+    assert time.perf_counter() - t0 < 30
+
+
 def test_refusal_naming_a_tensor_with_a_newline_stays_on_one_line(tmp_path, capsys):
     """Seed 3, iteration 70589: a bit flip put a newline into a tensor name, and the refusal into two lines."""
     from planner.cli import main

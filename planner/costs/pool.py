@@ -29,8 +29,22 @@ from planner.model.ir import NodeInfo
 NCHWC = "com.microsoft.nchwc"
 
 
+EXACT_LOOP = 1 << 20  # past this many windows and taps on one axis (no real model), the unclipped count
+
+
 def axis_taps(length: int, kernel: int, stride: int, dilation: int, pad_begin: int, outputs: int) -> int:
-    """Window taps on one axis that land inside the input, summed over the axis's outputs."""
+    """Window taps on one axis that land inside the input, summed over the axis's outputs: counted per tap (the
+    outputs whose window puts that tap inside) or per output, whichever is fewer."""
+    if min(kernel, outputs) > EXACT_LOOP:
+        return kernel * outputs
+    if kernel <= outputs:
+        total = 0
+        for k in range(kernel):  # output o reads o·stride - pad_begin + k·dilation: inside for o in [lo, hi]
+            offset = k * dilation - pad_begin
+            lo = max(0, -(offset // stride))
+            hi = min(outputs - 1, (length - 1 - offset) // stride) if length - 1 >= offset else -1
+            total += max(0, hi - lo + 1)
+        return total
     total = 0
     for o in range(outputs):
         start = o * stride - pad_begin
