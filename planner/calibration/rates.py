@@ -45,7 +45,7 @@ from planner.calibration.store import Calibration, Curve
 from planner.calibration.threads import kernel_threads
 from planner.costs import OpClass
 from planner.model.recurrent import RecurrentShape
-from planner.predict.families import epilogue_counts
+from planner.predict.families import ALIASED, epilogue_counts
 from planner.targets.rates import Terms, Work
 from planner.targets.target import Target
 
@@ -230,7 +230,8 @@ class CalibratedRates:
             compute_s = cost.bytes / own
         fixed = self.fixed_s(family, op_class.value, target) + work.runs * self.run_s.get(family, 0.0)
         rows = cost.flops / (2 * weights / 4) if weights and work.peak_key == "fp32" else 0.0
-        if (self.weight_rows_curve and op_class == OpClass.MATRIX and family in ("gemm", "gemm_bias")
+        plain = family.removesuffix(ALIASED)
+        if (self.weight_rows_curve and op_class == OpClass.MATRIX and plain in ("gemm", "gemm_bias")
                 and 1.5 <= rows <= self.weight_rows_curve[-1][0]):
             # a few rows over streamed weights: the measured chains' time against one row's (ROW_CHAINS), or the
             # arithmetic at its cache-resident rate where the weights come quicker than that

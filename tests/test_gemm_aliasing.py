@@ -1,0 +1,64 @@
+"""A float GEMM whose A rows alias in the L1 is a family of its own (families.ALIASED)."""
+
+import pytest
+
+from planner.costs import OpClass
+from planner.model.ir import WEIGHT, NodeInfo, TensorInfo
+from planner.predict.families import ALIAS_BYTES, ALIAS_ROWS, kernel_family
+
+
+def matmul(rows: int, k: int, n: int = 768, op: str = "MatMul", fed: bool = False, lead: int = 1,
+           **attrs) -> NodeInfo:
+    a = (lead, rows, k) if lead > 1 else (rows, k)
+    ins = (TensorInfo("a", a, "float32"), TensorInfo("b", (k, n), "float32", "activation" if fed else WEIGHT))
+    return NodeInfo("m", op, "com.microsoft" if op.startswith("Fused") else "", ins,
+                    (TensorInfo("y", (*a[:-1], n), "float32"),), attrs)
+
+
+def test_a_rows_a_multiple_of_4_kib_apart_and_twelve_or_more_alias():
+    """K = 1024, 2048, 3072 floats put A's rows 4, 8, 12 KiB apart: one L1 set period (4 KiB) or a multiple, so
+    the 12 rows MLAS reads together share sets. 1152, 2560 floats (4.5, 10 KiB) do not; 10 rows fit 8 ways."""
+    assert ALIAS_BYTES == 4096 and ALIAS_ROWS == 12
+    for k in (1024, 2048, 3072, 4096):
+        assert kernel_family(matmul(128, k), OpClass.MATRIX) == "gemm:aliased", k
+    for k in (768, 1152, 1536, 2304, 2560):
+        assert kernel_family(matmul(128, k), OpClass.MATRIX) == "gemm", k
+    assert kernel_family(matmul(12, 1024), OpClass.MATRIX) == "gemm:aliased"
+    assert kernel_family(matmul(10, 1024), OpClass.MATRIX) == "gemm"
+    assert kernel_family(matmul(8, 3072, lead=4), OpClass.MATRIX) == "gemm:aliased"  # [4, 8, K]: 32 rows
+    assert kernel_family(matmul(16, 1024, op="Gemm"), OpClass.MATRIX) == "gemm_bias:aliased"
+
+
+def test_only_a_weight_b_read_through_a_at_its_stride_aliases():
+    """A fed B (attention, a QDQ model's dequantized weight) is another kernel; a transposed A is copied first."""
+    assert kernel_family(matmul(128, 1024, fed=True), OpClass.MATRIX) == "gemm:fed"
+    assert kernel_family(matmul(128, 1024, op="Gemm", transA=1), OpClass.MATRIX) == "gemm_bias"
+    assert kernel_family(matmul(128, 1024, op="FusedMatMul", transA=1), OpClass.MATRIX) == "gemm"
+    assert kernel_family(matmul(128, 1024, op="FusedMatMul"), OpClass.MATRIX) == "gemm:aliased"
+
+
+def test_an_aliased_gemm_takes_its_own_rate_and_an_older_calibration_the_plain_one():
+    """Measured on a Zen 4 EPYC: [128, 3072] x [3072, 768] at 104 GFLOP/s, [128, 768] x [768, 3072] at 114."""
+    from planner.calibration.rates import CalibratedRates
+    from planner.targets.catalog import bundled_targets
+
+    t = bundled_targets()["a10g"]
+    plain, slow = ((1.0, 114e9), (1e3, 114e9)), ((1.0, 104e9), (1e3, 104e9))
+    both = CalibratedRates(rate_curves={"gemm.fp32": plain, "gemm:aliased.fp32": slow})
+    older = CalibratedRates(rate_curves={"gemm.fp32": plain})
+    assert both.flops_per_s("matrix", "gemm:aliased", "fp32", 1e15, 53.0, t) == pytest.approx(104e9)
+    assert both.flops_per_s("matrix", "gemm", "fp32", 1e15, 53.0, t) == pytest.approx(114e9)
+    assert older.flops_per_s("matrix", "gemm:aliased", "fp32", 1e15, 53.0, t) == pytest.approx(114e9)
+
+
+def test_the_suite_times_aliased_gemms_and_plain_ones_at_the_same_intensities():
+    from planner.calibration.suite import ALIASING_GEMM
+
+    def intensity(m: int, k: int, n: int) -> float:
+        return 2 * m * k * n / (4 * (m * k + k * n + m * n))
+
+    aliased = [s for s in ALIASING_GEMM if (4 * s[1]) % ALIAS_BYTES == 0 and s[0] >= ALIAS_ROWS]
+    plain = [s for s in ALIASING_GEMM if s not in aliased]
+    assert len(aliased) >= 2 and len(plain) >= 2
+    # the BERT-base FFN pair: the same FLOPs and bytes, one aliased
+    assert any(intensity(*a) == pytest.approx(intensity(*p)) for a in aliased for p in plain)
