@@ -64,3 +64,23 @@ def test_dynamic_quantize_lstm_has_an_lstms_outputs(tmp_path):
     ran, shapes = _run_and_analyze(m, tmp_path / "lstm.onnx", {"x": np.ones((seq, batch, inp), np.float32)})
     assert ran["out"] == shapes["y"] == shapes["out"] == (seq, 2, batch, hidden)
     assert ran["yh"] == shapes["yh"] == shapes["yc"] == (2, batch, hidden)
+
+
+def test_int8_matmuls_that_output_floats_have_a_matmuls_shape(tmp_path):
+    """DynamicQuantizeMatMul (float A) and MatMulIntegerToFloat (u8 A, float scales), two of each in a row: the
+    second's input shape comes only from the first's rule."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.integers(-8, 8, (16, 16)).astype(np.int8), n) for n in ("w0", "w1")]
+    inits += [_scalar("ws", 0.01, np.float32), _scalar("as", 0.02, np.float32), _scalar("az", 3, np.uint8)]
+    nodes = [helper.make_node("DynamicQuantizeMatMul", ["x", "w0", "ws"], ["d0"], domain=MS),
+             helper.make_node("DynamicQuantizeMatMul", ["d0", "w1", "ws"], ["d1"], domain=MS),
+             helper.make_node("QuantizeLinear", ["d1", "as", "az"], ["q"]),
+             helper.make_node("MatMulIntegerToFloat", ["q", "w0", "as", "ws", "az"], ["f0"], domain=MS),
+             helper.make_node("QuantizeLinear", ["f0", "as", "az"], ["q1"]),
+             helper.make_node("MatMulIntegerToFloat", ["q1", "w1", "as", "ws", "az"], ["out"], domain=MS)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 16])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(MS, 1)])
+    ran, shapes = _run_and_analyze(m, tmp_path / "dq.onnx", {"x": np.ones((2, 5, 16), np.float32)})
+    assert ran["out"] == (2, 5, 16)
+    assert shapes["d0"] == shapes["d1"] == shapes["f0"] == shapes["out"] == (2, 5, 16)

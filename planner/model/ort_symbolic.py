@@ -41,6 +41,17 @@ def _guarded(ssi):
             super().__init__(*args, **kwargs)
             self.dispatcher_["QLinearConcat"] = self._infer_QLinearConcat
             self.dispatcher_["DynamicQuantizeLSTM"] = self._infer_DynamicQuantizeLSTM
+            self.dispatcher_["DynamicQuantizeMatMul"] = self._infer_float_matmul
+            self.dispatcher_["MatMulIntegerToFloat"] = self._infer_float_matmul
+
+        def _infer_float_matmul(self, node):  # noqa: N802
+            """A·B as MatMul broadcasts it, in the float type of A (DynamicQuantizeMatMul) or of A's scale
+            (MatMulIntegerToFloat): the library has no rule for these com.microsoft ops, and a chain of them
+            lost every shape after the first (each node then priced at its launch alone)."""
+            if self._get_shape(node, 0) is None or self._get_shape(node, 1) is None:
+                return
+            scaled = node.input[0] if node.op_type == "DynamicQuantizeMatMul" else node.input[2]
+            self._compute_matmul_shape(node, self.known_vi_[scaled].type.tensor_type.elem_type)
 
         def _infer_QLinearConcat(self, node):  # noqa: N802
             """Its tensors are inputs 2, 5, 8, ... (after Y's scale and zero point, each with its own): the
