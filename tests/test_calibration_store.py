@@ -217,6 +217,17 @@ def test_fit_by_hand():
     assert cal.kernel_fixed_s["vector"] == cal.kernel_fixed_s["Softmax"]  # the class median of one
 
 
+def test_a_rate_curve_pools_violators_at_their_median_so_one_lucky_point_lifts_nothing():
+    """Pool-adjacent-violators by hand: 944 then 429 pool at their median (686.5); 437 joins (median 437); 460 is
+    above and stays. Pooled by the mean, 944 would have lifted all of them to 567.5."""
+    from planner.calibration.fit import _isotonic
+
+    curve = ((1.0, 100.0), (2.0, 944.0), (3.0, 429.0), (4.0, 437.0), (5.0, 460.0))
+    assert _isotonic(curve) == ((1.0, 100.0), (2.0, 437.0), (3.0, 437.0), (4.0, 437.0), (5.0, 460.0))
+    assert _isotonic(((1.0, 3.0), (2.0, 1.0))) == ((1.0, 2.0), (2.0, 2.0))  # two pool at their middle
+    assert _isotonic(((1.0, 1.0), (2.0, 2.0))) == ((1.0, 1.0), (2.0, 2.0))  # rising already: unchanged
+
+
 def test_a_bytes_timed_matrix_family_fits_and_times_by_its_bytes():
     """A 1x1 depthwise convolution (planner.calibration.rates.BYTES_TIMED) does a multiply-add per element it reads:
     its samples make a bytes/s curve over working set, not a FLOP rate, and a kernel of it takes its bytes at
