@@ -29,9 +29,18 @@ def test_a_rows_a_multiple_of_4_kib_apart_and_twelve_or_more_alias():
     assert kernel_family(matmul(16, 1024, op="Gemm"), OpClass.MATRIX) == "gemm_bias:aliased"
 
 
-def test_only_a_weight_b_read_through_a_at_its_stride_aliases():
-    """A fed B (attention, a QDQ model's dequantized weight) is another kernel; a transposed A is copied first."""
-    assert kernel_family(matmul(128, 1024, fed=True), OpClass.MATRIX) == "gemm:fed"
+def test_a_fed_b_aliases_too_and_a_batch_of_matrices_counts_the_rows_of_one():
+    """MLAS packs a fed B (a dequantized or cast weight, attention's V) and reads A in place all the same; a batched
+    product runs matrix by matrix; a transposed A is copied first."""
+    assert kernel_family(matmul(128, 1024, fed=True), OpClass.MATRIX) == "gemm:fed:aliased"
+    scores_v = NodeInfo("m", "MatMul", "", (TensorInfo("p", (8, 64, 1024), "float32"),
+                                            TensorInfo("v", (8, 1024, 64), "float32")),
+                        (TensorInfo("y", (8, 64, 64), "float32"),), {})
+    assert kernel_family(scores_v, OpClass.MATRIX) == "gemm:fed:aliased"
+    step = NodeInfo("m", "MatMul", "", (TensorInfo("p", (16, 1, 1024), "float32"),
+                                        TensorInfo("v", (16, 1024, 64), "float32")),
+                    (TensorInfo("y", (16, 1, 64), "float32"),), {})
+    assert kernel_family(step, OpClass.MATRIX) == "gemm:fed"  # one row a matrix: 16 heads are not 16 rows
     assert kernel_family(matmul(128, 1024, op="Gemm", transA=1), OpClass.MATRIX) == "gemm_bias"
     assert kernel_family(matmul(128, 1024, op="FusedMatMul", transA=1), OpClass.MATRIX) == "gemm"
     assert kernel_family(matmul(128, 1024, op="FusedMatMul"), OpClass.MATRIX) == "gemm:aliased"

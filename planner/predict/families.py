@@ -103,26 +103,29 @@ does. Measured on a Zen 4 EPYC: [3, 1, 64] x [3, 64, 1500] 18.8 us at alpha 1, 4
 ALIASED = ":aliased"
 ALIAS_BYTES = 4096  # the size of one way of an x86 L1 data cache (32 KiB 8-way, 48 KiB 12-way): the set period
 ALIAS_ROWS = 12  # the rows of A that MLAS's AVX-512 SGEMM kernel reads at once, more than those caches' 8 ways
-"""The suffix of a float GEMM over a weight whose A rows lie a multiple of ALIAS_BYTES apart (K = 1024, 2048,
+"""The suffix of a float GEMM whose A rows lie a multiple of ALIAS_BYTES apart (K = 1024, 2048,
 3072 floats...) with ALIAS_ROWS rows or more: the rows the kernel reads together all map to the same L1 sets,
 more of them than the cache has ways, and evict one another. Measured on a Zen 4 EPYC (1 thread, MatMul, N =
 768): 128 rows at K = 1024, 2048, 3072, 4096 ran at 101-104 GFLOP/s, at 1152, 1280, 1536, 2304, 2560 at 113-116;
 at K = 1024 against 1152, 12 to 32 rows 100-105 against 112-114, 10 rows and fewer alike. A BERT-base FFN's
 down projection (K = 3072) ran at 0.89 of the time its up projection (K = 768, the same FLOPs and bytes) predicted
-it. A calibration times the aliased shapes apart (suite), and one from before the split by the plain curve."""
-_FLOAT_WEIGHT_GEMM = frozenset({"MatMul", "Gemm", "FusedMatMul", "FusedGemm"})
+it; fed the same weights (an fp16 ALBERT casts them on each run) 0.85. A calibration times the aliased shapes
+apart (suite), and one from before the split by the plain curve."""
+_FLOAT_GEMM = frozenset({"MatMul", "Gemm", "FusedMatMul", "FusedGemm"})
 
 
 def aliased(node: NodeInfo) -> bool:
-    """A float GEMM over a weight B whose A rows alias in the L1 (see ALIASED)."""
-    if node.op_type not in _FLOAT_WEIGHT_GEMM or node.attr("transA", 0) or node.attr("transBatchA", 0):
+    """A float GEMM whose A rows alias in the L1 (see ALIASED). MLAS runs a batched one (B of more than two dims)
+    matrix by matrix, so its rows are A's last but one dim; against a 2-D B, all of A's leading dims."""
+    if node.op_type not in _FLOAT_GEMM or node.attr("transA", 0) or node.attr("transBatchA", 0):
         return False
-    a, b = node.in_shape(0), node.inputs[1] if len(node.inputs) > 1 else None
-    if a is None or len(a) < 2 or b is None or not b.is_weight or not all(isinstance(d, int) for d in a):
+    a, b = node.in_shape(0), node.in_shape(1)
+    if a is None or len(a) < 2 or b is None or not all(isinstance(d, int) for d in a):
         return False
-    rows = 1
-    for d in a[:-1]:
-        rows *= d
+    rows = a[-2]
+    if len(b) <= 2:
+        for d in a[:-2]:
+            rows *= d
     return a[-1] > 0 and (4 * a[-1]) % ALIAS_BYTES == 0 and rows >= ALIAS_ROWS
 
 
@@ -323,9 +326,9 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     Matrix ops group by algorithm: "gemm" (MatMul-like; an int8 one with an unsigned B "gemm:u8u8", see U8U8, then
     by what it does besides the GEMM, see INT8_EPILOGUE, and one whose B is an activation suffixed ":fed", see
     FED: "gemm:u8u8:q:fed"; a float one whose B is an activation "gemm:fed", see FED and NO_GEMV),
-    "gemm_bias" (Gemm); a float one over a weight whose A rows alias in the L1 suffixed ":aliased" (see ALIASED:
-    "gemm:aliased", "gemm_bias:aliased"), "conv" (a plain float one of few output channels suffixed ":narrow",
-    see NARROW),
+    "gemm_bias" (Gemm); a float one whose A rows alias in the L1 suffixed ":aliased" (see ALIASED:
+    "gemm:aliased", "gemm:fed:aliased", "gemm_bias:aliased"), "conv" (a plain float one of few output channels
+    suffixed ":narrow", see NARROW),
     "conv_dw" (depthwise: one input channel per group; a float one at a stride
     above 1 suffixed ":strided", see STRIDED), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which
     onnxruntime's blocked layout makes of a BatchNormalization; a calibration times it by its bytes),
