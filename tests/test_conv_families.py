@@ -51,3 +51,24 @@ def test_the_suite_times_narrow_plain_convolutions():
     narrow = [c for c in PLAIN_CONV if c[1] <= NARROW_ROWS]
     assert len(narrow) >= 4 and {k for _, _, _, k, _ in narrow} >= {1, 3, 7}
     assert len([c for c in narrow if c[4] > 1]) >= 3  # the strided ones: a curve of their own
+
+
+def test_a_conv_transpose_is_its_own_family_and_an_older_calibration_times_it_as_a_conv():
+    """Its column scatter, not its GEMM, sets its time at few channels (families.TRANSPOSED): a DB head's
+    16 -> 16 2x2/s2 ran at 2.6x what the convolution curve gave its FLOPs."""
+    from planner.calibration.rates import CalibratedRates
+    from planner.calibration.suite import CONV_TRANSPOSE
+    from planner.targets.catalog import bundled_targets
+
+    node = NodeInfo("t", "ConvTranspose", "", (TensorInfo("x", (1, 16, 160, 160), "float32"),
+                                               TensorInfo("w", (16, 16, 2, 2), "float32", WEIGHT)),
+                    (TensorInfo("y", (1, 16, 320, 320), "float32"),), {"kernel_shape": [2, 2], "strides": [2, 2]})
+    assert kernel_family(node, OpClass.MATRIX) == "conv:transpose"
+    t = bundled_targets()["a10g"]
+    conv, scatter = ((1.0, 95e9), (1e3, 95e9)), ((1.0, 36e9), (1e3, 36e9))
+    older = CalibratedRates(rate_curves={"conv.fp32": conv})
+    both = CalibratedRates(rate_curves={"conv.fp32": conv, "conv:transpose.fp32": scatter})
+    assert older.flops_per_s("matrix", "conv:transpose", "fp32", 1e15, 3.0, t) == pytest.approx(95e9)
+    assert both.flops_per_s("matrix", "conv:transpose", "fp32", 1e15, 3.0, t) == pytest.approx(36e9)
+    assert {k == s for _, _, _, k, s in CONV_TRANSPOSE} == {True, False}  # stride = kernel, and overlapping
+    assert min(c for _, c, _, _, _ in CONV_TRANSPOSE) <= 16  # few output channels: the scatter-bound end

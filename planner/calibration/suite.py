@@ -31,9 +31,10 @@ from planner.calibration.benches import MS, Bench, F, make, rand, scalar, single
 from planner.calibration.rates import IN_DRAM
 
 # float GEMMs whose A rows alias in the L1 (families.ALIASED: K a multiple of 1024 floats, 12 rows or more) and
-# their unaliased neighbours at the same intensities: a BERT-base FFN's down and up projections, K = 2048 against
-# 1152. With (32 | 512, 1024, 1024) above (aliased too) the aliased family has a curve of its own from 15 to 128
-# FLOPs a byte, and the plain one keeps points up there.
+# plain ones at the same intensities: a BERT-base FFN's down projection (aliased) and up projection (plain), one
+# more aliased at K = 2048, and a plain one at the intensity of 512 x 1024 x 1024. With (32 | 512, 1024, 1024)
+# (aliased too) the aliased family has a curve of its own from 15 to 128 FLOPs a byte, and the plain one keeps
+# points up there.
 ALIASING_GEMM = [(128, 3072, 768), (64, 2048, 512), (128, 768, 3072), (512, 1152, 1024)]
 
 
@@ -361,6 +362,24 @@ def _plain_conv_benches(quick: bool) -> list[Bench]:
         out.append(single(f"Conv fed weights {cin}->{cout} {side}x{side} k{k} s{s}", "Conv",
                           [("x", [1, cin, side, side], F), ("w", [cout, cin, k, k], F)], [1, cout, ho, ho],
                           attrs={"kernel_shape": [k, k], "pads": [k // 2] * 4, "strides": [s, s]}))
+    return out
+
+
+# ConvTranspose (families.TRANSPOSED), (input channels, output channels, input side, kernel side, stride): a DB
+# text detector's head (2x2/s2 at few channels, up to 640 px), DPT's reassembly (4x4/s4, 2x2/s2), a U-Net
+# decoder's wider ones, and an overlapping 4x4/s2
+CONV_TRANSPOSE = [(16, 16, 160, 2, 2), (16, 1, 320, 2, 2), (64, 64, 80, 2, 2), (256, 128, 32, 2, 2),
+                  (96, 96, 32, 4, 4), (32, 32, 64, 4, 2)]
+
+
+def _conv_transpose_benches(quick: bool) -> list[Bench]:
+    out = []
+    for cin, cout, side, k, s in CONV_TRANSPOSE[:1] if quick else CONV_TRANSPOSE:
+        pad = (k - s) // 2
+        ho = (side - 1) * s - 2 * pad + k
+        out.append(single(f"ConvTranspose {cin}->{cout} {side}x{side} k{k} s{s}", "ConvTranspose",
+                          [("x", [1, cin, side, side], F)], [1, cout, ho, ho], [weight("w", [cin, cout, k, k])],
+                          {"kernel_shape": [k, k], "strides": [s, s], "pads": [pad] * 4}))
     return out
 
 
@@ -705,7 +724,7 @@ def _attention_benches(quick: bool) -> list[Bench]:
 
 def suite(quick: bool = False) -> list[Bench]:
     return (_stream_benches(quick) + _gemm_benches(quick) + _conv_benches(quick) + _depthwise_in_dram_benches(quick)
-            + _plain_conv_benches(quick)
+            + _plain_conv_benches(quick) + _conv_transpose_benches(quick)
             + _int8_benches(quick) + _u8u8_benches(quick) + _conv_integer_benches(quick)
             + _qlinear_conv_benches(quick) + _rnn_benches(quick) + _vector_benches(quick) + _transpose_benches(quick)
             + _pad_benches(quick) + _gather_scatter_benches(quick)

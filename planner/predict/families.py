@@ -329,7 +329,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     "gemm_bias" (Gemm); a float one whose A rows alias in the L1 suffixed ":aliased" (see ALIASED:
     "gemm:aliased", "gemm:fed:aliased", "gemm_bias:aliased"), "conv" (a plain float one of few output channels
     suffixed ":narrow", see NARROW),
-    "conv_dw" (depthwise: one input channel per group; a float one at a stride
+    "conv:transpose" (ConvTranspose, see TRANSPOSED), "conv_dw" (depthwise: one input channel per group; a float
+    one at a stride
     above 1 suffixed ":strided", see STRIDED), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which
     onnxruntime's blocked layout makes of a BatchNormalization; a calibration times it by its bytes),
     "conv_grouped_1x1" (other groups, a 1x1 stride-1 kernel: one GEMM per group straight off the input),
@@ -359,6 +360,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
                     + _fed_suffix(node) + (ALIASED if aliased(node) else ""))
         if node.op_type in _RNN_LIKE:
             return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
+        if node.op_type == "ConvTranspose":
+            return tag + "conv" + TRANSPOSED
         if node.op_type in _CONV_LIKE:
             w = node.in_shape(3 if node.op_type in ("QLinearConv",) else 1)
             group = node.attr("group", 1) or 1
@@ -440,6 +443,13 @@ def gemm_grid(node: NodeInfo) -> tuple[int, int, int] | None:
 
 
 ONE_BLOCK = ":1block"
+
+TRANSPOSED = ":transpose"
+"""The suffix of a ConvTranspose: onnxruntime multiplies Wᵀ by the input into a column buffer of
+(C_out/group·kh·kw) x input pixels, then adds the columns into the output one element at a time (Col2im, scalar
+loops); with few channels that scatter, not the GEMM, is the kernel. Measured on a Zen 4 EPYC (1 thread, in a DB
+text detector at 640 px): 16 -> 16 2x2/s2 on 160 x 160 1456 us where the convolution curve gave its FLOPs 563,
+16 -> 1 on 320 x 320 584 against 141; DPT's 4x4/s4 reassembly 736 against 356. Benched apart (suite)."""
 
 NARROW = ":narrow"
 NARROW_ROWS = 32
