@@ -1,0 +1,69 @@
+"""Does a float GEMM slow down when the rows of A lie a multiple of 4 KiB apart?  (issue #16, families.ALIASED)
+
+    python benchmarks/gemm_aliasing.py [--rows 128 16 10] [--n 768] [--k 768 1024 1152 2048 2304 3072 4096] [--runs 40]
+
+Each shape is one MatMul [rows, K] x [K, N] over a weight (prepacked by onnxruntime), profiled at 1 thread; the
+figure is the quickest quartile of its runs, printed as GFLOP/s beside whether the planner calls it aliased
+(K floats a multiple of ALIAS_BYTES, ALIAS_ROWS rows or more). On a Zen 4 EPYC (2026-12-07): 128 rows at K =
+1024, 2048, 3072, 4096 101-104 GFLOP/s, at 768, 1152, 1536, 2304, 2560 113-116; 10 rows alike at any K.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from planner.predict.families import ALIAS_BYTES, ALIAS_ROWS
+
+
+def matmul_us(rows: int, k: int, n: int, runs: int) -> float:
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    with tempfile.TemporaryDirectory(prefix="planner-alias-") as tmp:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        so.enable_profiling, so.profile_file_prefix = True, str(Path(tmp) / "profile")
+        s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        feeds = {"x": rng.random((rows, k), np.float32)}
+        for _ in range(runs + 5):
+            s.run(None, feeds)
+        events = json.loads(Path(s.end_profiling()).read_text())
+    times = [float(e["dur"]) for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    last = sorted(times[-runs:])
+    return last[len(last) // 4]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, nargs="+", default=[128, 16, 10])
+    ap.add_argument("--n", type=int, default=768)
+    ap.add_argument("--k", type=int, nargs="+", default=[768, 1024, 1152, 2048, 2304, 3072, 4096])
+    ap.add_argument("--runs", type=int, default=40)
+    args = ap.parse_args()
+    if min(args.rows + args.k + [args.n, args.runs]) < 1:
+        print("gemm_aliasing: sizes must be positive", file=sys.stderr)
+        return 2
+    for rows in args.rows:
+        cells = []
+        for k in args.k:
+            us = matmul_us(rows, k, args.n, args.runs)
+            mark = "*" if (4 * k) % ALIAS_BYTES == 0 and rows >= ALIAS_ROWS else " "
+            cells.append(f"K {k:5}{mark} {2 * rows * k * args.n / us / 1e3:6.1f}")
+        print(f"rows {rows:4} x N {args.n}: " + "  ".join(cells) + "  GFLOP/s (* aliased)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
