@@ -13,15 +13,18 @@ ones 44-60; the planner reads a convolution's weights at the GEMV chains' speed 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.node_profile import node_quartiles_us  # noqa: E402
 
 SHAPES = [(256, 14, 3), (512, 7, 3), (128, 28, 3), (1024, 7, 1), (512, 14, 1)]  # (channels, side, kernel)
 
@@ -45,23 +48,7 @@ def chain(c: int, side: int, k: int, length: int, shared: bool) -> onnx.ModelPro
 
 def conv_us(model: onnx.ModelProto, runs: int) -> float:
     """The median over the chain's convolutions of each one's quickest-quartile profiled time, in us."""
-    import onnxruntime as ort
-
-    with tempfile.TemporaryDirectory(prefix="planner-convs-") as tmp:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = so.inter_op_num_threads = 1
-        so.enable_profiling, so.profile_file_prefix = True, str(Path(tmp) / "profile")
-        s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-        feeds = {"x": np.random.default_rng(1).random(shape, np.float32)}
-        for _ in range(runs + 5):
-            s.run(None, feeds)
-        events = json.loads(Path(s.end_profiling()).read_text())
-    by_node: dict[str, list[float]] = {}
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and "Conv" in e["args"].get("op_name", ""):
-            by_node.setdefault(e["name"], []).append(float(e["dur"]))
-    return statistics.median(sorted(ts[-runs:])[len(ts[-runs:]) // 4] for ts in by_node.values())
+    return statistics.median(node_quartiles_us(model, runs, lambda op: "Conv" in op).values())
 
 
 def main() -> int:

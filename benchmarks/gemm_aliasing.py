@@ -11,38 +11,27 @@ figure is the quickest quartile of its runs, printed as GFLOP/s beside whether t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from planner.predict.families import ALIAS_BYTES, ALIAS_ROWS
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.node_profile import node_quartiles_us  # noqa: E402
+from planner.predict.families import ALIAS_BYTES, ALIAS_ROWS  # noqa: E402
 
 
 def matmul_us(rows: int, k: int, n: int, runs: int) -> float:
-    import onnxruntime as ort
-
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])], [w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    with tempfile.TemporaryDirectory(prefix="planner-alias-") as tmp:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = so.inter_op_num_threads = 1
-        so.enable_profiling, so.profile_file_prefix = True, str(Path(tmp) / "profile")
-        s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        feeds = {"x": rng.random((rows, k), np.float32)}
-        for _ in range(runs + 5):
-            s.run(None, feeds)
-        events = json.loads(Path(s.end_profiling()).read_text())
-    times = [float(e["dur"]) for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
-    last = sorted(times[-runs:])
-    return last[len(last) // 4]
+    return next(iter(node_quartiles_us(model, runs).values()))
 
 
 def main() -> int:
