@@ -1,6 +1,7 @@
 """A plain NCHW float convolution of few output channels is a family of its own (families.NARROW)."""
 
 import pytest
+from family_rates import refined_rates
 
 from planner.costs import OpClass
 from planner.model.ir import WEIGHT, NodeInfo, TensorInfo
@@ -32,17 +33,8 @@ def test_few_output_channels_of_a_plain_convolution_are_their_own_family():
 def test_a_narrow_convolution_takes_its_own_rate_and_an_older_calibration_the_plain_one():
     """Measured on a Zen 4 EPYC: the 3 -> 32 7x7 stem at 60 GFLOP/s, wide plain convolutions at 95. A calibration
     with a narrow curve times the stem by it; one from before the split by the plain conv curve."""
-    from planner.calibration.rates import CalibratedRates
-    from planner.targets.catalog import bundled_targets
-
-    t = bundled_targets()["a10g"]
-    wide, narrow = ((1.0, 95e9), (1e3, 95e9)), ((1.0, 60e9), (1e3, 60e9))
-    both = CalibratedRates(rate_curves={"conv.fp32": wide, "conv:narrow.fp32": narrow})
-    older = CalibratedRates(rate_curves={"conv.fp32": wide})
-    assert both.flops_per_s("matrix", "conv:narrow", "fp32", 1e15, 50.0, t) == pytest.approx(60e9)
-    assert both.flops_per_s("matrix", "conv", "fp32", 1e15, 50.0, t) == pytest.approx(95e9)
-    assert older.flops_per_s("matrix", "conv:narrow", "fp32", 1e15, 50.0, t) == pytest.approx(95e9)
-    assert both.flops_per_s("matrix", "conv:narrow:strided", "fp32", 1e15, 50.0, t) == pytest.approx(60e9)
+    assert refined_rates("conv", "conv:narrow", 95e9, 60e9) == pytest.approx((60e9, 95e9, 95e9))
+    assert refined_rates("conv", "conv:narrow", 95e9, 60e9, "conv:narrow:strided")[0] == pytest.approx(60e9)
 
 
 def test_the_suite_times_narrow_plain_convolutions():
@@ -56,19 +48,12 @@ def test_the_suite_times_narrow_plain_convolutions():
 def test_a_conv_transpose_is_its_own_family_and_an_older_calibration_times_it_as_a_conv():
     """Its column scatter, not its GEMM, sets its time at few channels (families.TRANSPOSED): a DB head's
     16 -> 16 2x2/s2 ran at 2.6x what the convolution curve gave its FLOPs."""
-    from planner.calibration.rates import CalibratedRates
     from planner.calibration.suite import CONV_TRANSPOSE
-    from planner.targets.catalog import bundled_targets
 
     node = NodeInfo("t", "ConvTranspose", "", (TensorInfo("x", (1, 16, 160, 160), "float32"),
                                                TensorInfo("w", (16, 16, 2, 2), "float32", WEIGHT)),
                     (TensorInfo("y", (1, 16, 320, 320), "float32"),), {"kernel_shape": [2, 2], "strides": [2, 2]})
     assert kernel_family(node, OpClass.MATRIX) == "conv:transpose"
-    t = bundled_targets()["a10g"]
-    conv, scatter = ((1.0, 95e9), (1e3, 95e9)), ((1.0, 36e9), (1e3, 36e9))
-    older = CalibratedRates(rate_curves={"conv.fp32": conv})
-    both = CalibratedRates(rate_curves={"conv.fp32": conv, "conv:transpose.fp32": scatter})
-    assert older.flops_per_s("matrix", "conv:transpose", "fp32", 1e15, 3.0, t) == pytest.approx(95e9)
-    assert both.flops_per_s("matrix", "conv:transpose", "fp32", 1e15, 3.0, t) == pytest.approx(36e9)
+    assert refined_rates("conv", "conv:transpose", 95e9, 36e9, intensity=3.0) == pytest.approx((36e9, 95e9, 95e9))
     assert {k == s for _, _, _, k, s in CONV_TRANSPOSE} == {True, False}  # stride = kernel, and overlapping
     assert min(c for _, c, _, _, _ in CONV_TRANSPOSE) <= 16  # few output channels: the scatter-bound end

@@ -1,6 +1,7 @@
 """A float GEMM whose A rows alias in the L1 is a family of its own (families.ALIASED)."""
 
 import pytest
+from family_rates import refined_rates
 
 from planner.costs import OpClass
 from planner.model.ir import WEIGHT, NodeInfo, TensorInfo
@@ -48,16 +49,7 @@ def test_a_fed_b_aliases_too_and_a_batch_of_matrices_counts_the_rows_of_one():
 
 def test_an_aliased_gemm_takes_its_own_rate_and_an_older_calibration_the_plain_one():
     """Measured on a Zen 4 EPYC: [128, 3072] x [3072, 768] at 104 GFLOP/s, [128, 768] x [768, 3072] at 114."""
-    from planner.calibration.rates import CalibratedRates
-    from planner.targets.catalog import bundled_targets
-
-    t = bundled_targets()["a10g"]
-    plain, slow = ((1.0, 114e9), (1e3, 114e9)), ((1.0, 104e9), (1e3, 104e9))
-    both = CalibratedRates(rate_curves={"gemm.fp32": plain, "gemm:aliased.fp32": slow})
-    older = CalibratedRates(rate_curves={"gemm.fp32": plain})
-    assert both.flops_per_s("matrix", "gemm:aliased", "fp32", 1e15, 53.0, t) == pytest.approx(104e9)
-    assert both.flops_per_s("matrix", "gemm", "fp32", 1e15, 53.0, t) == pytest.approx(114e9)
-    assert older.flops_per_s("matrix", "gemm:aliased", "fp32", 1e15, 53.0, t) == pytest.approx(114e9)
+    assert refined_rates("gemm", "gemm:aliased", 114e9, 104e9, intensity=53.0) == pytest.approx((104e9, 114e9, 114e9))
 
 
 def test_the_suite_times_aliased_gemms_and_plain_ones_at_the_same_intensities():
