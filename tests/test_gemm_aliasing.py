@@ -1,11 +1,12 @@
-"""A float GEMM whose A rows alias in the L1 is a family of its own (families.ALIASED)."""
+"""A float GEMM whose A rows alias in the L1 is a family of its own (families.ALIASED), and so is one reading A
+transposed (families.TRANSPOSED_A)."""
 
 import pytest
 from family_rates import refined_rates
 
 from planner.costs import OpClass
 from planner.model.ir import WEIGHT, NodeInfo, TensorInfo
-from planner.predict.families import ALIAS_BYTES, ALIAS_ROWS, kernel_family
+from planner.predict.families import ALIAS_BYTES, ALIAS_ROWS, TRANSPOSED_A_ROWS, kernel_family
 
 
 def matmul(rows: int, k: int, n: int = 768, op: str = "MatMul", fed: bool = False, lead: int = 1,
@@ -32,7 +33,7 @@ def test_a_rows_a_multiple_of_4_kib_apart_and_twelve_or_more_alias():
 
 def test_a_fed_b_aliases_too_and_a_batch_of_matrices_counts_the_rows_of_one():
     """MLAS packs a fed B (a dequantized or cast weight, attention's V) and reads A in place all the same; a batched
-    product runs matrix by matrix; a transposed A is copied first."""
+    product runs matrix by matrix; a transposed A is copied first (its own family, TRANSPOSED_A)."""
     assert kernel_family(matmul(128, 1024, fed=True), OpClass.MATRIX) == "gemm:fed:aliased"
     scores_v = NodeInfo("m", "MatMul", "", (TensorInfo("p", (8, 64, 1024), "float32"),
                                             TensorInfo("v", (8, 1024, 64), "float32")),
@@ -42,8 +43,8 @@ def test_a_fed_b_aliases_too_and_a_batch_of_matrices_counts_the_rows_of_one():
                                         TensorInfo("v", (16, 1024, 64), "float32")),
                     (TensorInfo("y", (16, 1, 64), "float32"),), {})
     assert kernel_family(step, OpClass.MATRIX) == "gemm:fed"  # one row a matrix: 16 heads are not 16 rows
-    assert kernel_family(matmul(128, 1024, op="Gemm", transA=1), OpClass.MATRIX) == "gemm_bias"
-    assert kernel_family(matmul(128, 1024, op="FusedMatMul", transA=1), OpClass.MATRIX) == "gemm"
+    assert kernel_family(matmul(128, 1024, op="Gemm", transA=1), OpClass.MATRIX) == "gemm_bias:transA"
+    assert kernel_family(matmul(128, 1024, op="FusedMatMul", transA=1), OpClass.MATRIX) == "gemm:transA"
     assert kernel_family(matmul(128, 1024, op="FusedMatMul"), OpClass.MATRIX) == "gemm:aliased"
 
 
@@ -63,3 +64,26 @@ def test_the_suite_times_aliased_gemms_and_plain_ones_at_the_same_intensities():
     assert len(aliased) >= 2 and len(plain) >= 2
     # the BERT-base FFN pair: the same FLOPs and bytes, one aliased
     assert any(intensity(*a) == pytest.approx(intensity(*p)) for a in aliased for p in plain)
+
+
+def test_a_gemm_reading_a_transposed_is_its_own_family_and_never_aliased():
+    """SegFormer's head: FusedMatMul(transA) of [1, 32, 16384] by a [32, 128] weight; MLAS gathers A's rows down
+    its columns first, so the stride of A's stored rows (16384 floats, a multiple of 4 KiB) says nothing of it."""
+    assert TRANSPOSED_A_ROWS == 16
+    head = NodeInfo("m", "FusedMatMul", "com.microsoft",
+                    (TensorInfo("a", (1, 32, 16384), "float32"), TensorInfo("b", (32, 128), "float32", WEIGHT)),
+                    (TensorInfo("y", (1, 16384, 128), "float32"),), {"transA": 1})
+    assert kernel_family(head, OpClass.MATRIX) == "gemm:transA"
+    batched = NodeInfo("m", "FusedMatMul", "com.microsoft",
+                       (TensorInfo("a", (4, 64, 256), "float32"), TensorInfo("b", (4, 64, 32), "float32")),
+                       (TensorInfo("y", (4, 256, 32), "float32"),), {"transBatchA": 1})
+    assert kernel_family(batched, OpClass.MATRIX) == "gemm:fed:transA"
+    assert kernel_family(matmul(64, 8, op="Gemm", transA=1), OpClass.MATRIX) == "gemm_bias"  # [64, 8]ᵀ: 8 rows
+    assert refined_rates("gemm", "gemm:transA", 115e9, 93e9, intensity=14.0) == pytest.approx((93e9, 115e9, 115e9))
+
+
+def test_the_suite_times_transposed_a_gemms_from_short_columns_to_long():
+    from planner.calibration.suite import TRANSPOSED_A_GEMM
+
+    columns = sorted(m for _, m, _ in TRANSPOSED_A_GEMM)
+    assert columns[0] <= 256 and columns[-1] >= 8192 and all(m >= TRANSPOSED_A_ROWS for m in columns)

@@ -326,7 +326,7 @@ def test_a_float_gemm_whose_b_is_fed_is_its_own_family_and_one_row_without_the_g
     assert set(fed) == {"gemm:fed", "gemm:fed:nogemv", "gemm:fed:aliased"} and fed.count("gemm:fed:nogemv") == 4
     assert fed.count("gemm:fed:aliased") == 3  # families.ALIASED
     assert set(families(b for b in _gemm_benches(quick=False) if not b.label.startswith("fed"))) == \
-        {"gemm", "gemm_bias", "gemm:aliased", "gemm_bias:aliased"}  # families.ALIASED: K = 1024, 3072 floats
+        {"gemm", "gemm_bias", "gemm:aliased", "gemm_bias:aliased", "gemm:transA"}  # families.ALIASED, TRANSPOSED_A
 
 
 def test_a_refined_int8_family_a_calibration_never_measured_takes_the_kernel_it_refines():

@@ -38,6 +38,18 @@ from planner.calibration.rates import IN_DRAM
 ALIASING_GEMM = [(128, 3072, 768), (64, 2048, 512), (128, 768, 3072), (512, 1152, 1024)]
 
 
+# float GEMMs reading A transposed (families.TRANSPOSED_A: FusedMatMul transA, a Transpose fused into the MatMul),
+# (K, M, N) for A [1, K, M]ᵀ and a weight [K, N]: a segmentation head's per-stage projections, columns of 256 to
+# 8192 floats, and a ViT-sized one
+TRANSPOSED_A_GEMM = [(32, 8192, 256), (64, 4096, 64), (128, 1024, 256), (256, 256, 128), (768, 196, 768)]
+
+
+def _transposed_a_benches(quick: bool) -> list[Bench]:
+    return [single(f"FusedMatMul transA {k}x{m}x{n}", "FusedMatMul", [("a", [1, k, m], F)], [1, m, n],
+                   [weight("b", [k, n])], {"transA": 1}, domain=MS)
+            for k, m, n in ([] if quick else TRANSPOSED_A_GEMM)]
+
+
 def _gemm_benches(quick: bool) -> list[Bench]:
     out = []
     # (M, K, N) with B a weight (prepacked by onnxruntime): GEMV through square GEMM
@@ -53,7 +65,7 @@ def _gemm_benches(quick: bool) -> list[Bench]:
                         (4, 512, 1000), (128, 3072, 768)]:
             out.append(single(f"Gemm {m}x{k}x{n} bias", "Gemm", [("a", [m, k], F)], [m, n],
                               [weight("b", [n, k]), weight("c", [n], 2)], {"transB": 1}))
-    return out + _fed_gemm_benches(quick)
+    return out + _fed_gemm_benches(quick) + _transposed_a_benches(quick)
 
 
 # float GEMMs whose B is fed at run time, packed on every call (families.FED): (heads, M, K, N). Attention's

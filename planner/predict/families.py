@@ -129,6 +129,24 @@ def aliased(node: NodeInfo) -> bool:
     return a[-1] > 0 and (4 * a[-1]) % ALIAS_BYTES == 0 and rows >= ALIAS_ROWS
 
 
+TRANSPOSED_A = ":transA"
+TRANSPOSED_A_ROWS = 16
+"""The suffix of a float GEMM that reads A transposed (FusedMatMul's transA, onnxruntime's fusion of a Transpose
+into the MatMul after it: x.flatten(2).transpose(1, 2) then a Linear, as SegFormer's decode head does), of
+TRANSPOSED_A_ROWS rows or more: MLAS first copies A into row order, gathering each row's K elements a whole
+column (M floats) apart. Measured on a Zen 4 EPYC (1 thread, in a SegFormer at 512 px): [32, 16384]ᵀ x [32, 128]
+2300 us where the plain GEMM curve gave its FLOPs 1152, [64, 4096]ᵀ 912 against 577, [160, 1024]ᵀ 511 against
+362, [256, 256]ᵀ 165 against 146: the longer the columns, the slower. Benched apart (suite)."""
+
+
+def transposed_a(node: NodeInfo) -> bool:
+    """A float GEMM reading A transposed, of TRANSPOSED_A_ROWS rows or more (see TRANSPOSED_A)."""
+    if node.op_type not in _FLOAT_GEMM or not (node.attr("transA", 0) or node.attr("transBatchA", 0)):
+        return False
+    a = node.in_shape(0)
+    return a is not None and len(a) >= 2 and isinstance(a[-1], int) and a[-1] >= TRANSPOSED_A_ROWS
+
+
 def _b_input(node: NodeInfo):
     i = _B_INPUT.get(node.op_type)
     return node.inputs[i] if i is not None and i < len(node.inputs) else None
@@ -327,7 +345,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     by what it does besides the GEMM, see INT8_EPILOGUE, and one whose B is an activation suffixed ":fed", see
     FED: "gemm:u8u8:q:fed"; a float one whose B is an activation "gemm:fed", see FED and NO_GEMV),
     "gemm_bias" (Gemm); a float one whose A rows alias in the L1 suffixed ":aliased" (see ALIASED:
-    "gemm:aliased", "gemm:fed:aliased", "gemm_bias:aliased"), "conv" (a plain float one of few output channels
+    "gemm:aliased", "gemm:fed:aliased", "gemm_bias:aliased"; one reading A transposed ":transA", see
+    TRANSPOSED_A), "conv" (a plain float one of few output channels
     suffixed ":narrow", see NARROW),
     "conv:transpose" (ConvTranspose, see TRANSPOSED), "conv_dw" (depthwise: one input channel per group; a float
     one at a stride
@@ -354,10 +373,10 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     if op_class == OpClass.MATRIX:
         if node.op_type in ("Gemm", "FusedGemm", "QGemm"):
             # y = A·B + C: the bias initialises the output, B is usually transposed
-            return "gemm_bias" + (ALIASED if aliased(node) else "")
+            return "gemm_bias" + (ALIASED if aliased(node) else TRANSPOSED_A if transposed_a(node) else "")
         if node.op_type in _GEMM_LIKE:
             return ("gemm" + (U8U8 if _unsigned_b(node) else "") + INT8_EPILOGUE.get(node.op_type, "")
-                    + _fed_suffix(node) + (ALIASED if aliased(node) else ""))
+                    + _fed_suffix(node) + (ALIASED if aliased(node) else TRANSPOSED_A if transposed_a(node) else ""))
         if node.op_type in _RNN_LIKE:
             return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
         if node.op_type == "ConvTranspose":
