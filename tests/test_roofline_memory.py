@@ -353,3 +353,32 @@ def test_several_row_float_gemms_read_their_weights_at_their_own_chains_speed():
         a = kernel_time(gemm, OpClass.MATRIX, dtype, t, family, resident_bytes=64 * mib).seconds
         b = kernel_time(gemm, OpClass.MATRIX, dtype, gemv_speed, family, resident_bytes=64 * mib).seconds
         assert a == b
+
+
+def test_a_weight_dequantized_on_every_run_reads_it_from_where_the_weights_in_play_leave_it():
+    """A QDQ decoder's weight DequantizeLinear: its bench (1 MiB of int8 in, 4 MiB of floats out) kept the weight
+    in cache; in a model with 64 MiB of weights in play it comes at the weight curve's 25 GB/s instead of 80. By
+    hand: 1 MiB / 25 GB/s - 1 MiB / 80 GB/s = 41.9 - 13.1 = 28.8 us beyond the bench's 5 MiB / 40 GB/s = 131 us;
+    an activation's DequantizeLinear and a weight's Add keep their bench time."""
+    from planner.calibration.rates import CalibratedRates
+    from planner.costs import OpClass, OpCost
+    from planner.targets.catalog import bundled_targets
+    from planner.targets.rates import Work
+
+    t = bundled_targets()["a10g"]
+    mib = 1 << 20
+    rates = CalibratedRates(bandwidth_curve=((1.0, 80e9), (1e9, 80e9)),
+                            weight_bandwidth_curve=((8 * mib, 80e9), (64 * mib, 25e9)),
+                            throughput_curves={"DequantizeLinear": ((1.0, 40e9), (1e9, 40e9)),
+                                               "Add": ((1.0, 40e9), (1e9, 40e9))})
+    weight = OpCost(flops=2 * mib, bytes_read=mib, bytes_written=4 * mib, weight_bytes=mib)
+    activation = OpCost(flops=2 * mib, bytes_read=mib, bytes_written=4 * mib)
+
+    def seconds(cost: OpCost, family: str = "DequantizeLinear") -> float:
+        terms = rates.terms(Work(cost, OpClass.VECTOR, family, "vector", 1e12, 0.4, resident_bytes=64 * mib), t)
+        return max(terms.compute_s, terms.memory_s - terms.serial_s) + terms.serial_s
+
+    bench = 5 * mib / 40e9
+    assert seconds(weight) == pytest.approx(bench + mib / 25e9 - mib / 80e9)
+    assert seconds(activation) == pytest.approx(bench)
+    assert seconds(weight, "Add") == pytest.approx(bench)

@@ -57,6 +57,10 @@ OWN_GEMV_RATE = frozenset({"int8"})
 its u8 kernel over whole row panels (MatMulInteger 1x512x512 took 15.6 us, 1x1024x1024 31 us on an AVX2 EPYC
 with the weights in cache: 34 and 68 G op/s, arithmetic-bound); its rate curve, measured on such shapes, times
 them, and the weight read is the roofline's other term."""
+WEIGHT_CONVERTERS = frozenset({"DequantizeLinear", "ms.DequantizeLinear", "Cast"})
+"""Vector families that turn a weight into floats on every run (a QDQ model's DequantizeLinear, an fp16 model's
+Cast): timed by their bytes in cache, plus the weight's read from where the model's weights in play leave it.
+On a Zen 4 EPYC a QDQ decoder step's weight DequantizeLinear nodes ran 10-35% over their bench."""
 SUBGRAPH_FIXED = "subgraph"  # kernel_fixed_s "subgraph.If" / ".Loop": one body run beyond its nodes' predicted time
 
 BYTES_TIMED = frozenset({"conv_dw_1x1", "nchwc.conv_dw_1x1"})  # matrix families timed by bytes, not FLOPs
@@ -229,6 +233,12 @@ class CalibratedRates:
         else:  # a measured vector op (or BYTES_TIMED matrix op): the time beyond plain streaming is its arithmetic
             compute_s = cost.bytes / own
         fixed = self.fixed_s(family, op_class.value, target) + work.runs * self.run_s.get(family, 0.0)
+        if own is not None and weights and family in WEIGHT_CONVERTERS and op_class == OpClass.VECTOR:
+            # a weight dequantized or cast on every run: its bench kept the weight in cache, the model reads it
+            # from wherever the weights in play leave it
+            late = weights / self.weight_bytes_per_s(weights_in_play, target) \
+                - weights / self.weight_bytes_per_s(cost.bytes, target)
+            return Terms(compute_s, memory_s, fixed, serial_s=max(late, 0.0))
         rows = cost.flops / (2 * weights / 4) if weights and work.peak_key == "fp32" else 0.0
         plain = family.removesuffix(ALIASED)
         if (self.weight_rows_curve and op_class == OpClass.MATRIX and plain in ("gemm", "gemm_bias")
