@@ -28,6 +28,9 @@
                 few-row chains over weights in DRAM: its weight read times what those chains took against one
                 row's (weight_rows_curve: at 8 rows 1.3x on an AVX-512 EPYC, the arithmetic not hidden), or its
                 arithmetic at the in-cache rate where that is longer
+    converted weights
+                a weight dequantized or cast on every run (WEIGHT_CONVERTERS) takes its bench's time plus the
+                weight's read at the weight curve's speed for the weights in play, beyond the in-cache one
     RNN layers  a recurrent layer whose sizes are known takes planner.calibration.recurrent's fitted costs
     subgraphs   each run of an If / Loop body costs what an If chain or a Loop of tiny Adds measured beyond
                 their nodes' predicted time (fit.subgraph_residuals); a Scan iteration as a Loop's
