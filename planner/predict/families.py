@@ -147,6 +147,11 @@ def transposed_a(node: NodeInfo) -> bool:
     return a is not None and len(a) >= 2 and isinstance(a[-1], int) and a[-1] >= TRANSPOSED_A_ROWS
 
 
+def _a_layout(node: NodeInfo) -> str:
+    """ALIASED or TRANSPOSED_A for a float GEMM whose A is read that way, else ""."""
+    return ALIASED if aliased(node) else TRANSPOSED_A if transposed_a(node) else ""
+
+
 def _b_input(node: NodeInfo):
     i = _B_INPUT.get(node.op_type)
     return node.inputs[i] if i is not None and i < len(node.inputs) else None
@@ -345,9 +350,8 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     by what it does besides the GEMM, see INT8_EPILOGUE, and one whose B is an activation suffixed ":fed", see
     FED: "gemm:u8u8:q:fed"; a float one whose B is an activation "gemm:fed", see FED and NO_GEMV),
     "gemm_bias" (Gemm); a float one whose A rows alias in the L1 suffixed ":aliased" (see ALIASED:
-    "gemm:aliased", "gemm:fed:aliased", "gemm_bias:aliased"; one reading A transposed ":transA", see
-    TRANSPOSED_A), "conv" (a plain float one of few output channels
-    suffixed ":narrow", see NARROW),
+    "gemm:aliased", "gemm:fed:aliased", "gemm_bias:aliased"), one reading A transposed ":transA" (see
+    TRANSPOSED_A); "conv" (a plain float one of few output channels suffixed ":narrow", see NARROW),
     "conv:transpose" (ConvTranspose, see TRANSPOSED), "conv_dw" (depthwise: one input channel per group; a float
     one at a stride
     above 1 suffixed ":strided", see STRIDED), "conv_dw_1x1" (a depthwise 1x1: a per-channel scale, which
@@ -373,10 +377,10 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
     if op_class == OpClass.MATRIX:
         if node.op_type in ("Gemm", "FusedGemm", "QGemm"):
             # y = A·B + C: the bias initialises the output, B is usually transposed
-            return "gemm_bias" + (ALIASED if aliased(node) else TRANSPOSED_A if transposed_a(node) else "")
+            return "gemm_bias" + _a_layout(node)
         if node.op_type in _GEMM_LIKE:
             return ("gemm" + (U8U8 if _unsigned_b(node) else "") + INT8_EPILOGUE.get(node.op_type, "")
-                    + _fed_suffix(node) + (ALIASED if aliased(node) else TRANSPOSED_A if transposed_a(node) else ""))
+                    + _fed_suffix(node) + _a_layout(node))
         if node.op_type in _RNN_LIKE:
             return "gru" if node.op_type == "GRU" else "rnn" if node.op_type == "RNN" else "lstm"
         if node.op_type == "ConvTranspose":
