@@ -34,7 +34,7 @@ def test_a_rows_a_multiple_of_4_kib_apart_and_twelve_or_more_alias():
 def test_a_fed_b_aliases_too_and_a_batch_of_matrices_counts_the_rows_of_one():
     """MLAS packs a fed B (a dequantized or cast weight, attention's V) and reads A in place all the same; a batched
     product runs matrix by matrix; a transposed A is copied first (its own family, TRANSPOSED_A)."""
-    assert kernel_family(matmul(128, 1024, fed=True), OpClass.MATRIX) == "gemm:fed:aliased"
+    assert kernel_family(matmul(128, 1024, fed=True), OpClass.MATRIX) == "gemm:fed:wide:aliased"  # a 3 MiB B
     scores_v = NodeInfo("m", "MatMul", "", (TensorInfo("p", (8, 64, 1024), "float32"),
                                             TensorInfo("v", (8, 1024, 64), "float32")),
                         (TensorInfo("y", (8, 64, 64), "float32"),), {})

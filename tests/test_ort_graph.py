@@ -299,7 +299,8 @@ def test_int8_gemms_are_families_by_b_sign_by_epilogue_and_by_whether_b_is_fed()
 def test_a_float_gemm_whose_b_is_fed_is_its_own_family_and_one_row_without_the_gemv_shortcut_another():
     """MLAS prepacks a constant B at session start and packs a fed one inside every call ("gemm:fed"); one row of A
     goes to its GEMV kernel only at alpha = 1, so a decode step's scaled QKᵀ is "gemm:fed:nogemv". The suite's fed
-    benches land in those two families, its prepacked ones stay "gemm" (or "gemm:aliased", families.ALIASED)."""
+    benches land in those two families or, a weight-sized B, "gemm:fed:wide" (families.WIDE), its prepacked ones
+    stay "gemm" (or "gemm:aliased", families.ALIASED)."""
     from planner.calibration.suite import _fed_gemm_benches, _gemm_benches
     from planner.model.ir import WEIGHT, TensorInfo
     from planner.model.loader import LoadedModel
@@ -323,8 +324,9 @@ def test_a_float_gemm_whose_b_is_fed_is_its_own_family_and_one_row_without_the_g
         return out
 
     fed = families(_fed_gemm_benches(quick=False))
-    assert set(fed) == {"gemm:fed", "gemm:fed:nogemv", "gemm:fed:aliased"} and fed.count("gemm:fed:nogemv") == 4
-    assert fed.count("gemm:fed:aliased") == 3  # families.ALIASED
+    assert set(fed) == {"gemm:fed", "gemm:fed:nogemv", "gemm:fed:wide", "gemm:fed:wide:aliased"}
+    assert fed.count("gemm:fed:nogemv") == 4
+    assert fed.count("gemm:fed:wide:aliased") == 3  # families.ALIASED
     assert set(families(b for b in _gemm_benches(quick=False) if not b.label.startswith("fed"))) == \
         {"gemm", "gemm_bias", "gemm:aliased", "gemm_bias:aliased", "gemm:transA"}  # families.ALIASED, TRANSPOSED_A
 

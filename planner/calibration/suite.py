@@ -70,12 +70,13 @@ def _gemm_benches(quick: bool) -> list[Bench]:
 
 # float GEMMs whose B is fed at run time, packed on every call (families.FED): (heads, M, K, N). Attention's
 # products from an encoder's 1024 positions to Swin's 49-token windows and a decode step's one row over its cache,
-# and weights that a QDQ or fp16 model dequantizes or casts on each run, at a few rows to many; three of them with
-# A rows 4 KiB apart or a multiple (families.ALIASED: K = 1024, 2048, 3072)
+# and weights that a QDQ or fp16 model dequantizes or casts on each run (families.WIDE), at a few rows to many;
+# three of them with A rows 4 KiB apart or a multiple (families.ALIASED: K = 1024, 2048, 3072)
 FED_GEMM = [(4, 128, 32, 128), (4, 128, 128, 32), (8, 64, 64, 64), (12, 256, 64, 256), (2, 1024, 32, 1024),
             (1, 4096, 32, 256), (128, 49, 32, 49), (32, 49, 49, 32), (8, 1, 64, 128), (8, 1, 128, 64),
             (3, 1, 1500, 64), (1, 4, 512, 512), (1, 32, 768, 768), (1, 128, 512, 512), (1, 128, 512, 2048),
-            (1, 128, 2048, 512), (1, 512, 768, 768), (1, 128, 3072, 768), (1, 32, 1024, 768)]
+            (1, 128, 2048, 512), (1, 512, 768, 768), (1, 128, 3072, 768), (1, 32, 1024, 768), (1, 16, 512, 1408),
+            (1, 64, 768, 2048)]
 # ... and a decode step's QKᵀ with the scale folded in (FusedMatMul, alpha 1/8, B transposed): no GEMV shortcut
 # (families.NO_GEMV)
 FED_SCALED_ROW = [(8, 1, 64, 17), (8, 1, 64, 128), (16, 1, 64, 256), (3, 1, 64, 1500)]

@@ -75,6 +75,18 @@ MatMul of a QDQ or fp16 model whose weight comes out of a DequantizeLinear or Ca
 EPYC (1 thread): [128, 768] x [768, 768] 1346 us prepacked, 1668 fed; [4, 512] x [512, 512] 27 and 57 us; on the
 dev zoo the fed MatMuls ran at 0.85-0.93 of the prepacked curve's time, the others at 1.02."""
 
+WIDE = ":wide"
+WIDE_B_BYTES = 512 * 1024
+"""The suffix of a float "gemm:fed" of more than one row whose B (per matrix) is WIDE_B_BYTES or more: a weight
+that a QDQ or fp16 model dequantizes or casts on every run, where attention's fed B (a head's keys or values,
+64 x 1500 floats at most in the zoo) is a few hundred KiB at most. MLAS packs a fed B on every call, reading it
+panel by panel out of whatever level of cache holds it; a weight-sized B is read from past the L2 once per call
+and that cost is shared by A's rows, so a few rows run far below the rate their intensity would give an
+attention product. Measured on a Xeon with AMX (1 thread, 2 MiB L2): [32, 768] x [768, 768] fed ran at 90
+GFLOP/s where attention's [4, 128, 32] x [4, 32, 128] (a lower intensity) ran at 126, and a Llama prefill's
+[32, 512] x [512, 1408] (fed from a DequantizeLinear) at 78 where one curve over both gave it 131. Benched
+apart (suite.FED_GEMM's weight-sized shapes); a calibration from before the split times it by the fed curve."""
+
 STRIDED = ":strided"
 """The suffix of a float depthwise convolution at a stride above 1. A plain (not blocked) one runs as MLAS's
 im2col and a one-row GEMM per channel, and that im2col copies 4 floats at a time where the stride is 1 but
@@ -173,7 +185,12 @@ def _fed_suffix(node: NodeInfo) -> str:
     a = node.in_shape(0)
     row = a is not None and len(a) > 0 and (a[-2] if len(a) > 1 else 1) == 1
     scaled = node.attr("alpha", 1.0) != 1.0 or node.attr("transA", 0)
-    return FED + (NO_GEMV if row and scaled else "")
+    if row:
+        return FED + (NO_GEMV if scaled else "")
+    b_shape = node.in_shape(1)
+    wide = b_shape is not None and len(b_shape) >= 2 and all(isinstance(d, int) for d in b_shape[-2:]) \
+        and 4 * b_shape[-1] * b_shape[-2] >= WIDE_B_BYTES
+    return FED + (WIDE if wide else "")
 
 
 def epilogue_counts(family: str, flops: float, grid: tuple[int, int, int]) -> tuple[float, float, float]:
@@ -348,7 +365,7 @@ def kernel_family(node: NodeInfo, op_class: OpClass) -> str:
 
     Matrix ops group by algorithm: "gemm" (MatMul-like; an int8 one with an unsigned B "gemm:u8u8", see U8U8, then
     by what it does besides the GEMM, see INT8_EPILOGUE, and one whose B is an activation suffixed ":fed", see
-    FED: "gemm:u8u8:q:fed"; a float one whose B is an activation "gemm:fed", see FED and NO_GEMV),
+    FED: "gemm:u8u8:q:fed"; a float one whose B is an activation "gemm:fed", see FED, NO_GEMV and WIDE),
     "gemm_bias" (Gemm); a float one whose A rows alias in the L1 suffixed ":aliased" (see ALIASED:
     "gemm:aliased", "gemm:fed:aliased", "gemm_bias:aliased"), one reading A transposed ":transA" (see
     TRANSPOSED_A); "conv" (a plain float one of few output channels suffixed ":narrow", see NARROW),
