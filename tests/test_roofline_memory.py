@@ -382,3 +382,30 @@ def test_a_weight_dequantized_on_every_run_reads_it_from_where_the_weights_in_pl
     assert seconds(weight) == pytest.approx(bench + mib / 25e9 - mib / 80e9)
     assert seconds(activation) == pytest.approx(bench)
     assert seconds(weight, "Add") == pytest.approx(bench)
+
+
+def test_the_float_row_chains_keep_the_slower_shape_where_two_meet_at_one_working_set():
+    """On a Xeon with AMX (2 MiB L2), 32-row GEMMs hide a weight read from L3 behind their arithmetic where 128-row
+    ones do not (benchmarks/fp32_weight_rows.py: 512 x 512 at 16 MiB in play, +10 us a node at 32 rows, +47 at
+    128): FP32_ROW_CHAINS time both, and the curve keeps the slower speed, the one an encoder's GEMMs pay."""
+    from planner.calibration.fit import fit
+    from planner.calibration.samples import FP32_ROWS, Measurements, Sample
+    from planner.calibration.suite import FP32_ROW_CHAINS
+
+    assert {r for _, _, r in FP32_ROW_CHAINS} == {32, 128}
+    k, mib = 512, 1 << 20
+    w = 4 * k * k  # 1 MiB a node
+
+    def chain(rows: int, length: int, seconds: float) -> Sample:
+        return Sample("gemm", "matrix", "fp32", 2 * rows * k * k, 8 * rows * k + w, seconds, f"rows {rows} x{length}",
+                      FP32_ROWS, weight_bytes=w, working_set=length * w)
+
+    gemv = [Sample("gemm", "matrix", "fp32", 2 * 1024 * 1024, 4 * mib, 4 * mib / 64e9, f"gemv {ws}", "weights",
+                   weight_bytes=4 * mib, working_set=ws) for ws in (4 * mib, 64 * mib)]  # 64 GB/s everywhere
+    m = Measurements(threads=1, launch_overhead_s=0.3e-6, run_overhead_s=6e-6, run_overhead_per_io_s=1e-6,
+                     profiler_bias_s=3e-6, samples=[
+                         Sample("Add", "vector", "vector", 10**5, 12 * 10**5, 12e-6, "Add stream 1.2 MB"), *gemv,
+                         chain(32, 1, 107e-6), chain(32, 16, 117e-6), chain(128, 1, 397e-6), chain(128, 16, 444e-6)])
+    anchor_read = w / 64e9  # 16.4 us: the weight read the rate fit took out of the anchors
+    slower = w / (anchor_read + 47e-6)  # 16.5 GB/s, where the 32-row chains gave w / (16.4 + 10 us) = 39.7
+    assert fit(m).fp32_rows_weight_curve == ((w, pytest.approx(64e9)), (16 * w, pytest.approx(slower)))

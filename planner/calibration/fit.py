@@ -145,7 +145,9 @@ def fit_row_weight_chains(samples: list, in_cache: Curve) -> Curve:
     packed weights: each chain's time a node beyond the same chain's in its smallest working set (the anchor,
     weights in cache), added to the anchor's weight read at the in-cache weight-reading speed the rate fit
     already took out of the benches, so that the curve meets those benches where the weights fit the caches.
-    Empty without chains or a weight curve."""
+    Where chains of two shapes meet at one working set the slower speed is kept: on a Xeon with AMX 32-row GEMMs
+    hid a read from L3 that 128-row ones paid in full (suite.FP32_ROW_CHAINS). Empty without chains or a weight
+    curve."""
     if not samples or not in_cache:
         return ()
     points = []
@@ -158,7 +160,7 @@ def fit_row_weight_chains(samples: list, in_cache: Curve) -> Curve:
         for s in group:
             extra = s.seconds - anchor.seconds
             points.append((float(s.working_set), s.weight_bytes / max(read + extra, 0.25 * read)))
-    return _falling(_merge(points))
+    return _falling(_merge(points, pick=min))
 
 
 def fit_row_chains(rows: list, weights: list) -> Curve:

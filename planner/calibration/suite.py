@@ -122,8 +122,11 @@ INT8_ROW_CHAINS = [(512, 1, 32), (512, 16, 32), (512, 64, 32), (512, 256, 32)]
 # 1 (the anchor), 4, 16 and 64 MiB in all. MLAS reads a prepacked B between bursts of FMAs, and out of the
 # caches it reads it far slower than a GEMV streams weights: on a Zen 4 EPYC (1 thread) a 32 x 512 x 512 Gemm
 # took 150 us alone, 172 with 12 MiB of such weights in play and 189 with 48 (27 GB/s for the weights beyond
-# the arithmetic), 128 x 512 x 512 587, 624 and 625, where GEMV chains read 12 MiB at 70 GB/s
-FP32_ROW_CHAINS = [(512, 1, 32), (512, 4, 32), (512, 16, 32), (512, 64, 32)]
+# the arithmetic), 128 x 512 x 512 587, 624 and 625, where GEMV chains read 12 MiB at 70 GB/s. At 32 rows and
+# at 128: on a Xeon with AMX (2 MiB L2) 32 rows hid the read from L3 (+10 us a node at 16 MiB in play) where 128
+# rows, an encoder's, paid 47 (fit_row_weight_chains keeps the slower)
+FP32_ROW_CHAINS = [(512, 1, 32), (512, 4, 32), (512, 16, 32), (512, 64, 32), (512, 1, 128), (512, 4, 128),
+                   (512, 16, 128), (512, 64, 128)]
 
 
 QUICK_WEIGHT_CHAINS = [(64, 32), (128, 8), (512, 16)]
