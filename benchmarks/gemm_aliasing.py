@@ -14,24 +14,15 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-from onnx import TensorProto, helper, numpy_helper
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.node_profile import node_quartiles_us  # noqa: E402
+from benchmarks.node_profile import node_quartiles_us, weight_matmul  # noqa: E402
 from planner.predict.families import ALIAS_BYTES, ALIAS_ROWS  # noqa: E402
 
 
 def matmul_us(rows: int, k: int, n: int, runs: int) -> float:
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    return next(iter(node_quartiles_us(model, runs).values()))
+    return next(iter(node_quartiles_us(weight_matmul(rows, k, n), runs).values()))
 
 
 def main() -> int:

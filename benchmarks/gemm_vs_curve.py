@@ -20,26 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.node_profile import node_quartiles_us  # noqa: E402
+from benchmarks.node_profile import node_quartiles_us, weight_matmul  # noqa: E402
 from planner.calibration.host import predict_ort  # noqa: E402
 from planner.errors import PlannerError  # noqa: E402
 from planner.model.loader import load_model  # noqa: E402
 
 DEFAULT_SHAPES = ["128x256x256", "128x512x512", "128x768x768", "128x768x3072", "128x3072x768", "3136x96x384",
                   "784x192x768", "196x384x1536"]
-
-
-def matmul(m: int, k: int, n: int) -> onnx.ModelProto:
-    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((k, n)).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [w])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 def predicted_us(model: onnx.ModelProto, calibration: str | None) -> float:
@@ -65,7 +56,7 @@ def main() -> int:
         shapes.append(tuple(map(int, got.groups())))
     errors = []
     for m, k, n in shapes:
-        model = matmul(m, k, n)
+        model = weight_matmul(m, k, n)
         try:
             pred = predicted_us(model, args.calibration)
         except PlannerError as e:

@@ -37,3 +37,12 @@ def node_quartiles_us(model: onnx.ModelProto, runs: int, op: Callable[[str], boo
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and op(e["args"].get("op_name", "")):
             by_node.setdefault(e["name"], []).append(float(e["dur"]))
     return {name: sorted(ts[-runs:])[len(ts[-runs:]) // 4] for name, ts in by_node.items()}
+
+
+def weight_matmul(rows: int, k: int, n: int) -> onnx.ModelProto:
+    """One MatMul [rows, k] x [k, n] over a weight (prepacked by onnxruntime), built as the calibration's GEMM
+    benches are (planner.calibration.benches.single)."""
+    from planner.calibration.benches import F, single, weight
+
+    bench = single(f"MatMul {rows}x{k}x{n}", "MatMul", [("x", [rows, k], F)], [rows, n], [weight("w", [k, n])])
+    return onnx.load_from_string(bench.model)
