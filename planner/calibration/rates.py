@@ -32,6 +32,8 @@
                 a weight dequantized or cast on every run (WEIGHT_CONVERTERS) takes its bench's time plus the
                 weight's read at the weight curve's speed for the weights in play, beyond the in-cache one
     RNN layers  a recurrent layer whose sizes are known takes planner.calibration.recurrent's fitted costs
+    far inputs  an activation a kernel reads from beyond its own working set (planner.predict.reuse: the bytes
+                touched since it was last used) at the streaming speed of that distance, beyond the bench's
     subgraphs   each run of an If / Loop body costs what an If chain or a Loop of tiny Adds measured beyond
                 their nodes' predicted time (fit.subgraph_residuals); a Scan iteration as a Loop's
 """
@@ -207,9 +209,34 @@ class CalibratedRates:
         own = _nearest(self.kernel_fixed_s, family)
         return target.launch_overhead_s + (own if own is not None else self.kernel_fixed_s.get(op_class, 0.0))
 
+    @property
+    def reads_matter(self) -> bool:
+        return bool(self.bandwidth_curve)
+
     def terms(self, work: Work, target: Target) -> Terms:
         if self.single is not None and work.steps == 1 and kernel_threads(work.cost, work.op_class, self.threads) == 1:
             return self.single.terms(work, target)  # onnxruntime runs it on one thread
+        terms = self._terms(work, target)
+        late = self.late_reads_s(work, target)
+        if not late:
+            return terms
+        return dataclasses.replace(terms, memory_s=terms.memory_s + late, serial_s=terms.serial_s + late)
+
+    def late_reads_s(self, work: Work, target: Target) -> float:
+        """The time a kernel's activations take to come back from where the model left them (planner.predict.reuse)
+        beyond what its bench paid, where they sat inside the bench's own working set: each input's bytes at the
+        streaming speed of its stack distance, less the same bytes at the speed of the kernel's working set.
+        Serial: the kernel waits for them (a bench's inputs were as near as they get)."""
+        if not self.bandwidth_curve or work.steps != 1 or not work.reads:
+            return 0.0
+        own = self.bytes_per_s(work.cost.bytes, target)
+        late = 0.0
+        for nbytes, distance in work.reads:
+            if distance > work.cost.bytes:
+                late += max(0.0, nbytes / self.bytes_per_s(distance, target) - nbytes / own)
+        return late
+
+    def _terms(self, work: Work, target: Target) -> Terms:
         cost, op_class, family = work.cost, work.op_class, work.family
         weights = min(cost.weight_bytes, cost.bytes)
         weights_in_play = max(cost.bytes, work.resident_bytes)

@@ -14,6 +14,7 @@ from planner.model.analyze import Analysis
 from planner.predict.bodies import control_flow_memory, control_flow_times
 from planner.predict.fusion import Kernel, build_kernels, graph_costs
 from planner.predict.memory import MemoryEstimate, arena_growth_bytes, estimate_memory, runtime_copies
+from planner.predict.reuse import input_reuse
 from planner.predict.roofline import COMPUTE, MEMORY, KernelTime, kernel_time
 from planner.predict.support import runtime_kernels
 from planner.targets.target import Target
@@ -133,9 +134,11 @@ class Predictor:
         mem = replace(mem, workspace_bytes=int(target.workspace_bytes),
                       runtime_copy_bytes=runtime_copies(kernels, target.weight_residency), arena_bytes=arena)
         resident = analysis.graph.weight_bytes + analysis.graph.dequantized_weight_bytes  # weights in play
+        reads = input_reuse(analysis.graph, self.costs(analysis), kernels) if target.rates.reads_matter \
+            else [()] * len(kernels)
         timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
-                                                      k.steps, recurrent=k.recurrent, grid=k.grid,
-                                                      runs=k.runs)) for k in kernels)
+                                                      k.steps, recurrent=k.recurrent, grid=k.grid, runs=k.runs,
+                                                      reads=r)) for k, r in zip(kernels, reads, strict=True))
         timed = control_flow_times(timed, analysis, target, Predictor)  # If/Loop/Scan: their bodies' kernels
         mem = control_flow_memory(mem, analysis, target, Predictor)  # ... and their weights and activations
         # a host that dispatches kernel by kernel (a framework) sets the pace once the GPU's kernels are shorter

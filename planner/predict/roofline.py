@@ -48,7 +48,8 @@ def roofline(terms: Terms, intensity: float, peak_used: str) -> KernelTime:
 
 def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, family: str = "",
                 resident_bytes: float = 0.0, steps: int = 1, recurrent: RecurrentShape | None = None,
-                grid: tuple[int, int, int] | None = None, runs: int = 0) -> KernelTime:
+                grid: tuple[int, int, int] | None = None, runs: int = 0,
+                reads: tuple[tuple[int, int], ...] = ()) -> KernelTime:
     """`family` ("gemm", "nchwc.conv", "Softmax", ...; planner.predict.families.kernel_family) lets calibrated
     rates pick the rate measured for that kind of kernel. `resident_bytes` is what the kernel's weights share
     the memory hierarchy with (the model's weights, all read once per inference).
@@ -57,14 +58,18 @@ def kernel_time(cost: OpCost, op_class: OpClass, dtype: str, target: Target, fam
     weights and 1/steps of the rest; one launch for all of them. A layer whose sizes are known (`recurrent`)
     takes its whole time from the rates where they know it (a calibrated host fitted such layers).
 
-    `runs`: the contiguous runs a data kernel copies (families.contiguous_runs), which a calibration may time."""
+    `runs`: the contiguous runs a data kernel copies (families.contiguous_runs), which a calibration may time.
+
+    `reads`: each activation the kernel reads, with the bytes touched since it was last used (planner.predict.
+    reuse): a calibrated host reads one that has left the cache its bench kept it in at the speed of where it is."""
     if op_class == OpClass.VIEW:
         launch = target.launch_overhead_s if target.dispatch_views else 0.0
         return KernelTime(launch, 0.0, 0.0, MEMORY, 0.0, "none", launch > 0)
     peak, used = target.matrix_peak(dtype) if op_class == OpClass.MATRIX else (target.vector_flops_per_s, "vector")
     if steps > 1:
         return _stepped(cost, op_class, family, peak, used, target, resident_bytes, steps, recurrent)
-    work = Work(cost, op_class, family, used, peak, _intensity(cost), resident_bytes, grid=grid, runs=runs)
+    work = Work(cost, op_class, family, used, peak, _intensity(cost), resident_bytes, grid=grid, runs=runs,
+                reads=reads)
     return roofline(target.rates.terms(work, target), work.intensity, used)
 
 

@@ -87,6 +87,7 @@ class Work:
     steps: int = 1  # > 1: this is one step of a kernel that runs that many (an RNN's time steps)
     grid: tuple[int, int, int] | None = None  # a GEMM's output: (rows, columns, independent matrices)
     runs: int = 0  # contiguous runs a data kernel copies (planner.predict.families.contiguous_runs)
+    reads: tuple[tuple[int, int], ...] = ()  # (bytes, stack distance) per activation it reads (predict.reuse)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ class Terms:
 
 
 class Rates(Protocol):
+    reads_matter: bool  # whether terms() uses Work.reads (what the predictor need not work out otherwise)
+
     def terms(self, work: Work, target: Target) -> Terms:
         """The roofline's terms for `work` on `target`."""
         ...
@@ -118,6 +121,8 @@ class Rates(Protocol):
 
 class SpecRates:
     """The spec sheet: peak x compute efficiency, bandwidth x memory efficiency, the launch overhead."""
+
+    reads_matter = False  # one bandwidth for everything: where an input was last used changes nothing
 
     def terms(self, work: Work, target: Target) -> Terms:
         cost = work.cost
