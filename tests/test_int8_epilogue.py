@@ -41,6 +41,20 @@ def test_per_output_and_per_a_costs_are_recovered_from_benches_made_by_the_formu
     assert got["gemm:dq"] == pytest.approx((0.15e-9, 0.12e-9 - 4 / RATE, 0.0), rel=1e-6)
 
 
+def test_a_bench_timed_by_its_weight_read_says_nothing_of_the_epilogue():
+    """Beside benches made by the formula (0.25 ns an output), QLinearMatMul 4 x 1024 x 1024 over 1 MiB of weights
+    that read at 5 GB/s (210 us) and ran 150 us: its net time is what is left after the read (the floor, 15 us),
+    under its GEMM alone (21 us at 400 G op/s); it would pull the fit below the formula. It is left out."""
+    base = ((1.0, RATE), (1e4, RATE))
+    samples = [_sample("gemm:q", *s, 0.25e-9, 0.0, "QLinearMatMul") for s in SHAPES]
+    bound = dataclasses.replace(_sample("gemm:q", 4, 1024, 1024, 0.0, 0.0, "QLinearMatMul"), seconds=150e-6,
+                                weight_bytes=1 << 20)
+    net = _Net({}, ((1.0, 5e9), (1e10, 5e9)))
+    assert net.weight_bound(bound)
+    assert fit_epilogues([*samples, bound], net, {"gemm.int8": base})["gemm:q"] == pytest.approx(
+        (0.25e-9, 0.0, 0.0), rel=1e-6)
+
+
 def test_a_kernel_adds_its_epilogue_by_its_shape():
     """[1500, 192] x [192, 768] requantized: 1,152,000 outputs x 0.25 ns = 288 us beyond the GEMM's
     442,368,000 FLOPs at 400 G op/s (1,105.92 us)."""

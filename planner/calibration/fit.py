@@ -409,7 +409,11 @@ def fit_epilogues(profiled: Sequence[Sample], net: _Net, rate_curves: dict[str, 
     families = {s.family for s in profiled if s.op_class == "matrix" and s.peak_key == "int8"}
     for fam in sorted(families):
         base = _core_curve(fam, rate_curves)
-        rows = [(s, bench_grid(s.label)) for s in profiled if s.family == fam and s.flops]
+        # a bench timed by its weights' read (a GEMV; a few rows over 1 MiB, whose read its net time has had taken
+        # out) shows no epilogue: on a Xeon with AMX QLinearMatMul 4 x 1024 x 1024 kept 1.7 us of 16.5 and alone
+        # drove the fit below zero, where the narrow shapes ran 0.33-0.58 ns an output beyond their GEMM
+        rows = [(s, bench_grid(s.label)) for s in profiled if s.family == fam and s.flops
+                and not weight_stream(s.flops, s.bytes, s.weight_bytes) and not net.weight_bound(s)]
         rows = [(s, grid) for s, grid in rows if grid]
         if not base or len(rows) < 3:
             continue

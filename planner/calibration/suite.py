@@ -221,6 +221,14 @@ INT8_GEMM_EXTRA = [(1, 512, 512), (1, 2048, 1024), (4, 1024, 1024), (16, 256, 25
                    (128, 128, 128), (128, 64, 256), (256, 512, 512), (48, 384, 1536), (200, 96, 96)]
 
 
+# QLinearMatMul over narrow weights (K, N of 32-160) and many rows, as a small vision transformer at detection
+# sizes runs it (a SegFormer-B0 stage: 16384 positions of 32 channels): its time goes by its outputs, not its
+# multiply-adds. On a Xeon with AMX (2026-12-08) 256 x 32 x 32 took 16 us, 16384 x 32 x 128 1.26 ms (106 G
+# op/s) where the square shapes ran at 1.3-1.5 T op/s; the epilogue fit (fit.fit_epilogues) turns them into a
+# cost per output, which the wide shapes alone left at zero
+QLINEAR_NARROW = [(256, 32, 32), (1024, 64, 64), (4096, 32, 128), (4096, 128, 32), (1024, 160, 160)]
+
+
 def _qlinear_matmul(label: str, m: int, k: int, n: int, weights: TensorProto, zb) -> Bench:
     u8 = TensorProto.UINT8
     qparams = [scalar("sa", 0.02, np.float32), scalar("za", 3, np.uint8), weights, scalar("sb", 0.01, np.float32),
@@ -271,6 +279,8 @@ def _int8_benches(quick: bool) -> list[Bench]:
                           [weights, scalar("za", 3, np.uint8)], out_elem=TensorProto.INT32))
         if not quick:
             out += [op("", m, k, n, weights, 0) for op in INT8_GEMM_OPS]
+    for m, k, n in ([] if quick else QLINEAR_NARROW):
+        out.append(_qlinear_matmul("narrow ", m, k, n, weight("b", [k, n], 5, np.int8), 0))
     return out
 
 
