@@ -121,3 +121,13 @@ def test_a_family_named_twice_is_refused(tmp_path):
     p.write_text(one + one)
     with pytest.raises(ValueError, match="twice"):
         catalog.load_families(p)
+
+
+def test_every_init_is_one_the_exporter_knows():
+    """A family's `init` names how hf.export draws its weights; EfficientNet's at transformers' 0.02 computes on
+    denormals (models/zoo/hf.py), so it takes the CNN one."""
+    from models.zoo import hf
+
+    by_name = {f.name: f for f in FAMILIES}
+    assert by_name["efficientnet"].init == hf.CNN_INIT
+    assert all(f.init in hf.INITS and (not f.init or f.source == "optimum") for f in FAMILIES)

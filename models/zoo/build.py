@@ -53,7 +53,7 @@ def build_fp32(family: catalog.Family, out: Path, force: bool) -> dict[str, Path
         elif family.source in ("torch-nn", "db-text"):
             torch_nets.export(family.model, family.config, tmps["model"], SEED)
         else:
-            hf.export(family.model, family.config, family.task or "", list(tmps), tmps, SEED)
+            hf.export(family.model, family.config, family.task or "", list(tmps), tmps, SEED, family.init)
         for part, tmp in tmps.items():
             model = onnx.load(str(tmp))
             if family.minus_one:

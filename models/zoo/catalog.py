@@ -62,6 +62,7 @@ class Family:
     variants: tuple[str, ...]
     minus_one: tuple[str, ...]
     split: str
+    init: str = ""  # hf.INITS: weights drawn otherwise than transformers' initializer_range (hf.export)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _family(raw: dict) -> Family:
     if raw["source"] == "optimum" and not raw.get("task"):
         raise ValueError(f"{name}: an optimum export needs its task")
     return Family(name, klass, raw["source"], raw.get("model", ""), dict(raw.get("config", {})), raw.get("task"),
-                  parts, variants, tuple(raw.get("minus_one", ())), raw["split"])
+                  parts, variants, tuple(raw.get("minus_one", ())), raw["split"], str(raw.get("init", "")))
 
 
 def load_families(path: Path | str = FAMILIES_FILE) -> list[Family]:
