@@ -223,9 +223,9 @@ INT8_GEMM_EXTRA = [(1, 512, 512), (1, 2048, 1024), (4, 1024, 1024), (16, 256, 25
 
 # QLinearMatMul over narrow weights (K, N of 32-160) and many rows, as a small vision transformer at detection
 # sizes runs it (a SegFormer-B0 stage: 16384 positions of 32 channels): its time goes by its outputs, not its
-# multiply-adds. On a Xeon with AMX (2026-12-08) 256 x 32 x 32 took 16 us, 16384 x 32 x 128 1.26 ms (106 G
-# op/s) where the square shapes ran at 1.3-1.5 T op/s; the epilogue fit (fit.fit_epilogues) turns them into a
-# cost per output, which the wide shapes alone left at zero
+# multiply-adds. On a Xeon with AMX (2026-12-08, end to end) 256 x 32 x 32 took 16 us, 16384 x 32 x 128 1.26 ms
+# (106 G op/s) where the square shapes ran at 1.3-1.5 T op/s; the epilogue fit (fit.fit_epilogues) takes them as
+# a cost per output (0.33-0.58 ns each beyond their GEMM, profiled)
 QLINEAR_NARROW = [(256, 32, 32), (1024, 64, 64), (4096, 32, 128), (4096, 128, 32), (1024, 160, 160)]
 
 
