@@ -10,7 +10,7 @@ Four graphs of `blocks` blocks each, at two block counts so that the per-run cos
     streams    per block two GEMVs over weights [d, S] and [S, d] (4 MiB a block at d = 64, S = 8192; 16 MiB
                in all at 4 blocks, 96 at 24; with --shared the same two in every block, 4 MiB in all)
     both       the mixed block with its d x d MatMul replaced by those two GEMVs
-    mm         the d x d MatMuls alone
+    mm         the d x d MatMuls alone (benches.weight_chain)
 
 If a node's cost were its own, both = mixed + streams - mm, per block. What `both` takes beyond that, over its
 16 small nodes, is what each pays for running cold: its code and the executor's data fetched again after the
@@ -37,7 +37,7 @@ from onnx import helper
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from planner.calibration.benches import Bench, make, mixed_graph, rand, vi, weight  # noqa: E402
+from planner.calibration.benches import Bench, make, mixed_graph, rand, vi, weight, weight_chain  # noqa: E402
 from planner.calibration.timing import e2e_seconds  # noqa: E402
 
 
@@ -66,17 +66,6 @@ def streams(blocks: int, d: int, s: int, shared: bool, small: bool) -> Bench:
                  {"x": rand([1, 1, d], 6)})
 
 
-def mm_chain(blocks: int, d: int) -> Bench:
-    nodes, inits, prev = [], [], "x"
-    for i in range(blocks):
-        inits.append(weight(f"w{i}", [d, d], i + 2))
-        out = "y" if i == blocks - 1 else f"o{i}"
-        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [out]))
-        prev = out
-    return Bench(f"mm x{blocks}", make(nodes, [vi("x", [1, 1, d])], [vi("y", [1, 1, d])], inits),
-                 {"x": rand([1, 1, d], 6)})
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, nargs=2, default=[4, 24])
@@ -89,7 +78,8 @@ def main() -> int:
     lo, hi = args.blocks
     kinds = {"mixed": lambda b: mixed_graph(b, args.d),
              "streams": lambda b: streams(b, args.d, args.stream, args.shared, False),
-             "both": lambda b: streams(b, args.d, args.stream, args.shared, True), "mm": lambda b: mm_chain(b, args.d)}
+             "both": lambda b: streams(b, args.d, args.stream, args.shared, True),
+             "mm": lambda b: weight_chain(args.d, b)}
     benches = {(k, b): f(b) for k, f in kinds.items() for b in (lo, hi)}
     best: dict[tuple[str, int], float] = {}
     for _ in range(args.rounds):
@@ -97,7 +87,8 @@ def main() -> int:
             t = e2e_seconds(bench, 1, 60, 1.5)
             best[key] = min(best.get(key, t), t)
     slope = {k: (best[(k, hi)] - best[(k, lo)]) / (hi - lo) for k in kinds}
-    small = 16  # mixed_graph's nodes a block beside its MatMul (Reshape/Squeeze/Unsqueeze included)
+    nodes = {b: len(onnx.load_from_string(benches[("mixed", b)].model).graph.node) for b in (lo, hi)}
+    small = (nodes[hi] - nodes[lo]) // (hi - lo) - 1  # a block's nodes beside its MatMul (views included)
     for k in kinds:
         print(f"{k:<8} {lo} blocks {best[(k, lo)] * 1e6:9.1f} us  {hi} blocks {best[(k, hi)] * 1e6:9.1f} us  "
               f"per block {slope[k] * 1e6:8.2f} us")

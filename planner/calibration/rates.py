@@ -229,12 +229,9 @@ class CalibratedRates:
         Serial: the kernel waits for them (a bench's inputs were as near as they get)."""
         if not self.bandwidth_curve or work.steps != 1 or not work.reads:
             return 0.0
-        own = self.bytes_per_s(work.cost.bytes, target)
-        late = 0.0
-        for nbytes, distance in work.reads:
-            if distance > work.cost.bytes:
-                late += max(0.0, nbytes / self.bytes_per_s(distance, target) - nbytes / own)
-        return late
+        own = self.bytes_per_s(work.cost.bytes, target)  # the curve falls: nearer than that costs nothing more
+        return sum(max(0.0, nbytes / self.bytes_per_s(distance, target) - nbytes / own)
+                   for nbytes, distance in work.reads)
 
     def _terms(self, work: Work, target: Target) -> Terms:
         cost, op_class, family = work.cost, work.op_class, work.family

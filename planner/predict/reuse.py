@@ -90,9 +90,8 @@ def input_reuse(graph: Graph, costs: Sequence[NodeCost], kernels: Sequence[Kerne
         reads, touched = per_kernel[i]
         if pos >= n:
             found = []
-            for name in sorted(reads):
-                last = latest.get(name)
-                between = tree.prefix(pos) - tree.prefix(last + 1) if last is not None else tree.prefix(pos)
+            for name in sorted(reads):  # each was touched in the first walk, by this kernel if none other
+                between = tree.prefix(pos) - tree.prefix(latest[name] + 1)
                 own = size.get(name, 0)
                 if own:
                     found.append((own, between + own))
