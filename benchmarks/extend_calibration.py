@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.refit_calibration import measurements_of  # noqa: E402
 from planner.calibration.benches import weight_chain, weight_chain_label  # noqa: E402
+from planner.calibration.cold import COLD_STREAMS, cold_label, cold_sample  # noqa: E402
 from planner.calibration.fit import fit  # noqa: E402
 from planner.calibration.run import quickest  # noqa: E402
 from planner.calibration.store import default_path, read_file, save  # noqa: E402
@@ -62,7 +63,8 @@ def main() -> int:
     benches = [b for b in suite() if b.label.startswith(wanted)]
     chains = [(weight_chain(*spec), spec) for spec in weight_chains(False)
               if weight_chain_label(*spec).startswith(wanted)]  # only the wanted chains' weights are built
-    if not benches and not chains:
+    colds = [(s, blocks) for s, blocks in COLD_STREAMS if cold_label(blocks, s).startswith(wanted)]
+    if not benches and not chains and not colds:
         print(f"no bench label starts with {args.only}", file=sys.stderr)
         return 2
     o = Overheads(stored.launch_overhead_s, stored.run_overhead_s, stored.run_overhead_per_io_s,
@@ -75,14 +77,19 @@ def main() -> int:
             for b, (k, n, t, r, q) in chains:  # end to end, as plan calibrate times weight chains
                 e2e = e2e_seconds(b, args.threads, 200, 0.2)
                 one.append(weight_chain_sample(b, k, n, t, e2e, o, rows=r, int8=q))
+            one += [cold_sample(s, blocks, args.threads, 40, Path(tmp)) for s, blocks in colds]
             passes.append(one)
     new = quickest(passes)
-    labels = {b.label for b in benches} | {b.label for b, _ in chains}
+    labels = {b.label for b in benches} | {b.label for b, _ in chains} | {cold_label(b, s) for s, b in colds}
     m = measurements_of(stored)
     m.samples = [s for s in m.samples if s.label not in labels] + new
     cal = fit(m)
     for s in sorted(new, key=lambda s: s.label):
-        print(f"{s.label:<44} {s.family:<32} {s.seconds * 1e6:9.1f} us  {s.bytes / s.seconds / 1e9:7.2f} GB/s")
+        rate = f"{s.bytes / s.seconds / 1e9:7.2f} GB/s" if s.seconds else ""
+        print(f"{s.label:<44} {s.family:<32} {s.seconds * 1e6:9.2f} us  {rate}")
+    if cal.cold_kind_curve != stored.cold_kind_curve:
+        print("  cold kind curve: " + ", ".join(f"{nbytes / 2**20:g} MiB {s * 1e6:.2f} us"
+                                               for nbytes, s in cal.cold_kind_curve))
     for name in ("int8_rows_weight_curve", "fp32_rows_weight_curve"):
         if getattr(cal, name) != getattr(stored, name):
             print(f"  {name.replace('_', ' ')}: " + ", ".join(f"{ws / 2**20:g} MiB {bw / 1e9:.1f} GB/s"

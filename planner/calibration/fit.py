@@ -24,6 +24,9 @@ The fit, per quantity (a "sample" is one measured node: FLOPs, bytes and its tim
     recurrent layers f         planner.model.recurrent.fit: seven costs (per call, per step, per weight, per
                                multiply-add of the step and of the input GEMMs, per gate value, per batch
                                row) by relative least squares over the measured layers, none negative
+    cold kind curve            per point of planner.calibration.cold (bytes of weights between two runs of a
+                               kind of small node: seconds that kind pays), the median at each, then rising
+                               (more bytes between never leave a kind warmer)
     graph node overhead        per node of the mixed graphs (4 and 24 blocks of small nodes of many kinds), the
                                slope of measured - predicted by the curves above; added to every launch
     other family f             bytes/s = bytes / (time - fixed), as a function of working set, likewise merged
@@ -194,18 +197,20 @@ class _Sources:
     fp32_rows: list  # per node of a chain of several-row float GEMMs: fit_row_weight_chains
     mixed: list  # whole mixed graphs: checked against the fit at the end (the graph node overhead)
     subgraph: list  # If and Loop benches end to end: checked against the fit last (a subgraph run's cost)
+    cold: list  # small nodes run after weights went by, against the same run warm: the cold kind curve
     profiled: list  # single nodes, profiled (and activation chains)
     stream: list  # of those, the Add streams: the bandwidth curve
 
     @classmethod
     def of(cls, samples: Sequence[Sample]) -> _Sources:
         profiled = [s for s in samples
-                    if s.source not in ("chain", "weights", "rows", INT8_ROWS, FP32_ROWS, "mixed", "subgraph")]
+                    if s.source not in ("chain", "weights", "rows", INT8_ROWS, FP32_ROWS, "mixed", "subgraph", "cold")]
         return cls([s for s in samples if s.source == "chain"], [s for s in samples if s.source == "weights"],
                    [s for s in samples if s.source == "rows"], [s for s in samples if s.source == INT8_ROWS],
                    [s for s in samples if s.source == FP32_ROWS],
                    [s for s in samples if s.source == "mixed"], [s for s in samples if s.source == "subgraph"],
-                   profiled, [s for s in profiled if s.label.startswith("Add stream")])
+                   [s for s in samples if s.source == "cold"], profiled,
+                   [s for s in profiled if s.label.startswith("Add stream")])
 
 
 def fit(m: Measurements) -> Calibration:
@@ -235,6 +240,7 @@ def fit(m: Measurements) -> Calibration:
         int8_weight_bandwidth_curve=int8_weight_bw,
         int8_rows_weight_curve=fit_row_weight_chains(src.int8_rows, weight_bw),
         fp32_rows_weight_curve=fit_row_weight_chains(src.fp32_rows, weight_bw),
+        cold_kind_curve=fit_cold(src.cold),
         rate_curves=rate_curves, recurrent_costs=_recurrent_costs(src.profiled),
         throughput_curves={k: v for k, v in throughput_curves.items() if k not in run_costs}, run_s=run_costs,
         kernel_fixed_s=dict(sorted(fixed.items())), workspace_bytes=m.workspace_bytes,
@@ -252,6 +258,20 @@ def fit(m: Measurements) -> Calibration:
     if runs:
         cal = dataclasses.replace(cal, kernel_fixed_s=dict(sorted({**cal.kernel_fixed_s, **runs}.items())))
     return cal
+
+
+def fit_cold(samples: Sequence[Sample]) -> Curve:
+    """(bytes between, seconds) from planner.calibration.cold's samples: the median at each byte count, rising
+    from the fewest bytes on; points the noise left at nothing are dropped (a curve's points are positive)."""
+    by: dict[int, list[float]] = defaultdict(list)
+    for s in samples:
+        by[s.bytes].append(s.seconds)
+    out: list[tuple[float, float]] = []
+    for nbytes in sorted(by):
+        seconds = max(statistics.median(by[nbytes]), out[-1][1] if out else 0.0)
+        if nbytes > 0 and seconds > 0:
+            out.append((float(nbytes), seconds))
+    return tuple(out)
 
 
 def _ort_version() -> str:

@@ -144,6 +144,7 @@ class CalibratedRates:
     int8_weight_bandwidth_curve: Curve = ()  # one-row int8 GEMMs (chains of them): (working set, weight bytes/s)
     int8_rows_weight_curve: Curve = ()  # several-row int8 GEMMs' serial weight reads: same axes
     fp32_rows_weight_curve: Curve = ()  # several-row float GEMMs' serial weight reads: same axes
+    cold_kind_curve: Curve = ()  # (weight bytes since a kind last ran, s it pays): planner.calibration.cold
     rate_curves: Mapping[str, Curve] = field(default_factory=dict)  # "<family>.<peak>": (FLOPs/byte, FLOP/s)
     throughput_curves: Mapping[str, Curve] = field(default_factory=dict)  # family: (working set, bytes/s)
     kernel_fixed_s: Mapping[str, float] = field(default_factory=dict)  # family or op class: s per kernel
@@ -163,7 +164,8 @@ class CalibratedRates:
                    int8_weight_bandwidth_curve=tuple(cal.int8_weight_bandwidth_curve),
                    int8_rows_weight_curve=tuple(cal.int8_rows_weight_curve),
                    fp32_rows_weight_curve=tuple(cal.fp32_rows_weight_curve),
-                   rate_curves=dict(cal.rate_curves), throughput_curves=dict(cal.throughput_curves),
+                   cold_kind_curve=tuple(cal.cold_kind_curve), rate_curves=dict(cal.rate_curves),
+                   throughput_curves=dict(cal.throughput_curves),
                    kernel_fixed_s=dict(cal.kernel_fixed_s), epilogue_s=dict(cal.epilogue_s), run_s=dict(cal.run_s),
                    recurrent_costs={k: dict(v) for k, v in cal.recurrent_costs.items()},
                    serial_weight_reads=bool(cal.weight_bandwidth_curve), threads=cal.threads,
@@ -306,6 +308,19 @@ class CalibratedRates:
     def subgraph_run_s(self, op_type: str, target: Target) -> float:
         kind = "Loop" if op_type == "Scan" else op_type
         return self.kernel_fixed_s.get(f"{SUBGRAPH_FIXED}.{kind}", 0.0)
+
+    def cold_kind_s(self, streamed_bytes: float) -> float:
+        """The measured cost of a cold kind: linear in the log of the bytes between the points measured, in
+        proportion to the bytes below the first (nothing between, nothing to pay), flat beyond the last."""
+        points = self.cold_kind_curve
+        if not points or streamed_bytes <= 0:
+            return 0.0
+        if streamed_bytes <= points[0][0]:
+            return points[0][1] * streamed_bytes / points[0][0]
+        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+            if streamed_bytes <= x1:
+                return y0 + (y1 - y0) * math.log(streamed_bytes / x0) / math.log(x1 / x0)
+        return points[-1][1]
 
     def layer_seconds(self, work: Work, shape: RecurrentShape, steps: int) -> float | None:
         costs = self.recurrent_costs.get(f"{work.family}.{work.peak_key}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planner.calibration.benches import MIXED_BLOCKS, activation_chain, chain_steps, mixed_graph, weight_chain
+from planner.calibration.cold import COLD_STREAMS, cold_label, cold_sample
 from planner.calibration.noise import CONFIRM, noise_of, unconfirmed
 from planner.calibration.overheads import (
     chain_samples,
@@ -74,11 +75,13 @@ class Timed:
 
 def quickest(passes: Sequence[Sequence[Sample]]) -> list[Sample]:
     """Per sample (same benchmark, node work and family), the quickest of the passes: a neighbour's burst
-    slows every kernel it overlaps by up to a quarter for seconds at a time, and only ever adds time."""
+    slows every kernel it overlaps by up to a quarter for seconds at a time, and only ever adds time. A cold
+    sample is a difference of two times, which noise moves either way: every pass's is kept (fit takes the
+    median)."""
     best: dict[tuple, Sample] = {}
-    for samples in passes:
+    for i, samples in enumerate(passes):
         for s in samples:
-            key = (s.label, s.family, s.flops, s.bytes, s.steps, s.source)
+            key = (s.label, s.family, s.flops, s.bytes, s.steps, s.source, i if s.source == "cold" else 0)
             if key not in best or s.seconds < best[key].seconds:
                 best[key] = s
     return list(best.values())
@@ -147,7 +150,8 @@ class _Run:
         self.passes = 1 if quick else PASSES
         self.pause_s = 1.0 if not quick else 0.05  # the most a microbenchmark waits for a quiet moment
         n_chains = 3 if quick else len(chain_steps()) - 1
-        per_pass = len(self.benches) + len(self.chains_w) + len(self.chains_a) + len(MIXED_BLOCKS)
+        self.cold = COLD_STREAMS if not quick else ((COLD_STREAMS[1][0], 4),)  # a smoke check: 4 MiB in all
+        per_pass = len(self.benches) + len(self.chains_w) + len(self.chains_a) + len(MIXED_BLOCKS) + len(self.cold)
         self.steps = per_pass * self.passes + n_chains + (6 if quick else 12)
         self.weight_sessions: dict[tuple, tuple] = {}  # built once, timed in every pass (256 MiB take seconds)
         self.notes: list[str] = []
@@ -156,7 +160,8 @@ class _Run:
                  ) -> list[Timed]:
         """Every microbenchmark once (or those labelled in `only`)."""
         return [*self._profiled(i, work, gate, bar, only), *self._weight_chains(gate, bar, only),
-                *self._activation_chains(gate, bar, only), *self._mixed(gate, bar, only)]
+                *self._activation_chains(gate, bar, only), *self._mixed(gate, bar, only),
+                *self._cold(work, gate, bar, only)]
 
     def confirm(self, passes: list[list[Timed]], work: Path, gate: QuietGate, bar: _Steps) -> Noise:
         """Time the unconfirmed microbenchmarks again, up to CONFIRM_ROUNDS times, adding each round to `passes`;
@@ -242,4 +247,17 @@ class _Run:
             whole = mixed_sample(blocks, min(times))  # needs no overheads
             out.append(Timed(bench.label, min(times), lambda o, s=whole: [s]))
             bar.step(bench.label)
+        return out
+
+    def _cold(self, work: Path, gate: QuietGate, bar: _Steps, only: set[str] | None) -> list[Timed]:
+        out: list[Timed] = []
+        for s, blocks in self.cold:
+            label = cold_label(blocks, s)
+            if only is not None and label not in only:
+                continue
+            gate.wait(self.pause_s)
+            sample = cold_sample(s, blocks, self.threads, 40 if not self.quick else 8, work)
+            # confirmation compares passes by this figure: the cold cost itself, a difference of two sums
+            out.append(Timed(label, sample.seconds, lambda o, x=sample: [x]))
+            bar.step(label)
         return out

@@ -80,6 +80,7 @@ class Calibration:
     int8_weight_bandwidth_curve: Curve = ()  # one-row int8 GEMMs' weights (chains of DynamicQuantizeMatMul)
     int8_rows_weight_curve: Curve = ()  # several-row int8 GEMMs' weight reads (fit.fit_row_weight_chains)
     fp32_rows_weight_curve: Curve = ()  # several-row float GEMMs' weight reads (fit.fit_row_weight_chains)
+    cold_kind_curve: Curve = ()  # (weight bytes since a kind last ran, seconds it pays): planner.calibration.cold
     epilogue_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # int8 family: s per output, per
     #   staged element, per matrix, beyond the GEMM it wraps (planner.calibration.fit.fit_epilogues)
     run_s: Mapping[str, float] = field(default_factory=dict)  # data family: s per contiguous run it copies, beyond
@@ -104,6 +105,7 @@ class Calibration:
         d["int8_weight_bandwidth_curve"] = [list(p) for p in self.int8_weight_bandwidth_curve]
         d["int8_rows_weight_curve"] = [list(p) for p in self.int8_rows_weight_curve]
         d["fp32_rows_weight_curve"] = [list(p) for p in self.fp32_rows_weight_curve]
+        d["cold_kind_curve"] = [list(p) for p in self.cold_kind_curve]
         d["epilogue_s"] = {k: list(v) for k, v in self.epilogue_s.items()}
         d["rate_curves"] = {k: [list(p) for p in v] for k, v in self.rate_curves.items()}
         d["recurrent_costs"] = {k: dict(v) for k, v in self.recurrent_costs.items()}
@@ -137,6 +139,7 @@ class Calibration:
                 if d.get("int8_weight_bandwidth_curve") else (),
                 int8_rows_weight_curve=curve(d["int8_rows_weight_curve"]) if d.get("int8_rows_weight_curve") else (),
                 fp32_rows_weight_curve=curve(d["fp32_rows_weight_curve"]) if d.get("fp32_rows_weight_curve") else (),
+                cold_kind_curve=curve(d["cold_kind_curve"]) if d.get("cold_kind_curve") else (),
                 rate_curves={str(k): curve(v) for k, v in dict(d.get("rate_curves", {})).items()},
                 epilogue_s={str(k): tuple(_nonneg(c) for c in v) for k, v in dict(d.get("epilogue_s", {})).items()},
                 recurrent_costs={str(k): {str(t): _nonneg(c) for t, c in dict(v).items()}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from planner.costs import NodeCost, OpClass
 from planner.model.analyze import Analysis
 from planner.predict.bodies import control_flow_memory, control_flow_times
+from planner.predict.cold import streamed_since_kind
 from planner.predict.fusion import Kernel, build_kernels, graph_costs
 from planner.predict.memory import MemoryEstimate, arena_growth_bytes, estimate_memory, runtime_copies
 from planner.predict.reuse import input_reuse
@@ -136,9 +137,12 @@ class Predictor:
         resident = analysis.graph.weight_bytes + analysis.graph.dequantized_weight_bytes  # weights in play
         reads = input_reuse(analysis.graph, self.costs(analysis), kernels) if target.rates.reads_matter \
             else [()] * len(kernels)
-        timed = tuple(KernelPrediction(k, kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
-                                                      k.steps, recurrent=k.recurrent, grid=k.grid, runs=k.runs,
-                                                      reads=r)) for k, r in zip(kernels, reads, strict=True))
+        streamed = streamed_since_kind(kernels, target.core_cache_bytes or 0.0) if target.rates.reads_matter \
+            else [0] * len(kernels)
+        timed = tuple(KernelPrediction(k, _cold(kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
+                                                            k.steps, recurrent=k.recurrent, grid=k.grid, runs=k.runs,
+                                                            reads=r), target.rates.cold_kind_s(f)))
+                      for k, r, f in zip(kernels, reads, streamed, strict=True))
         timed = control_flow_times(timed, analysis, target, Predictor)  # If/Loop/Scan: their bodies' kernels
         mem = control_flow_memory(mem, analysis, target, Predictor)  # ... and their weights and activations
         # a host that dispatches kernel by kernel (a framework) sets the pace once the GPU's kernels are shorter
@@ -153,6 +157,12 @@ class Predictor:
         )
 
 
+def _cold(time: KernelTime, cold_s: float) -> KernelTime:
+    """A kernel that runs (a view onnxruntime does not dispatch takes nothing) and finds its kind's code evicted
+    by the weights read since it last ran pays for fetching it again, before any of its work (planner.predict.cold)."""
+    return replace(time, seconds=time.seconds + cold_s) if cold_s and time.seconds else time
+
+
 def _fused_away(graph, kernels: list[Kernel]) -> set[str]:
     """Tensors that stay inside a fused kernel: every output of a kernel's nodes but the last's."""
     return {t.name for k in kernels if len(k.nodes) > 1 for m in k.nodes[:-1] for t in graph.nodes[m].outputs
@@ -161,3 +171,4 @@ def _fused_away(graph, kernels: list[Kernel]) -> set[str]:
 
 def predict(analysis: Analysis, target: Target) -> Prediction:
     return Predictor().predict(analysis, target)
+

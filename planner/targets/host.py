@@ -163,19 +163,28 @@ def _memory_bytes() -> tuple[float, str]:
     return total, how
 
 
-def _largest_cache_bytes() -> float | None:
-    """Largest cache level cpu0 sees (the LLC, usually shared by many cores); None where sysfs is absent."""
-    sizes = []
+def _cache_levels() -> dict[int, float]:
+    """Bytes of each cache level cpu0 sees (the largest where a level has several: data and instruction L1);
+    empty where sysfs is absent."""
+    sizes: dict[int, float] = {}
     base = Path("/sys/devices/system/cpu/cpu0/cache")
     try:
         entries = sorted(base.glob("index*"))
     except OSError:
-        return None
+        return {}
     for entry in entries:
         match = re.fullmatch(r"(\d+)([KMG]?)", (_read(str(entry / "size")) or "").strip())
-        if match:
-            sizes.append(int(match.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[match.group(2)])
-    return float(max(sizes)) if sizes else None
+        level = (_read(str(entry / "level")) or "").strip()
+        if match and level.isdigit():
+            size = int(match.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[match.group(2)]
+            sizes[int(level)] = float(max(size, sizes.get(int(level), 0)))
+    return sizes
+
+
+def _largest_cache_bytes() -> float | None:
+    """Largest cache level cpu0 sees (the LLC, usually shared by many cores); None where sysfs is absent."""
+    sizes = _cache_levels()
+    return max(sizes.values()) if sizes else None
 
 
 # The instruction-set extensions that change which kernels onnxruntime's MLAS picks (and so every rate a
@@ -245,9 +254,12 @@ def detect_host() -> Target:
     sources["memory.capacity"] = capacity_how
     sources["memory.bandwidth"] = "10 GB/s per physical core, capped at 100 GB/s"
     caveats["memory.bandwidth"] = f"{_NOMINAL}: not measured"
-    cache = _largest_cache_bytes()
+    levels = _cache_levels()
+    cache = max(levels.values()) if levels else None
     if cache is not None:
         sources["memory.cache"] = "/sys/devices/system/cpu/cpu0/cache (largest level, shared)"
+    if 2 in levels:
+        sources["memory.core_cache"] = "/sys/devices/system/cpu/cpu0/cache (level 2)"
 
     _nominal_runtime(sources, caveats)
 
@@ -271,6 +283,7 @@ def detect_host() -> Target:
         fuse_elementwise=False,
         fp32_matmul_peak="fp32",
         cache_bytes=cache,
+        core_cache_bytes=levels.get(2),
         interconnect="",
         interconnect_bytes_per_s=None,
         max_devices=1,

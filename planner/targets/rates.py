@@ -118,6 +118,11 @@ class Rates(Protocol):
         """What one run of an If / Loop / Scan (`op_type`) body costs beyond its own kernels."""
         ...
 
+    def cold_kind_s(self, streamed_bytes: float) -> float:
+        """What a kernel pays when `streamed_bytes` of weights went by since its kind last ran
+        (planner.predict.cold)."""
+        ...
+
 
 class SpecRates:
     """The spec sheet: peak x compute efficiency, bandwidth x memory efficiency, the launch overhead."""
@@ -143,6 +148,9 @@ class SpecRates:
 
     def subgraph_run_s(self, op_type: str, target: Target) -> float:
         return 0.0  # no spec sheet says; a body's kernels each carry their launch
+
+    def cold_kind_s(self, streamed_bytes: float) -> float:
+        return 0.0  # no spec sheet says
 
 
 SPEC = SpecRates()

@@ -45,6 +45,7 @@ class Target:
     fuse_elementwise: bool = False  # chains of elementwise ops run as one kernel
     fp32_matmul_peak: str = "fp32"  # which peak an fp32 GEMM runs at ("tf32" where the runtime allows it)
     cache_bytes: float | None = None  # last-level cache
+    core_cache_bytes: float | None = None  # a core's own cache (the L2), where known: what stays near between runs
     compute_units: int | None = None  # SMs / CUs: a GEMM's tiles run in waves of these (planner.targets.rates)
     interconnect: str = ""
     interconnect_bytes_per_s: float | None = None  # per device, one direction, for tensor parallelism
