@@ -22,7 +22,9 @@ kind; with each block's own weights streamed between them (DRAM at 24 blocks) +2
 small node in four runs; 1 MiB a block (--stream 2048) +0.24 and +0.32 us; the same 4 MiB in every block
 (--shared, the L3) +0.01 and +0.73 us. A node is several times its chain's cost when the weights come from
 DRAM: the tiny nodes of the zoo's decoder steps and QDQ models were profiled at 2-3 us where their chains say
-0.3-0.5 (docs/fidelity.md). The cost model has no such term yet.
+0.3-0.5 (docs/fidelity.md). The streams' own time moves by more than the effect on a shared machine, so the
+calibration measures it by the small nodes' profiled time instead (planner.calibration.cold) and the cost model
+charges it per kind (planner.predict.cold).
 """
 
 from __future__ import annotations
