@@ -12,8 +12,10 @@ written to a temporary name and moved into place with os.replace. Then one onnxr
 its binding (1 thread; a check that it runs, not a timing) and DIR/manifest.json, one record per entry: name,
 file and path, family, class (the scoring class), family_class, variant, split, dims (`plan --dim`), batch
 (`plan --batch`, for a -1 batch), ort_runs, ort_error and ort_run_s (that one run's wall time on whatever
-else the machine does: a size check, not a measurement), and a variant's note (what its build did
-differently). A family that fails to build is reported and left out of the manifest; the rest still builds.
+else the machine does: a size check, not a measurement), a variant's note (what its build did differently),
+and for each fp32 model the smallest median |x| of its activations (models/zoo/scale.py: a randomly
+initialised CNN can decay to denormals, which no trained model computes on; the build warns below scale.FLOOR).
+A family that fails to build is reported and left out of the manifest; the rest still builds.
 Default DIR: ${XDG_CACHE_HOME:-~/.cache}/onnx-planner/zoo.
 """
 
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import onnx
 
-from models.zoo import catalog, controlflow, feeds, hf, torch_nets, variants
+from models.zoo import catalog, controlflow, feeds, hf, scale, torch_nets, variants
 from models.zoo.manifest import MANIFEST, MANIFEST_VERSION, default_dir
 
 SEED = 0
@@ -132,12 +134,19 @@ def main(argv: list[str] | None = None) -> int:
             st = path.stat()
             stamp = [st.st_size, st.st_mtime_ns]
             old = previous.get(entry.name)
+            floor = None
             if old and old.get("stamp") == stamp and old.get("dims") == dims and "ort_run_s" in old:
                 runs, why, seconds = old["ort_runs"], old.get("ort_error", ""), old["ort_run_s"]
+                floor = old.get("activation_floor")
             elif args.no_run:
                 runs, why, seconds = None, "not run (--no-run)", None
             else:
                 runs, why, seconds = feeds.run_once(str(path), {**entry.dims, **dims})
+                if runs and entry.variant == "fp32":
+                    floor, where = scale.smallest_median(str(path), {**entry.dims, **dims})
+                    if floor < scale.FLOOR:
+                        print(f"  DECAYED {entry.name}: median |x| {floor:.1e} at {where} (families.toml: "
+                              f"init = \"{hf.CNN_INIT}\")", flush=True)
             records[entry.name] = {
                 "name": entry.name, "file": entry.file, "path": str(path), "family": entry.family,
                 "class": entry.scoring_class, "family_class": entry.family_class, "part": entry.part,
@@ -145,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 "batch": batch, "dims_not_in_model": dropped, "ort_runs": runs, "ort_error": why,
                 "ort_run_s": round(seconds, 4) if seconds is not None else None,
                 "bytes": st.st_size, "nodes": len(model.graph.node),
+                "activation_floor": None if floor is None or floor == float("inf") else float(f"{floor:.3g}"),
                 "note": next((p.value for p in model.metadata_props if p.key == variants.NOTE_KEY), ""),
                 "source": fam.source, "stamp": stamp}
             flag = "ok " if runs else "ORT-REFUSED " if runs is False else ""
