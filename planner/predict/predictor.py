@@ -171,4 +171,3 @@ def _fused_away(graph, kernels: list[Kernel]) -> set[str]:
 
 def predict(analysis: Analysis, target: Target) -> Prediction:
     return Predictor().predict(analysis, target)
-
