@@ -137,8 +137,7 @@ class Predictor:
         resident = analysis.graph.weight_bytes + analysis.graph.dequantized_weight_bytes  # weights in play
         reads = input_reuse(analysis.graph, self.costs(analysis), kernels) if target.rates.reads_matter \
             else [()] * len(kernels)
-        streamed = streamed_since_kind(kernels, target.core_cache_bytes or 0.0) if target.rates.reads_matter \
-            else [0] * len(kernels)
+        streamed = streamed_since_kind(kernels, target.core_cache_bytes or 0.0)  # rates without a curve charge 0
         timed = tuple(KernelPrediction(k, _cold(kernel_time(k.cost, k.op_class, k.dtype, target, k.family, resident,
                                                             k.steps, recurrent=k.recurrent, grid=k.grid, runs=k.runs,
                                                             reads=r), target.rates.cold_kind_s(f)))
